@@ -1,0 +1,29 @@
+//! diffsim-engine: the ECS model (hecs components), the packed `[env][entity]` mirrors, the
+//! `System` contract, the validated `Schedule`, the `Tape` for reverse mode, and the backends
+//! (`Cpu` on crossbeam threads, `Gpu` on wgpu). It holds no physics: systems live in
+//! `diffsim-systems`, tasks in `diffsim-tasks`.
+
+pub mod columns;
+pub mod components;
+pub mod cpu;
+pub mod error;
+pub mod gpu;
+pub mod model;
+pub mod scalar;
+pub mod scene;
+pub mod schedule;
+pub mod sim;
+pub mod system;
+pub mod tape;
+
+pub use columns::{ColumnSpec, Columns, Layout, View, ViewMut};
+pub use cpu::Cpu;
+pub use error::{ColumnSet, EngineError, ScheduleError, SceneError};
+pub use gpu::Gpu;
+pub use model::Model;
+pub use scalar::{Dual, Real};
+pub use scene::{EnvBuilder, Packed, Scene};
+pub use schedule::{NanCheck, Schedule};
+pub use sim::{Gradients, Sim, SimFactory};
+pub use system::{Access, ColumnAccess, ModelView, Stage, StepCx, System};
+pub use tape::{Tape, TapeMemory};

@@ -1,0 +1,286 @@
+//! `Schedule`: the ordered systems of one env step, their validation, and how one step of one
+//! chunk of environments runs forward and backward.
+//!
+//! One env step is, in order:
+//! 1. `Stage::Step` systems, once (e.g. actions → targets);
+//! 2. `substeps` × the `Stage::Substep` systems (clear forces, forces, integrate);
+//! 3. `Stage::Post` systems, once (observations, rewards).
+//!
+//! Validation (before anything runs) rejects: a read of a column nothing writes and no input
+//! provides, an accumulate before the stage initializes the column, two overwriting writers of one
+//! column in one stage, and a column absent from or of the wrong width in the scene.
+//!
+//! Backward for one step recomputes from the step's checkpoint: it stores the K+2 stage boundary
+//! states, then, segment by segment in reverse, recomputes the pre-state of every system of that
+//! segment and runs the adjoints in reverse. Memory: O(K + S) states for one step.
+
+use crate::columns::{Columns, Layout, View, ViewMut};
+use crate::error::{ColumnSet, EngineError, ScheduleError};
+use crate::model::Model;
+use crate::scalar::Real;
+use crate::system::{Access, ModelView, Stage, StepCx, System};
+
+/// When to scan written columns for NaN/inf.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NanCheck {
+    /// After every system, on the columns it wrote: errors name the system.
+    EverySystem,
+    Off,
+}
+
+pub struct Schedule<R: Real> {
+    /// Env step length in seconds; a substep is `dt / substeps`.
+    pub dt: f64,
+    pub substeps: usize,
+    pub nan_check: NanCheck,
+    systems: Vec<(Stage, Box<dyn System<R>>)>,
+}
+
+impl<R: Real> Schedule<R> {
+    pub fn new(dt: f64, substeps: usize) -> Self {
+        Self { dt, substeps, nan_check: NanCheck::EverySystem, systems: Vec::new() }
+    }
+    /// Appends a system to a stage (order within a stage is execution order).
+    pub fn with(mut self, stage: Stage, system: impl System<R> + 'static) -> Self {
+        self.systems.push((stage, Box::new(system)));
+        self
+    }
+    pub fn push(&mut self, stage: Stage, system: Box<dyn System<R>>) {
+        self.systems.push((stage, system));
+    }
+    pub fn substep_dt(&self) -> f64 {
+        self.dt / self.substeps as f64
+    }
+    pub fn systems(&self) -> impl Iterator<Item = (Stage, &dyn System<R>)> {
+        self.systems.iter().map(|(s, b)| (*s, b.as_ref()))
+    }
+    fn stage(&self, stage: Stage) -> Vec<&dyn System<R>> {
+        self.systems.iter().filter(|(s, _)| *s == stage).map(|(_, b)| b.as_ref()).collect()
+    }
+
+    /// Checks every declared access against the scene's layouts (see module docs).
+    pub fn validate(&self, state: &Layout, control: &Layout, model: &Model) -> Result<(), ScheduleError> {
+        if self.substeps == 0 || !(self.dt > 0.0) {
+            return Err(ScheduleError::BadTiming { substeps: self.substeps, dt: self.dt });
+        }
+        let layout_of = |set: ColumnSet| match set {
+            ColumnSet::State => state,
+            ColumnSet::Control => control,
+            ColumnSet::Model => model.params.layout(),
+        };
+        // Shapes and existence.
+        for (_, sys) in &self.systems {
+            for a in sys.access() {
+                let spec = layout_of(a.set)
+                    .spec(&a.name)
+                    .or_else(|| if a.set == ColumnSet::Model { model.topology.layout().spec(&a.name) } else { None });
+                let Some(spec) = spec else {
+                    let mut available: Vec<String> = layout_of(a.set).specs.iter().map(|s| s.name.clone()).collect();
+                    if a.set == ColumnSet::Model {
+                        available.extend(model.topology.layout().specs.iter().map(|s| s.name.clone()));
+                    }
+                    return Err(ScheduleError::UnknownColumn {
+                        system: sys.name().to_string(),
+                        set: a.set,
+                        column: a.name,
+                        available,
+                    });
+                };
+                if spec.width != a.width {
+                    return Err(ScheduleError::WrongShape {
+                        system: sys.name().to_string(),
+                        set: a.set,
+                        column: a.name,
+                        expected: a.width,
+                        found: spec.width,
+                    });
+                }
+                if a.access != Access::Read && a.set != ColumnSet::State {
+                    return Err(ScheduleError::WriteToInput { system: sys.name().to_string(), set: a.set, column: a.name });
+                }
+            }
+        }
+        // Writers: any stage writing a state column feeds every later read (state persists).
+        for (_, sys) in &self.systems {
+            for a in sys.access() {
+                if a.access == Access::Read && a.set == ColumnSet::State {
+                    let written = self.systems.iter().any(|(_, o)| {
+                        o.access().iter().any(|b| b.set == ColumnSet::State && b.name == a.name && b.access == Access::Write)
+                    });
+                    if !written {
+                        return Err(ScheduleError::MissingWriter {
+                            system: sys.name().to_string(),
+                            set: a.set,
+                            column: a.name,
+                        });
+                    }
+                }
+            }
+        }
+        // Per stage: one overwriting writer per column; accumulates only after it.
+        for stage in [Stage::Step, Stage::Substep, Stage::Post] {
+            let mut writers: Vec<(String, String)> = Vec::new(); // (column, system)
+            for sys in self.stage(stage) {
+                for a in sys.access() {
+                    match a.access {
+                        Access::Write => {
+                            if let Some((_, first)) = writers.iter().find(|(c, _)| *c == a.name) {
+                                return Err(ScheduleError::DoubleWriter {
+                                    first: first.clone(),
+                                    second: sys.name().to_string(),
+                                    set: a.set,
+                                    column: a.name,
+                                    stage: stage.to_string(),
+                                });
+                            }
+                            writers.push((a.name.clone(), sys.name().to_string()));
+                        }
+                        Access::Accumulate => {
+                            if !writers.iter().any(|(c, _)| *c == a.name) {
+                                return Err(ScheduleError::AccumulateBeforeWrite {
+                                    system: sys.name().to_string(),
+                                    set: a.set,
+                                    column: a.name,
+                                    stage: stage.to_string(),
+                                });
+                            }
+                        }
+                        Access::Read => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The systems of one env step in execution order, split into segments: `[step]`,
+    /// `substeps` × `[substep]`, `[post]`.
+    fn segments(&self) -> Vec<(usize, Vec<&dyn System<R>>)> {
+        let mut segs = vec![(0, self.stage(Stage::Step))];
+        let sub = self.stage(Stage::Substep);
+        for k in 0..self.substeps {
+            segs.push((k, sub.clone()));
+        }
+        segs.push((self.substeps.saturating_sub(1), self.stage(Stage::Post)));
+        segs
+    }
+
+    fn run_system(
+        &self,
+        sys: &dyn System<R>,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+    ) -> Result<(), EngineError> {
+        sys.forward(cx, model, control, state);
+        if self.nan_check == NanCheck::EverySystem {
+            for a in sys.access() {
+                if a.access == Access::Read {
+                    continue;
+                }
+                let count = state.layout().spec(&a.name).map_or(1, |s| s.count);
+                let at = Located { system: sys.name(), set: ColumnSet::State, column: &a.name, count, width: a.width };
+                check_finite(&at, state.env0(), cx.step, state.col(&a.name))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Advances one env step for a chunk of environments, in place.
+    pub fn forward_step(
+        &self,
+        step: usize,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+    ) -> Result<(), EngineError> {
+        let dt = self.substep_dt();
+        for (substep, systems) in self.segments() {
+            let cx = StepCx { dt, step, substep };
+            for sys in systems {
+                self.run_system(sys, &cx, model, control, state)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Backward through one env step of a chunk. `pre_step` is the step's checkpoint; `adj_state`
+    /// holds ∂L/∂(state after the step) on entry and ∂L/∂(state before) on return;
+    /// ∂L/∂control is accumulated into `adj_control`.
+    pub fn backward_step(
+        &self,
+        step: usize,
+        model: &ModelView,
+        control: &View<R>,
+        pre_step: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) -> Result<(), EngineError> {
+        let dt = self.substep_dt();
+        let segs = self.segments();
+        // Boundary states: boundaries[i] is the state before segment i.
+        let mut boundaries: Vec<Columns<R>> = Vec::with_capacity(segs.len());
+        boundaries.push(Columns::from_view(pre_step));
+        for (substep, systems) in &segs[..segs.len() - 1] {
+            let mut next = boundaries.last().expect("non-empty").clone();
+            let cx = StepCx { dt, step, substep: *substep };
+            {
+                let mut v = next.view_all_mut();
+                for sys in systems {
+                    self.run_system(*sys, &cx, model, control, &mut v)?;
+                }
+            }
+            boundaries.push(next);
+        }
+        for (i, (substep, systems)) in segs.iter().enumerate().rev() {
+            let cx = StepCx { dt, step, substep: *substep };
+            // Pre-state of every system in this segment.
+            let mut pres: Vec<Columns<R>> = Vec::with_capacity(systems.len());
+            pres.push(boundaries[i].clone());
+            for sys in &systems[..systems.len().saturating_sub(1)] {
+                let mut next = pres.last().expect("non-empty").clone();
+                self.run_system(*sys, &cx, model, control, &mut next.view_all_mut())?;
+                pres.push(next);
+            }
+            for (sys, pre) in systems.iter().zip(&pres).rev() {
+                sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
+            }
+        }
+        Ok(())
+    }
+
+    /// Number of state copies `backward_step` holds at its peak (K + 2 boundaries + S pre-states).
+    pub fn recompute_states(&self) -> usize {
+        let s = self.systems.iter().map(|(st, _)| *st).filter(|s| *s == Stage::Substep).count();
+        self.substeps + 2 + s.max(self.stage(Stage::Step).len()).max(self.stage(Stage::Post).len())
+    }
+}
+
+/// Where a column sits, for error messages.
+pub struct Located<'a> {
+    pub system: &'a str,
+    pub set: ColumnSet,
+    pub column: &'a str,
+    pub count: usize,
+    pub width: usize,
+}
+
+/// Errors on the first non-finite scalar of a column, naming system, column, env and entity.
+pub fn check_finite<R: Real>(at: &Located, env0: usize, step: usize, data: &[R]) -> Result<(), EngineError> {
+    if let Some(k) = data.iter().position(|x| !x.is_finite()) {
+        let width = at.width.max(1);
+        let per_env = (at.count * width).max(1);
+        return Err(EngineError::NonFinite {
+            system: at.system.to_string(),
+            set: at.set,
+            column: at.column.to_string(),
+            env: env0 + k / per_env,
+            entity: (k % per_env) / width,
+            component: k % width,
+            step,
+            value: data[k].to_f64(),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,125 @@
+//! `Sim`: a validated schedule bound to a packed scene (Model, State, Control mirrors) and a
+//! backend, with an optional tape for reverse-mode differentiation of whole rollouts.
+
+use crate::columns::{Columns, Layout};
+use crate::cpu::Cpu;
+use crate::error::EngineError;
+use crate::model::Model;
+use crate::scalar::Real;
+use crate::schedule::Schedule;
+use crate::tape::{Tape, TapeMemory};
+
+/// Gradients of a loss over a recorded rollout.
+#[derive(Clone, Debug)]
+pub struct Gradients<R: Real> {
+    /// ∂L/∂(state at the first recorded step).
+    pub initial_state: Columns<R>,
+    /// ∂L/∂(control of step t), t = 0..H.
+    pub controls: Vec<Columns<R>>,
+}
+
+/// Builds the same simulation in any scalar: f32 to train, f64 and `Dual` to test gradients.
+pub trait SimFactory {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError>;
+}
+
+pub struct Sim<R: Real> {
+    pub model: Model,
+    pub state: Columns<R>,
+    pub control: Columns<R>,
+    pub schedule: Schedule<R>,
+    pub cpu: Cpu,
+    tape: Option<Tape<R>>,
+    step: usize,
+}
+
+impl<R: Real> Sim<R> {
+    /// Validates `schedule` against the scene's layouts.
+    pub fn new(
+        model: Model,
+        state: Columns<R>,
+        control_layout: Layout,
+        schedule: Schedule<R>,
+        cpu: Cpu,
+    ) -> Result<Self, EngineError> {
+        schedule.validate(state.layout(), &control_layout, &model)?;
+        let control = Columns::zeros(control_layout, state.num_envs());
+        Ok(Self { model, state, control, schedule, cpu, tape: None, step: 0 })
+    }
+    pub fn num_envs(&self) -> usize {
+        self.state.num_envs()
+    }
+    /// Env steps taken since construction.
+    pub fn steps_taken(&self) -> usize {
+        self.step
+    }
+    /// Sets a control column (all envs), checking its length.
+    pub fn set_control(&mut self, name: &str, values: &[R]) -> Result<(), EngineError> {
+        self.control.set(name, values)
+    }
+    /// Starts recording a fresh tape; later `step`s are differentiable by `backward`.
+    pub fn record(&mut self) {
+        self.tape = Some(Tape::new());
+    }
+    pub fn stop_recording(&mut self) -> Option<Tape<R>> {
+        self.tape.take()
+    }
+    pub fn tape(&self) -> Option<&Tape<R>> {
+        self.tape.as_ref()
+    }
+    pub fn tape_memory(&self) -> Option<TapeMemory> {
+        self.tape.as_ref().map(|t| t.memory(self.schedule.recompute_states()))
+    }
+
+    /// One env step for every environment.
+    pub fn step(&mut self) -> Result<(), EngineError> {
+        if let Some(t) = &mut self.tape {
+            t.record(self.step, &self.state, &self.control);
+        }
+        self.cpu.forward_step(&self.schedule, self.step, &self.model, &self.control, &mut self.state)?;
+        self.step += 1;
+        Ok(())
+    }
+
+    /// Replaces the state of `envs` by their rows in `init`; on a tape this cuts only those
+    /// environments' gradient paths.
+    pub fn reset_envs(&mut self, envs: &[usize], init: &Columns<R>) -> Result<(), EngineError> {
+        for &e in envs {
+            for (spec, _) in init.columns() {
+                let src = init.env(&spec.name, e)?.to_vec();
+                self.state.env_mut(&spec.name, e)?.copy_from_slice(&src);
+            }
+        }
+        if let Some(t) = &mut self.tape {
+            t.cut(envs);
+        }
+        Ok(())
+    }
+
+    /// Reverse sweep over the recorded rollout. `seed(t, adj)` adds ∂L/∂(state after step t) for
+    /// the loss terms that live at step t (rewards, final state); it is called for t = H-1 .. 0.
+    pub fn backward(&self, mut seed: impl FnMut(usize, &mut Columns<R>)) -> Result<Gradients<R>, EngineError> {
+        let tape = self.tape.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
+        let mut adj_state: Columns<R> = self.state.zeros_like();
+        let mut controls: Vec<Columns<R>> = (0..tape.len()).map(|_| self.control.zeros_like()).collect();
+        for t in (0..tape.len()).rev() {
+            seed(t, &mut adj_state);
+            self.cpu.backward_step(
+                &self.schedule,
+                tape.step_index(t),
+                &self.model,
+                tape.control(t),
+                tape.checkpoint(t),
+                &mut adj_state,
+                &mut controls[t],
+            )?;
+            for &e in tape.cuts(t) {
+                for (_, col) in adj_state.columns_mut() {
+                    let n = col.len() / self.state.num_envs();
+                    col[e * n..(e + 1) * n].fill(R::zero());
+                }
+            }
+        }
+        Ok(Gradients { initial_state: adj_state, controls })
+    }
+}

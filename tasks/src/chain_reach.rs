@@ -1,0 +1,237 @@
+//! `chain_reach`: a chain of particles joined by springs lies on the ground; a force on its head
+//! particle (the action) must drag the tail particle onto a target.
+//!
+//! Per env step: substeps of the particle systems (gravity, springs, ground contact with friction,
+//! actuation of the head, semi-implicit Euler), then `chain_reach.observe` and
+//! `chain_reach.reward` (Post stage). The reward is r = −|x_tail − target|² − c_a |a|².
+
+use diffsim_engine::scalar::vec3;
+use diffsim_engine::{
+    ColumnAccess, ColumnSpec, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
+    ViewMut,
+};
+use diffsim_engine::components::Ground;
+use diffsim_engine::Cpu;
+use diffsim_systems::particles::{self, Actuation};
+use glam::Vec3;
+
+/// Everything that defines the task; defaults are what tests and benchmarks use.
+#[derive(Clone, Debug)]
+pub struct ChainReachConfig {
+    pub num_envs: usize,
+    /// Particles in the chain (≥ 2).
+    pub links: usize,
+    pub spacing: f32,
+    pub particle_mass: f32,
+    pub radius: f32,
+    pub spring_ke: f32,
+    pub spring_kd: f32,
+    /// `None` removes the ground (a smooth problem, used for finite-difference tests).
+    pub ground: Option<Ground>,
+    /// Height of the chain above its resting height on the ground.
+    pub lift: f32,
+    /// Env step, seconds.
+    pub dt: f64,
+    pub substeps: usize,
+    pub episode_length: usize,
+    /// Newtons per unit action.
+    pub action_scale: f64,
+    pub action_cost: f64,
+    pub target: Vec3,
+    pub threads: usize,
+}
+
+impl Default for ChainReachConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 1,
+            links: 4,
+            spacing: 0.1,
+            particle_mass: 0.1,
+            radius: 0.02,
+            spring_ke: 200.0,
+            spring_kd: 0.5,
+            ground: Some(Ground { ke: 2.0e3, kd: 5.0, kf: 5.0, mu: 0.6 }),
+            lift: 0.0,
+            dt: 1.0 / 60.0,
+            substeps: 8,
+            episode_length: 60,
+            action_scale: 2.0,
+            action_cost: 1.0e-3,
+            target: Vec3::new(0.3, 0.02, 0.3),
+            threads: 1,
+        }
+    }
+}
+
+/// The task; `ChainReach::new(cfg).sim::<f32>()` builds a ready-to-step simulation.
+#[derive(Clone, Debug, Default)]
+pub struct ChainReach {
+    pub cfg: ChainReachConfig,
+}
+
+impl ChainReach {
+    pub fn new(cfg: ChainReachConfig) -> Self {
+        Self { cfg }
+    }
+    pub fn obs_dim(&self) -> usize {
+        6 * self.cfg.links
+    }
+    pub fn act_dim(&self) -> usize {
+        3
+    }
+
+    /// The ECS scene: per env, `links` particles along +x, springs between neighbours and to the
+    /// second neighbour (bending), and the ground.
+    pub fn scene(&self) -> Scene {
+        let c = &self.cfg;
+        let mut scene = Scene::new();
+        scene.spawn_envs(c.num_envs, |env| {
+            let y = c.radius + c.lift;
+            let ps: Vec<_> = (0..c.links)
+                .map(|i| env.particle(Vec3::new(-(i as f32) * c.spacing, y, 0.0), Vec3::ZERO, c.particle_mass, c.radius))
+                .collect();
+            for w in ps.windows(2) {
+                env.spring(w[0], w[1], c.spring_ke, c.spring_kd);
+            }
+            for w in ps.windows(3) {
+                env.spring(w[0], w[2], 0.2 * c.spring_ke, c.spring_kd);
+            }
+            if let Some(g) = c.ground {
+                env.ground(g);
+            }
+        });
+        scene
+    }
+}
+
+impl SimFactory for ChainReach {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
+        let c = &self.cfg;
+        let mut packed = self.scene().pack()?;
+        packed.add_state(ColumnSpec::new("obs", 1, self.obs_dim()))?;
+        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
+        let target: Vec<f64> = (0..c.num_envs).flat_map(|_| c.target.to_array().map(f64::from)).collect();
+        packed.add_param(ColumnSpec::new("target", 1, 3), target)?;
+        packed.add_control(ColumnSpec::new("act", 1, 3));
+        let actuation = Actuation { particles: vec![0], scale: c.action_scale };
+        let schedule = particles::schedule::<R>(c.dt, c.substeps, c.ground.is_some(), Some(actuation))
+            .with(Stage::Post, Observe { links: c.links })
+            .with(Stage::Post, Reward { tail: c.links - 1, action_cost: c.action_cost });
+        let state = packed.state.map(|x| R::from_f64(x as f64));
+        Sim::new(packed.model, state, packed.control, schedule, Cpu::new(c.threads))
+    }
+}
+
+/// `chain_reach.observe`: obs = [x_i − target, v_i for every particle] (linear; the adjoint
+/// scatters ōbs back: x̄_i += ōbs_x,i, v̄_i += ōbs_v,i, and ōbs is zeroed since obs is overwritten).
+#[derive(Clone, Copy, Debug)]
+pub struct Observe {
+    pub links: usize,
+}
+
+impl<R: Real> System<R> for Observe {
+    fn name(&self) -> &str {
+        "chain_reach.observe"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("particle_q", 3),
+            ColumnAccess::state("particle_qd", 3),
+            ColumnAccess::model("target", 3),
+            ColumnAccess::write("obs", 6 * self.links),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let target = model.param("target");
+        let n = self.links;
+        let [q, qd, obs] = state.cols_mut(["particle_q", "particle_qd", "obs"]);
+        for e in 0..model.num_envs() {
+            let o = &mut obs[6 * n * e..6 * n * (e + 1)];
+            for i in 0..n {
+                for c in 0..3 {
+                    o[3 * i + c] = q[3 * (e * n + i) + c] - R::from_f64(target[3 * e + c]);
+                    o[3 * n + 3 * i + c] = qd[3 * (e * n + i) + c];
+                }
+            }
+        }
+    }
+    fn adjoint(&self, _: &StepCx, model: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
+        let n = self.links;
+        let [aq, aqd, aobs] = adj.cols_mut(["particle_q", "particle_qd", "obs"]);
+        for e in 0..model.num_envs() {
+            let o = &mut aobs[6 * n * e..6 * n * (e + 1)];
+            for i in 0..n {
+                for c in 0..3 {
+                    aq[3 * (e * n + i) + c] += o[3 * i + c];
+                    aqd[3 * (e * n + i) + c] += o[3 * n + 3 * i + c];
+                }
+            }
+            o.fill(R::zero());
+        }
+    }
+}
+
+/// `chain_reach.reward`: r = −|x_tail − target|² − c_a |a|².
+/// Adjoint: x̄_tail += −2 (x_tail − target) r̄ ; ā += −2 c_a a r̄ ; r̄ ← 0 (overwritten).
+#[derive(Clone, Copy, Debug)]
+pub struct Reward {
+    pub tail: usize,
+    pub action_cost: f64,
+}
+
+impl<R: Real> System<R> for Reward {
+    fn name(&self) -> &str {
+        "chain_reach.reward"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("particle_q", 3),
+            ColumnAccess::model("target", 3),
+            ColumnAccess::control("act", 3),
+            ColumnAccess::write("reward", 1),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
+        let target = model.param("target");
+        let act = control.col("act");
+        let np = state.layout().spec("particle_q").map_or(0, |s| s.count);
+        let ca = R::from_f64(self.action_cost);
+        let [q, reward] = state.cols_mut(["particle_q", "reward"]);
+        for e in 0..model.num_envs() {
+            let x = vec3::load(q, e * np + self.tail);
+            let t = [0, 1, 2].map(|c| R::from_f64(target[3 * e + c]));
+            let d = vec3::sub(x, t);
+            let a = vec3::load(act, e);
+            reward[e] = -vec3::dot(d, d) - ca * vec3::dot(a, a);
+        }
+    }
+    fn adjoint(
+        &self,
+        _: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        let target = model.param("target");
+        let act = control.col("act");
+        let q = pre.col("particle_q");
+        let np = pre.layout().spec("particle_q").map_or(0, |s| s.count);
+        let two = R::from_f64(2.0);
+        let ca = R::from_f64(self.action_cost);
+        let [aq, ar] = adj.cols_mut(["particle_q", "reward"]);
+        let aact = adj_control.col_mut("act");
+        for e in 0..model.num_envs() {
+            let r_bar = ar[e];
+            ar[e] = R::zero();
+            let x = vec3::load(q, e * np + self.tail);
+            let t = [0, 1, 2].map(|c| R::from_f64(target[3 * e + c]));
+            let d = vec3::sub(x, t);
+            vec3::add_to(aq, e * np + self.tail, vec3::scale(d, -two * r_bar));
+            let a = vec3::load(act, e);
+            vec3::add_to(aact, e, vec3::scale(a, -two * ca * r_bar));
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! diffsim-tasks: one module per task. A task is a scene builder (entities with components), its
+//! observation and reward systems (forward + adjoint), and a default config.
+
+pub mod chain_reach;
+
+pub use chain_reach::{ChainReach, ChainReachConfig};
+
+/// Task names the CLI accepts.
+pub const TASKS: &[&str] = &["chain_reach"];
