@@ -211,7 +211,7 @@ impl<T: Copy> Columns<T> {
     }
     pub fn view_all_mut(&mut self) -> ViewMut<'_, T> {
         let n = self.num_envs;
-        self.chunks_mut(&[0..n]).pop().expect("one chunk")
+        self.chunks_mut(std::slice::from_ref(&(0..n))).pop().expect("one chunk")
     }
 
     /// Splits into disjoint mutable views over the given (sorted, non-overlapping, covering) env ranges.
@@ -299,9 +299,9 @@ impl<'a, T: Copy> ViewMut<'a, T> {
         self.layout
     }
     fn idx(&self, name: &str) -> usize {
-        self.layout.index_of(name).unwrap_or_else(|| {
-            panic!("column `{name}` not in layout (schedule validation should catch this)")
-        })
+        self.layout
+            .index_of(name)
+            .unwrap_or_else(|| panic!("column `{name}` not in layout (schedule validation should catch this)"))
     }
     pub fn col(&self, name: &str) -> &[T] {
         self.cols[self.idx(name)]

@@ -11,6 +11,14 @@ use crate::model::Model;
 use crate::scalar::Real;
 use crate::schedule::Schedule;
 
+/// What the tape kept of one env step: its index, its control and its starting state.
+#[derive(Clone, Copy)]
+pub struct RecordedStep<'a, R: Real> {
+    pub step: usize,
+    pub control: &'a Columns<R>,
+    pub pre_step: &'a Columns<R>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cpu {
     pub threads: usize,
@@ -55,7 +63,7 @@ impl Cpu {
         crossbeam::scope(|s| {
             let handles: Vec<_> =
                 ranges.iter().cloned().zip(chunks).map(|(r, ch)| s.spawn(move |_| run(r, ch))).collect();
-            handles.into_iter().map(|h| h.join().expect("simulation thread panicked")).collect::<Result<(), _>>()
+            handles.into_iter().try_for_each(|h| h.join().expect("simulation thread panicked"))
         })
         .expect("crossbeam scope")
     }
@@ -64,13 +72,12 @@ impl Cpu {
     pub fn backward_step<R: Real>(
         &self,
         schedule: &Schedule<R>,
-        step: usize,
         model: &Model,
-        control: &Columns<R>,
-        pre_step: &Columns<R>,
+        recorded: RecordedStep<'_, R>,
         adj_state: &mut Columns<R>,
         adj_control: &mut Columns<R>,
     ) -> Result<(), EngineError> {
+        let RecordedStep { step, control, pre_step } = recorded;
         let ranges = self.ranges(pre_step.num_envs());
         let adj_s = adj_state.chunks_mut(&ranges);
         let adj_c = adj_control.chunks_mut(&ranges);
@@ -96,7 +103,7 @@ impl Cpu {
                 .zip(adj_s.into_iter().zip(adj_c))
                 .map(|(r, (a, c))| s.spawn(move |_| run(r, a, c)))
                 .collect();
-            handles.into_iter().map(|h| h.join().expect("simulation thread panicked")).collect::<Result<(), _>>()
+            handles.into_iter().try_for_each(|h| h.join().expect("simulation thread panicked"))
         })
         .expect("crossbeam scope")
     }

@@ -63,10 +63,14 @@ pub enum EngineError {
 /// Errors found when a schedule is checked against the layouts it will run on.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum ScheduleError {
-    #[error("system `{system}` reads {set} column `{column}` but no system writes it and it is not a control or model input")]
+    #[error(
+        "system `{system}` reads {set} column `{column}` but no system writes it and it is not a control or model input"
+    )]
     MissingWriter { system: String, set: ColumnSet, column: String },
 
-    #[error("system `{system}` accumulates into {set} column `{column}` before any system in stage {stage} initializes it")]
+    #[error(
+        "system `{system}` accumulates into {set} column `{column}` before any system in stage {stage} initializes it"
+    )]
     AccumulateBeforeWrite { system: String, set: ColumnSet, column: String, stage: String },
 
     #[error("systems `{first}` and `{second}` both write {set} column `{column}` in stage {stage}")]
@@ -88,7 +92,9 @@ pub enum ScheduleError {
 /// Errors found while packing the ECS world into `[env][entity]` mirrors.
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum SceneError {
-    #[error("environment {env} has {found} {kind}, environment 0 has {expected}: environments run in lock-step and must have the same entities")]
+    #[error(
+        "environment {env} has {found} {kind}, environment 0 has {expected}: environments run in lock-step and must have the same entities"
+    )]
     EnvMismatch { kind: &'static str, env: usize, expected: usize, found: usize },
 
     #[error("{kind} in environment {env} references an entity {reason}")]

@@ -51,10 +51,7 @@ fn f32_to_bytes(data: &[f32]) -> Vec<u8> {
 
 /// Little-endian bytes as `f32` values; a trailing partial value is ignored.
 fn bytes_to_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
+    bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
 
 /// A wgpu device and queue. Create one with [`Gpu::new`] and share it by reference.
@@ -113,11 +110,7 @@ impl Gpu {
                 adapter_info.name, adapter_info.backend
             ))
         })?;
-        Ok(Gpu {
-            device,
-            queue,
-            adapter_info,
-        })
+        Ok(Gpu { device, queue, adapter_info })
     }
 
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
@@ -150,12 +143,7 @@ impl Gpu {
     }
 
     /// Checks that a buffer of `size` bytes fits the device limits for its use.
-    fn check_size(
-        &self,
-        label: &str,
-        size: u64,
-        usage: wgpu::BufferUsages,
-    ) -> Result<(), EngineError> {
+    fn check_size(&self, label: &str, size: u64, usage: wgpu::BufferUsages) -> Result<(), EngineError> {
         let limits = self.device.limits();
         let (binding_limit, kind) = if usage.contains(wgpu::BufferUsages::UNIFORM) {
             (limits.max_uniform_buffer_binding_size, "uniform")
@@ -182,9 +170,7 @@ impl Gpu {
         min_size: u64,
         usage: wgpu::BufferUsages,
     ) -> Result<wgpu::Buffer, EngineError> {
-        let size = (bytes.len() as u64)
-            .max(min_size)
-            .next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        let size = (bytes.len() as u64).max(min_size).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
         self.check_size(label, size, usage)?;
         self.scoped(&format!("create buffer `{label}` ({size} bytes)"), || {
             let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -194,10 +180,8 @@ impl Gpu {
                 mapped_at_creation: true,
             });
             {
-                let mut view = buffer
-                    .slice(..)
-                    .get_mapped_range_mut()
-                    .expect("a buffer mapped at creation has a mapped range");
+                let mut view =
+                    buffer.slice(..).get_mapped_range_mut().expect("a buffer mapped at creation has a mapped range");
                 let mut padded = vec![0u8; view.len()];
                 padded[..bytes.len()].copy_from_slice(bytes);
                 view.copy_from_slice(&padded);
@@ -217,18 +201,14 @@ impl Gpu {
             label,
             &f32_to_bytes(data),
             4,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         )
     }
 
     /// A read-write storage buffer of `len` zeros (at least one, see [`Gpu::storage_f32`]).
     pub fn storage_f32_zeroed(&self, label: &str, len: usize) -> Result<wgpu::Buffer, EngineError> {
         let size = (len.max(1) as u64) * 4;
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
+        let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
         self.check_size(label, size, usage)?;
         // wgpu zero-initializes new buffers.
         self.scoped(&format!("create buffer `{label}` ({size} bytes)"), || {
@@ -255,9 +235,7 @@ impl Gpu {
         if data.is_empty() {
             return Ok(());
         }
-        self.scoped("write_f32", || {
-            self.queue.write_buffer(buffer, 0, &f32_to_bytes(data))
-        })
+        self.scoped("write_f32", || self.queue.write_buffer(buffer, 0, &f32_to_bytes(data)))
     }
 
     /// Uploads `value`, laid out by encase with the uniform address space rules, as a uniform
@@ -272,17 +250,10 @@ impl Gpu {
         T: encase::ShaderType + encase::internal::WriteInto,
     {
         let mut ub = encase::UniformBuffer::new(Vec::<u8>::new());
-        ub.write(value).map_err(|e| {
-            EngineError::Gpu(format!("uniform `{label}`: encase write failed: {e}"))
-        })?;
+        ub.write(value).map_err(|e| EngineError::Gpu(format!("uniform `{label}`: encase write failed: {e}")))?;
         let bytes = ub.into_inner();
         let min = (bytes.len() as u64).next_multiple_of(16).max(16);
-        self.buffer_with_bytes(
-            label,
-            &bytes,
-            min,
-            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        )
+        self.buffer_with_bytes(label, &bytes, min, wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST)
     }
 
     /// Uploads `value` (a struct or a `Vec`/slice of structs), laid out by encase with the
@@ -293,16 +264,12 @@ impl Gpu {
         T: ?Sized + encase::ShaderType + encase::internal::WriteInto,
     {
         let mut sb = encase::StorageBuffer::new(Vec::<u8>::new());
-        sb.write(value).map_err(|e| {
-            EngineError::Gpu(format!("storage `{label}`: encase write failed: {e}"))
-        })?;
+        sb.write(value).map_err(|e| EngineError::Gpu(format!("storage `{label}`: encase write failed: {e}")))?;
         self.buffer_with_bytes(
             label,
             sb.as_ref(),
             4,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         )
     }
 
@@ -318,11 +285,8 @@ impl Gpu {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let mut encoder = self
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("diffsim readback"),
-                });
+            let mut encoder =
+                self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("diffsim readback") });
             encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
             self.queue.submit([encoder.finish()]);
             staging
@@ -339,9 +303,7 @@ impl Gpu {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(EngineError::Gpu(format!("{label}: map_async failed: {e}"))),
             Err(_) => {
-                return Err(EngineError::Gpu(format!(
-                    "{label}: map_async callback did not run after the device poll"
-                )));
+                return Err(EngineError::Gpu(format!("{label}: map_async callback did not run after the device poll")));
             }
         }
         let bytes = {
@@ -388,40 +350,25 @@ pub struct Kernel {
 impl Kernel {
     /// Compiles `wgsl_source` and builds the compute pipeline for `entry_point`. A WGSL parse or
     /// validation error, or a missing entry point, is returned as an error naming `label`.
-    pub fn new(
-        gpu: &Gpu,
-        label: &str,
-        wgsl_source: &str,
-        entry_point: &str,
-    ) -> Result<Kernel, EngineError> {
-        let (pipeline, layout) = gpu.scoped(
-            &format!("kernel `{label}` (entry point `{entry_point}`): shader compilation"),
-            || {
-                let module = gpu
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(label),
-                        source: wgpu::ShaderSource::Wgsl(wgsl_source.into()),
-                    });
-                let pipeline =
-                    gpu.device
-                        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                            label: Some(label),
-                            layout: None,
-                            module: &module,
-                            entry_point: Some(entry_point),
-                            compilation_options: Default::default(),
-                            cache: None,
-                        });
+    pub fn new(gpu: &Gpu, label: &str, wgsl_source: &str, entry_point: &str) -> Result<Kernel, EngineError> {
+        let (pipeline, layout) =
+            gpu.scoped(&format!("kernel `{label}` (entry point `{entry_point}`): shader compilation"), || {
+                let module = gpu.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(label),
+                    source: wgpu::ShaderSource::Wgsl(wgsl_source.into()),
+                });
+                let pipeline = gpu.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(label),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry_point),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
                 let layout = pipeline.get_bind_group_layout(0);
                 (pipeline, layout)
-            },
-        )?;
-        Ok(Kernel {
-            label: label.to_owned(),
-            pipeline,
-            layout,
-        })
+            })?;
+        Ok(Kernel { label: label.to_owned(), pipeline, layout })
     }
 
     /// The label given to [`Kernel::new`].
@@ -437,12 +384,7 @@ impl Kernel {
     /// that may see that many linearizes its invocation index as
     /// `gid.x + gid.y * nwg.x * WORKGROUP_SIZE` (with `@builtin(num_workgroups) nwg`) and
     /// bounds-checks it.
-    pub fn dispatch(
-        &self,
-        gpu: &Gpu,
-        bindings: &[&wgpu::Buffer],
-        workgroups: u32,
-    ) -> Result<(), EngineError> {
+    pub fn dispatch(&self, gpu: &Gpu, bindings: &[&wgpu::Buffer], workgroups: u32) -> Result<(), EngineError> {
         if workgroups == 0 {
             return Ok(());
         }
@@ -451,21 +393,15 @@ impl Kernel {
             let entries: Vec<wgpu::BindGroupEntry<'_>> = bindings
                 .iter()
                 .enumerate()
-                .map(|(i, b)| wgpu::BindGroupEntry {
-                    binding: i as u32,
-                    resource: b.as_entire_binding(),
-                })
+                .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
                 .collect();
             let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some(&self.label),
                 layout: &self.layout,
                 entries: &entries,
             });
-            let mut encoder = gpu
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some(&self.label),
-                });
+            let mut encoder =
+                gpu.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(&self.label) });
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(&self.label),
@@ -479,9 +415,7 @@ impl Kernel {
         })?;
         gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| {
-                EngineError::Gpu(format!("kernel `{}`: device poll failed: {e}", self.label))
-            })?;
+            .map_err(|e| EngineError::Gpu(format!("kernel `{}`: device poll failed: {e}", self.label)))?;
         Ok(())
     }
 }
@@ -492,9 +426,8 @@ mod tests {
 
     /// GPU tests fail, never skip, when there is no adapter.
     fn gpu() -> Gpu {
-        Gpu::new().unwrap_or_else(|e| {
-            panic!("GPU test needs a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}")
-        })
+        Gpu::new()
+            .unwrap_or_else(|e| panic!("GPU test needs a wgpu adapter (install mesa-vulkan-drivers for lavapipe): {e}"))
     }
 
     const SAXPY: &str = r#"
@@ -550,23 +483,15 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
         assert_eq!(kernel.label(), "saxpy");
         let xb = gpu.storage_f32("x", &x).unwrap();
         let yb = gpu.storage_f32("y", &y).unwrap();
-        let pb = gpu
-            .uniform("params", &SaxpyParams { a, n: n as u32 })
-            .unwrap();
-        kernel
-            .dispatch(&gpu, &[&xb, &yb, &pb], (n as u32).div_ceil(64))
-            .unwrap();
+        let pb = gpu.uniform("params", &SaxpyParams { a, n: n as u32 }).unwrap();
+        kernel.dispatch(&gpu, &[&xb, &yb, &pb], (n as u32).div_ceil(64)).unwrap();
         let got = gpu.read_f32(&yb).unwrap();
         assert_eq!(got.len(), n);
         for i in 0..n {
             // A single multiply-add: exact unless the GPU fuses it; allow only the fused result.
             let unfused = a * x[i] + y[i];
             let fused = a.mul_add(x[i], y[i]);
-            assert!(
-                got[i] == unfused || got[i] == fused,
-                "saxpy[{i}]: gpu {} cpu {unfused} (fused {fused})",
-                got[i]
-            );
+            assert!(got[i] == unfused || got[i] == fused, "saxpy[{i}]: gpu {} cpu {unfused} (fused {fused})", got[i]);
         }
         // x was bound read-only and must come back unchanged.
         assert_eq!(gpu.read_f32(&xb).unwrap(), x);

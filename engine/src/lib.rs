@@ -18,7 +18,7 @@ pub mod tape;
 
 pub use columns::{ColumnSpec, Columns, Layout, View, ViewMut};
 pub use cpu::Cpu;
-pub use error::{ColumnSet, EngineError, ScheduleError, SceneError};
+pub use error::{ColumnSet, EngineError, SceneError, ScheduleError};
 pub use gpu::Gpu;
 pub use model::Model;
 pub use scalar::{Dual, Real};

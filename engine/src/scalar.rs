@@ -204,6 +204,10 @@ pub mod vec3 {
         s[3 * i + 2] = v[2];
     }
     #[inline(always)]
+    pub fn add<R: Real>(a: [R; 3], b: [R; 3]) -> [R; 3] {
+        [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+    }
+    #[inline(always)]
     pub fn sub<R: Real>(a: [R; 3], b: [R; 3]) -> [R; 3] {
         [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
     }

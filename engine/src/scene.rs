@@ -152,17 +152,20 @@ impl Scene {
         for (e, id, slot, p) in self.world.query::<(Entity, &EnvId, &Slot, &Particle)>().iter() {
             parts[id.0 as usize].push((slot.0, e, *p));
         }
-        let np = same_count("particles", parts.iter_mut().map(|v| {
-            v.sort_by_key(|x| x.0);
-            v.len()
-        }))?;
+        let np = same_count(
+            "particles",
+            parts.iter_mut().map(|v| {
+                v.sort_by_key(|x| x.0);
+                v.len()
+            }),
+        )?;
         let mut q = Vec::with_capacity(n * np * 3);
         let mut qd = Vec::with_capacity(n * np * 3);
         let mut mass = Vec::with_capacity(n * np);
         let mut radius = Vec::with_capacity(n * np);
         for (env, ps) in parts.iter().enumerate() {
             for (_, _, p) in ps {
-                if !(p.mass > 0.0) || !p.mass.is_finite() {
+                if !p.mass.is_finite() || p.mass <= 0.0 {
                     return Err(SceneError::BadParameter {
                         kind: "particle",
                         env,
@@ -190,28 +193,31 @@ impl Scene {
             if self.world.get::<&Particle>(e).is_err() {
                 return Err(SceneError::BadReference { kind, env, reason: format!("{e:?} that is not a particle") });
             }
-            Ok(self.world.get::<&Slot>(e).map_err(|_| SceneError::BadReference {
-                kind,
-                env,
-                reason: format!("{e:?} without a slot"),
-            })?.0)
+            Ok(self
+                .world
+                .get::<&Slot>(e)
+                .map_err(|_| SceneError::BadReference { kind, env, reason: format!("{e:?} without a slot") })?
+                .0)
         };
         // Springs.
         let mut springs: Vec<Vec<(u32, Spring)>> = vec![Vec::new(); n];
         for (id, slot, s) in self.world.query::<(&EnvId, &Slot, &Spring)>().iter() {
             springs[id.0 as usize].push((slot.0, *s));
         }
-        let ns = same_count("springs", springs.iter_mut().map(|v| {
-            v.sort_by_key(|x| x.0);
-            v.len()
-        }))?;
+        let ns = same_count(
+            "springs",
+            springs.iter_mut().map(|v| {
+                v.sort_by_key(|x| x.0);
+                v.len()
+            }),
+        )?;
         let mut spring_indices = Vec::with_capacity(n * ns * 2);
         let mut spring_params = Vec::with_capacity(n * ns * 3);
         for (env, ss) in springs.iter().enumerate() {
             for (_, s) in ss {
                 spring_indices.push(slot_of(env, s.a, "spring")?);
                 spring_indices.push(slot_of(env, s.b, "spring")?);
-                if !(s.rest_length >= 0.0) {
+                if !s.rest_length.is_finite() || s.rest_length < 0.0 {
                     return Err(SceneError::BadParameter {
                         kind: "spring",
                         env,
@@ -229,10 +235,13 @@ impl Scene {
         for (id, slot, t) in self.world.query::<(&EnvId, &Slot, &Tetrahedron)>().iter() {
             tets[id.0 as usize].push((slot.0, *t));
         }
-        let nt = same_count("tetrahedra", tets.iter_mut().map(|v| {
-            v.sort_by_key(|x| x.0);
-            v.len()
-        }))?;
+        let nt = same_count(
+            "tetrahedra",
+            tets.iter_mut().map(|v| {
+                v.sort_by_key(|x| x.0);
+                v.len()
+            }),
+        )?;
         let mut tet_indices = Vec::with_capacity(n * nt * 4);
         for (env, ts) in tets.iter().enumerate() {
             for (_, t) in ts {
@@ -259,9 +268,10 @@ impl Scene {
         model.params.add_column(ColumnSpec::new("particle_mass", np, 1), mass)?;
         model.params.add_column(ColumnSpec::new("particle_radius", np, 1), radius)?;
         model.params.add_column(ColumnSpec::new("spring_params", ns, 3), spring_params)?;
-        model
-            .params
-            .add_column(ColumnSpec::new("gravity", 1, 3), gravity.iter().flat_map(|g| g.0.to_array().map(f64::from)).collect())?;
+        model.params.add_column(
+            ColumnSpec::new("gravity", 1, 3),
+            gravity.iter().flat_map(|g| g.0.to_array().map(f64::from)).collect(),
+        )?;
         if ground.iter().any(Option::is_some) {
             let g: Vec<f64> = ground
                 .iter()
@@ -317,7 +327,10 @@ mod tests {
             }
         });
         let err = bad.pack().unwrap_err();
-        assert!(matches!(err, EngineError::Scene(SceneError::EnvMismatch { env: 1, expected: 1, found: 2, .. })), "{err}");
+        assert!(
+            matches!(err, EngineError::Scene(SceneError::EnvMismatch { env: 1, expected: 1, found: 2, .. })),
+            "{err}"
+        );
     }
 
     #[test]

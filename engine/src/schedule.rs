@@ -60,7 +60,7 @@ impl<R: Real> Schedule<R> {
 
     /// Checks every declared access against the scene's layouts (see module docs).
     pub fn validate(&self, state: &Layout, control: &Layout, model: &Model) -> Result<(), ScheduleError> {
-        if self.substeps == 0 || !(self.dt > 0.0) {
+        if self.substeps == 0 || !self.dt.is_finite() || self.dt <= 0.0 {
             return Err(ScheduleError::BadTiming { substeps: self.substeps, dt: self.dt });
         }
         let layout_of = |set: ColumnSet| match set {
@@ -96,7 +96,11 @@ impl<R: Real> Schedule<R> {
                     });
                 }
                 if a.access != Access::Read && a.set != ColumnSet::State {
-                    return Err(ScheduleError::WriteToInput { system: sys.name().to_string(), set: a.set, column: a.name });
+                    return Err(ScheduleError::WriteToInput {
+                        system: sys.name().to_string(),
+                        set: a.set,
+                        column: a.name,
+                    });
                 }
             }
         }
@@ -105,7 +109,9 @@ impl<R: Real> Schedule<R> {
             for a in sys.access() {
                 if a.access == Access::Read && a.set == ColumnSet::State {
                     let written = self.systems.iter().any(|(_, o)| {
-                        o.access().iter().any(|b| b.set == ColumnSet::State && b.name == a.name && b.access == Access::Write)
+                        o.access()
+                            .iter()
+                            .any(|b| b.set == ColumnSet::State && b.name == a.name && b.access == Access::Write)
                     });
                     if !written {
                         return Err(ScheduleError::MissingWriter {

@@ -2,7 +2,7 @@
 //! backend, with an optional tape for reverse-mode differentiation of whole rollouts.
 
 use crate::columns::{Columns, Layout};
-use crate::cpu::Cpu;
+use crate::cpu::{Cpu, RecordedStep};
 use crate::error::EngineError;
 use crate::model::Model;
 use crate::scalar::Real;
@@ -104,15 +104,9 @@ impl<R: Real> Sim<R> {
         let mut controls: Vec<Columns<R>> = (0..tape.len()).map(|_| self.control.zeros_like()).collect();
         for t in (0..tape.len()).rev() {
             seed(t, &mut adj_state);
-            self.cpu.backward_step(
-                &self.schedule,
-                tape.step_index(t),
-                &self.model,
-                tape.control(t),
-                tape.checkpoint(t),
-                &mut adj_state,
-                &mut controls[t],
-            )?;
+            let recorded =
+                RecordedStep { step: tape.step_index(t), control: tape.control(t), pre_step: tape.checkpoint(t) };
+            self.cpu.backward_step(&self.schedule, &self.model, recorded, &mut adj_state, &mut controls[t])?;
             for &e in tape.cuts(t) {
                 for (_, col) in adj_state.columns_mut() {
                     let n = col.len() / self.state.num_envs();

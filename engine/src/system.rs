@@ -102,12 +102,7 @@ impl<'a> ModelView<'a> {
     }
     /// Entities per env of a model column, from its layout.
     pub fn count(&self, name: &str) -> usize {
-        self.params
-            .layout()
-            .spec(name)
-            .or_else(|| self.topology.layout().spec(name))
-            .map(|s| s.count)
-            .unwrap_or(0)
+        self.params.layout().spec(name).or_else(|| self.topology.layout().spec(name)).map(|s| s.count).unwrap_or(0)
     }
 }
 

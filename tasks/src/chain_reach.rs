@@ -5,13 +5,13 @@
 //! actuation of the head, semi-implicit Euler), then `chain_reach.observe` and
 //! `chain_reach.reward` (Post stage). The reward is r = −|x_tail − target|² − c_a |a|².
 
+use diffsim_engine::Cpu;
+use diffsim_engine::components::Ground;
 use diffsim_engine::scalar::vec3;
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
     ViewMut,
 };
-use diffsim_engine::components::Ground;
-use diffsim_engine::Cpu;
 use diffsim_systems::particles::{self, Actuation};
 use glam::Vec3;
 
@@ -89,7 +89,9 @@ impl ChainReach {
         scene.spawn_envs(c.num_envs, |env| {
             let y = c.radius + c.lift;
             let ps: Vec<_> = (0..c.links)
-                .map(|i| env.particle(Vec3::new(-(i as f32) * c.spacing, y, 0.0), Vec3::ZERO, c.particle_mass, c.radius))
+                .map(|i| {
+                    env.particle(Vec3::new(-(i as f32) * c.spacing, y, 0.0), Vec3::ZERO, c.particle_mass, c.radius)
+                })
                 .collect();
             for w in ps.windows(2) {
                 env.spring(w[0], w[1], c.spring_ke, c.spring_kd);
@@ -156,7 +158,15 @@ impl<R: Real> System<R> for Observe {
             }
         }
     }
-    fn adjoint(&self, _: &StepCx, model: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
+    fn adjoint(
+        &self,
+        _: &StepCx,
+        model: &ModelView,
+        _: &View<R>,
+        _: &View<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
+    ) {
         let n = self.links;
         let [aq, aqd, aobs] = adj.cols_mut(["particle_q", "particle_qd", "obs"]);
         for e in 0..model.num_envs() {

@@ -6,6 +6,7 @@
 //!   ⟨ȳ, J ẋ⟩ must equal ⟨Jᵀ ȳ, ẋ⟩ to ~1e-10 relative;
 //! - **central finite differences** along ẋ: (⟨ȳ, y(x + hẋ)⟩ − ⟨ȳ, y(x − hẋ)⟩) / 2h against the
 //!   same ⟨Jᵀ ȳ, ẋ⟩, to ~1e-4 relative on smooth states.
+//!
 //! Both run on a single system (`SystemCheck`) or on a whole multi-step rollout through the
 //! `Sim` tape (`RolloutCheck`). The code under test is the production code, instantiated at
 //! `f64` and `Dual` (systems are generic over `Real`).
@@ -105,11 +106,8 @@ impl SystemCheck<'_> {
 
         // Declared writes are the only columns allowed to change.
         let out = self.forward::<f64, S>(sys, self.state, self.control);
-        let written: Vec<String> = <S as System<f64>>::access(sys)
-            .into_iter()
-            .filter(|a| a.access != Access::Read)
-            .map(|a| a.name)
-            .collect();
+        let written: Vec<String> =
+            <S as System<f64>>::access(sys).into_iter().filter(|a| a.access != Access::Read).map(|a| a.name).collect();
         for ((spec, before), (_, after)) in self.state.columns().zip(out.columns()) {
             if !written.contains(&spec.name) && before != after {
                 return Err(format!(
@@ -195,8 +193,8 @@ impl RolloutCheck {
                 }
             }
         })?;
-        let adjoint = dot(&grads.initial_state, &sd)
-            + grads.controls.iter().zip(&cds).map(|(g, d)| dot(g, d)).sum::<f64>();
+        let adjoint =
+            dot(&grads.initial_state, &sd) + grads.controls.iter().zip(&cds).map(|(g, d)| dot(g, d)).sum::<f64>();
 
         // Dual numbers.
         let mut simd: Sim<Dual> = factory.sim()?;

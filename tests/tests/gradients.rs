@@ -7,7 +7,7 @@ use diffsim_engine::{Columns, Dual, Real, Sim, SimFactory, StepCx, System};
 use diffsim_systems::particles::{Actuation, ClearForces, Gravity, GroundContact, Integrate, Springs};
 use diffsim_tasks::chain_reach::{Observe, Reward};
 use diffsim_tasks::{ChainReach, ChainReachConfig};
-use diffsim_tests::{GradReport, RolloutCheck, Rng, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -50,7 +50,13 @@ fn random_point(task: &ChainReach, rng: &mut Rng) -> (Sim<f64>, Columns<f64>, Co
     (sim, state, control)
 }
 
-fn check<S: System<f64> + System<Dual>>(sys: &S, sim: &Sim<f64>, s: &Columns<f64>, c: &Columns<f64>, rng: &mut Rng) -> GradReport {
+fn check<S: System<f64> + System<Dual>>(
+    sys: &S,
+    sim: &Sim<f64>,
+    s: &Columns<f64>,
+    c: &Columns<f64>,
+    rng: &mut Rng,
+) -> GradReport {
     let check = SystemCheck {
         model: &sim.model,
         state: s,
@@ -139,10 +145,24 @@ fn fd_detects_a_wrong_adjoint() {
         fn access(&self) -> Vec<diffsim_engine::ColumnAccess> {
             <Integrate as System<R>>::access(&Integrate)
         }
-        fn forward(&self, cx: &StepCx, m: &diffsim_engine::ModelView, c: &diffsim_engine::View<R>, s: &mut diffsim_engine::ViewMut<R>) {
+        fn forward(
+            &self,
+            cx: &StepCx,
+            m: &diffsim_engine::ModelView,
+            c: &diffsim_engine::View<R>,
+            s: &mut diffsim_engine::ViewMut<R>,
+        ) {
             Integrate.forward(cx, m, c, s)
         }
-        fn adjoint(&self, cx: &StepCx, m: &diffsim_engine::ModelView, _: &diffsim_engine::View<R>, _: &diffsim_engine::View<R>, adj: &mut diffsim_engine::ViewMut<R>, _: &mut diffsim_engine::ViewMut<R>) {
+        fn adjoint(
+            &self,
+            cx: &StepCx,
+            m: &diffsim_engine::ModelView,
+            _: &diffsim_engine::View<R>,
+            _: &diffsim_engine::View<R>,
+            adj: &mut diffsim_engine::ViewMut<R>,
+            _: &mut diffsim_engine::ViewMut<R>,
+        ) {
             let dt = R::from_f64(cx.dt);
             let mass = m.param("particle_mass");
             let [_, aqd, af] = adj.cols_mut(["particle_q", "particle_qd", "particle_f"]);

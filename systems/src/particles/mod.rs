@@ -14,6 +14,7 @@ pub mod clear_forces;
 pub mod gravity;
 pub mod ground;
 pub mod integrate;
+pub mod integrate_gpu;
 pub mod springs;
 
 pub use actuation::Actuation;

@@ -95,17 +95,12 @@ impl<R: Real> System<R> for Springs {
                 let (ke, kd) = (R::from_f64(p[1]), R::from_f64(p[2]));
                 let adj_force = vec3::sub(vec3::load(af, i), vec3::load(af, j));
                 let adj_s = vec3::dot(adj_force, sp.n);
-                let mut adj_n = vec3::scale(adj_force, sp.s);
-                for c in 0..3 {
-                    adj_n[c] += kd * adj_s * sp.v[c];
-                }
+                let adj_n = vec3::add(vec3::scale(adj_force, sp.s), vec3::scale(sp.v, kd * adj_s));
                 let adj_l = ke * adj_s;
                 let adj_v = vec3::scale(sp.n, kd * adj_s);
                 let nn = vec3::dot(sp.n, adj_n);
-                let mut adj_d = [R::zero(); 3];
-                for c in 0..3 {
-                    adj_d[c] = adj_l * sp.n[c] + (adj_n[c] - sp.n[c] * nn) / sp.l;
-                }
+                let tangential = vec3::scale(vec3::sub(adj_n, vec3::scale(sp.n, nn)), R::one() / sp.l);
+                let adj_d = vec3::add(vec3::scale(sp.n, adj_l), tangential);
                 vec3::add_to(aq, j, adj_d);
                 vec3::add_to(aq, i, vec3::neg(adj_d));
                 vec3::add_to(aqd, j, adj_v);

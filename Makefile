@@ -1,0 +1,52 @@
+# diffsim: `make test` and `make train` install what is missing (apt packages for lavapipe,
+# libtorch wheels into .torch/), set the environment, then run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+TORCH_DIR := $(CURDIR)/.torch
+LVP_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
+export LIBTORCH := $(TORCH_DIR)/torch
+export LD_LIBRARY_PATH := $(TORCH_DIR)/torch/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH),)
+export OMP_NUM_THREADS := 1
+export XDG_RUNTIME_DIR := $(shell d=$${XDG_RUNTIME_DIR:-}; if [ -z "$$d" ] || [ ! -d "$$d" ]; then d=$$(mktemp -d); chmod 700 $$d; fi; echo $$d)
+TASK ?= chain_reach
+ARGS ?=
+
+.PHONY: test train setup apt torch fmt lint bench check-grad
+
+setup: apt torch
+
+apt:
+	@if ! ldconfig -p | grep -q 'libvulkan.so.1' || [ ! -e $(LVP_ICD) ]; then \
+	  echo "installing mesa-vulkan-drivers (lavapipe) and EGL"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] && echo "" || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends \
+	    mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0; \
+	fi
+
+torch:
+	@if [ ! -e $(TORCH_DIR)/torch/lib/libtorch_cpu.so ]; then \
+	  echo "installing libtorch 2.13.0 wheels into .torch/"; \
+	  python3 -m pip install -q --no-cache-dir --no-deps --no-compile --target $(TORCH_DIR) \
+	    torch==2.13.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85; \
+	fi
+
+fmt:
+	cargo fmt --all -- --check
+
+lint:
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test: setup
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo nextest run --workspace --no-fail-fast
+	cargo test --workspace --doc
+
+train: setup
+	cargo run --release -p diffsim-tools --bin diffsim -- train --task $(TASK) $(ARGS)
+
+check-grad: setup
+	cargo run --release -p diffsim-tools --bin diffsim -- check-grad --task $(TASK) $(ARGS)
+
+bench: setup
+	cargo run --release -p diffsim-tools --bin diffsim -- bench $(ARGS)
