@@ -34,18 +34,24 @@ pub struct Schedule<R: Real> {
     pub substeps: usize,
     pub nan_check: NanCheck,
     systems: Vec<(Stage, Box<dyn System<R>>)>,
+    /// Per system (same order): the state columns it writes or accumulates, with their widths.
+    /// Cached so the NaN check does not rebuild access lists in the hot loop.
+    writes: Vec<Vec<(String, usize)>>,
 }
 
 impl<R: Real> Schedule<R> {
     pub fn new(dt: f64, substeps: usize) -> Self {
-        Self { dt, substeps, nan_check: NanCheck::EverySystem, systems: Vec::new() }
+        Self { dt, substeps, nan_check: NanCheck::EverySystem, systems: Vec::new(), writes: Vec::new() }
     }
     /// Appends a system to a stage (order within a stage is execution order).
     pub fn with(mut self, stage: Stage, system: impl System<R> + 'static) -> Self {
-        self.systems.push((stage, Box::new(system)));
+        self.push(stage, Box::new(system));
         self
     }
     pub fn push(&mut self, stage: Stage, system: Box<dyn System<R>>) {
+        let writes =
+            system.access().into_iter().filter(|a| a.access != Access::Read).map(|a| (a.name, a.width)).collect();
+        self.writes.push(writes);
         self.systems.push((stage, system));
     }
     pub fn substep_dt(&self) -> f64 {
@@ -54,8 +60,8 @@ impl<R: Real> Schedule<R> {
     pub fn systems(&self) -> impl Iterator<Item = (Stage, &dyn System<R>)> {
         self.systems.iter().map(|(s, b)| (*s, b.as_ref()))
     }
-    fn stage(&self, stage: Stage) -> Vec<&dyn System<R>> {
-        self.systems.iter().filter(|(s, _)| *s == stage).map(|(_, b)| b.as_ref()).collect()
+    fn stage(&self, stage: Stage) -> Vec<(usize, &dyn System<R>)> {
+        self.systems.iter().enumerate().filter(|(_, (s, _))| *s == stage).map(|(i, (_, b))| (i, b.as_ref())).collect()
     }
 
     /// Checks every declared access against the scene's layouts (see module docs).
@@ -126,7 +132,7 @@ impl<R: Real> Schedule<R> {
         // Per stage: one overwriting writer per column; accumulates only after it.
         for stage in [Stage::Step, Stage::Substep, Stage::Post] {
             let mut writers: Vec<(String, String)> = Vec::new(); // (column, system)
-            for sys in self.stage(stage) {
+            for (_, sys) in self.stage(stage) {
                 for a in sys.access() {
                     match a.access {
                         Access::Write => {
@@ -161,7 +167,7 @@ impl<R: Real> Schedule<R> {
 
     /// The systems of one env step in execution order, split into segments: `[step]`,
     /// `substeps` × `[substep]`, `[post]`.
-    fn segments(&self) -> Vec<(usize, Vec<&dyn System<R>>)> {
+    fn segments(&self) -> Vec<(usize, Vec<(usize, &dyn System<R>)>)> {
         let mut segs = vec![(0, self.stage(Stage::Step))];
         let sub = self.stage(Stage::Substep);
         for k in 0..self.substeps {
@@ -171,9 +177,10 @@ impl<R: Real> Schedule<R> {
         segs
     }
 
+    /// Runs system `index` forward, then (if enabled) checks the columns it wrote.
     fn run_system(
         &self,
-        sys: &dyn System<R>,
+        (index, sys): (usize, &dyn System<R>),
         cx: &StepCx,
         model: &ModelView,
         control: &View<R>,
@@ -181,13 +188,10 @@ impl<R: Real> Schedule<R> {
     ) -> Result<(), EngineError> {
         sys.forward(cx, model, control, state);
         if self.nan_check == NanCheck::EverySystem {
-            for a in sys.access() {
-                if a.access == Access::Read {
-                    continue;
-                }
-                let count = state.layout().spec(&a.name).map_or(1, |s| s.count);
-                let at = Located { system: sys.name(), set: ColumnSet::State, column: &a.name, count, width: a.width };
-                check_finite(&at, state.env0(), cx.step, state.col(&a.name))?;
+            for (name, width) in &self.writes[index] {
+                let count = state.layout().spec(name).map_or(1, |s| s.count);
+                let at = Located { system: sys.name(), set: ColumnSet::State, column: name, count, width: *width };
+                check_finite(&at, state.env0(), cx.step, state.col(name))?;
             }
         }
         Ok(())
@@ -202,10 +206,16 @@ impl<R: Real> Schedule<R> {
         state: &mut ViewMut<R>,
     ) -> Result<(), EngineError> {
         let dt = self.substep_dt();
-        for (substep, systems) in self.segments() {
-            let cx = StepCx { dt, step, substep };
-            for sys in systems {
-                self.run_system(sys, &cx, model, control, state)?;
+        let last = self.substeps.saturating_sub(1);
+        let runs = [(Stage::Step, 0..1), (Stage::Substep, 0..self.substeps), (Stage::Post, last..last + 1)];
+        for (stage, substeps) in runs {
+            for substep in substeps {
+                let cx = StepCx { dt, step, substep };
+                for (index, (st, sys)) in self.systems.iter().enumerate() {
+                    if *st == stage {
+                        self.run_system((index, sys.as_ref()), &cx, model, control, state)?;
+                    }
+                }
             }
         }
         Ok(())
@@ -249,7 +259,7 @@ impl<R: Real> Schedule<R> {
                 self.run_system(*sys, &cx, model, control, &mut next.view_all_mut())?;
                 pres.push(next);
             }
-            for (sys, pre) in systems.iter().zip(&pres).rev() {
+            for ((_, sys), pre) in systems.iter().zip(&pres).rev() {
                 sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
             }
         }

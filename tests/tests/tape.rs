@@ -68,7 +68,8 @@ fn gradients_are_identical_on_one_and_two_threads() {
 #[test]
 fn tape_memory_is_one_state_per_step_plus_one_step_of_recompute() {
     let measure = |substeps: usize| {
-        let mut sim: Sim<f32> = ChainReach::new(ChainReachConfig { num_envs: 4, substeps, ..Default::default() }).sim().unwrap();
+        let mut sim: Sim<f32> =
+            ChainReach::new(ChainReachConfig { num_envs: 4, substeps, ..Default::default() }).sim().unwrap();
         let state_bytes = sim.state.bytes();
         sim.record();
         for _ in 0..10 {
