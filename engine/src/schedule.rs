@@ -167,7 +167,7 @@ impl<R: Real> Schedule<R> {
 
     /// The systems of one env step in execution order, split into segments: `[step]`,
     /// `substeps` × `[substep]`, `[post]`.
-    fn segments(&self) -> Vec<(usize, Vec<(usize, &dyn System<R>)>)> {
+    fn segments(&self) -> Vec<Segment<'_, R>> {
         let mut segs = vec![(0, self.stage(Stage::Step))];
         let sub = self.stage(Stage::Substep);
         for k in 0..self.substeps {
@@ -272,6 +272,9 @@ impl<R: Real> Schedule<R> {
         self.substeps + 2 + s.max(self.stage(Stage::Step).len()).max(self.stage(Stage::Post).len())
     }
 }
+
+/// A run of systems sharing one substep index: (substep, [(system index, system)]).
+type Segment<'a, R> = (usize, Vec<(usize, &'a dyn System<R>)>);
 
 /// Where a column sits, for error messages.
 pub struct Located<'a> {
