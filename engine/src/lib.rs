@@ -1,6 +1,6 @@
 //! diffsim-engine: the ECS model (hecs components), the packed `[env][entity]` mirrors, the
 //! `System` contract, the validated `Schedule`, the `Tape` for reverse mode, and the backends
-//! (`Cpu` on crossbeam threads, `Gpu` on wgpu). It holds no physics: systems live in
+//! (`Cpu` on a persistent thread pool, `Gpu` on wgpu). It holds no physics: systems live in
 //! `diffsim-systems`, tasks in `diffsim-tasks`.
 
 pub mod columns;

@@ -1,0 +1,198 @@
+//! `diffsim bench`: CPU throughput of a task's f32 simulation over a grid of env counts and
+//! thread counts.
+//!
+//! Per (envs, threads), after a warm-up, best of 3 repeats:
+//! - forward: `steps` plain `sim.step()`s with random actions → envs·steps / s;
+//! - forward+backward: ⌈steps / H⌉ rollouts of `record`, H steps, `backward` seeding the reward
+//!   column with −1/(H·N) → envs·H·rollouts / s;
+//! - the tape of one H-step rollout (`Sim::tape_memory`): MiB and bytes per env per step;
+//! - peak RSS (`VmHWM`), reset per row through `/proc/self/clear_refs` where the kernel allows it.
+//!
+//! Timings only mean something in a release build.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use diffsim_engine::{Columns, NanCheck, Sim, SimFactory};
+use diffsim_tests::Rng;
+
+use crate::parse;
+use crate::task::{self, Task, TaskOptions};
+
+const REPEATS: usize = 3;
+const ACTION_POOL: usize = 16;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Env counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 64], value_parser = parse::positive)]
+    pub envs: Vec<usize>,
+    /// CPU thread counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2], value_parser = parse::positive)]
+    pub threads: Vec<usize>,
+    /// Env steps per forward timing (and per forward+backward timing, in H-step rollouts).
+    #[arg(long, default_value_t = 512, value_parser = parse::positive)]
+    pub steps: usize,
+    /// Rollout length H of the forward+backward timing.
+    #[arg(long, default_value_t = 32, value_parser = parse::positive)]
+    pub horizon: usize,
+    /// Task to simulate.
+    #[arg(long, default_value = "chain_reach", value_parser = task::parser())]
+    pub task: String,
+    /// Particles in the chain (default: the task's).
+    #[arg(long, value_parser = parse::links)]
+    pub links: Option<usize>,
+    /// Scan every written column for NaN/inf after every system.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    pub nan_check: Switch,
+    /// Seed of the random actions.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// One row of the table.
+struct Measurement {
+    fwd: f64,
+    fwd_bwd: f64,
+    tape_bytes: usize,
+    tape_per_env_step: f64,
+    peak_rss: Option<u64>,
+}
+
+/// Asks the kernel to reset this process's peak RSS (Linux ≥ 4.0); false if it refused.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// `VmHWM` of this process in bytes, if `/proc` has it.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
+}
+
+fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Result<Duration> {
+    let mut best = Duration::MAX;
+    for _ in 0..REPEATS {
+        let start = Instant::now();
+        f()?;
+        best = best.min(start.elapsed());
+    }
+    Ok(best)
+}
+
+fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measurement> {
+    let mut sim: Sim<f32> = task.sim()?;
+    sim.schedule.nan_check = match args.nan_check {
+        Switch::On => NanCheck::EverySystem,
+        Switch::Off => NanCheck::Off,
+    };
+    let envs = sim.num_envs();
+    sim.state.get("reward").context("the task has no `reward` state column to seed backward with")?;
+    let actions: Vec<Columns<f32>> =
+        (0..ACTION_POOL).map(|_| rng.like(&sim.control.map(f64::from)).map(|x| x as f32)).collect();
+    let init = sim.state.clone();
+    let h = args.horizon;
+
+    let run_steps = |sim: &mut Sim<f32>, n: usize| -> anyhow::Result<()> {
+        for i in 0..n {
+            sim.control.copy_from(&actions[i % ACTION_POOL]);
+            sim.step()?;
+        }
+        Ok(())
+    };
+    let weight = -1.0 / (h * envs) as f32;
+    let rollout = |sim: &mut Sim<f32>| -> anyhow::Result<()> {
+        sim.state.copy_from(&init);
+        sim.record();
+        run_steps(sim, h)?;
+        let grads = sim.backward(|_, adj| {
+            if let Ok(r) = adj.get_mut("reward") {
+                r.iter_mut().for_each(|x| *x += weight);
+            }
+        })?;
+        black_box(&grads);
+        Ok(())
+    };
+
+    // Warm-up: a short forward run and one rollout.
+    sim.state.copy_from(&init);
+    run_steps(&mut sim, args.steps.min(32))?;
+    rollout(&mut sim)?;
+
+    let fwd = best_of(|| {
+        sim.state.copy_from(&init);
+        run_steps(&mut sim, args.steps)
+    })?;
+    let rollouts = args.steps.div_ceil(h);
+    let fwd_bwd = best_of(|| (0..rollouts).try_for_each(|_| rollout(&mut sim)))?;
+    let tape = sim.tape_memory().context("no tape after a recorded rollout")?;
+    sim.stop_recording();
+
+    Ok(Measurement {
+        fwd: (envs * args.steps) as f64 / fwd.as_secs_f64(),
+        fwd_bwd: (envs * h * rollouts) as f64 / fwd_bwd.as_secs_f64(),
+        tape_bytes: tape.total(),
+        tape_per_env_step: tape.total() as f64 / (envs * tape.steps.max(1)) as f64,
+        peak_rss: peak_rss(),
+    })
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build: timings are not meaningful; run `cargo run --release -p diffsim-tools`");
+    }
+    if args.envs.is_empty() || args.threads.is_empty() {
+        bail!("--envs and --threads need at least one value each");
+    }
+    let per_row = reset_peak_rss();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!(
+        "bench `{}` on {cores} core(s): f32, {} steps forward, H = {} forward+backward, nan-check {}, \
+         best of {REPEATS}; peak RSS {}",
+        args.task,
+        args.steps,
+        args.horizon,
+        parse::flag_name(&args.nan_check),
+        if per_row { "reset per row" } else { "is the process-wide running peak" },
+    );
+    println!();
+    println!("| envs | threads | fwd env-steps/s | fwd+bwd env-steps/s | tape MiB | tape B/env/step | peak RSS MiB |");
+    println!("|---|---|---|---|---|---|---|");
+    if let Some(&t) = args.threads.iter().find(|&&t| t > cores) {
+        eprintln!("warning: --threads {t} exceeds the {cores} available core(s); those rows measure oversubscription");
+    }
+    let mut rng = Rng::new(args.seed);
+    for &envs in &args.envs {
+        for &threads in &args.threads {
+            let opts = TaskOptions { num_envs: envs, threads, links: args.links };
+            let task = Task::build(&args.task, opts)?;
+            if per_row {
+                reset_peak_rss();
+            }
+            let m = measure(&task, args, &mut rng)
+                .with_context(|| format!("bench `{}` with --envs {envs} --threads {threads}", args.task))?;
+            let rss = m.peak_rss.map_or("n/a".to_string(), |b| format!("{:.1}", b as f64 / MIB));
+            println!(
+                "| {envs} | {threads} | {:.0} | {:.0} | {:.3} | {:.0} | {rss} |",
+                m.fwd,
+                m.fwd_bwd,
+                m.tape_bytes as f64 / MIB,
+                m.tape_per_env_step
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+const MIB: f64 = 1024.0 * 1024.0;

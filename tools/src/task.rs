@@ -1,0 +1,52 @@
+//! Task selection: the one place that maps a `--task` name to a task type, so every subcommand
+//! accepts exactly `diffsim_tasks::TASKS`.
+
+use anyhow::bail;
+use clap::builder::PossibleValuesParser;
+use diffsim_engine::{EngineError, Real, Sim, SimFactory};
+use diffsim_tasks::{ChainReach, ChainReachConfig, TASKS};
+
+/// The `--task` parser: clap rejects any other name and lists the valid ones.
+pub fn parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(TASKS.iter().copied())
+}
+
+/// What the tools may override in a task's default configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct TaskOptions {
+    pub num_envs: usize,
+    pub threads: usize,
+    /// Chain length (chain_reach only); `None` keeps the task default.
+    pub links: Option<usize>,
+}
+
+/// A task chosen by name; builds its `Sim` in any scalar.
+#[derive(Clone, Debug)]
+pub enum Task {
+    ChainReach(ChainReach),
+}
+
+impl Task {
+    pub fn build(name: &str, opts: TaskOptions) -> anyhow::Result<Task> {
+        match name {
+            "chain_reach" => {
+                let d = ChainReachConfig::default();
+                Ok(Task::ChainReach(ChainReach::new(ChainReachConfig {
+                    num_envs: opts.num_envs,
+                    threads: opts.threads,
+                    links: opts.links.unwrap_or(d.links),
+                    ..d
+                })))
+            }
+            _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
+        }
+    }
+}
+
+impl SimFactory for Task {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
+        match self {
+            Task::ChainReach(t) => t.sim(),
+        }
+    }
+}
