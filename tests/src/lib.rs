@@ -88,31 +88,33 @@ pub struct SystemCheck<'a> {
 }
 
 impl SystemCheck<'_> {
-    fn forward<R: Real, S: System<R> + ?Sized>(&self, sys: &S, state: &Columns<R>, control: &Columns<R>) -> Columns<R> {
+    fn forward<R: Real>(&self, sys: &dyn System<R>, state: &Columns<R>, control: &Columns<R>) -> Columns<R> {
         let mut out = state.clone();
         sys.forward(&self.cx, &self.model.view_all(), &control.view_all(), &mut out.view_all_mut());
         out
     }
 
     /// Runs the dot-product and finite-difference tests with directions drawn from `rng`.
-    /// Also checks that the forward leaves every column it does not declare as written untouched.
-    pub fn run<S>(&self, sys: &S, rng: &mut Rng) -> Result<GradReport, String>
-    where
-        S: System<f64> + System<Dual> + ?Sized,
-    {
+    pub fn run<S: System<f64> + System<Dual>>(&self, sys: &S, rng: &mut Rng) -> Result<GradReport, String> {
+        self.run_pair(sys, sys, rng)
+    }
+
+    /// The same checks for a system given as two trait objects, its f64 instance `f` and its dual
+    /// instance `d` (e.g. taken by position from two schedules of one task). `Err` names a column
+    /// the forward changed without declaring it written.
+    pub fn run_pair(&self, f: &dyn System<f64>, d: &dyn System<Dual>, rng: &mut Rng) -> Result<GradReport, String> {
         let sd = rng.like(self.state);
         let cd = rng.like(self.control);
         let ybar = rng.like(self.state);
 
-        // Declared writes are the only columns allowed to change.
-        let out = self.forward::<f64, S>(sys, self.state, self.control);
+        let out = self.forward(f, self.state, self.control);
         let written: Vec<String> =
-            <S as System<f64>>::access(sys).into_iter().filter(|a| a.access != Access::Read).map(|a| a.name).collect();
+            f.access().into_iter().filter(|a| a.access != Access::Read).map(|a| a.name).collect();
         for ((spec, before), (_, after)) in self.state.columns().zip(out.columns()) {
             if !written.contains(&spec.name) && before != after {
                 return Err(format!(
                     "system `{}` changed column `{}` it does not declare as written",
-                    <S as System<f64>>::name(sys),
+                    f.name(),
                     spec.name
                 ));
             }
@@ -121,7 +123,7 @@ impl SystemCheck<'_> {
         // Adjoint: Jᵀ ȳ.
         let mut adj_state = ybar.clone();
         let mut adj_control = self.control.zeros_like::<f64>();
-        sys.adjoint(
+        f.adjoint(
             &self.cx,
             &self.model.view_all(),
             &self.control.view_all(),
@@ -131,15 +133,15 @@ impl SystemCheck<'_> {
         );
         let adjoint = dot(&adj_state, &sd) + dot(&adj_control, &cd);
 
-        // Dual: J ẋ.
-        let y = self.forward::<Dual, S>(sys, &seed_dual(self.state, &sd), &seed_dual(self.control, &cd));
-        let dual = dot(&ybar, &y.map(|d| d.t));
+        // Duals: J ẋ.
+        let y = self.forward(d, &self.state.zip_map(&sd, Dual::new), &self.control.zip_map(&cd, Dual::new));
+        let dual = dot(&ybar, &y.map(|x| x.t));
 
         // Central differences along ẋ.
         let at = |sign: f64| {
-            let s = self.state.zip_map(&sd, |x, d| x + sign * self.h * d);
-            let c = self.control.zip_map(&cd, |x, d| x + sign * self.h * d);
-            dot(&ybar, &self.forward::<f64, S>(sys, &s, &c))
+            let s = self.state.zip_map(&sd, |x, v| x + sign * self.h * v);
+            let c = self.control.zip_map(&cd, |x, v| x + sign * self.h * v);
+            dot(&ybar, &self.forward(f, &s, &c))
         };
         let fd = (at(1.0) - at(-1.0)) / (2.0 * self.h);
         Ok(GradReport { adjoint, dual, fd })
@@ -212,5 +214,74 @@ impl RolloutCheck {
         };
         let fd = (at(1.0)? - at(-1.0)?) / (2.0 * self.h);
         Ok(GradReport { adjoint, dual, fd })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diffsim_engine::{ColumnAccess, ColumnSpec, Layout, ModelView, View, ViewMut};
+
+    /// y ← x² with an adjoint x̄ += k·x·ȳ (correct for k = 2); optionally also writes `x`.
+    struct Square {
+        k: f64,
+        sneaky: bool,
+    }
+
+    impl<R: Real> System<R> for Square {
+        fn name(&self) -> &str {
+            "square"
+        }
+        fn access(&self) -> Vec<ColumnAccess> {
+            vec![ColumnAccess::state("x", 1), ColumnAccess::write("y", 1)]
+        }
+        fn forward(&self, _: &StepCx, _: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+            let [x, y] = state.cols_mut(["x", "y"]);
+            for (y, x) in y.iter_mut().zip(x.iter_mut()) {
+                *y = *x * *x;
+                if self.sneaky {
+                    *x += R::from_f64(1.0);
+                }
+            }
+        }
+        fn adjoint(
+            &self,
+            _: &StepCx,
+            _: &ModelView,
+            _: &View<R>,
+            pre: &View<R>,
+            adj: &mut ViewMut<R>,
+            _: &mut ViewMut<R>,
+        ) {
+            let [ax, ay] = adj.cols_mut(["x", "y"]);
+            for ((ax, ay), &x) in ax.iter_mut().zip(ay.iter_mut()).zip(pre.col("x")) {
+                *ax += R::from_f64(self.k) * x * *ay;
+                *ay = R::from_f64(0.0);
+            }
+        }
+    }
+
+    fn check(sys: &Square) -> Result<GradReport, String> {
+        let model = Model::empty(3);
+        let layout = Layout::new(vec![ColumnSpec::new("x", 1, 1), ColumnSpec::new("y", 1, 1)]);
+        let mut rng = Rng::new(7);
+        let state = rng.like(&Columns::zeros(layout, 3));
+        let control = Columns::zeros(Layout::default(), 3);
+        let cx = StepCx { dt: 0.01, step: 0, substep: 0 };
+        SystemCheck { model: &model, state: &state, control: &control, cx, h: 1e-6 }.run(sys, &mut rng)
+    }
+
+    #[test]
+    fn a_correct_adjoint_passes_and_a_wrong_one_fails() {
+        let good = check(&Square { k: 2.0, sneaky: false }).unwrap();
+        assert!(good.dual_err() < 1e-12 && good.fd_err() < 1e-6, "{good:?}");
+        let bad = check(&Square { k: 3.0, sneaky: false }).unwrap();
+        assert!(bad.dual_err() > 1e-3 && bad.fd_err() > 1e-3, "{bad:?}");
+    }
+
+    #[test]
+    fn an_undeclared_write_is_named() {
+        let err = check(&Square { k: 2.0, sneaky: true }).unwrap_err();
+        assert!(err.contains("`x`"), "{err}");
     }
 }

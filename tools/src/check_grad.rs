@@ -4,7 +4,7 @@
 //! Points: a random-action f64 rollout of the task gives one (state, control) per env step; each
 //! case replays one of those steps up to a random substep, takes the input state of every system
 //! there, and perturbs it by 1e-3·U(−1, 1) per scalar. Each system runs the dot-product test
-//! (adjoint vs duals) and central finite differences (h = 1e-6) at that point (`PairCheck`).
+//! (adjoint vs duals) and central finite differences (h = 1e-6) at that point (`diffsim_tests::SystemCheck::run_pair`).
 //! A system passes when every case has dual error < 1e-10 and FD error < 1e-4; FD failures with
 //! exact duals are reported as `fd: kink?` (a contact branch switch inside ±h, not a wrong
 //! adjoint). The last two rows check an H-step rollout through the tape (`RolloutCheck`) along the
@@ -16,9 +16,8 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::Args;
 use diffsim_engine::{Columns, Dual, Sim, SimFactory, Stage, StepCx, System};
-use diffsim_tests::{GradReport, Rng, RolloutCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
 
-use crate::pair_check::PairCheck;
 use crate::parse;
 use crate::task::{self, Task, TaskOptions};
 
@@ -166,14 +165,14 @@ pub fn run(args: &CheckGradArgs) -> anyhow::Result<ExitCode> {
         let pres = pre_states(&sim64, &systems, point, k).with_context(|| format!("task `{name}`"))?;
         for (i, (((stage, f), d), mut state)) in systems.iter().zip(&duals).zip(pres).enumerate() {
             perturb(&mut state, &mut rng);
-            let check = PairCheck {
+            let check = SystemCheck {
                 model: &sim64.model,
                 state: &state,
                 control: &point.2,
                 cx: StepCx { dt: sim64.schedule.substep_dt(), step: point.0, substep: substep_of(*stage, k, substeps) },
                 h: FD_STEP,
             };
-            match check.run(*f, *d, &mut rng) {
+            match check.run_pair(*f, *d, &mut rng) {
                 Ok(r) => rows[i].add(&r),
                 Err(e) => rows[i].error = Some(e),
             }

@@ -10,7 +10,6 @@
 mod bench;
 mod check_grad;
 mod gpu_info;
-mod pair_check;
 mod parse;
 mod task;
 mod train;
