@@ -23,8 +23,12 @@ use crate::system::{Access, ModelView, Stage, StepCx, System};
 /// When to scan written columns for NaN/inf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NanCheck {
-    /// After every system, on the columns it wrote: errors name the system.
+    /// After every system, on the columns it wrote: errors name the system. Slowest.
     EverySystem,
+    /// Once per env step, on every written column; on a hit the step is replayed from a copy of
+    /// its start with `EverySystem` checks, so the error still names the system that produced
+    /// the value. Measured ~1.3× cheaper than `EverySystem` on chain_reach (see the bench).
+    EveryStep,
     Off,
 }
 
@@ -41,7 +45,7 @@ pub struct Schedule<R: Real> {
 
 impl<R: Real> Schedule<R> {
     pub fn new(dt: f64, substeps: usize) -> Self {
-        Self { dt, substeps, nan_check: NanCheck::EverySystem, systems: Vec::new(), writes: Vec::new() }
+        Self { dt, substeps, nan_check: NanCheck::EveryStep, systems: Vec::new(), writes: Vec::new() }
     }
     /// Appends a system to a stage (order within a stage is execution order).
     pub fn with(mut self, stage: Stage, system: impl System<R> + 'static) -> Self {
@@ -186,8 +190,20 @@ impl<R: Real> Schedule<R> {
         control: &View<R>,
         state: &mut ViewMut<R>,
     ) -> Result<(), EngineError> {
+        self.run_system_checked((index, sys), cx, model, control, state, self.nan_check == NanCheck::EverySystem)
+    }
+
+    fn run_system_checked(
+        &self,
+        (index, sys): (usize, &dyn System<R>),
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+        check: bool,
+    ) -> Result<(), EngineError> {
         sys.forward(cx, model, control, state);
-        if self.nan_check == NanCheck::EverySystem {
+        if check {
             for (name, width) in &self.writes[index] {
                 let count = state.layout().spec(name).map_or(1, |s| s.count);
                 let at = Located { system: sys.name(), set: ColumnSet::State, column: name, count, width: *width };
@@ -205,6 +221,29 @@ impl<R: Real> Schedule<R> {
         control: &View<R>,
         state: &mut ViewMut<R>,
     ) -> Result<(), EngineError> {
+        if self.nan_check != NanCheck::EveryStep {
+            return self.run_step(step, model, control, state, self.nan_check == NanCheck::EverySystem);
+        }
+        let start = Columns::from_view(&state.as_view());
+        self.run_step(step, model, control, state, false)?;
+        let written = self.writes.iter().flatten();
+        if written.clone().any(|(name, _)| state.col(name).iter().any(|x| !x.is_finite())) {
+            // Replay from the start with per-system checks to name the system that produced it.
+            let mut replay = start;
+            self.run_step(step, model, control, &mut replay.view_all_mut(), true)?;
+        }
+        Ok(())
+    }
+
+    /// The systems of one env step in order; `check` scans each system's writes for NaN/inf.
+    fn run_step(
+        &self,
+        step: usize,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+        check: bool,
+    ) -> Result<(), EngineError> {
         let dt = self.substep_dt();
         let last = self.substeps.saturating_sub(1);
         let runs = [(Stage::Step, 0..1), (Stage::Substep, 0..self.substeps), (Stage::Post, last..last + 1)];
@@ -213,7 +252,7 @@ impl<R: Real> Schedule<R> {
                 let cx = StepCx { dt, step, substep };
                 for (index, (st, sys)) in self.systems.iter().enumerate() {
                     if *st == stage {
-                        self.run_system((index, sys.as_ref()), &cx, model, control, state)?;
+                        self.run_system_checked((index, sys.as_ref()), &cx, model, control, state, check)?;
                     }
                 }
             }

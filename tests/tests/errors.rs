@@ -130,3 +130,22 @@ fn nan_in_a_state_is_caught_by_the_first_system_that_spreads_it() {
     }
     assert!(msg.contains("environment 1"), "{msg}");
 }
+
+#[test]
+fn nan_checks_per_step_and_per_system_name_the_same_system_and_off_does_not_check() {
+    use diffsim_engine::NanCheck;
+    let run = |mode: NanCheck| {
+        let mut sim: Sim<f32> =
+            ChainReach::new(ChainReachConfig { num_envs: 4, threads: 2, ..Default::default() }).sim().unwrap();
+        sim.schedule.nan_check = mode;
+        let mut act = vec![0.0f32; 12];
+        act[3 * 3] = f32::INFINITY; // env 3
+        sim.set_control("act", &act).unwrap();
+        sim.step()
+    };
+    let per_step = run(NanCheck::EveryStep).unwrap_err();
+    let per_system = run(NanCheck::EverySystem).unwrap_err();
+    assert_eq!(per_step, per_system);
+    assert!(matches!(&per_step, EngineError::NonFinite { system, env: 3, .. } if system == "particles.actuation"));
+    assert!(run(NanCheck::Off).is_ok());
+}

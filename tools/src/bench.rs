@@ -26,8 +26,11 @@ const REPEATS: usize = 3;
 const ACTION_POOL: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Switch {
-    On,
+pub enum NanMode {
+    /// Per env step, replaying the step with per-system checks on a hit (the engine default).
+    Step,
+    /// After every system.
+    System,
     Off,
 }
 
@@ -51,9 +54,9 @@ pub struct BenchArgs {
     /// Particles in the chain (default: the task's).
     #[arg(long, value_parser = parse::links)]
     pub links: Option<usize>,
-    /// Scan every written column for NaN/inf after every system.
-    #[arg(long, value_enum, default_value_t = Switch::On)]
-    pub nan_check: Switch,
+    /// When to scan written columns for NaN/inf.
+    #[arg(long, value_enum, default_value_t = NanMode::Step)]
+    pub nan_check: NanMode,
     /// Seed of the random actions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -94,8 +97,9 @@ fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Result<Duratio
 fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measurement> {
     let mut sim: Sim<f32> = task.sim()?;
     sim.schedule.nan_check = match args.nan_check {
-        Switch::On => NanCheck::EverySystem,
-        Switch::Off => NanCheck::Off,
+        NanMode::Step => NanCheck::EveryStep,
+        NanMode::System => NanCheck::EverySystem,
+        NanMode::Off => NanCheck::Off,
     };
     let envs = sim.num_envs();
     sim.state.get("reward").context("the task has no `reward` state column to seed backward with")?;
