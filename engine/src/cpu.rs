@@ -15,7 +15,7 @@ use crate::columns::Columns;
 use crate::error::EngineError;
 use crate::model::Model;
 use crate::scalar::Real;
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Scratch};
 
 /// What the tape kept of one env step: its index, its control and its starting state.
 #[derive(Clone, Copy)]
@@ -104,12 +104,15 @@ impl Cpu {
         recorded: RecordedStep<'_, R>,
         adj_state: &mut Columns<R>,
         adj_control: &mut Columns<R>,
+        scratch: &mut Vec<Scratch<R>>,
     ) -> Result<(), EngineError> {
         let RecordedStep { step, control, pre_step } = recorded;
         let ranges = self.ranges(pre_step.num_envs());
         let adj_s = adj_state.chunks_mut(&ranges);
         let adj_c = adj_control.chunks_mut(&ranges);
-        self.run_chunks(ranges.iter().cloned().zip(adj_s.into_iter().zip(adj_c)).collect(), |r, (mut a, mut c)| {
+        scratch.resize_with(ranges.len(), Scratch::default);
+        let work = ranges.iter().cloned().zip(adj_s.into_iter().zip(adj_c).zip(scratch.iter_mut())).collect();
+        self.run_chunks(work, |r, ((mut a, mut c), scratch)| {
             schedule.backward_step(
                 step,
                 &model.view(r.clone()),
@@ -117,6 +120,7 @@ impl Cpu {
                 &pre_step.view(r),
                 &mut a,
                 &mut c,
+                scratch,
             )
         })
     }

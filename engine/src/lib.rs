@@ -23,7 +23,7 @@ pub use gpu::Gpu;
 pub use model::Model;
 pub use scalar::{Dual, Real};
 pub use scene::{EnvBuilder, Packed, Scene};
-pub use schedule::{NanCheck, Schedule};
+pub use schedule::{NanCheck, Schedule, Scratch};
 pub use sim::{Gradients, Sim, SimFactory};
 pub use system::{Access, ColumnAccess, ModelView, Stage, StepCx, System};
 pub use tape::{Tape, TapeMemory};

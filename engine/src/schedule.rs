@@ -262,7 +262,9 @@ impl<R: Real> Schedule<R> {
 
     /// Backward through one env step of a chunk. `pre_step` is the step's checkpoint; `adj_state`
     /// holds ∂L/∂(state after the step) on entry and ∂L/∂(state before) on return;
-    /// ∂L/∂control is accumulated into `adj_control`.
+    /// ∂L/∂control is accumulated into `adj_control`. `scratch` holds the recomputed states and is
+    /// reused across calls (no allocation after the first step).
+    #[allow(clippy::too_many_arguments)] // the chunk's inputs, its two adjoints and its scratch
     pub fn backward_step(
         &self,
         step: usize,
@@ -271,34 +273,34 @@ impl<R: Real> Schedule<R> {
         pre_step: &View<R>,
         adj_state: &mut ViewMut<R>,
         adj_control: &mut ViewMut<R>,
+        scratch: &mut Scratch<R>,
     ) -> Result<(), EngineError> {
         let dt = self.substep_dt();
         let segs = self.segments();
-        // Boundary states: boundaries[i] is the state before segment i.
-        let mut boundaries: Vec<Columns<R>> = Vec::with_capacity(segs.len());
-        boundaries.push(Columns::from_view(pre_step));
-        for (substep, systems) in &segs[..segs.len() - 1] {
-            let mut next = boundaries.last().expect("non-empty").clone();
+        let longest = segs.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
+        // states[i], i < segs.len(): the state before segment i; then the pre-state of every
+        // system of the segment being differentiated.
+        let states = scratch.states(segs.len() + longest, pre_step);
+        states[0].copy_from_view(pre_step);
+        for (i, (substep, systems)) in segs[..segs.len() - 1].iter().enumerate() {
+            let (done, rest) = states.split_at_mut(i + 1);
+            rest[0].copy_from(&done[i]);
             let cx = StepCx { dt, step, substep: *substep };
-            {
-                let mut v = next.view_all_mut();
-                for sys in systems {
-                    self.run_system(*sys, &cx, model, control, &mut v)?;
-                }
+            let mut v = rest[0].view_all_mut();
+            for sys in systems {
+                self.run_system(*sys, &cx, model, control, &mut v)?;
             }
-            boundaries.push(next);
         }
+        let (boundaries, pres) = states.split_at_mut(segs.len());
         for (i, (substep, systems)) in segs.iter().enumerate().rev() {
             let cx = StepCx { dt, step, substep: *substep };
-            // Pre-state of every system in this segment.
-            let mut pres: Vec<Columns<R>> = Vec::with_capacity(systems.len());
-            pres.push(boundaries[i].clone());
-            for sys in &systems[..systems.len().saturating_sub(1)] {
-                let mut next = pres.last().expect("non-empty").clone();
-                self.run_system(*sys, &cx, model, control, &mut next.view_all_mut())?;
-                pres.push(next);
+            pres[0].copy_from(&boundaries[i]);
+            for (j, sys) in systems[..systems.len().saturating_sub(1)].iter().enumerate() {
+                let (done, rest) = pres.split_at_mut(j + 1);
+                rest[0].copy_from(&done[j]);
+                self.run_system(*sys, &cx, model, control, &mut rest[0].view_all_mut())?;
             }
-            for ((_, sys), pre) in systems.iter().zip(&pres).rev() {
+            for ((_, sys), pre) in systems.iter().zip(pres.iter()).rev() {
                 sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
             }
         }
@@ -309,6 +311,27 @@ impl<R: Real> Schedule<R> {
     pub fn recompute_states(&self) -> usize {
         let s = self.systems.iter().map(|(st, _)| *st).filter(|s| *s == Stage::Substep).count();
         self.substeps + 2 + s.max(self.stage(Stage::Step).len()).max(self.stage(Stage::Post).len())
+    }
+}
+
+/// Recompute buffers of `Schedule::backward_step` for one chunk of environments, kept between
+/// steps so the reverse sweep does not allocate.
+#[derive(Debug, Default)]
+pub struct Scratch<R: Real> {
+    states: Vec<Columns<R>>,
+}
+
+impl<R: Real> Scratch<R> {
+    /// At least `n` state buffers shaped like `like` (reallocated only if the shape changed).
+    fn states(&mut self, n: usize, like: &View<R>) -> &mut [Columns<R>] {
+        let fits = |c: &Columns<R>| c.num_envs() == like.num_envs() && c.layout() == like.layout();
+        if !self.states.iter().all(fits) {
+            self.states.clear();
+        }
+        while self.states.len() < n {
+            self.states.push(Columns::from_view(like));
+        }
+        &mut self.states[..n]
     }
 }
 

@@ -102,11 +102,19 @@ impl<R: Real> Sim<R> {
         let tape = self.tape.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
         let mut adj_state: Columns<R> = self.state.zeros_like();
         let mut controls: Vec<Columns<R>> = (0..tape.len()).map(|_| self.control.zeros_like()).collect();
+        let mut scratch = Vec::new();
         for t in (0..tape.len()).rev() {
             seed(t, &mut adj_state);
             let recorded =
                 RecordedStep { step: tape.step_index(t), control: tape.control(t), pre_step: tape.checkpoint(t) };
-            self.cpu.backward_step(&self.schedule, &self.model, recorded, &mut adj_state, &mut controls[t])?;
+            self.cpu.backward_step(
+                &self.schedule,
+                &self.model,
+                recorded,
+                &mut adj_state,
+                &mut controls[t],
+                &mut scratch,
+            )?;
             for &e in tape.cuts(t) {
                 for (_, col) in adj_state.columns_mut() {
                     let n = col.len() / self.state.num_envs();

@@ -226,15 +226,19 @@ mod tests {
         qd.copy_from_slice(state.get("particle_qd").unwrap());
     }
 
-    /// Max of |a - b| / |b| over the arrays (both f32; differences are rounding/FMA only).
+    /// Max of |a - b| / max(|b|, 1e-3 · max|b|) over the arrays. Both are f32; the differences
+    /// are rounding only (a real GPU may fuse multiply-adds; lavapipe measured exactly equal), so
+    /// values near zero are compared against the array's scale rather than themselves.
     fn max_rel_err(a: &[f32], b: &[f32]) -> f32 {
         assert_eq!(a.len(), b.len());
-        a.iter().zip(b).map(|(&x, &y)| (x - y).abs() / y.abs().max(f32::MIN_POSITIVE)).fold(0.0, f32::max)
+        let floor = 1e-3 * b.iter().fold(0.0f32, |m, x| m.max(x.abs())).max(f32::MIN_POSITIVE);
+        a.iter().zip(b).map(|(&x, &y)| (x - y).abs() / y.abs().max(floor)).fold(0.0, f32::max)
     }
 
+    /// Within a few f32 ulps per step (20 chained steps in the longest test).
     fn assert_close(what: &str, gpu: &[f32], cpu: &[f32]) {
         let e = max_rel_err(gpu, cpu);
-        assert!(e <= 1e-6, "{what}: max relative error {e:e} > 1e-6");
+        assert!(e <= 1e-5, "{what}: max relative error {e:e} > 1e-5");
     }
 
     #[test]
