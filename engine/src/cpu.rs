@@ -17,6 +17,11 @@ use crate::model::Model;
 use crate::scalar::Real;
 use crate::schedule::{Schedule, Scratch};
 
+/// Below this much work per chunk (state scalars × substeps) a step stays on one thread. Measured
+/// with `diffsim bench` on chain_reach (61 scalars per env, 8 substeps, 2 cores): 8 envs
+/// (~3.9k) ran 1.5–2× slower on 2 threads than on 1, 64 envs (~31k) 1.3–1.5× faster.
+pub const MIN_CHUNK_WORK: usize = 8192;
+
 /// What the tape kept of one env step: its index, its control and its starting state.
 #[derive(Clone, Copy)]
 pub struct RecordedStep<'a, R: Real> {
@@ -28,13 +33,15 @@ pub struct RecordedStep<'a, R: Real> {
 #[derive(Clone)]
 pub struct Cpu {
     pub threads: usize,
+    /// See `MIN_CHUNK_WORK`; 0 always splits (tests use it to exercise the threaded path).
+    pub min_chunk_work: usize,
     /// Worker threads (the calling thread runs one chunk itself); `None` when `threads == 1`.
     pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl std::fmt::Debug for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cpu").field("threads", &self.threads).finish()
+        f.debug_struct("Cpu").field("threads", &self.threads).field("min_chunk_work", &self.min_chunk_work).finish()
     }
 }
 
@@ -56,7 +63,13 @@ impl Cpu {
             .and_then(Result::ok)
             .map(Arc::new);
         let threads = if pool.is_some() { threads } else { 1 };
-        Self { threads, pool }
+        Self { threads, min_chunk_work: MIN_CHUNK_WORK, pool }
+    }
+
+    /// The same backend with another work threshold for splitting a step across threads.
+    pub fn with_min_chunk_work(mut self, work: usize) -> Self {
+        self.min_chunk_work = work;
+        self
     }
 
     /// Runs `f` on every (range, item) pair, in parallel on the pool; returns the first error.
@@ -74,9 +87,12 @@ impl Cpu {
         }
     }
 
-    /// Near-equal contiguous env ranges, one per thread (fewer if there are fewer envs).
-    pub fn ranges(&self, num_envs: usize) -> Vec<Range<usize>> {
-        let t = self.threads.clamp(1, num_envs.max(1));
+    /// Near-equal contiguous env ranges, one per thread, fewer when there are fewer envs or when
+    /// a chunk would get less than `min_chunk_work` of work (`work_per_env`: state scalars per
+    /// env × substeps), since then handing it to another thread costs more than it saves.
+    pub fn ranges(&self, num_envs: usize, work_per_env: usize) -> Vec<Range<usize>> {
+        let by_work = (num_envs * work_per_env).checked_div(self.min_chunk_work).unwrap_or(usize::MAX).max(1);
+        let t = self.threads.min(by_work).clamp(1, num_envs.max(1));
         (0..t).map(|i| (i * num_envs / t)..((i + 1) * num_envs / t)).collect()
     }
 
@@ -89,7 +105,7 @@ impl Cpu {
         control: &Columns<R>,
         state: &mut Columns<R>,
     ) -> Result<(), EngineError> {
-        let ranges = self.ranges(state.num_envs());
+        let ranges = self.ranges(state.num_envs(), state.layout().per_env() * schedule.substeps);
         let chunks = state.chunks_mut(&ranges);
         self.run_chunks(ranges.iter().cloned().zip(chunks).collect(), |r, mut ch| {
             schedule.forward_step(step, &model.view(r.clone()), &control.view(r), &mut ch)
@@ -107,7 +123,7 @@ impl Cpu {
         scratch: &mut Vec<Scratch<R>>,
     ) -> Result<(), EngineError> {
         let RecordedStep { step, control, pre_step } = recorded;
-        let ranges = self.ranges(pre_step.num_envs());
+        let ranges = self.ranges(pre_step.num_envs(), pre_step.layout().per_env() * schedule.substeps);
         let adj_s = adj_state.chunks_mut(&ranges);
         let adj_c = adj_control.chunks_mut(&ranges);
         scratch.resize_with(ranges.len(), Scratch::default);
@@ -131,10 +147,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn small_work_stays_on_one_thread() {
+        let cpu = Cpu::new(2);
+        assert_eq!(cpu.ranges(8, 500).len(), 1);
+        assert_eq!(cpu.ranges(64, 500).len(), 2);
+        assert_eq!(cpu.ranges(3, 1 << 20).len(), 2);
+        assert_eq!(cpu.with_min_chunk_work(0).ranges(3, 1).len(), 2);
+    }
+
+    #[test]
     fn ranges_cover_envs_in_order() {
         for threads in 1..5 {
             for n in 1..20 {
-                let r = Cpu::new(threads).ranges(n);
+                let r = Cpu::new(threads).with_min_chunk_work(0).ranges(n, 1);
                 assert_eq!(r.first().unwrap().start, 0);
                 assert_eq!(r.last().unwrap().end, n);
                 assert!(r.windows(2).all(|w| w[0].end == w[1].start));

@@ -7,6 +7,12 @@ use diffsim_systems::particles::{ClearForces, Gravity, Integrate, Springs};
 use diffsim_tasks::chain_reach::Observe;
 use diffsim_tasks::{ChainReach, ChainReachConfig};
 
+/// Runs on two threads however small the step (so errors cross chunk boundaries).
+fn split(mut sim: Sim<f32>) -> Sim<f32> {
+    sim.cpu = Cpu::new(2).with_min_chunk_work(0);
+    sim
+}
+
 fn sim_with(schedule: Schedule<f32>) -> Result<Sim<f32>, EngineError> {
     let task = ChainReach::default();
     let base: Sim<f32> = task.sim()?;
@@ -99,7 +105,7 @@ fn control_of_wrong_size_names_column() {
 #[test]
 fn nan_in_an_action_names_system_column_and_environment() {
     let mut sim: Sim<f32> =
-        ChainReach::new(ChainReachConfig { num_envs: 3, threads: 2, ..Default::default() }).sim().unwrap();
+        split(ChainReach::new(ChainReachConfig { num_envs: 3, ..Default::default() }).sim().unwrap());
     sim.step().unwrap();
     let mut act = vec![0.1f32; 9];
     act[7] = f32::NAN; // env 2, component y
@@ -118,7 +124,7 @@ fn nan_in_an_action_names_system_column_and_environment() {
 #[test]
 fn nan_in_a_state_is_caught_by_the_first_system_that_spreads_it() {
     let mut sim: Sim<f32> =
-        ChainReach::new(ChainReachConfig { num_envs: 2, threads: 2, ..Default::default() }).sim().unwrap();
+        split(ChainReach::new(ChainReachConfig { num_envs: 2, ..Default::default() }).sim().unwrap());
     sim.state.env_mut("particle_q", 1).unwrap()[3 * 2] = f32::NAN; // env 1, particle 2, x
     let err = sim.step().unwrap_err();
     let msg = err.to_string();
@@ -136,7 +142,7 @@ fn nan_checks_per_step_and_per_system_name_the_same_system_and_off_does_not_chec
     use diffsim_engine::NanCheck;
     let run = |mode: NanCheck| {
         let mut sim: Sim<f32> =
-            ChainReach::new(ChainReachConfig { num_envs: 4, threads: 2, ..Default::default() }).sim().unwrap();
+            split(ChainReach::new(ChainReachConfig { num_envs: 4, ..Default::default() }).sim().unwrap());
         sim.schedule.nan_check = mode;
         let mut act = vec![0.0f32; 12];
         act[3 * 3] = f32::INFINITY; // env 3

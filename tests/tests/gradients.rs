@@ -3,7 +3,7 @@
 //! relative, on states away from contact kinks), over random scenes, states and actions.
 
 use diffsim_engine::components::Ground;
-use diffsim_engine::{Columns, Dual, Real, Sim, SimFactory, StepCx, System};
+use diffsim_engine::{Columns, Cpu, Dual, Real, Sim, SimFactory, StepCx, System};
 use diffsim_systems::particles::{Actuation, ClearForces, Gravity, GroundContact, Integrate, Springs};
 use diffsim_tasks::chain_reach::{Observe, Reward};
 use diffsim_tasks::{ChainReach, ChainReachConfig};
@@ -15,6 +15,17 @@ const FD_TOL: f64 = 1e-4;
 
 fn cases() -> ProptestConfig {
     ProptestConfig { cases: 256, ..ProptestConfig::default() }
+}
+
+/// A task whose steps are split across two threads however small they are.
+struct Split(ChainReach);
+
+impl SimFactory for Split {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, diffsim_engine::EngineError> {
+        let mut sim = self.0.sim()?;
+        sim.cpu = Cpu::new(2).with_min_chunk_work(0);
+        Ok(sim)
+    }
 }
 
 /// A random chain_reach configuration.
@@ -119,7 +130,7 @@ proptest! {
 
     #[test]
     fn rollout_through_tape_matches_duals_with_contact(cfg in config(), seed in any::<u64>(), horizon in 1usize..6) {
-        let task = ChainReach::new(ChainReachConfig { threads: 2, ..cfg });
+        let task = Split(ChainReach::new(cfg));
         let r = RolloutCheck { horizon, h: 1e-6, state_dir_scale: 1.0 }.run(&task, &mut Rng::new(seed)).unwrap();
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
     }
