@@ -28,7 +28,7 @@ pub struct ChainReachConfig {
     pub spring_kd: f32,
     /// `None` removes the ground (a smooth problem, used for finite-difference tests).
     pub ground: Option<Ground>,
-    /// Height of the chain above its resting height on the ground.
+    /// Height of the chain above its resting height on the ground (0: resting in contact).
     pub lift: f32,
     /// Env step, seconds.
     pub dt: f64,
@@ -87,7 +87,10 @@ impl ChainReach {
         let c = &self.cfg;
         let mut scene = Scene::new();
         scene.spawn_envs(c.num_envs, |env| {
-            let y = c.radius + c.lift;
+            // Rest in static contact equilibrium (penetration m g / kₑ), strictly inside the
+            // contact branch, so the start state is a smooth point of the dynamics.
+            let sink = c.ground.map_or(0.0, |g| c.particle_mass * 9.81 / g.ke);
+            let y = c.radius - sink + c.lift;
             let ps: Vec<_> = (0..c.links)
                 .map(|i| {
                     env.particle(Vec3::new(-(i as f32) * c.spacing, y, 0.0), Vec3::ZERO, c.particle_mass, c.radius)
