@@ -61,24 +61,39 @@ impl Default for Gravity {
     }
 }
 
-/// A rigid body: mass, diagonal inertia in the body frame, initial pose and velocities.
+/// A rigid body: mass, principal inertia about its centre of mass (body frame), the centre of
+/// mass in the body frame, and the initial pose and velocities (used by a free root joint; the
+/// other bodies' poses follow from their joints' coordinates).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Body {
     pub mass: f32,
     pub inertia: Vec3,
+    pub com: Vec3,
     pub pos: Vec3,
     pub rot: Quat,
     pub vel: Vec3,
     pub ang_vel: Vec3,
 }
 
-/// How a joint constrains its child relative to its parent.
+impl Body {
+    /// A body at rest at `pos` with principal inertia `inertia` about its origin (= its COM).
+    pub fn at(pos: Vec3, mass: f32, inertia: Vec3) -> Self {
+        Self { mass, inertia, com: Vec3::ZERO, pos, rot: Quat::IDENTITY, vel: Vec3::ZERO, ang_vel: Vec3::ZERO }
+    }
+}
+
+/// How a joint constrains its child relative to its parent. Axes are unit vectors in the
+/// parent's joint frame, which is the parent body frame translated to `parent_anchor`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum JointKind {
+    /// 6 dof; only as the root of an articulation (parent = world). Coordinates: position and
+    /// rotation of the child body frame; velocities: spatial twist (ω, v at the world origin).
     Free,
     Fixed,
     Revolute { axis: Vec3 },
     Prismatic { axis: Vec3 },
+    /// 3 dof: rotation of the child relative to the parent (quaternion), angular velocity in the
+    /// parent frame.
     Ball,
 }
 
@@ -88,15 +103,43 @@ pub struct Joint {
     pub parent: Option<Entity>,
     pub child: Entity,
     pub kind: JointKind,
-    /// Joint frame in parent and child body frames.
+    /// The joint's pivot in the parent body frame and in the child body frame.
     pub parent_anchor: Vec3,
     pub child_anchor: Vec3,
+    /// Lower and upper limit of a revolute (rad) or prismatic (m) coordinate, enforced by a
+    /// penalty spring-damper (`limit_ke`, `limit_kd` of the articulation).
     pub limit: Option<(f32, f32)>,
-    /// Actuator gear (torque per unit action).
+    /// Added to the diagonal of the mass matrix (reflected rotor inertia).
+    pub armature: f32,
+    /// Viscous joint damping, generalized force −damping · qd.
+    pub damping: f32,
+    /// Initial coordinate and velocity of a revolute or prismatic joint.
+    pub q0: f32,
+    pub qd0: f32,
+    /// Generalized force per unit action; 0 means not actuated.
     pub gear: f32,
 }
 
-/// Collision geometry in a body's frame.
+impl Joint {
+    /// An unactuated, undamped, unlimited joint at rest.
+    pub fn new(parent: Option<Entity>, child: Entity, kind: JointKind, parent_anchor: Vec3, child_anchor: Vec3) -> Self {
+        Self {
+            parent,
+            child,
+            kind,
+            parent_anchor,
+            child_anchor,
+            limit: None,
+            armature: 0.0,
+            damping: 0.0,
+            q0: 0.0,
+            qd0: 0.0,
+            gear: 0.0,
+        }
+    }
+}
+
+/// Collision geometry in its shape frame. A capsule's axis is the frame's local y.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Geometry {
     Sphere { radius: f32 },
@@ -104,13 +147,19 @@ pub enum Geometry {
     Box { half_extents: Vec3 },
 }
 
-/// A collision shape attached to a body.
+/// A collision shape attached to a body, with penalty contact parameters (normal stiffness
+/// `ke`, damping `kd`, tangential viscous friction `kf`, Coulomb coefficient `mu`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Shape {
     pub body: Entity,
     pub geometry: Geometry,
-    pub offset: Vec3,
-    pub friction: f32,
+    /// Pose of the shape frame in the body frame.
+    pub pos: Vec3,
+    pub rot: Quat,
+    pub ke: f32,
+    pub kd: f32,
+    pub kf: f32,
+    pub mu: f32,
 }
 
 /// Constitutive model of a continuum material (MPM particles or FEM tetrahedra).
