@@ -90,8 +90,12 @@ pub enum JointKind {
     /// rotation of the child body frame; velocities: spatial twist (ω, v at the world origin).
     Free,
     Fixed,
-    Revolute { axis: Vec3 },
-    Prismatic { axis: Vec3 },
+    Revolute {
+        axis: Vec3,
+    },
+    Prismatic {
+        axis: Vec3,
+    },
     /// 3 dof: rotation of the child relative to the parent (quaternion), angular velocity in the
     /// parent frame.
     Ball,
@@ -122,7 +126,13 @@ pub struct Joint {
 
 impl Joint {
     /// An unactuated, undamped, unlimited joint at rest.
-    pub fn new(parent: Option<Entity>, child: Entity, kind: JointKind, parent_anchor: Vec3, child_anchor: Vec3) -> Self {
+    pub fn new(
+        parent: Option<Entity>,
+        child: Entity,
+        kind: JointKind,
+        parent_anchor: Vec3,
+        child_anchor: Vec3,
+    ) -> Self {
         Self {
             parent,
             child,

@@ -3,6 +3,7 @@
 //! (`Cpu` on a persistent thread pool, `Gpu` on wgpu). It holds no physics: systems live in
 //! `diffsim-systems`, tasks in `diffsim-tasks`.
 
+pub mod articulation;
 pub mod columns;
 pub mod components;
 pub mod cpu;
@@ -29,5 +30,5 @@ pub use scalar::{Dual, Real};
 pub use scene::{EnvBuilder, Packed, Scene};
 pub use schedule::{NanCheck, Schedule, Scratch};
 pub use sim::{Gradients, Sim, SimFactory};
-pub use system::{Access, ColumnAccess, ModelView, Stage, StepCx, System};
+pub use system::{ANY_WIDTH, Access, ColumnAccess, ModelView, Stage, StepCx, System};
 pub use tape::{Tape, TapeMemory};

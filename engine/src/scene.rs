@@ -284,6 +284,7 @@ impl Scene {
         }
         model.topology.add_column(ColumnSpec::new("spring_indices", ns, 2), spring_indices)?;
         model.topology.add_column(ColumnSpec::new("tet_indices", nt, 4), tet_indices)?;
+        crate::articulation::pack(&self.world, n, &mut state, &mut model)?;
         Ok(Packed { model, state, control: Layout::default() })
     }
 }

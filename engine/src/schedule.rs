@@ -96,7 +96,7 @@ impl<R: Real> Schedule<R> {
                         available,
                     });
                 };
-                if spec.width != a.width {
+                if a.width != crate::system::ANY_WIDTH && spec.width != a.width {
                     return Err(ScheduleError::WrongShape {
                         system: sys.name().to_string(),
                         set: a.set,
@@ -205,8 +205,8 @@ impl<R: Real> Schedule<R> {
         sys.forward(cx, model, control, state);
         if check {
             for (name, width) in &self.writes[index] {
-                let count = state.layout().spec(name).map_or(1, |s| s.count);
-                let at = Located { system: sys.name(), set: ColumnSet::State, column: name, count, width: *width };
+                let (count, width) = state.layout().spec(name).map_or((1, *width), |s| (s.count, s.width));
+                let at = Located { system: sys.name(), set: ColumnSet::State, column: name, count, width };
                 check_finite(&at, state.env0(), cx.step, state.col(name))?;
             }
         }

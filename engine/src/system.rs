@@ -30,6 +30,9 @@ pub struct ColumnAccess {
     pub access: Access,
 }
 
+/// Width placeholder for columns whose width the scene decides (e.g. `joint_q`, `[1, Q]`).
+pub const ANY_WIDTH: usize = usize::MAX;
+
 impl ColumnAccess {
     pub fn read(set: ColumnSet, name: &str, width: usize) -> Self {
         Self { set, name: name.to_string(), width, access: Access::Read }

@@ -1,0 +1,122 @@
+//! `articulation.ground_contact`: penalty contact between body shapes and the ground y = 0.
+//!
+//! Contact points: a sphere's centre (radius r), a capsule's two end-sphere centres (radius r),
+//! a box's 8 corners (radius 0). For a point with centre c and penetration p = r − c_y > 0, the
+//! contact point x = c − r ŷ moves with the body twist (ω, v_O): u = v_O + ω × x. The force is the
+//! particles' ground law (normal N = kₑ p − k_d u_y if positive; viscous friction −k_f u_t
+//! capped at μ N), per shape (`shape_contact`), applied at x as the spatial force (x × F, F)
+//! accumulated into `body_f`.
+//!
+//! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime.
+
+use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
+use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+
+use super::spatial::*;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct GroundContact;
+
+/// Penalty force on a point with penetration `pen` moving at `u` (world), or None if apart.
+pub fn penalty_force<R: Real>(pen: R, u: V3<R>, c: &[f64]) -> Option<V3<R>> {
+    let (ke, kd, kf, mu) = (R::from_f64(c[0]), R::from_f64(c[1]), R::from_f64(c[2]), R::from_f64(c[3]));
+    if pen.to_f64() <= 0.0 {
+        return None;
+    }
+    let n = ke * pen - kd * u[1];
+    if n.to_f64() <= 0.0 {
+        return None;
+    }
+    let s2 = u[0] * u[0] + u[2] * u[2];
+    let cap = mu * n;
+    let (fx, fz) = if (kf * kf * s2).to_f64() <= (cap * cap).to_f64() {
+        (-kf * u[0], -kf * u[2])
+    } else {
+        let s = s2.sqrt();
+        (-cap * u[0] / s, -cap * u[2] / s)
+    };
+    Some([fx, n, fz])
+}
+
+impl<R: Real> System<R> for GroundContact {
+    fn name(&self) -> &str {
+        "articulation.ground_contact"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("body_q", 7),
+            ColumnAccess::state("body_qd", 6),
+            ColumnAccess::accumulate("body_f", 6),
+            ColumnAccess::model("shape_size", 3),
+            ColumnAccess::model("shape_pose", 7),
+            ColumnAccess::model("shape_contact", 4),
+            ColumnAccess::model("shape_body", 1),
+            ColumnAccess::model("shape_kind", 1),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let ns = model.count("shape_kind");
+        let nb = model.count("joint_kind");
+        let (size, pose, contact) =
+            (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
+        let (body, kind) = (model.topo("shape_body"), model.topo("shape_kind"));
+        let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
+        for e in 0..model.num_envs() {
+            for s in e * ns..(e + 1) * ns {
+                let b = e * nb + body[s] as usize;
+                let rot = quat_to_mat([bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]]);
+                let x_b = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
+                let p = &pose[7 * s..7 * s + 7];
+                let centre = add(x_b, mat_vec(&rot, v3(p[0], p[1], p[2])));
+                let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
+                let sz = &size[3 * s..3 * s + 3];
+                let mut points: Vec<(V3<R>, f64)> = Vec::with_capacity(8);
+                match kind[s] {
+                    SHAPE_SPHERE => points.push((centre, sz[0])),
+                    SHAPE_CAPSULE => {
+                        let axis = [srot[0][1], srot[1][1], srot[2][1]];
+                        let h = R::from_f64(sz[1]);
+                        points.push((add(centre, scale(axis, h)), sz[0]));
+                        points.push((sub(centre, scale(axis, h)), sz[0]));
+                    }
+                    SHAPE_BOX => {
+                        for corner in 0..8 {
+                            let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
+                            let local = v3(sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]);
+                            points.push((add(centre, mat_vec(&srot, local)), 0.0));
+                        }
+                    }
+                    _ => {}
+                }
+                let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
+                let v_o = [bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]];
+                for (c, r) in points {
+                    let x = [c[0], c[1] - R::from_f64(r), c[2]];
+                    let u = add(v_o, cross(w, x));
+                    if let Some(f) = penalty_force(R::from_f64(r) - c[1], u, &contact[4 * s..4 * s + 4]) {
+                        let n = cross(x, f);
+                        for i in 0..3 {
+                            bf[6 * b + i] += n[i];
+                            bf[6 * b + 3 + i] += f[i];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+    }
+}
+
+fn v4<R: Real>(p: &[f64]) -> Quat<R> {
+    [R::from_f64(p[0]), R::from_f64(p[1]), R::from_f64(p[2]), R::from_f64(p[3])]
+}

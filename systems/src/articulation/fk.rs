@@ -1,0 +1,88 @@
+//! `articulation.fk`: writes every body's pose `body_q` (x, quaternion xyzw) and spatial twist
+//! `body_qd` from the joint coordinates, for the contacts and observations that read bodies.
+//!
+//! Forward: `kinematics` (see its module for the equations), rotation matrix → quaternion.
+//! Adjoint: recorded replay of this forward (`replay_adjoint`); FK is a pure function of
+//! (joint_q, joint_qd), and its outputs are overwritten, so the replay adjoint is exact.
+
+use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+
+use super::kinematics::{ArticulationModel, kinematics};
+use super::spatial::M3;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ForwardKinematics;
+
+/// Quaternion (x, y, z, w) of a rotation matrix (Shepperd's method, branch on the largest
+/// diagonal term for accuracy; derivatives follow the chosen branch).
+pub fn mat_to_quat<R: Real>(m: &M3<R>) -> [R; 4] {
+    let half = R::from_f64(0.5);
+    let one = R::one();
+    let tr = m[0][0] + m[1][1] + m[2][2];
+    let t = [tr.to_f64(), m[0][0].to_f64(), m[1][1].to_f64(), m[2][2].to_f64()];
+    let best = (0..4).max_by(|&a, &b| t[a].total_cmp(&t[b])).unwrap_or(0);
+    match best {
+        0 => {
+            let s = (one + tr).sqrt() * R::from_f64(2.0);
+            [(m[2][1] - m[1][2]) / s, (m[0][2] - m[2][0]) / s, (m[1][0] - m[0][1]) / s, s * half * half]
+        }
+        1 => {
+            let s = (one + m[0][0] - m[1][1] - m[2][2]).sqrt() * R::from_f64(2.0);
+            [s * half * half, (m[0][1] + m[1][0]) / s, (m[0][2] + m[2][0]) / s, (m[2][1] - m[1][2]) / s]
+        }
+        2 => {
+            let s = (one + m[1][1] - m[0][0] - m[2][2]).sqrt() * R::from_f64(2.0);
+            [(m[0][1] + m[1][0]) / s, s * half * half, (m[1][2] + m[2][1]) / s, (m[0][2] - m[2][0]) / s]
+        }
+        _ => {
+            let s = (one + m[2][2] - m[0][0] - m[1][1]).sqrt() * R::from_f64(2.0);
+            [(m[0][2] + m[2][0]) / s, (m[1][2] + m[2][1]) / s, s * half * half, (m[1][0] - m[0][1]) / s]
+        }
+    }
+}
+
+impl<R: Real> System<R> for ForwardKinematics {
+    fn name(&self) -> &str {
+        "articulation.fk"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("joint_q", ANY_WIDTH),
+            ColumnAccess::state("joint_qd", ANY_WIDTH),
+            ColumnAccess::write("body_q", 7),
+            ColumnAccess::write("body_qd", 6),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let nb = ArticulationModel::bodies(model);
+        let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
+        let [q, qd, bq, bqd] = state.cols_mut(["joint_q", "joint_qd", "body_q", "body_qd"]);
+        for e in 0..model.num_envs() {
+            let m = ArticulationModel::env(model, e);
+            let kin = kinematics(&m, &q[e * nq..(e + 1) * nq], &qd[e * nd..(e + 1) * nd]);
+            for k in 0..nb {
+                let b = e * nb + k;
+                let quat = mat_to_quat(&kin.rot[k]);
+                bq[7 * b..7 * b + 3].copy_from_slice(&kin.pos[k]);
+                bq[7 * b + 3..7 * b + 7].copy_from_slice(&quat);
+                bqd[6 * b..6 * b + 6].copy_from_slice(&kin.twist[k]);
+            }
+        }
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+    }
+}
+
+/// Scalars per env of a `[1, width]` state column.
+pub fn width<R: Real>(state: &ViewMut<R>, name: &str) -> usize {
+    state.layout().spec(name).map_or(0, |s| s.width)
+}

@@ -1,0 +1,255 @@
+//! `articulation.integrate`: forward dynamics of the articulations (Featherstone, world
+//! coordinates) and a semi-implicit Euler step of the joint coordinates.
+//!
+//! Per env and substep:
+//! 1. kinematics (poses, twists v_k, motion subspaces S, velocity products c_k);
+//! 2. bias forces by RNEA with q̈ = 0 (Featherstone §5.3): a_k = a_parent + c_k with the base
+//!    accelerating at −g; f_k = I_k a_k + v_k ×* I_k v_k − f_ext,k; τ_bias = Sᵀ f, children's f
+//!    added to their parent's;
+//! 3. mass matrix by CRBA (§6.2): composite inertias I^c, H_ij = S_iᵀ I^c_k S_j for dof j of body
+//!    k or of one of its ancestors, plus the joint armature on the diagonal;
+//! 4. q̈ = H⁻¹ (τ − τ_bias) by Cholesky; q̇' = q̇ + dt q̈;
+//! 5. q' = q + dt q̇' for revolute/prismatic; a free root steps its centre-of-mass velocity
+//!    (v_c' = v_c + dt a_c, exact momentum for a force-free body), its COM with v_c' and its
+//!    quaternion with q̇ = ½ (ω', 0) ⊗ q, then rebuilds v_O' = v_c' − ω' × c'; a ball joint's
+//!    quaternion follows q̇ = ½ (ω_parent, 0) ⊗ q; quaternions are renormalized.
+//!
+//! Adjoint: recorded replay of this forward (`replay_adjoint`), exact for the whole step.
+
+use diffsim_engine::articulation::{KIND_BALL, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE};
+use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+
+use super::fk::width;
+use super::kinematics::{ArticulationModel, body_inertia, kinematics};
+use super::spatial::*;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Integrate;
+
+/// Solves H x = b in place for symmetric positive definite H (n×n, row-major) by Cholesky.
+pub fn cholesky_solve<R: Real>(h: &mut [R], b: &mut [R], n: usize) {
+    for j in 0..n {
+        let mut d = h[j * n + j];
+        for k in 0..j {
+            d -= h[j * n + k] * h[j * n + k];
+        }
+        let l = d.max(R::from_f64(1e-12)).sqrt();
+        h[j * n + j] = l;
+        for i in j + 1..n {
+            let mut s = h[i * n + j];
+            for k in 0..j {
+                s -= h[i * n + k] * h[j * n + k];
+            }
+            h[i * n + j] = s / l;
+        }
+    }
+    for i in 0..n {
+        let mut s = b[i];
+        for k in 0..i {
+            s -= h[i * n + k] * b[k];
+        }
+        b[i] = s / h[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut s = b[i];
+        for k in i + 1..n {
+            s -= h[k * n + i] * b[k];
+        }
+        b[i] = s / h[i * n + i];
+    }
+}
+
+/// Joint accelerations q̈ of one env (steps 1–4 of the module docs).
+pub fn joint_accelerations<R: Real>(
+    m: &ArticulationModel,
+    q: &[R],
+    qd: &[R],
+    tau: &[R],
+    f_ext: &[R],
+    gravity: V3<R>,
+    armature: &[f64],
+) -> Vec<R> {
+    let nb = m.len();
+    let nd = qd.len();
+    let kin = kinematics(m, q, qd);
+    let inertia: Vec<M6<R>> = (0..nb).map(|k| body_inertia(m, &kin, k)).collect();
+    // RNEA with q̈ = 0.
+    let base = [R::zero(), R::zero(), R::zero(), -gravity[0], -gravity[1], -gravity[2]];
+    let mut acc: Vec<V6<R>> = Vec::with_capacity(nb);
+    let mut force: Vec<V6<R>> = Vec::with_capacity(nb);
+    for k in 0..nb {
+        let ap = if m.parent[k] == diffsim_engine::articulation::WORLD { base } else { acc[m.parent[k] as usize] };
+        let a = add6(ap, kin.bias[k]);
+        let v = kin.twist[k];
+        let iv = mat6_vec(&inertia[k], v);
+        let fe: V6<R> = std::array::from_fn(|i| f_ext[6 * k + i]);
+        force.push(sub6(add6(mat6_vec(&inertia[k], a), cross_force(v, iv)), fe));
+        acc.push(a);
+    }
+    let mut rhs: Vec<R> = tau.to_vec();
+    for k in (0..nb).rev() {
+        let ds = m.qd_start[k] as usize;
+        for i in 0..m.dofs(k) {
+            rhs[ds + i] -= dot6(kin.s[ds + i], force[k]);
+        }
+        if m.parent[k] != diffsim_engine::articulation::WORLD {
+            let p = m.parent[k] as usize;
+            force[p] = add6(force[p], force[k]);
+        }
+    }
+    // CRBA.
+    let mut composite = inertia;
+    for k in (0..nb).rev() {
+        if m.parent[k] != diffsim_engine::articulation::WORLD {
+            let (p, c) = (m.parent[k] as usize, composite[k]);
+            mat6_add(&mut composite[p], &c);
+        }
+    }
+    let mut h = vec![R::zero(); nd * nd];
+    for k in 0..nb {
+        let ds = m.qd_start[k] as usize;
+        for i in ds..ds + m.dofs(k) {
+            let f = mat6_vec(&composite[k], kin.s[i]);
+            let mut j_body = k;
+            loop {
+                let js = m.qd_start[j_body] as usize;
+                for j in js..js + m.dofs(j_body) {
+                    let hij = dot6(kin.s[j], f);
+                    h[i * nd + j] = hij;
+                    h[j * nd + i] = hij;
+                }
+                if m.parent[j_body] == diffsim_engine::articulation::WORLD {
+                    break;
+                }
+                j_body = m.parent[j_body] as usize;
+            }
+            h[i * nd + i] += R::from_f64(armature[k]);
+        }
+    }
+    cholesky_solve(&mut h, &mut rhs, nd);
+    rhs
+}
+
+impl<R: Real> System<R> for Integrate {
+    fn name(&self) -> &str {
+        "articulation.integrate"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("joint_q", ANY_WIDTH),
+            ColumnAccess::state("joint_qd", ANY_WIDTH),
+            ColumnAccess::state("joint_tau", ANY_WIDTH),
+            ColumnAccess::state("body_f", 6),
+            ColumnAccess::write("joint_q", ANY_WIDTH),
+            ColumnAccess::write("joint_qd", ANY_WIDTH),
+            ColumnAccess::model("gravity", 3),
+            ColumnAccess::model("joint_armature", 1),
+        ]
+    }
+    fn forward(&self, cx: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let dt = R::from_f64(cx.dt);
+        let half = R::from_f64(0.5);
+        let nb = ArticulationModel::bodies(model);
+        let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
+        let gravity = model.param("gravity");
+        let armature = model.param("joint_armature");
+        let [q, qd, tau, f] = state.cols_mut(["joint_q", "joint_qd", "joint_tau", "body_f"]);
+        for e in 0..model.num_envs() {
+            let m = ArticulationModel::env(model, e);
+            let (q, qd) = (&mut q[e * nq..(e + 1) * nq], &mut qd[e * nd..(e + 1) * nd]);
+            let g = [0, 1, 2].map(|c| R::from_f64(gravity[3 * e + c]));
+            let qdd = joint_accelerations(
+                &m,
+                q,
+                qd,
+                &tau[e * nd..(e + 1) * nd],
+                &f[e * nb * 6..(e + 1) * nb * 6],
+                g,
+                &armature[e * nb..(e + 1) * nb],
+            );
+            // A free root steps its centre-of-mass velocity instead of the twist at the origin
+            // (below), so record the pre-step COM quantities first.
+            let free_root = (0..nb).find(|&k| m.kind[k] == KIND_FREE).map(|k| {
+                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+                let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
+                let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
+                let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
+                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
+                (k, c, v_c, com_local)
+            });
+            for (v, a) in qd.iter_mut().zip(&qdd) {
+                *v += dt * *a;
+            }
+            for k in 0..nb {
+                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+                match m.kind[k] {
+                    KIND_REVOLUTE | KIND_PRISMATIC => q[qs] += dt * qd[ds],
+                    KIND_FREE => {
+                        // Semi-implicit Euler on (ω, v_com): a_com = a_O + α × c + ω × v_com, so a
+                        // force-free body keeps its linear momentum exactly and its COM moves on
+                        // a line; then the twist at the origin is rebuilt from the new COM.
+                        let Some((_, c, v_c, com_local)) = free_root else { continue };
+                        let w_old =
+                            [qd[ds] - dt * qdd[ds], qd[ds + 1] - dt * qdd[ds + 1], qd[ds + 2] - dt * qdd[ds + 2]];
+                        let alpha = [qdd[ds], qdd[ds + 1], qdd[ds + 2]];
+                        let a_o = [qdd[ds + 3], qdd[ds + 4], qdd[ds + 5]];
+                        let a_c = add(add(a_o, cross(alpha, c)), cross(w_old, v_c));
+                        let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                        let v_c = add(v_c, scale(a_c, dt));
+                        let c = add(c, scale(v_c, dt));
+                        let quat = [q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]];
+                        let next = quat_step(quat, w, dt * half);
+                        let x = sub(c, mat_vec(&quat_to_mat(next), com_local));
+                        q[qs..qs + 3].copy_from_slice(&x);
+                        q[qs + 3..qs + 7].copy_from_slice(&next);
+                        let v_o = sub(v_c, cross(w, c));
+                        qd[ds + 3..ds + 6].copy_from_slice(&v_o);
+                    }
+                    KIND_BALL => {
+                        let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                        let quat = [q[qs], q[qs + 1], q[qs + 2], q[qs + 3]];
+                        let next = quat_step(quat, w, dt * half);
+                        q[qs..qs + 4].copy_from_slice(&next);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+    }
+}
+
+/// q + h (ω, 0) ⊗ q, renormalized (h = dt / 2).
+fn quat_step<R: Real>(quat: Quat<R>, w: V3<R>, h: R) -> Quat<R> {
+    let dq = quat_mul([w[0], w[1], w[2], R::zero()], quat);
+    quat_normalize(std::array::from_fn(|i| quat[i] + h * dq[i]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cholesky_solves_spd_system() {
+        let mut h = vec![4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
+        let h0 = h.clone();
+        let mut b = vec![1.0, -2.0, 0.5];
+        let b0 = b.clone();
+        cholesky_solve(&mut h, &mut b, 3);
+        for i in 0..3 {
+            let r: f64 = (0..3).map(|j| h0[i * 3 + j] * b[j]).sum();
+            assert!((r - b0[i]).abs() < 1e-12);
+        }
+    }
+}
