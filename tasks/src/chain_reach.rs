@@ -9,11 +9,13 @@ use diffsim_engine::Cpu;
 use diffsim_engine::components::Ground;
 use diffsim_engine::scalar::vec3;
 use diffsim_engine::{
-    ColumnAccess, ColumnSpec, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
-    ViewMut,
+    ColumnAccess, ColumnSpec, Columns, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System,
+    View, ViewMut,
 };
 use diffsim_systems::particles::{self, Actuation};
 use glam::Vec3;
+
+use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 /// Everything that defines the task; defaults are what tests and benchmarks use.
 #[derive(Clone, Debug)]
@@ -246,5 +248,35 @@ impl<R: Real> System<R> for Reward {
             let a = vec3::load(act, e);
             vec3::add_to(aact, e, vec3::scale(a, -two * ca * r_bar));
         }
+    }
+}
+
+/// Half-width of the uniform jitter `reset_env` adds to every particle's x and z, metres.
+pub const INIT_JITTER: f64 = 0.01;
+
+impl Task for ChainReach {
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "chain_reach".into(),
+            num_envs: self.cfg.num_envs,
+            obs_dim: self.obs_dim(),
+            act_dim: self.act_dim(),
+            episode_length: self.cfg.episode_length,
+            // `Actuation` already multiplies by `cfg.action_scale` (Newtons per unit action), so
+            // the env only clips.
+            action_scale: 1.0,
+            obs: "obs".into(),
+            reward: "reward".into(),
+            terminated: None,
+            act: "act".into(),
+        }
+    }
+    /// Uniform jitter of ±`INIT_JITTER` on every particle's x and z (y stays at rest height).
+    fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
+        for p in state.env_mut("particle_q", env)?.chunks_exact_mut(3) {
+            p[0] += rng.uniform(-INIT_JITTER, INIT_JITTER) as f32;
+            p[2] += rng.uniform(-INIT_JITTER, INIT_JITTER) as f32;
+        }
+        Ok(())
     }
 }

@@ -2,8 +2,10 @@
 //! observation and reward systems (forward + adjoint), and a default config.
 
 pub mod chain_reach;
+pub mod vec_env;
 
 pub use chain_reach::{ChainReach, ChainReachConfig};
+pub use vec_env::{StepResult, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts.
 pub const TASKS: &[&str] = &["chain_reach"];
