@@ -235,6 +235,27 @@ impl<R: Real> Schedule<R> {
         Ok(())
     }
 
+    /// Runs only the systems of one stage once (e.g. `Stage::Post` to refresh observations of a
+    /// freshly reset state without advancing physics), with per-system NaN checks unless off.
+    pub fn forward_stage(
+        &self,
+        stage: Stage,
+        step: usize,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+    ) -> Result<(), EngineError> {
+        let last = self.substeps.saturating_sub(1);
+        let cx = StepCx { dt: self.substep_dt(), step, substep: if stage == Stage::Step { 0 } else { last } };
+        let check = self.nan_check != NanCheck::Off;
+        for (index, (st, sys)) in self.systems.iter().enumerate() {
+            if *st == stage {
+                self.run_system_checked((index, sys.as_ref()), &cx, model, control, state, check)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The systems of one env step in order; `check` scans each system's writes for NaN/inf.
     fn run_step(
         &self,
