@@ -10,7 +10,9 @@
 //!   (spatial twist (ω, v at the world origin));
 //! - model params: `joint_axis`, `joint_parent_anchor`, `joint_child_anchor` `[B, 3]`,
 //!   `joint_limit` `[B, 3]` (enabled, lower, upper), `joint_armature`, `joint_damping`,
-//!   `joint_gear` `[B, 1]`, `body_mass` `[B, 1]`, `body_inertia` `[B, 3]`, `body_com` `[B, 3]`,
+//!   `joint_gear` `[B, 1]`, `body_mass` `[B, 1]`, `body_inertia` `[B, 9]` (the rotational inertia
+//!   about the COM in the body frame, row-major: R diag(principal) Rᵀ, with R from a
+//!   `PrincipalAxes` component if the body has one), `body_com` `[B, 3]`,
 //!   `shape_size` `[S, 3]`, `shape_pose` `[S, 7]`, `shape_contact` `[S, 4]` (ke, kd, kf, mu),
 //!   `joint_limit_gains` `[1, 2]` (ke, kd);
 //! - topology: `joint_parent` (u32::MAX = world), `joint_kind`, `joint_q_start`, `joint_qd_start`
@@ -33,6 +35,11 @@ pub const KIND_BALL: u32 = 4;
 pub const SHAPE_SPHERE: u32 = 0;
 pub const SHAPE_CAPSULE: u32 = 1;
 pub const SHAPE_BOX: u32 = 2;
+
+/// A body's principal axes of inertia, when they are not its frame's axes: the rotation R with
+/// I_body = R diag(`Body::inertia`) Rᵀ.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PrincipalAxes(pub Quat);
 
 /// Penalty gains of joint limits for every joint of an environment (one per env, optional).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -226,7 +233,10 @@ pub fn pack(world: &World, num_envs: usize, state: &mut Columns<f32>, model: &mu
                 .into());
             }
             params[7].push(body.mass as f64);
-            params[8].extend(body.inertia.to_array().map(f64::from));
+            let axes = world.get::<&PrincipalAxes>(body_e).map_or(Quat::IDENTITY, |a| a.0);
+            let r = glam::DMat3::from_quat(axes.as_dquat().normalize());
+            let tensor = r * glam::DMat3::from_diagonal(body.inertia.as_dvec3()) * r.transpose();
+            params[8].extend((0..3).flat_map(|i| (0..3).map(move |j| tensor.col(j)[i])));
             params[9].extend(body.com.to_array().map(f64::from));
         }
         for s in &e.shapes {
@@ -264,7 +274,7 @@ pub fn pack(world: &World, num_envs: usize, state: &mut Columns<f32>, model: &mu
         ("joint_damping", 1),
         ("joint_gear", 1),
         ("body_mass", 1),
-        ("body_inertia", 3),
+        ("body_inertia", 9),
         ("body_com", 3),
         ("shape_size", 3),
         ("shape_pose", 7),

@@ -5,9 +5,17 @@
 //! The pool is persistent (rayon) rather than threads spawned per step (crossbeam scoped threads):
 //! measured on the 2-core dev machine, spawning two scoped threads per env step cost ~100 µs, which
 //! made 2 threads 8× *slower* than 1 at 8 envs; handing work to parked pool threads costs a few µs.
+//!
+//! Whether splitting a step pays depends on how much work a step is, which no column count
+//! predicts (a chain_reach env is 61 scalars of cheap springs, a cartpole env 50 scalars of
+//! Featherstone dynamics). So by default (`Split::Auto`) the backend *measures*: for each kind of
+//! call (forward / backward, env count, state size) it times the first few calls on one thread and
+//! split across all threads, alternating, then keeps the faster.
 
+use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use rayon::prelude::*;
 
@@ -17,10 +25,27 @@ use crate::model::Model;
 use crate::scalar::Real;
 use crate::schedule::{Schedule, Scratch};
 
-/// Below this much work per chunk (state scalars × substeps) a step stays on one thread. Measured
-/// with `diffsim bench` on chain_reach (61 scalars per env, 8 substeps, 2 cores): 8 envs
-/// (~3.9k) ran 1.5–2× slower on 2 threads than on 1, 64 envs (~31k) 1.3–1.5× faster.
-pub const MIN_CHUNK_WORK: usize = 8192;
+/// How a step is spread over the threads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Measure one thread against all threads on the first calls, keep the faster (default).
+    Auto,
+    /// Always split (tests use it to exercise the threaded path whatever the size).
+    Always,
+    Never,
+}
+
+/// Timed calls per arm before `Split::Auto` decides.
+const TRIALS: u32 = 3;
+
+/// Timings of one kind of call: per arm (one thread, split) the best time and the count.
+#[derive(Clone, Copy, Debug, Default)]
+struct Trial {
+    best_ns: [u64; 2],
+    count: [u32; 2],
+}
+
+type TrialKey = (bool, usize, usize);
 
 /// What the tape kept of one env step: its index, its control and its starting state.
 #[derive(Clone, Copy)]
@@ -33,15 +58,16 @@ pub struct RecordedStep<'a, R: Real> {
 #[derive(Clone)]
 pub struct Cpu {
     pub threads: usize,
-    /// See `MIN_CHUNK_WORK`; 0 always splits (tests use it to exercise the threaded path).
-    pub min_chunk_work: usize,
-    /// Worker threads (the calling thread runs one chunk itself); `None` when `threads == 1`.
+    pub split: Split,
+    /// Worker threads; `None` when `threads == 1`.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// `Split::Auto` measurements, keyed by (backward?, num_envs, state scalars per env).
+    trials: Arc<Mutex<HashMap<TrialKey, Trial>>>,
 }
 
 impl std::fmt::Debug for Cpu {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cpu").field("threads", &self.threads).field("min_chunk_work", &self.min_chunk_work).finish()
+        f.debug_struct("Cpu").field("threads", &self.threads).field("split", &self.split).finish()
     }
 }
 
@@ -63,13 +89,60 @@ impl Cpu {
             .and_then(Result::ok)
             .map(Arc::new);
         let threads = if pool.is_some() { threads } else { 1 };
-        Self { threads, min_chunk_work: MIN_CHUNK_WORK, pool }
+        Self { threads, split: Split::Auto, pool, trials: Arc::default() }
     }
 
-    /// The same backend with another work threshold for splitting a step across threads.
-    pub fn with_min_chunk_work(mut self, work: usize) -> Self {
-        self.min_chunk_work = work;
+    /// The same backend with another split policy.
+    pub fn with_split(mut self, split: Split) -> Self {
+        self.split = split;
         self
+    }
+
+    /// Whether to split this call, and (under `Split::Auto`, while still measuring) the arm to time.
+    fn decide(&self, key: TrialKey) -> (bool, Option<usize>) {
+        if self.threads == 1 || key.1 < 2 {
+            return (false, None);
+        }
+        match self.split {
+            Split::Always => (true, None),
+            Split::Never => (false, None),
+            Split::Auto => {
+                let trials = self.trials.lock().unwrap_or_else(|e| e.into_inner());
+                let t = trials.get(&key).copied().unwrap_or_default();
+                if t.count.iter().all(|&c| c >= TRIALS) {
+                    (t.best_ns[1] < t.best_ns[0], None)
+                } else {
+                    let arm = if t.count[0] <= t.count[1] { 0 } else { 1 };
+                    (arm == 1, Some(arm))
+                }
+            }
+        }
+    }
+
+    fn record(&self, key: TrialKey, arm: usize, elapsed: std::time::Duration) {
+        let mut trials = self.trials.lock().unwrap_or_else(|e| e.into_inner());
+        let t = trials.entry(key).or_default();
+        let ns = elapsed.as_nanos() as u64;
+        t.best_ns[arm] = if t.count[arm] == 0 { ns } else { t.best_ns[arm].min(ns) };
+        t.count[arm] += 1;
+    }
+
+    /// Runs `f` over the env ranges chosen for `key`, timing it while `Split::Auto` measures.
+    fn run_timed<T: Send>(
+        &self,
+        key: TrialKey,
+        chunks: impl FnOnce(&[Range<usize>]) -> Vec<T>,
+        f: impl Fn(Range<usize>, T) -> Result<(), EngineError> + Sync,
+    ) -> Result<(), EngineError> {
+        let (split, arm) = self.decide(key);
+        let ranges = self.ranges(key.1, split);
+        let work = ranges.iter().cloned().zip(chunks(&ranges)).collect();
+        let start = Instant::now();
+        let out = self.run_chunks(work, f);
+        if let Some(arm) = arm {
+            self.record(key, arm, start.elapsed());
+        }
+        out
     }
 
     /// Runs `f` on every (range, item) pair, in parallel on the pool; returns the first error.
@@ -87,12 +160,9 @@ impl Cpu {
         }
     }
 
-    /// Near-equal contiguous env ranges, one per thread, fewer when there are fewer envs or when
-    /// a chunk would get less than `min_chunk_work` of work (`work_per_env`: state scalars per
-    /// env × substeps), since then handing it to another thread costs more than it saves.
-    pub fn ranges(&self, num_envs: usize, work_per_env: usize) -> Vec<Range<usize>> {
-        let by_work = (num_envs * work_per_env).checked_div(self.min_chunk_work).unwrap_or(usize::MAX).max(1);
-        let t = self.threads.min(by_work).clamp(1, num_envs.max(1));
+    /// Near-equal contiguous env ranges: one per thread if `split`, else one.
+    pub fn ranges(&self, num_envs: usize, split: bool) -> Vec<Range<usize>> {
+        let t = if split { self.threads.clamp(1, num_envs.max(1)) } else { 1 };
         (0..t).map(|i| (i * num_envs / t)..((i + 1) * num_envs / t)).collect()
     }
 
@@ -105,11 +175,12 @@ impl Cpu {
         control: &Columns<R>,
         state: &mut Columns<R>,
     ) -> Result<(), EngineError> {
-        let ranges = self.ranges(state.num_envs(), state.layout().per_env() * schedule.substeps);
-        let chunks = state.chunks_mut(&ranges);
-        self.run_chunks(ranges.iter().cloned().zip(chunks).collect(), |r, mut ch| {
-            schedule.forward_step(step, &model.view(r.clone()), &control.view(r), &mut ch)
-        })
+        let key = (false, state.num_envs(), state.layout().per_env());
+        self.run_timed(
+            key,
+            |ranges| state.chunks_mut(ranges),
+            |r, mut ch| schedule.forward_step(step, &model.view(r.clone()), &control.view(r), &mut ch),
+        )
     }
 
     /// One env step backward for all environments (see `Schedule::backward_step`).
@@ -123,12 +194,16 @@ impl Cpu {
         scratch: &mut Vec<Scratch<R>>,
     ) -> Result<(), EngineError> {
         let RecordedStep { step, control, pre_step } = recorded;
-        let ranges = self.ranges(pre_step.num_envs(), pre_step.layout().per_env() * schedule.substeps);
-        let adj_s = adj_state.chunks_mut(&ranges);
-        let adj_c = adj_control.chunks_mut(&ranges);
-        scratch.resize_with(ranges.len(), Scratch::default);
-        let work = ranges.iter().cloned().zip(adj_s.into_iter().zip(adj_c).zip(scratch.iter_mut())).collect();
-        self.run_chunks(work, |r, ((mut a, mut c), scratch)| {
+        let key = (true, pre_step.num_envs(), pre_step.layout().per_env());
+        scratch.resize_with(self.threads, Scratch::default);
+        let scratch = &mut scratch[..];
+        let chunks = move |ranges: &[Range<usize>]| {
+            let (adj_state, adj_control, scratch) = (adj_state, adj_control, scratch);
+            let adj_s = adj_state.chunks_mut(ranges);
+            let adj_c = adj_control.chunks_mut(ranges);
+            adj_s.into_iter().zip(adj_c).zip(scratch.iter_mut()).collect::<Vec<_>>()
+        };
+        self.run_timed(key, chunks, |r, ((mut a, mut c), scratch)| {
             schedule.backward_step(
                 step,
                 &model.view(r.clone()),
@@ -147,19 +222,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn small_work_stays_on_one_thread() {
+    fn auto_split_measures_both_arms_then_keeps_one() {
         let cpu = Cpu::new(2);
-        assert_eq!(cpu.ranges(8, 500).len(), 1);
-        assert_eq!(cpu.ranges(64, 500).len(), 2);
-        assert_eq!(cpu.ranges(3, 1 << 20).len(), 2);
-        assert_eq!(cpu.with_min_chunk_work(0).ranges(3, 1).len(), 2);
+        let key = (false, 8, 10);
+        let mut arms = Vec::new();
+        for _ in 0..2 * TRIALS {
+            let (split, arm) = cpu.decide(key);
+            let arm = arm.expect("still measuring");
+            assert_eq!(split, arm == 1);
+            // The split arm is made to look faster.
+            cpu.record(key, arm, std::time::Duration::from_micros(if split { 10 } else { 20 }));
+            arms.push(arm);
+        }
+        assert_eq!(arms.iter().filter(|&&a| a == 1).count() as u32, TRIALS);
+        assert_eq!(cpu.decide(key), (true, None));
+        assert_eq!(cpu.clone().with_split(Split::Never).decide(key), (false, None));
+        assert_eq!(Cpu::new(1).decide(key), (false, None));
+        assert_eq!(cpu.decide((false, 1, 10)), (false, None));
     }
 
     #[test]
     fn ranges_cover_envs_in_order() {
         for threads in 1..5 {
             for n in 1..20 {
-                let r = Cpu::new(threads).with_min_chunk_work(0).ranges(n, 1);
+                let r = Cpu::new(threads).ranges(n, true);
                 assert_eq!(r.first().unwrap().start, 0);
                 assert_eq!(r.last().unwrap().end, n);
                 assert!(r.windows(2).all(|w| w[0].end == w[1].start));

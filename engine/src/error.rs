@@ -53,6 +53,9 @@ pub enum EngineError {
         value: f64,
     },
 
+    #[error("asset: {0}")]
+    Asset(String),
+
     #[error("tape: {0}")]
     Tape(String),
 

@@ -10,6 +10,7 @@ pub mod cpu;
 pub mod error;
 pub mod gpu;
 pub mod gpu_mirror;
+pub mod mjcf;
 pub mod model;
 pub mod reverse;
 pub mod scalar;

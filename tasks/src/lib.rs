@@ -1,11 +1,15 @@
 //! diffsim-tasks: one module per task. A task is a scene builder (entities with components), its
 //! observation and reward systems (forward + adjoint), and a default config.
 
+pub mod ant_run;
+pub mod cartpole;
 pub mod chain_reach;
 pub mod vec_env;
 
+pub use ant_run::{AntRun, AntRunConfig};
+pub use cartpole::{Cartpole, CartpoleConfig};
 pub use chain_reach::{ChainReach, ChainReachConfig};
 pub use vec_env::{StepResult, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts.
-pub const TASKS: &[&str] = &["chain_reach"];
+pub const TASKS: &[&str] = &["chain_reach", "cartpole", "ant_run"];

@@ -2,6 +2,7 @@
 //! clipping, and the differentiable path (against an f64 replay of the same rollout, and with a
 //! per-env reset inside the horizon).
 
+use diffsim_engine::cpu::Split;
 use diffsim_engine::{ColumnSet, Cpu, EngineError, Sim, SimFactory};
 use diffsim_tasks::chain_reach::INIT_JITTER;
 use diffsim_tasks::{ChainReach, ChainReachConfig, TaskRng, VecEnv};
@@ -50,7 +51,7 @@ fn reset_and_steps_do_not_depend_on_thread_count() {
     let mut one = env(4, 60);
     let mut two =
         VecEnv::new(ChainReach::new(ChainReachConfig { num_envs: 4, threads: 2, ..Default::default() })).unwrap();
-    two.sim_mut().cpu = Cpu::new(2).with_min_chunk_work(0);
+    two.sim_mut().cpu = Cpu::new(2).with_split(Split::Always);
     assert_eq!(one.reset(3).unwrap(), two.reset(3).unwrap());
     let mut rng = TaskRng::new(1);
     for _ in 0..5 {

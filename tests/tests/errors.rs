@@ -2,6 +2,7 @@
 //! accumulate before initialization, a double writer or a wrongly shaped column; controls of the
 //! wrong size; and NaNs, reported with the system, column and environment that produced them.
 
+use diffsim_engine::cpu::Split;
 use diffsim_engine::{ColumnSet, Cpu, EngineError, Schedule, ScheduleError, Sim, SimFactory, Stage};
 use diffsim_systems::particles::{ClearForces, Gravity, Integrate, Springs};
 use diffsim_tasks::chain_reach::Observe;
@@ -9,7 +10,7 @@ use diffsim_tasks::{ChainReach, ChainReachConfig};
 
 /// Runs on two threads however small the step (so errors cross chunk boundaries).
 fn split(mut sim: Sim<f32>) -> Sim<f32> {
-    sim.cpu = Cpu::new(2).with_min_chunk_work(0);
+    sim.cpu = Cpu::new(2).with_split(Split::Always);
     sim
 }
 

@@ -18,12 +18,12 @@ fn cases() -> ProptestConfig {
 }
 
 /// A task whose steps are split across two threads however small they are.
-struct Split(ChainReach);
+struct Threaded(ChainReach);
 
-impl SimFactory for Split {
+impl SimFactory for Threaded {
     fn sim<R: Real>(&self) -> Result<Sim<R>, diffsim_engine::EngineError> {
         let mut sim = self.0.sim()?;
-        sim.cpu = Cpu::new(2).with_min_chunk_work(0);
+        sim.cpu = Cpu::new(2).with_split(diffsim_engine::cpu::Split::Always);
         Ok(sim)
     }
 }
@@ -130,7 +130,7 @@ proptest! {
 
     #[test]
     fn rollout_through_tape_matches_duals_with_contact(cfg in config(), seed in any::<u64>(), horizon in 1usize..6) {
-        let task = Split(ChainReach::new(cfg));
+        let task = Threaded(ChainReach::new(cfg));
         let r = RolloutCheck { horizon, h: 1e-6, state_dir_scale: 1.0 }.run(&task, &mut Rng::new(seed)).unwrap();
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
     }

@@ -14,7 +14,7 @@ fn grads(
     from: usize,
 ) -> (Columns<f64>, Vec<Columns<f64>>) {
     let mut sim: Sim<f64> = ChainReach::new(cfg).sim().unwrap();
-    sim.cpu = sim.cpu.clone().with_min_chunk_work(0); // split even tiny steps across threads
+    sim.cpu = sim.cpu.clone().with_split(diffsim_engine::cpu::Split::Always); // split even tiny steps across threads
     let init = sim.state.clone();
     let mut rng = Rng::new(3);
     sim.record();

@@ -4,7 +4,7 @@
 use anyhow::bail;
 use clap::builder::PossibleValuesParser;
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
-use diffsim_tasks::{ChainReach, ChainReachConfig, TASKS};
+use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
 pub fn parser() -> PossibleValuesParser {
@@ -16,7 +16,7 @@ pub fn parser() -> PossibleValuesParser {
 pub struct TaskOptions {
     pub num_envs: usize,
     pub threads: usize,
-    /// Chain length (chain_reach only); `None` keeps the task default.
+    /// Chain length (chain_reach only, ignored by other tasks); `None` keeps the task default.
     pub links: Option<usize>,
 }
 
@@ -24,6 +24,8 @@ pub struct TaskOptions {
 #[derive(Clone, Debug)]
 pub enum Task {
     ChainReach(ChainReach),
+    Cartpole(Cartpole),
+    AntRun(AntRun),
 }
 
 impl Task {
@@ -38,6 +40,16 @@ impl Task {
                     ..d
                 })))
             }
+            "cartpole" => Ok(Task::Cartpole(Cartpole::new(CartpoleConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..CartpoleConfig::default()
+            }))),
+            "ant_run" => Ok(Task::AntRun(AntRun::new(AntRunConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..AntRunConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -47,6 +59,8 @@ impl SimFactory for Task {
     fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
         match self {
             Task::ChainReach(t) => t.sim(),
+            Task::Cartpole(t) => t.sim(),
+            Task::AntRun(t) => t.sim(),
         }
     }
 }

@@ -89,12 +89,10 @@ pub(crate) fn add(a: &mut Sym3, b: &Sym3) {
 pub(crate) fn sym_eigen(m: &Sym3) -> ([f64; 3], Sym3) {
     let mut a = *m;
     // Symmetrize (inputs are built symmetric, up to rounding).
-    for i in 0..3 {
-        for j in i + 1..3 {
-            let s = 0.5 * (a[i][j] + a[j][i]);
-            a[i][j] = s;
-            a[j][i] = s;
-        }
+    for (i, j) in [(0, 1), (0, 2), (1, 2)] {
+        let s = 0.5 * (a[i][j] + a[j][i]);
+        a[i][j] = s;
+        a[j][i] = s;
     }
     let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     for _sweep in 0..64 {
@@ -157,8 +155,8 @@ pub(crate) fn principal(m: &Sym3) -> (DVec3, DQuat) {
     // Signed permutation? Then principal axis k lies along frame axis j(k).
     let mut perm = [usize::MAX; 3];
     for (k, slot) in perm.iter_mut().enumerate() {
-        for j in 0..3 {
-            if v[j][k].abs() > 1.0 - 1e-9 {
+        for (j, row) in v.iter().enumerate() {
+            if row[k].abs() > 1.0 - 1e-9 {
                 *slot = j;
             }
         }

@@ -14,15 +14,23 @@
 //!   `<freejoint>`; `stiffness`, `springref`, `ref`, `frictionloss` only when 0. Several joints in one
 //!   body are chained through massless intermediate bodies (see [`MjcfModel::spawn`]).
 //! - `<geom type="sphere|capsule|box|plane" size= fromto= pos= orientation density= mass= friction=
-//!   condim="1|3" contype= conaffinity=>`; planes only directly in `<worldbody>` (the ground).
-//! - `<inertial pos= mass= diaginertia=|fullinertia= orientation>`; without it the mass
-//!   properties come from the geoms (density 1000 unless given).
-//! - `<actuator><motor joint= gear= ctrlrange= ctrllimited=>` on hinge and slide joints.
+//!   condim="1|3" contype= conaffinity=>`; `fromto` on capsules; planes only directly in
+//!   `<worldbody>` (the ground, which must be y = 0 with normal +y after conversion). Mass from
+//!   `mass`, else `density` (default 1000) × volume; capsule, sphere and box inertia are exact for
+//!   solids. Contact ke/kd/kf/μ come from [`MjcfOptions::contact`] (MJCF has no such fields);
+//!   `friction`'s first value overrides μ (its torsional/rolling values are unused, as in MuJoCo
+//!   with condim 3); `condim="1"` means frictionless (μ = 0).
+//! - `<inertial pos= mass= diaginertia=|fullinertia= orientation>`; without it the mass properties
+//!   come from the geoms (MuJoCo's `inertiafromgeom="auto"`). Any inertia, diagonal or not, is
+//!   stored as principal moments plus the rotation of the principal axes.
+//! - `<actuator><motor joint= gear= ctrlrange= ctrllimited=>` on hinge and slide joints (gear: the
+//!   first value; further components must be 0). The motor's gear becomes `Joint::gear`.
 //!
 //! # Ignored (documented, not physical)
-//! - Attributes `rgba`, `material`, `group` on any element; `<geom>` `contype`/`conaffinity` are
-//!   stored, and a geom with both 0 (which never collides in MuJoCo) still adds mass but spawns no
-//!   `Shape`. `<compiler>` `meshdir`, `texturedir`, `assetdir`, `discardvisual`, `strippath`.
+//! - Attributes `rgba`, `material`, `group` on `<geom>`, `<joint>`, `<freejoint>`, `<motor>` and in
+//!   `<default>`; `<compiler>` `meshdir`, `texturedir`, `assetdir`, `discardvisual`, `strippath`.
+//! - `<geom>` `contype`/`conaffinity` are stored, not used for filtering: a geom with both 0 (which
+//!   never collides in MuJoCo) still adds mass but spawns no `Shape`.
 //! - Elements `<site>`, `<camera>`, `<light>` (in bodies, `<worldbody>` and `<default>`),
 //!   `<size>`, `<visual>`, `<statistic>`, `<sensor>`, `<custom>`, and `<texture>`, `<material>`
 //!   inside `<asset>`.
@@ -32,8 +40,10 @@
 //! `<include>`, `<frame>`, `<mesh>`/`<hfield>` assets, actuators other than `<motor>`, geom types
 //! `cylinder`/`ellipsoid`/`mesh`/`hfield`, static geoms other than a ground plane, `coordinate="global"`,
 //! contact solver attributes (`solref`, `solimp`, `margin`, `gap`, ...), limits on ball joints,
-//! zero-mass bodies that have joints, and any attribute not listed above. Malformed XML and bad
-//! values (`pos="1 2"`) name the attribute, its line and what was expected. The loader never panics.
+//! zero-mass bodies that have joints, a free joint that is not the only joint of a root body,
+//! bodies nested deeper than 128, and any attribute not listed above (e.g. body `mocap`,
+//! `gravcomp`, joint `stiffness` ≠ 0, motor `forcerange`). Malformed XML and bad values
+//! (`pos="1 2"`) name the attribute, its line and what was expected. The loader never panics.
 //!
 //! # Coordinates
 //! MJCF is z-up, the simulator y-up. With [`MjcfOptions::z_up_to_y_up`] every position, axis and
@@ -223,10 +233,8 @@ pub struct MjcfModel {
 }
 
 /// A body's principal axes when they are not the body frame's axes (`Body` holds only the
-/// principal moments). Spawned on such bodies next to `Body`; the articulation must rotate the
-/// inertia by it (I_body = R diag(inertia) Rᵀ).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct PrincipalAxes(pub Quat);
+/// principal moments): spawned on such bodies next to `Body`, read by the articulation packer.
+pub use crate::articulation::PrincipalAxes;
 
 /// The entities created by [`MjcfModel::spawn_detailed`].
 #[derive(Clone, Debug, PartialEq)]
@@ -439,7 +447,7 @@ fn rotate_inertia(moments: Vec3, rot: Quat) -> (Vec3, Option<Quat>) {
     if rot == Quat::IDENTITY {
         return (moments, None);
     }
-    let t = inertia::tensor(moments.as_dvec3(), DQuat::from(rot).normalize());
+    let t = inertia::tensor(moments.as_dvec3(), rot.as_dquat().normalize());
     let (d, q) = inertia::principal(&t);
     let q = if q.abs_diff_eq(DQuat::IDENTITY, 1e-9) { None } else { Some(q.as_quat()) };
     (d.as_vec3(), q)
@@ -447,7 +455,8 @@ fn rotate_inertia(moments: Vec3, rot: Quat) -> (Vec3, Option<Quat>) {
 
 /// The z-up → y-up rotation C = −90° about x applied to a vector: (x, y, z) → (x, z, −y).
 pub(crate) fn z_to_y(v: DVec3) -> DVec3 {
-    DVec3::new(v.x, v.z, -v.y)
+    // `+ 0.0` turns the −0.0 of a negated zero into 0.0.
+    DVec3::new(v.x, v.z, -v.y + 0.0)
 }
 
 /// C as a quaternion.

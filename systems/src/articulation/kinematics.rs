@@ -27,6 +27,7 @@ pub struct ArticulationModel<'a> {
     pub parent_anchor: &'a [f64],
     pub child_anchor: &'a [f64],
     pub mass: &'a [f64],
+    /// Rotational inertia about the COM in the body frame, `[B, 9]` row-major.
     pub inertia: &'a [f64],
     pub com: &'a [f64],
 }
@@ -41,6 +42,7 @@ impl<'a> ArticulationModel<'a> {
         let nb = Self::bodies(model);
         let t = |name: &str| &model.topo(name)[e * nb..(e + 1) * nb];
         let p = |name: &str, w: usize| &model.param(name)[e * nb * w..(e + 1) * nb * w];
+        let inertia = p("body_inertia", 9);
         Self {
             parent: t("joint_parent"),
             kind: t("joint_kind"),
@@ -50,7 +52,7 @@ impl<'a> ArticulationModel<'a> {
             parent_anchor: p("joint_parent_anchor", 3),
             child_anchor: p("joint_child_anchor", 3),
             mass: p("body_mass", 1),
-            inertia: p("body_inertia", 3),
+            inertia,
             com: p("body_com", 3),
         }
     }
@@ -153,12 +155,8 @@ pub fn kinematics<R: Real>(m: &ArticulationModel, q: &[R], qd: &[R]) -> Kinemati
 pub fn body_inertia<R: Real>(m: &ArticulationModel, kin: &Kinematics<R>, k: usize) -> M6<R> {
     let rot = &kin.rot[k];
     let c = add(kin.pos[k], mat_vec(rot, ArticulationModel::f3(m.com, k)));
-    let d: V3<R> = ArticulationModel::f3(m.inertia, k);
-    // I_c = R diag(d) Rᵀ.
-    let ic: M3<R> = std::array::from_fn(|i| {
-        std::array::from_fn(|j| {
-            rot[i][0] * d[0] * rot[j][0] + rot[i][1] * d[1] * rot[j][1] + rot[i][2] * d[2] * rot[j][2]
-        })
-    });
+    // I_c = R I_body Rᵀ.
+    let ib: M3<R> = std::array::from_fn(|i| std::array::from_fn(|j| R::from_f64(m.inertia[9 * k + 3 * i + j])));
+    let ic = mat_mul(&mat_mul(rot, &ib), &transpose(rot));
     spatial_inertia(R::from_f64(m.mass[k]), c, &ic)
 }
