@@ -18,7 +18,7 @@
 
 use std::path::PathBuf;
 
-use diffsim_engine::mjcf::{MjcfOptions, load_mjcf_with};
+use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut, replay_adjoint,
@@ -41,6 +41,8 @@ pub struct AntRunConfig {
     /// Generalized force per unit action (Rewarped: 200 with the sign flipped).
     pub action_scale: f64,
     pub threads: usize,
+    /// Penalty contact of every shape with the ground (Rewarped: ke 4e3, kd 1e3, kf 3e2, μ 0.75).
+    pub contact: ContactParams,
     /// The MJCF file; defaults to `assets/ant.xml` at the repository root.
     pub asset: PathBuf,
 }
@@ -54,6 +56,7 @@ impl Default for AntRunConfig {
             episode_length: 1000,
             action_scale: -200.0,
             threads: 2,
+            contact: ContactParams::default(),
             asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/ant.xml"),
         }
     }
@@ -70,7 +73,7 @@ impl AntRun {
     }
 
     pub fn scene(&self) -> Result<Scene, EngineError> {
-        let options = MjcfOptions { armature_scale: 5.0, ..MjcfOptions::default() };
+        let options = MjcfOptions { armature_scale: 5.0, contact: self.cfg.contact, ..MjcfOptions::default() };
         let model = load_mjcf_with(&self.cfg.asset, &options).map_err(|e| EngineError::Asset(e.to_string()))?;
         let mut scene = Scene::new();
         // The asset places the torso at its start height (0.75).
