@@ -344,6 +344,18 @@ impl<'a, T: Copy> ViewMut<'a, T> {
     pub fn columns_mut(&mut self) -> impl Iterator<Item = (&'a ColumnSpec, &mut [T])> {
         self.layout.specs.iter().zip(self.cols.iter_mut().map(|c| &mut **c))
     }
+    /// A mutable sub-view of some of this view's environments (local indices).
+    pub fn sub_mut(&mut self, envs: std::ops::Range<usize>) -> ViewMut<'_, T> {
+        let cols = self
+            .layout
+            .specs
+            .iter()
+            .zip(self.cols.iter_mut())
+            .map(|(s, d)| &mut d[envs.start * s.per_env()..envs.end * s.per_env()])
+            .collect();
+        ViewMut { layout: self.layout, env0: self.env0 + envs.start, num_envs: envs.len(), cols }
+    }
+
     /// Splits this view into sub-views of `envs_per_chunk` environments each.
     pub fn split(self, ranges: &[std::ops::Range<usize>]) -> Vec<ViewMut<'a, T>> {
         let mut per_chunk: Vec<Vec<&'a mut [T]>> = ranges.iter().map(|_| Vec::new()).collect();

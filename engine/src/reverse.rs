@@ -199,7 +199,37 @@ impl Real for Rev {
 /// pre-state and control scalar a leaf, seeds every output with the incoming `adj_state`, and
 /// sweeps back. On return `adj_state` holds ∂L/∂(state before) and `adj_control` has been
 /// accumulated, exactly the `System::adjoint` contract.
+///
+/// Environments are independent, so the replay runs one environment at a time: the tape stays
+/// the size of one env's step of this system (cache-resident) instead of the whole chunk's.
 pub fn replay_adjoint<S, R>(
+    sys: &S,
+    cx: &StepCx,
+    model: &ModelView,
+    control: &View<R>,
+    pre: &View<R>,
+    adj_state: &mut ViewMut<R>,
+    adj_control: &mut ViewMut<R>,
+) where
+    S: System<Rev> + ?Sized,
+    R: Real,
+{
+    for e in 0..pre.num_envs() {
+        let env = e..e + 1;
+        replay_adjoint_chunk(
+            sys,
+            cx,
+            &model.sub(env.clone()),
+            &control.sub(env.clone()),
+            &pre.sub(env.clone()),
+            &mut adj_state.sub_mut(env.clone()),
+            &mut adj_control.sub_mut(env),
+        );
+    }
+}
+
+/// `replay_adjoint` over all envs of the views with one tape.
+fn replay_adjoint_chunk<S, R>(
     sys: &S,
     cx: &StepCx,
     model: &ModelView,

@@ -95,6 +95,10 @@ impl<'a> ModelView<'a> {
     pub fn num_envs(&self) -> usize {
         self.params.num_envs()
     }
+    /// The model of some of this view's environments (local indices).
+    pub fn sub(&self, envs: std::ops::Range<usize>) -> ModelView<'a> {
+        ModelView { params: self.params.sub(envs.clone()), topology: self.topology.sub(envs) }
+    }
     /// A model parameter column (f64, converted by the system into its scalar).
     pub fn param(&self, name: &str) -> &'a [f64] {
         self.params.col(name)
