@@ -99,12 +99,25 @@ impl<R: Real> Sim<R> {
     /// Reverse sweep over the recorded rollout. `seed(t, adj)` adds ∂L/∂(state after step t) for
     /// the loss terms that live at step t (rewards, final state); it is called for t = H-1 .. 0.
     pub fn backward(&self, mut seed: impl FnMut(usize, &mut Columns<R>)) -> Result<Gradients<R>, EngineError> {
+        self.backward_sweep(|t, adj, _| seed(t, adj))
+    }
+
+    /// `backward` for learners whose controls depend on later states (a policy a_t = π(o_t)):
+    /// `seed(t, adj, next)` also receives ∂L/∂control_{t+1} (`None` for the last step), which
+    /// the reverse sweep has just finished, so the seed can add the policy's vector-Jacobian
+    /// product ∂L/∂a_{t+1} · ∂a_{t+1}/∂o_{t+1} into the observation column of the state after
+    /// step t before step t is differentiated (DESIGN.md §2, "gradient bridge"). Exact: every
+    /// path through later observations is accounted for, in one sweep.
+    pub fn backward_sweep(
+        &self,
+        mut seed: impl FnMut(usize, &mut Columns<R>, Option<&Columns<R>>),
+    ) -> Result<Gradients<R>, EngineError> {
         let tape = self.tape.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
         let mut adj_state: Columns<R> = self.state.zeros_like();
         let mut controls: Vec<Columns<R>> = (0..tape.len()).map(|_| self.control.zeros_like()).collect();
         let mut scratch = Vec::new();
         for t in (0..tape.len()).rev() {
-            seed(t, &mut adj_state);
+            seed(t, &mut adj_state, controls.get(t + 1));
             let recorded =
                 RecordedStep { step: tape.step_index(t), control: tape.control(t), pre_step: tape.checkpoint(t) };
             self.cpu.backward_step(

@@ -21,6 +21,17 @@
 use diffsim_engine::{ColumnSet, Columns, EngineError, Sim, SimFactory, Stage};
 use ndarray::{Array1, Array2, ArrayView2};
 
+/// What a learner feeds the reverse sweep at step t (see `VecEnv::backward_sweep`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepSeeds {
+    /// ∂L/∂obs_t, `[N, obs_dim]` (rows of envs reset after step t are dropped).
+    pub obs: Array2<f32>,
+    /// ∂L/∂reward_t, `[N]`.
+    pub reward: Array1<f32>,
+    /// ∂L/∂final_obs of envs that ended at step t, `[N]` of optional `[obs_dim]`.
+    pub final_obs: Vec<Option<Array1<f32>>>,
+}
+
 /// What a `VecEnv` needs to know about a task: sizes, conventions and the column names it reads.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskSpec {
@@ -408,7 +419,7 @@ impl<T: Task> VecEnv<T> {
             )));
         }
         let n = self.num_envs();
-        let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
+        let od = self.spec.obs_dim;
         let mismatch = |column: &str, expected: usize, found: usize| EngineError::ShapeMismatch {
             column: column.to_string(),
             expected,
@@ -438,26 +449,69 @@ impl<T: Task> VecEnv<T> {
                 }
             }
         }
-        let (obs_name, reward_name) = (&self.spec.obs, &self.spec.reward);
-        let grads = self.sim.backward(|t, adj| {
+        self.backward_sweep(|t, _| {
+            let final_obs = adj_final_obs.get(t).cloned().unwrap_or_else(|| vec![None; n]);
+            Ok(StepSeeds { obs: adj_obs[t].clone(), reward: adj_reward[t].clone(), final_obs })
+        })
+    }
+
+    /// The reverse sweep for learners whose actions depend on observations (the gradient bridge
+    /// of DESIGN.md §2). For t = H−1 .. 0, `seeds(t, next)` receives `next` = ∂L/∂action_{t+1}
+    /// (w.r.t. the raw, unclipped action; `None` for the last step), which the sweep has just
+    /// finished, and returns ∂L/∂obs_t, ∂L/∂reward_t and terminal-obs adjoints for step t. A
+    /// policy learner adds there its VJP ∂L/∂a_{t+1} · ∂π/∂o_{t+1} (obs_{t+1} is returned by step
+    /// t), so paths through every later observation are exact. Returns ∂L/∂action_t for all t.
+    /// Reset semantics are those of `backward_with_final_obs`.
+    pub fn backward_sweep(
+        &self,
+        mut seeds: impl FnMut(usize, Option<ArrayView2<f32>>) -> Result<StepSeeds, EngineError>,
+    ) -> Result<Vec<Array2<f32>>, EngineError> {
+        let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
+        let n = self.num_envs();
+        let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
+        let (obs_name, reward_name, act_name) = (&self.spec.obs, &self.spec.reward, &self.spec.act);
+        let mut failure: Option<EngineError> = None;
+        let grads = self.sim.backward_sweep(|t, adj, next| {
+            if failure.is_some() {
+                return;
+            }
+            let next = match next.map(|c| column_array(c, act_name, ad).map(|g| g * &rec.clip_grad[t + 1])) {
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => return failure = Some(e),
+                None => None,
+            };
+            let s = match seeds(t, next.as_ref().map(|g| g.view())) {
+                Ok(s) if s.obs.dim() == (n, od) && s.reward.len() == n && s.final_obs.len() == n => s,
+                Ok(s) => {
+                    return failure = Some(EngineError::ShapeMismatch {
+                        column: obs_name.clone(),
+                        expected: n * od,
+                        found: s.obs.len(),
+                    });
+                }
+                Err(e) => return failure = Some(e),
+            };
             if let Ok(col) = adj.get_mut(obs_name) {
                 for (e, dst) in col.chunks_exact_mut(od).enumerate() {
                     // The state after step t is the returned obs, or the terminal one if e reset.
                     let src = if rec.autoreset[t].contains(&e) {
-                        match adj_final_obs.get(t).and_then(|f| f[e].as_ref()) {
+                        match s.final_obs[e].as_ref() {
                             Some(a) => a.view(),
                             None => continue,
                         }
                     } else {
-                        adj_obs[t].row(e)
+                        s.obs.row(e)
                     };
-                    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
                 }
             }
             if let Ok(col) = adj.get_mut(reward_name) {
-                col.iter_mut().zip(&adj_reward[t]).for_each(|(d, &s)| *d += s);
+                col.iter_mut().zip(&s.reward).for_each(|(d, &v)| *d += v);
             }
         })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
         grads
             .controls
             .iter()
