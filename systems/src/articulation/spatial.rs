@@ -93,11 +93,9 @@ pub fn sin_cos<R: Real>(x: R) -> (R, R) {
     // Horner forms of the Taylor series, to |r| ≤ π/4 (terms to r^17 / r^16: error < 1e-17).
     let mut s = R::zero();
     let mut c = R::zero();
-    for n in (0..9).rev() {
-        let sn = R::from_f64(if n % 2 == 0 { 1.0 } else { -1.0 } / factorial(2 * n + 1));
-        let cn = R::from_f64(if n % 2 == 0 { 1.0 } else { -1.0 } / factorial(2 * n));
-        s = s * r2 + sn;
-        c = c * r2 + cn;
+    for (sn, cn) in SIN_TAYLOR.iter().zip(&COS_TAYLOR).rev() {
+        s = s * r2 + R::from_f64(*sn);
+        c = c * r2 + R::from_f64(*cn);
     }
     let s = s * r;
     match (k as i64).rem_euclid(4) {
@@ -108,8 +106,24 @@ pub fn sin_cos<R: Real>(x: R) -> (R, R) {
     }
 }
 
-fn factorial(n: usize) -> f64 {
-    (1..=n).map(|k| k as f64).product()
+/// (−1)ⁿ / (2n+1)! and (−1)ⁿ / (2n)!, n = 0..9.
+const SIN_TAYLOR: [f64; 9] = taylor(1);
+const COS_TAYLOR: [f64; 9] = taylor(0);
+
+const fn taylor(offset: usize) -> [f64; 9] {
+    let mut out = [0.0; 9];
+    let mut n = 0;
+    while n < 9 {
+        let mut f = 1.0;
+        let mut k = 2;
+        while k <= 2 * n + offset {
+            f *= k as f64;
+            k += 1;
+        }
+        out[n] = if n % 2 == 0 { 1.0 / f } else { -1.0 / f };
+        n += 1;
+    }
+    out
 }
 
 /// Spatial motion cross product m × u (Featherstone eq. 2.31, both at the origin).
