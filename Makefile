@@ -8,7 +8,7 @@ export LIBTORCH := $(TORCH_DIR)/torch
 export LD_LIBRARY_PATH := $(TORCH_DIR)/torch/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH),)
 export OMP_NUM_THREADS := 1
 export XDG_RUNTIME_DIR := $(shell d=$${XDG_RUNTIME_DIR:-}; if [ -z "$$d" ] || [ ! -d "$$d" ]; then d=$$(mktemp -d); chmod 700 $$d; fi; echo $$d)
-TASK ?= chain_reach
+TASK ?= chain-reach
 ARGS ?=
 
 .PHONY: test train setup apt torch fmt lint bench check-grad

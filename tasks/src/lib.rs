@@ -11,5 +11,5 @@ pub use cartpole::{Cartpole, CartpoleConfig};
 pub use chain_reach::{ChainReach, ChainReachConfig};
 pub use vec_env::{StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
-/// Task names the CLI accepts.
-pub const TASKS: &[&str] = &["chain_reach", "cartpole", "ant_run"];
+/// Task names the CLI accepts (it also accepts them with `_` for `-`).
+pub const TASKS: &[&str] = &["chain-reach", "cartpole", "ant-run"];

@@ -49,7 +49,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 32, value_parser = parse::positive)]
     pub horizon: usize,
     /// Task to simulate.
-    #[arg(long, default_value = "chain_reach", value_parser = task::parser())]
+    #[arg(long, default_value = "chain-reach", value_parser = task::parser())]
     pub task: String,
     /// Particles in the chain (default: the task's).
     #[arg(long, value_parser = parse::links)]

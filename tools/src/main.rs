@@ -76,7 +76,7 @@ mod tests {
     #[test]
     fn bench_defaults_are_the_documented_grid() {
         let Ok(Command::Bench(b)) = parse(&["bench"]) else { panic!("bench did not parse") };
-        assert_eq!((b.envs, b.threads, b.task.as_str()), (vec![1, 8, 64], vec![1, 2], "chain_reach"));
+        assert_eq!((b.envs, b.threads, b.task.as_str()), (vec![1, 8, 64], vec![1, 2], "chain-reach"));
     }
 
     #[test]

@@ -2,13 +2,20 @@
 //! accepts exactly `diffsim_tasks::TASKS`.
 
 use anyhow::bail;
-use clap::builder::PossibleValuesParser;
+use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
+/// Underscore spellings the parser also accepts.
+const ALIASES: &[(&str, &str)] = &[("chain-reach", "chain_reach"), ("ant-run", "ant_run")];
+
+/// `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
 pub fn parser() -> PossibleValuesParser {
-    PossibleValuesParser::new(TASKS.iter().copied())
+    PossibleValuesParser::new(TASKS.iter().map(|t| {
+        let alias = ALIASES.iter().find(|(name, _)| name == t).map(|(_, a)| *a);
+        PossibleValue::new(*t).aliases(alias)
+    }))
 }
 
 /// What the tools may override in a task's default configuration.
@@ -30,8 +37,8 @@ pub enum Task {
 
 impl Task {
     pub fn build(name: &str, opts: TaskOptions) -> anyhow::Result<Task> {
-        match name {
-            "chain_reach" => {
+        match name.replace('_', "-").as_str() {
+            "chain-reach" => {
                 let d = ChainReachConfig::default();
                 Ok(Task::ChainReach(ChainReach::new(ChainReachConfig {
                     num_envs: opts.num_envs,
@@ -45,7 +52,7 @@ impl Task {
                 threads: opts.threads,
                 ..CartpoleConfig::default()
             }))),
-            "ant_run" => Ok(Task::AntRun(AntRun::new(AntRunConfig {
+            "ant-run" => Ok(Task::AntRun(AntRun::new(AntRunConfig {
                 num_envs: opts.num_envs,
                 threads: opts.threads,
                 ..AntRunConfig::default()
