@@ -37,6 +37,8 @@ pub enum Split {
 
 /// Timed calls per arm before `Split::Auto` decides.
 const TRIALS: u32 = 3;
+/// Untimed calls per arm first (first-touch page faults and scratch allocation).
+const WARMUP: u32 = 1;
 
 /// Timings of one kind of call: per arm (one thread, split) the best time and the count.
 #[derive(Clone, Copy, Debug, Default)]
@@ -109,7 +111,7 @@ impl Cpu {
             Split::Auto => {
                 let trials = self.trials.lock().unwrap_or_else(|e| e.into_inner());
                 let t = trials.get(&key).copied().unwrap_or_default();
-                if t.count.iter().all(|&c| c >= TRIALS) {
+                if t.count.iter().all(|&c| c >= WARMUP + TRIALS) {
                     (t.best_ns[1] < t.best_ns[0], None)
                 } else {
                     let arm = if t.count[0] <= t.count[1] { 0 } else { 1 };
@@ -123,7 +125,9 @@ impl Cpu {
         let mut trials = self.trials.lock().unwrap_or_else(|e| e.into_inner());
         let t = trials.entry(key).or_default();
         let ns = elapsed.as_nanos() as u64;
-        t.best_ns[arm] = if t.count[arm] == 0 { ns } else { t.best_ns[arm].min(ns) };
+        if t.count[arm] >= WARMUP {
+            t.best_ns[arm] = if t.count[arm] == WARMUP { ns } else { t.best_ns[arm].min(ns) };
+        }
         t.count[arm] += 1;
     }
 
@@ -226,7 +230,7 @@ mod tests {
         let cpu = Cpu::new(2);
         let key = (false, 8, 10);
         let mut arms = Vec::new();
-        for _ in 0..2 * TRIALS {
+        for _ in 0..2 * (WARMUP + TRIALS) {
             let (split, arm) = cpu.decide(key);
             let arm = arm.expect("still measuring");
             assert_eq!(split, arm == 1);
@@ -234,7 +238,7 @@ mod tests {
             cpu.record(key, arm, std::time::Duration::from_micros(if split { 10 } else { 20 }));
             arms.push(arm);
         }
-        assert_eq!(arms.iter().filter(|&&a| a == 1).count() as u32, TRIALS);
+        assert_eq!(arms.iter().filter(|&&a| a == 1).count() as u32, WARMUP + TRIALS);
         assert_eq!(cpu.decide(key), (true, None));
         assert_eq!(cpu.clone().with_split(Split::Never).decide(key), (false, None));
         assert_eq!(Cpu::new(1).decide(key), (false, None));
