@@ -14,7 +14,8 @@
 //! - init noise: torso position ±0.1, a rotation of up to π/24 about a random axis, hinge angles
 //!   ±0.2, all velocities U(−0.25, 0.25).
 //!
-//! Differences from Rewarped, stated: no self-collision between legs yet (ground contact only).
+//! Self-collision between legs is on (spheres and capsules of non-adjacent bodies), as in
+//! Rewarped.
 
 use std::path::PathBuf;
 
@@ -24,7 +25,7 @@ use diffsim_engine::{
     System, View, ViewMut, replay_adjoint,
 };
 use diffsim_systems::articulation::spatial::{V3, cross, dot, quat_to_mat};
-use diffsim_systems::articulation::{self, JointForces};
+use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
 
 use crate::vec_env::{Task, TaskRng, TaskSpec};
@@ -95,7 +96,7 @@ impl SimFactory for AntRun {
         packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
         packed.add_control(ColumnSpec::new("act", 1, 8));
         let forces = JointForces { num_actions: 8, scale: c.action_scale };
-        let schedule = articulation::schedule::<R>(c.dt, c.substeps, true, forces)
+        let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts { ground: true, shapes: true }, forces)
             .with(Stage::Post, Observe)
             .with(Stage::Post, Reward)
             .with(Stage::Post, Terminate);

@@ -17,7 +17,7 @@ use diffsim_engine::{
     System, View, ViewMut,
 };
 use diffsim_systems::articulation::spatial::sin_cos;
-use diffsim_systems::articulation::{self, JointForces};
+use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::Vec3;
 
 use crate::vec_env::{Task, TaskRng, TaskSpec};
@@ -94,7 +94,7 @@ impl SimFactory for Cartpole {
         packed.add_state(ColumnSpec::new("reward", 1, 1))?;
         packed.add_control(ColumnSpec::new("act", 1, 1));
         let forces = JointForces { num_actions: 1, scale: c.action_scale };
-        let schedule = articulation::schedule::<R>(c.dt, c.substeps, false, forces)
+        let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts::default(), forces)
             .with(Stage::Post, Observe)
             .with(Stage::Post, Reward);
         let state = packed.state.map(|x| R::from_f64(x as f64));

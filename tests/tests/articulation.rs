@@ -7,7 +7,9 @@ use diffsim_engine::components::{Body, Geometry, Gravity, Joint, JointKind, Shap
 use diffsim_engine::{ColumnSpec, Columns, Cpu, EngineError, Real, Scene, Sim, SimFactory, StepCx};
 use diffsim_systems::articulation::kinematics::{ArticulationModel, body_inertia, kinematics};
 use diffsim_systems::articulation::spatial::{dot6, mat6_vec};
-use diffsim_systems::articulation::{self, ClearForces, ForwardKinematics, GroundContact, Integrate, JointForces};
+use diffsim_systems::articulation::{
+    self, ClearForces, Contacts, ForwardKinematics, GroundContact, Integrate, JointForces, ShapeContact,
+};
 use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
@@ -105,7 +107,8 @@ impl SimFactory for Rig {
             packed.add_control(ColumnSpec::new("act", 1, actions));
         }
         let forces = JointForces { num_actions: actions, scale: 5.0 };
-        let schedule = articulation::schedule::<R>(1.0 / 60.0, 4, self.ground, forces);
+        let schedule =
+            articulation::schedule::<R>(1.0 / 60.0, 4, Contacts { ground: self.ground, shapes: self.ground }, forces);
         let state = packed.state.map(|x| R::from_f64(x as f64));
         Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1))
     }
@@ -264,4 +267,92 @@ proptest! {
         let r = RolloutCheck { horizon, h: 1e-6, state_dir_scale: 0.1 }.run(&contact, &mut Rng::new(seed)).unwrap();
         prop_assert!(r.dual_err() < 1e-10, "dual with contact {r:?}");
     }
+}
+
+/// Two free capsules approaching each other without gravity (shape–shape contact only).
+fn two_capsules(gap: f32, speed: f32, rng: Option<&mut Rng>) -> Sim<f64> {
+    let jitter: Vec<f32> = match rng {
+        Some(r) => (0..6).map(|_| r.uniform(-0.02, 0.02) as f32).collect(),
+        None => vec![0.0; 6],
+    };
+    let mut scene = Scene::new();
+    scene.spawn_envs(1, |env| {
+        env.spawn((Gravity(Vec3::ZERO),));
+        for (k, side) in [-1.0f32, 1.0].into_iter().enumerate() {
+            let mut b =
+                Body::at(Vec3::new(side * gap * 0.5, 0.0, jitter[3 * k]), 1.0 + k as f32, Vec3::new(0.01, 0.002, 0.01));
+            b.rot = Quat::from_rotation_x(0.4 * side + jitter[3 * k + 1]);
+            b.vel = Vec3::new(-side * speed, 0.1 * side, 0.0);
+            b.ang_vel = Vec3::new(0.0, jitter[3 * k + 2], 0.3 * side);
+            let e = env.spawn((b,));
+            env.spawn((Joint::new(None, e, JointKind::Free, Vec3::ZERO, Vec3::ZERO),));
+            env.spawn((Shape {
+                body: e,
+                geometry: Geometry::Capsule { radius: 0.1, half_height: 0.2 },
+                pos: Vec3::ZERO,
+                rot: Quat::IDENTITY,
+                ke: 2.0e3,
+                kd: 5.0,
+                kf: 10.0,
+                mu: 0.5,
+            },));
+        }
+    });
+    let packed = scene.pack().unwrap();
+    let forces = JointForces { num_actions: 0, scale: 1.0 };
+    let schedule = articulation::schedule::<f64>(1e-3, 1, Contacts { ground: false, shapes: true }, forces);
+    Sim::new(packed.model, packed.state.map(|x| x as f64), packed.control, schedule, Cpu::new(1)).unwrap()
+}
+
+#[test]
+fn colliding_capsules_conserve_linear_momentum_and_bounce() {
+    let mut sim = two_capsules(0.5, 1.0, None);
+    let (_, p0, _) = energy_momentum(&sim);
+    for _ in 0..400 {
+        sim.step().unwrap();
+    }
+    let (_, p, _) = energy_momentum(&sim);
+    for i in 0..3 {
+        assert!((p[i] - p0[i]).abs() < 1e-9 * (1.0 + p0[i].abs()), "momentum {p:?} vs {p0:?}");
+    }
+    // They met and bounced: the left body now moves left.
+    let qd = sim.state.get("joint_qd").unwrap();
+    let bq = sim.state.get("body_q").unwrap();
+    let v_left = qd[3] + (qd[1] * bq[2] - qd[2] * bq[1]);
+    assert!(v_left < 0.0, "left capsule still moving right at {v_left}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn shape_contact_passes_dot_product_and_fd(seed in any::<u64>()) {
+        let mut rng = Rng::new(seed);
+        let mut sim = two_capsules(0.17, 0.5, Some(&mut rng));
+        sim.step().unwrap();
+        let (s, c) = (sim.state.clone(), sim.control.clone());
+        let check = SystemCheck { model: &sim.model, state: &s, control: &c, cx: StepCx { dt: 1e-3, step: 0, substep: 0 }, h: 1e-7 };
+        let r = check.run(&ShapeContact, &mut rng).map_err(TestCaseError::fail)?;
+        prop_assert!(r.adjoint != 0.0, "no contact at this state");
+        prop_assert!(r.dual_err() < 1e-10, "dual {r:?}");
+        prop_assert!(r.fd_err() < 1e-4, "fd {r:?}");
+    }
+}
+
+/// A seed proptest once shrank to (before the multi-free-body fix); kept as a fixed case.
+#[test]
+fn shape_contact_regression_seed() {
+    let mut rng = Rng::new(9521552658388388552);
+    let mut sim = two_capsules(0.17, 0.5, Some(&mut rng));
+    sim.step().unwrap();
+    let (s, c) = (sim.state.clone(), sim.control.clone());
+    let check = SystemCheck {
+        model: &sim.model,
+        state: &s,
+        control: &c,
+        cx: StepCx { dt: 1e-3, step: 0, substep: 0 },
+        h: 1e-7,
+    };
+    let r = check.run(&ShapeContact, &mut rng).unwrap();
+    assert!(r.dual_err() < 1e-10 && r.fd_err() < 1e-4, "{r:?}");
 }

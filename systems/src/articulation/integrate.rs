@@ -169,15 +169,18 @@ impl<R: Real> System<R> for Integrate {
             );
             // A free root steps its centre-of-mass velocity instead of the twist at the origin
             // (below), so record the pre-step COM quantities first.
-            let free_root = (0..nb).find(|&k| m.kind[k] == KIND_FREE).map(|k| {
-                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
-                let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
-                let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
-                let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
-                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
-                let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
-                (k, c, v_c, com_local)
-            });
+            let free_roots: Vec<_> = (0..nb)
+                .filter(|&k| m.kind[k] == KIND_FREE)
+                .map(|k| {
+                    let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+                    let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
+                    let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
+                    let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
+                    let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                    let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
+                    (k, c, v_c, com_local)
+                })
+                .collect();
             for (v, a) in qd.iter_mut().zip(&qdd) {
                 *v += dt * *a;
             }
@@ -189,7 +192,7 @@ impl<R: Real> System<R> for Integrate {
                         // Semi-implicit Euler on (ω, v_com): a_com = a_O + α × c + ω × v_com, so a
                         // force-free body keeps its linear momentum exactly and its COM moves on
                         // a line; then the twist at the origin is rebuilt from the new COM.
-                        let Some((_, c, v_c, com_local)) = free_root else { continue };
+                        let Some(&(_, c, v_c, com_local)) = free_roots.iter().find(|r| r.0 == k) else { continue };
                         let w_old =
                             [qd[ds] - dt * qdd[ds], qd[ds + 1] - dt * qdd[ds + 1], qd[ds + 2] - dt * qdd[ds + 2]];
                         let alpha = [qdd[ds], qdd[ds + 1], qdd[ds + 2]];
