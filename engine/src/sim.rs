@@ -81,6 +81,26 @@ impl<R: Real> Sim<R> {
         Ok(())
     }
 
+    /// Environments whose state holds a NaN or inf in any column.
+    pub fn non_finite_envs(&self) -> Vec<usize> {
+        (0..self.num_envs())
+            .filter(|&e| {
+                self.state.columns().any(|(spec, col)| {
+                    let n = spec.per_env();
+                    col[e * n..(e + 1) * n].iter().any(|x| !x.is_finite())
+                })
+            })
+            .collect()
+    }
+
+    /// Marks `envs` as diverged in the last recorded step (no-op when not recording): backward
+    /// gives them no gradient through that step. Reset them afterwards.
+    pub fn mark_diverged(&mut self, envs: &[usize]) {
+        if let Some(t) = &mut self.tape {
+            t.mark_diverged(envs);
+        }
+    }
+
     /// Replaces the state of `envs` by their rows in `init`; on a tape this cuts only those
     /// environments' gradient paths.
     pub fn reset_envs(&mut self, envs: &[usize], init: &Columns<R>) -> Result<(), EngineError> {
@@ -128,13 +148,25 @@ impl<R: Real> Sim<R> {
                 &mut controls[t],
                 &mut scratch,
             )?;
+            // A diverged step has no gradient (its recompute is NaN; NaN · 0 is NaN, so the rows
+            // are overwritten, not scaled); a reset cuts the path into the previous step.
+            for &e in tape.diverged(t) {
+                zero_env(&mut adj_state, e);
+                zero_env(&mut controls[t], e);
+            }
             for &e in tape.cuts(t) {
-                for (_, col) in adj_state.columns_mut() {
-                    let n = col.len() / self.state.num_envs();
-                    col[e * n..(e + 1) * n].fill(R::zero());
-                }
+                zero_env(&mut adj_state, e);
             }
         }
         Ok(Gradients { initial_state: adj_state, controls })
+    }
+}
+
+/// Zeroes environment `e`'s rows of every column.
+fn zero_env<R: Real>(c: &mut Columns<R>, e: usize) {
+    let n = c.num_envs();
+    for (_, col) in c.columns_mut() {
+        let per = col.len() / n;
+        col[e * per..(e + 1) * per].fill(R::zero());
     }
 }

@@ -14,6 +14,9 @@ pub struct Tape<R: Real> {
     pub(crate) controls: Vec<Columns<R>>,
     /// `cuts[t]`: environments reset right before step t; their adjoint stops there.
     pub(crate) cuts: Vec<Vec<usize>>,
+    /// `diverged[t]`: environments whose step t produced a non-finite state; backward drops their
+    /// gradient through step t (they are reset after it).
+    pub(crate) diverged: Vec<Vec<usize>>,
     /// Global env-step index of each recorded step (systems may depend on it).
     pub(crate) steps: Vec<usize>,
     pending_cuts: Vec<usize>,
@@ -41,6 +44,7 @@ impl<R: Real> Tape<R> {
             checkpoints: Vec::new(),
             controls: Vec::new(),
             cuts: Vec::new(),
+            diverged: Vec::new(),
             steps: Vec::new(),
             pending_cuts: Vec::new(),
         }
@@ -57,6 +61,16 @@ impl<R: Real> Tape<R> {
         self.checkpoints.push(state.clone());
         self.controls.push(control.clone());
         self.cuts.push(std::mem::take(&mut self.pending_cuts));
+        self.diverged.push(Vec::new());
+    }
+    /// Marks environments whose last recorded step diverged (NaN/inf).
+    pub fn mark_diverged(&mut self, envs: &[usize]) {
+        if let Some(d) = self.diverged.last_mut() {
+            d.extend_from_slice(envs);
+        }
+    }
+    pub fn diverged(&self, t: usize) -> &[usize] {
+        &self.diverged[t]
     }
     /// Marks environments reset before the next recorded step.
     pub fn cut(&mut self, envs: &[usize]) {

@@ -9,7 +9,7 @@ pub mod vec_env;
 pub use ant_run::{AntRun, AntRunConfig};
 pub use cartpole::{Cartpole, CartpoleConfig};
 pub use chain_reach::{ChainReach, ChainReachConfig};
-pub use vec_env::{StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
+pub use vec_env::{NanEvent, StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts (it also accepts them with `_` for `-`).
 pub const TASKS: &[&str] = &["chain-reach", "cartpole", "ant-run"];

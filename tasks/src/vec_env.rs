@@ -18,7 +18,7 @@
 //! path on the tape (`Sim::reset_envs`), the other envs keep theirs. (Rewarped rebuilds the whole
 //! state on any reset, which cuts every env's state gradient, §2.2.)
 
-use diffsim_engine::{ColumnSet, Columns, EngineError, Sim, SimFactory, Stage};
+use diffsim_engine::{ColumnSet, Columns, EngineError, NanCheck, Sim, SimFactory, Stage};
 use ndarray::{Array1, Array2, ArrayView2};
 
 /// What a learner feeds the reverse sweep at step t (see `VecEnv::backward_sweep`).
@@ -106,6 +106,22 @@ pub struct StepResult {
     pub truncated: Array1<bool>,
     /// The terminal observation of envs that ended this step (before autoreset), else `None`.
     pub final_obs: Vec<Option<Array1<f32>>>,
+    /// Environments whose state became non-finite this step: each was reset (it also reads as
+    /// truncated, with reward 0 and no final obs) and named here with the system that produced
+    /// the value; the other environments carried on.
+    pub diverged: Vec<NanEvent>,
+}
+
+/// A NaN/inf isolated by `VecEnv::step`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NanEvent {
+    pub env: usize,
+    /// The system and column that first produced a non-finite value in this step (for the
+    /// first diverged env; others diverged in the same step are listed with the same origin
+    /// only if the engine named them, else `"(same step)"`).
+    pub system: String,
+    pub column: String,
+    pub step: usize,
 }
 
 /// What `backward` needs besides the tape, per recorded step.
@@ -132,6 +148,8 @@ pub struct VecEnv<T: Task> {
     /// Env steps taken in the current episode, per env.
     progress: Vec<usize>,
     recording: Option<Recording>,
+    /// Environments isolated after a NaN/inf since construction (see `StepResult::diverged`).
+    nan_events: usize,
 }
 
 /// Checks that `name` exists in `cols` with `per_env` scalars per env.
@@ -209,6 +227,11 @@ impl<T: Task> VecEnv<T> {
             check_column(&sim.state, t, 1)?;
         }
         check_column(&sim.control, &spec.act, spec.act_dim)?;
+        // A NaN must not stop the other envs mid-step: check once per step (the step completes for
+        // every env, then the culprit is named by a replay) so `step` can isolate it.
+        if sim.schedule.nan_check == NanCheck::EverySystem {
+            sim.schedule.nan_check = NanCheck::EveryStep;
+        }
         let all: Vec<usize> = (0..n).collect();
         refresh_post(&mut sim, &all)?;
         let init = sim.state.clone();
@@ -222,7 +245,13 @@ impl<T: Task> VecEnv<T> {
             episode: vec![0; n],
             progress: vec![0; n],
             recording: None,
+            nan_events: 0,
         })
+    }
+
+    /// Environments isolated after a NaN/inf since construction (a counter for training logs).
+    pub fn nan_events(&self) -> usize {
+        self.nan_events
     }
 
     pub fn spec(&self) -> &TaskSpec {
@@ -342,23 +371,46 @@ impl<T: Task> VecEnv<T> {
             rec.clip_grad.push(actions.mapv(|a| if (-1.0..=1.0).contains(&a) { scale } else { 0.0 }));
             rec.autoreset.push(Vec::new());
         }
-        self.sim.step()?;
+        let mut diverged = Vec::new();
+        match self.sim.step() {
+            Ok(()) => {}
+            // Isolate: name the origin, mark every non-finite env diverged, reset them below.
+            Err(EngineError::NonFinite { system, column, env, step, set: ColumnSet::State, .. }) => {
+                let bad = self.sim.non_finite_envs();
+                self.sim.mark_diverged(&bad);
+                for e in bad {
+                    let (system, column) =
+                        if e == env { (system.clone(), column.clone()) } else { ("(same step)".into(), String::new()) };
+                    diverged.push(NanEvent { env: e, system, column, step });
+                }
+                self.nan_events += diverged.len();
+            }
+            Err(e) => return Err(e),
+        }
 
         let mut obs = column_array(&self.sim.state, &self.spec.obs, od)?;
-        let reward = Array1::from(self.sim.state.get(&self.spec.reward)?.to_vec());
-        let terminated = match &self.spec.terminated {
+        let mut reward = Array1::from(self.sim.state.get(&self.spec.reward)?.to_vec());
+        for d in &diverged {
+            reward[d.env] = 0.0;
+        }
+        let mut terminated: Array1<bool> = match &self.spec.terminated {
             Some(t) => self.sim.state.get(t)?.iter().map(|&x| x > 0.5).collect(),
             None => Array1::from_elem(n, false),
         };
         let mut truncated = Array1::from_elem(n, false);
         for (e, p) in self.progress.iter_mut().enumerate() {
             *p += 1;
-            truncated[e] = *p >= self.spec.episode_length;
+            truncated[e] = *p >= self.spec.episode_length || diverged.iter().any(|d| d.env == e);
         }
         let done: Vec<usize> = (0..n).filter(|&e| terminated[e] || truncated[e]).collect();
         let mut final_obs = vec![None; n];
         if !done.is_empty() {
             for &e in &done {
+                if diverged.iter().any(|d| d.env == e) {
+                    terminated[e] = false;
+                    self.episode[e] += 1;
+                    continue;
+                }
                 final_obs[e] = Some(obs.row(e).to_owned());
                 self.episode[e] += 1;
             }
@@ -371,7 +423,7 @@ impl<T: Task> VecEnv<T> {
                 rec.autoreset.last_mut().expect("pushed above").clone_from(&done);
             }
         }
-        Ok(StepResult { obs, reward, terminated, truncated, final_obs })
+        Ok(StepResult { obs, reward, terminated, truncated, final_obs, diverged })
     }
 
     /// Reverse sweep over the steps recorded since `record()`. `adj_obs[t]` (`[N, obs_dim]`) and
