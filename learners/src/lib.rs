@@ -1,8 +1,15 @@
 //! diffsim-learners: optimizers that consume simulator gradients. `open_loop` optimizes an action
 //! sequence directly through the tape; `bridge` moves mirrors in and out of libtorch and pulls
-//! cotangents through a network (the building block of the SAPO/SHAC/APG gradient bridge).
+//! cotangents through a network; `sweep` is the exact per-step reverse sweep that chains a
+//! `VecEnv` tape with a tch policy; `nets` holds the networks and the observation normalizer;
+//! `diff_rl` the first-order learners SAPO, SHAC and APG.
 
 pub mod bridge;
+pub mod diff_rl;
+pub mod nets;
 pub mod open_loop;
+pub mod sweep;
 
+pub use diff_rl::{Algo, DiffRl, DiffRlConfig, EpochStats, LearnError, evaluate_with, td_lambda_targets};
 pub use open_loop::{Objective, OpenLoop, OpenLoopConfig, OpenLoopReport, Optimizer};
+pub use sweep::{RolloutTape, StepSeed, SweepHooks};

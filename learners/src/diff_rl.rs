@@ -1,0 +1,713 @@
+//! First-order (analytic-gradient) RL over a differentiable `VecEnv`: SAPO (sapo.md §1.3), SHAC
+//! (§3.1) and APG/BPTT (§3.2). They share one epoch loop; `Algo` switches the parts that differ
+//! (entropy and temperature: SAPO; critic ensemble vs target critic; no critic: APG). Each preset
+//! (`DiffRlConfig::sapo/shac/apg`) holds sapo.md's defaults.
+//!
+//! One epoch (`DiffRl::train_epoch`), top to bottom like sapo.md §1.3:
+//!  0. linear LR decay;
+//!  1. an H-step differentiable rollout: the actor (tch) maps each observation leaf to an action,
+//!     the env steps on its tape; the objective J (rewards, entropy, critic bootstraps, segment
+//!     discounting) is built in tch on leaf tensors of the rewards, observations and terminal
+//!     observations;
+//!  2. the actor gradient by the exact bridge (`sweep`): tch autograd gives the explicit partials
+//!     of −J/(H·N); the reverse sweep over the tape then alternates one simulator adjoint step
+//!     with one policy VJP per env step (∂L/∂a_t → θ and ∂L/∂o_t → the step before);
+//!     clip and step the actor;
+//!  3. the temperature step (SAPO);
+//!  4. TD(λ) critic targets (no gradient) and 16 × 4 contiguous-minibatch critic regressions;
+//!     the Polyak step of the target critic (SHAC).
+//!
+//! Decisions sapo.md leaves open (§5): bootstraps use V(o_{t+1}) (the paper form, §1.8); AdamW
+//! weight decay 0.01 (also on log α); an actor gradient whose norm is NaN or > 1e6 skips the
+//! update (counted in `EpochStats::skipped`) instead of aborting.
+
+use diffsim_engine::EngineError;
+use diffsim_tasks::{Task, VecEnv};
+use ndarray::{Array1, Array2};
+use tch::nn::{self, OptimizerConfig};
+use tch::{Kind, Tensor};
+
+use crate::nets::{
+    Activation, Actor, Critic, RunningMeanStd, StdKind, array_to_tensor, ensemble_mean_min, entropy_sample,
+    tensor_to_array,
+};
+use crate::sweep::{RolloutTape, StepSeed, SweepHooks};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LearnError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Tch(#[from] tch::TchError),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Algo {
+    Sapo,
+    Shac,
+    Apg,
+}
+
+/// Hyperparameters (sapo.md §2.1 for SAPO, §3.1 SHAC, §3.2 APG).
+#[derive(Clone, Debug)]
+pub struct DiffRlConfig {
+    pub algo: Algo,
+    /// H, env steps per epoch and env.
+    pub horizon: usize,
+    /// E, the length of the linear LR decay.
+    pub epochs: usize,
+    pub gamma: f64,
+    /// TD(λ) of the critic targets.
+    pub lambda: f64,
+    pub actor_hidden: Vec<i64>,
+    pub critic_hidden: Vec<i64>,
+    pub activation: Activation,
+    /// Orthogonal-init gain of every Linear.
+    pub init_gain: f64,
+    pub std: StdKind,
+    /// Critics in the ensemble (SAPO 2, SHAC 1, APG 0).
+    pub num_critics: usize,
+    /// SHAC's target critic: Polyak θ' ← a θ' + (1 − a) θ after each critic phase.
+    pub target_critic: Option<f64>,
+    pub actor_lr: f64,
+    pub critic_lr: f64,
+    /// Both LRs decay linearly to this.
+    pub lr_end: f64,
+    pub alpha_lr: f64,
+    pub betas: (f64, f64),
+    /// `Some(wd)`: AdamW with this weight decay; `None`: Adam.
+    pub weight_decay: Option<f64>,
+    pub actor_clip: f64,
+    pub critic_clip: f64,
+    pub alpha_clip: f64,
+    pub critic_iterations: usize,
+    pub critic_minibatches: usize,
+    /// SAPO: entropy in the return and the critic targets, learned temperature.
+    pub entropy: bool,
+    pub init_alpha: f64,
+    /// Running obs normalization: unbiased batch variance, initial count.
+    pub obs_norm_unbiased: bool,
+    pub obs_norm_init_count: f64,
+    /// Skip the actor step when the gradient norm is NaN or above this.
+    pub max_grad_norm: f64,
+    /// tch's RNG seed (init and action noise).
+    pub seed: i64,
+    /// Measurement only: drop ∂L/∂o_t through the policy (the o_t → a_t path), keeping only the
+    /// explicit obs terms. The exact bridge is `false`.
+    pub detach_obs_path: bool,
+}
+
+impl DiffRlConfig {
+    /// SAPO (sapo.md §2.1, AntRun sizes).
+    pub fn sapo() -> Self {
+        Self {
+            algo: Algo::Sapo,
+            horizon: 32,
+            epochs: 2000,
+            gamma: 0.99,
+            lambda: 0.95,
+            actor_hidden: vec![128, 64, 32],
+            critic_hidden: vec![64, 64],
+            activation: Activation::Silu,
+            init_gain: 1.0,
+            std: StdKind::StateDependent,
+            num_critics: 2,
+            target_critic: None,
+            actor_lr: 2e-3,
+            critic_lr: 5e-4,
+            lr_end: 1e-5,
+            alpha_lr: 5e-3,
+            betas: (0.7, 0.95),
+            weight_decay: Some(0.01),
+            actor_clip: 0.5,
+            critic_clip: 0.5,
+            alpha_clip: 0.5,
+            critic_iterations: 16,
+            critic_minibatches: 4,
+            entropy: true,
+            init_alpha: 1.0,
+            obs_norm_unbiased: true,
+            obs_norm_init_count: 1.0,
+            max_grad_norm: 1e6,
+            seed: 0,
+            detach_obs_path: false,
+        }
+    }
+
+    /// SHAC (sapo.md §3.1, AntRun: critic lr 2e-3, target Polyak 0.2).
+    pub fn shac() -> Self {
+        Self {
+            algo: Algo::Shac,
+            activation: Activation::Elu,
+            init_gain: std::f64::consts::SQRT_2,
+            std: StdKind::StateIndependent { init_log_std: -1.0 },
+            num_critics: 1,
+            target_critic: Some(0.2),
+            critic_lr: 2e-3,
+            weight_decay: None,
+            actor_clip: 1.0,
+            critic_clip: 1.0,
+            entropy: false,
+            obs_norm_unbiased: false,
+            obs_norm_init_count: 1e-4,
+            ..Self::sapo()
+        }
+    }
+
+    /// APG / BPTT (sapo.md §3.2): SHAC's actor, no critic.
+    pub fn apg() -> Self {
+        Self { algo: Algo::Apg, num_critics: 0, target_critic: None, ..Self::shac() }
+    }
+}
+
+/// Normalized entropy h = (Ĥ + κ) / (2κ), κ = dA / 2 (sapo.md §1.2 II).
+pub fn normalized_entropy(h: f64, act_dim: usize) -> f64 {
+    let kappa = act_dim as f64 / 2.0;
+    (h + kappa) / (2.0 * kappa)
+}
+
+/// TD(λ) targets by the backward recursion of sapo.md §1.4(d). All arrays are `[H, N]`:
+/// `reward` r̃_t (entropy included), `v_next` the bootstrap value of step t's next state (terminal
+/// obs at a truncation, 0 at an early termination, V(s_H) at t = H − 1), `done` d_t (1 at t = H−1).
+pub fn td_lambda_targets(
+    reward: &Array2<f32>,
+    v_next: &Array2<f32>,
+    done: &Array2<f32>,
+    gamma: f64,
+    lambda: f64,
+) -> Array2<f32> {
+    let (h, n) = reward.dim();
+    let mut y = Array2::zeros((h, n));
+    for e in 0..n {
+        let (mut big_l, mut a, mut b) = (1.0f64, 0.0f64, 0.0f64);
+        for t in (0..h).rev() {
+            let (r, v, d) = (reward[(t, e)] as f64, v_next[(t, e)] as f64, done[(t, e)] as f64);
+            big_l = big_l * lambda * (1.0 - d) + d;
+            a = (1.0 - d) * (lambda * gamma * a + gamma * v + (1.0 - big_l) / (1.0 - lambda) * r);
+            b = gamma * (v * d + b * (1.0 - d)) + r;
+            y[(t, e)] = ((1.0 - lambda) * a + big_l * b) as f32;
+        }
+    }
+    y
+}
+
+/// What a rollout leaves for the actor step, the temperature and the critic.
+struct Rollout {
+    actor_loss: f64,
+    grads: Vec<Tensor>,
+    /// Detached normalized observations o_t, each `[N, obs_dim]`.
+    buf_obs: Vec<Tensor>,
+    /// `[H, N]`: rewards, raw entropies, target-critic bootstrap values, segment ends.
+    buf_r: Array2<f32>,
+    buf_ent: Array2<f32>,
+    buf_v: Array2<f32>,
+    buf_d: Array2<f32>,
+    /// Returns of the episodes that ended.
+    ended: Vec<f64>,
+}
+
+/// One epoch's numbers.
+#[derive(Clone, Debug, Default)]
+pub struct EpochStats {
+    pub epoch: usize,
+    /// −J / (H·N) of the rollout.
+    pub actor_loss: f64,
+    /// Actor gradient norm before clipping.
+    pub grad_norm: f64,
+    /// The actor step was skipped (NaN or huge gradient).
+    pub skipped: bool,
+    pub alpha: f64,
+    pub mean_entropy: f64,
+    /// Mean critic loss over the critic phase.
+    pub critic_loss: f64,
+    /// Mean of the (undiscounted) returns of the episodes that ended this epoch.
+    pub episode_return: Option<f64>,
+}
+
+/// A first-order learner: networks, optimizers, normalizer and episode bookkeeping.
+pub struct DiffRl {
+    pub cfg: DiffRlConfig,
+    obs_dim: usize,
+    act_dim: usize,
+    pub actor_vs: nn::VarStore,
+    pub actor: Actor,
+    critic_vs: nn::VarStore,
+    critics: Vec<Critic>,
+    target_vs: Option<nn::VarStore>,
+    target_critics: Vec<Critic>,
+    pub alpha_vs: nn::VarStore,
+    log_alpha: Tensor,
+    opt_actor: nn::Optimizer,
+    opt_critic: Option<nn::Optimizer>,
+    opt_alpha: Option<nn::Optimizer>,
+    pub obs_rms: RunningMeanStd,
+    pub epoch: usize,
+    /// The current episode's return and the returns of finished episodes, per env.
+    ep_return: Vec<f64>,
+    pub finished_returns: Vec<f64>,
+}
+
+fn optimizer(cfg: &DiffRlConfig, vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, tch::TchError> {
+    let (beta1, beta2) = cfg.betas;
+    match cfg.weight_decay {
+        Some(wd) => nn::AdamW { beta1, beta2, wd, eps: 1e-8, amsgrad: false }.build(vs, lr),
+        None => nn::Adam { beta1, beta2, wd: 0.0, eps: 1e-8, amsgrad: false }.build(vs, lr),
+    }
+}
+
+fn build_critics(vs: &nn::VarStore, cfg: &DiffRlConfig, obs_dim: i64) -> Vec<Critic> {
+    (0..cfg.num_critics)
+        .map(|k| {
+            Critic::new(vs.root() / format!("critic{k}"), obs_dim, &cfg.critic_hidden, cfg.activation, cfg.init_gain)
+        })
+        .collect()
+}
+
+/// A tensor that is 0 where the tensor is undefined (an input autograd never reached).
+fn defined_or_zeros(g: Tensor, like: &Tensor) -> Tensor {
+    if g.defined() { g } else { like.zeros_like() }
+}
+
+impl DiffRl {
+    pub fn new(obs_dim: usize, act_dim: usize, num_envs: usize, cfg: DiffRlConfig) -> Result<Self, LearnError> {
+        tch::manual_seed(cfg.seed);
+        let dev = tch::Device::Cpu;
+        let actor_vs = nn::VarStore::new(dev);
+        let (od, ad) = (obs_dim as i64, act_dim as i64);
+        let actor =
+            Actor::new(actor_vs.root() / "actor", od, ad, &cfg.actor_hidden, cfg.activation, cfg.init_gain, cfg.std);
+        let critic_vs = nn::VarStore::new(dev);
+        let critics = build_critics(&critic_vs, &cfg, od);
+        let (target_vs, target_critics) = match cfg.target_critic {
+            Some(_) => {
+                let mut vs = nn::VarStore::new(dev);
+                let c = build_critics(&vs, &cfg, od);
+                vs.copy(&critic_vs)?;
+                (Some(vs), c)
+            }
+            None => (None, Vec::new()),
+        };
+        let alpha_vs = nn::VarStore::new(dev);
+        let log_alpha = alpha_vs.root().var("log_alpha", &[1], nn::Init::Const(cfg.init_alpha.ln()));
+        let opt_actor = optimizer(&cfg, &actor_vs, cfg.actor_lr)?;
+        let opt_critic = if critics.is_empty() { None } else { Some(optimizer(&cfg, &critic_vs, cfg.critic_lr)?) };
+        let opt_alpha = if cfg.entropy { Some(optimizer(&cfg, &alpha_vs, cfg.alpha_lr)?) } else { None };
+        let obs_rms = RunningMeanStd::new(obs_dim, cfg.obs_norm_unbiased, cfg.obs_norm_init_count);
+        Ok(Self {
+            cfg,
+            obs_dim,
+            act_dim,
+            actor_vs,
+            actor,
+            critic_vs,
+            critics,
+            target_vs,
+            target_critics,
+            alpha_vs,
+            log_alpha,
+            opt_actor,
+            opt_critic,
+            opt_alpha,
+            obs_rms,
+            epoch: 0,
+            ep_return: vec![0.0; num_envs],
+            finished_returns: Vec::new(),
+        })
+    }
+
+    pub fn alpha(&self) -> f64 {
+        self.log_alpha.exp().double_value(&[0])
+    }
+
+    /// The critic the actor bootstraps from: mean of the ensemble (SAPO) or the target (SHAC).
+    fn actor_value(&self, obs_n: &Tensor) -> Tensor {
+        match self.cfg.target_critic {
+            Some(_) => ensemble_mean_min(&self.target_critics, obs_n).0,
+            None => ensemble_mean_min(&self.critics, obs_n).0,
+        }
+    }
+    /// The critic of the TD targets: min of the ensemble (SAPO) or the target (SHAC).
+    fn target_value(&self, obs_n: &Tensor) -> Tensor {
+        match self.cfg.target_critic {
+            Some(_) => ensemble_mean_min(&self.target_critics, obs_n).1,
+            None => ensemble_mean_min(&self.critics, obs_n).1,
+        }
+    }
+
+    /// Actions for raw observations `[N, obs_dim]`: sampled, or tanh(μ) when `deterministic`.
+    pub fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
+        tch::no_grad(|| {
+            let o = self.obs_rms.normalize(&array_to_tensor(obs));
+            let a = if deterministic { self.actor.mean_action(&o) } else { self.actor.sample(&o).action };
+            tensor_to_array(&a)
+        })
+    }
+
+    /// One epoch from the env's current state and observations `obs` (updated in place).
+    pub fn train_epoch<T: Task>(
+        &mut self,
+        env: &mut VecEnv<T>,
+        obs: &mut Array2<f32>,
+    ) -> Result<EpochStats, LearnError> {
+        let cfg = self.cfg.clone();
+        let (h, n, ad) = (cfg.horizon, env.num_envs(), self.act_dim);
+        let gamma = cfg.gamma;
+        let kappa = ad as f64 / 2.0;
+        let target_entropy = -kappa;
+
+        // (0) linear LR decay to lr_end.
+        let frac = (self.epoch as f64 / cfg.epochs.max(1) as f64).min(1.0);
+        self.opt_actor.set_lr(cfg.actor_lr + (cfg.lr_end - cfg.actor_lr) * frac);
+        if let Some(o) = &mut self.opt_critic {
+            o.set_lr(cfg.critic_lr + (cfg.lr_end - cfg.critic_lr) * frac);
+        }
+
+        // (1) differentiable rollout of H steps and (2) the actor gradient, then clip and step.
+        let params = self.actor_vs.trainable_variables();
+        let Rollout { actor_loss, grads, buf_obs, buf_r, buf_ent, buf_v, buf_d, ended } = self.rollout(env, obs)?;
+        let grad_norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        let skipped = !grad_norm.is_finite() || grad_norm > cfg.max_grad_norm;
+        if !skipped {
+            let scale = (cfg.actor_clip / (grad_norm + 1e-6)).min(1.0);
+            self.opt_actor.zero_grad();
+            let surrogate: Tensor = params.iter().zip(&grads).map(|(p, g)| (p * (g * scale)).sum(Kind::Float)).sum();
+            surrogate.backward();
+            self.opt_actor.step();
+        }
+        // (3) temperature step: L_α = exp(log α)·κ·(mean_t Ĥ_t − H̄), averaged over envs.
+        let mean_entropy = buf_ent.mean().unwrap_or(0.0) as f64;
+        if let Some(opt) = &mut self.opt_alpha {
+            opt.zero_grad();
+            let l_alpha = self.log_alpha.exp() * kappa * (mean_entropy - target_entropy);
+            l_alpha.sum(Kind::Float).backward();
+            opt.clip_grad_norm(cfg.alpha_clip);
+            opt.step();
+        }
+
+        // (4) critic targets with the updated α, then 16 × 4 contiguous minibatches.
+        let mut critic_loss = 0.0;
+        if let Some(opt) = &mut self.opt_critic {
+            let alpha_new = if cfg.entropy { self.log_alpha.exp().double_value(&[0]) as f32 } else { 0.0 };
+            let soft_r = if cfg.entropy {
+                &buf_r + &buf_ent.mapv(|x| alpha_new * normalized_entropy(x as f64, ad) as f32)
+            } else {
+                buf_r.clone()
+            };
+            let y = td_lambda_targets(&soft_r, &buf_v, &buf_d, gamma, cfg.lambda);
+            let x = Tensor::cat(&buf_obs, 0);
+            let y = Tensor::from_slice(y.as_slice().expect("standard layout"));
+            let total = (h * n) as i64;
+            let mb = total / cfg.critic_minibatches as i64;
+            let mut count = 0;
+            for _ in 0..cfg.critic_iterations {
+                for b in 0..cfg.critic_minibatches as i64 {
+                    let (xb, yb) = (x.narrow(0, b * mb, mb), y.narrow(0, b * mb, mb));
+                    opt.zero_grad();
+                    let losses: Vec<Tensor> =
+                        self.critics.iter().map(|c| (c.value(&xb) - &yb).square().mean(Kind::Float)).collect();
+                    let l = Tensor::stack(&losses, 0).mean(Kind::Float);
+                    l.backward();
+                    tch::no_grad(|| {
+                        for p in self.critic_vs.trainable_variables() {
+                            let mut g = p.grad();
+                            if g.defined() {
+                                let _ = g.nan_to_num_(0.0, 0.0, 0.0);
+                            }
+                        }
+                    });
+                    opt.clip_grad_norm(cfg.critic_clip);
+                    opt.step();
+                    critic_loss += l.double_value(&[]);
+                    count += 1;
+                }
+            }
+            critic_loss /= count.max(1) as f64;
+            // SHAC's target critic: θ' ← a θ' + (1 − a) θ.
+            if let (Some(a), Some(tvs)) = (cfg.target_critic, &mut self.target_vs) {
+                let src = self.critic_vs.variables();
+                tch::no_grad(|| {
+                    for (name, mut dst) in tvs.variables() {
+                        let s = &src[&name];
+                        let mixed = &dst * a + s * (1.0 - a);
+                        dst.copy_(&mixed);
+                    }
+                });
+            }
+        }
+
+        self.finished_returns.extend(&ended);
+        let stats = EpochStats {
+            epoch: self.epoch,
+            actor_loss,
+            grad_norm,
+            skipped,
+            alpha: if cfg.entropy { self.alpha() } else { 0.0 },
+            mean_entropy,
+            critic_loss,
+            episode_return: (!ended.is_empty()).then(|| ended.iter().sum::<f64>() / ended.len() as f64),
+        };
+        self.epoch += 1;
+        Ok(stats)
+    }
+
+    /// −J/(H·N) of one H-step rollout from `obs` and its gradient w.r.t. the actor's trainable
+    /// variables (in `actor_vs.trainable_variables()` order), without updating anything but the
+    /// observation statistics and the episode bookkeeping.
+    pub fn actor_gradient<T: Task>(
+        &mut self,
+        env: &mut VecEnv<T>,
+        obs: &mut Array2<f32>,
+    ) -> Result<(f64, Vec<Tensor>), LearnError> {
+        let r = self.rollout(env, obs)?;
+        Ok((r.actor_loss, r.grads))
+    }
+
+    /// (1) the differentiable rollout of H steps and (2) the actor gradient through the bridge.
+    fn rollout<T: Task>(&mut self, env: &mut VecEnv<T>, obs: &mut Array2<f32>) -> Result<Rollout, LearnError> {
+        let cfg = self.cfg.clone();
+        let (h, n, ad) = (cfg.horizon, env.num_envs(), self.act_dim);
+        let gamma = cfg.gamma;
+        let kappa = ad as f64 / 2.0;
+        let mut tape = RolloutTape::start(env);
+        let rms = self.obs_rms.clone();
+        self.obs_rms.update(obs);
+        let alpha = if cfg.entropy { self.alpha() } else { 0.0 };
+        let mut obs_leaf = vec![array_to_tensor(obs).set_requires_grad(true)];
+        let mut actions: Vec<Tensor> = Vec::with_capacity(h);
+        let mut reward_leaf: Vec<Tensor> = Vec::with_capacity(h);
+        let mut final_leaf: Vec<Option<Tensor>> = Vec::with_capacity(h);
+        let mut j = Tensor::zeros([n as i64], (Kind::Float, tch::Device::Cpu));
+        let mut acc = j.zeros_like();
+        let mut disc = vec![1.0f32; n];
+        let mut buf_obs = Vec::with_capacity(h);
+        let (mut buf_r, mut buf_ent, mut buf_v, mut buf_d) =
+            (Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)));
+        let mut ended = Vec::new();
+        for t in 0..h {
+            let o_n = rms.normalize(&obs_leaf[t]);
+            buf_obs.push(o_n.detach());
+            let s = self.actor.sample(&o_n);
+            let ent = if cfg.entropy {
+                let eps = Tensor::randn_like(&s.mu);
+                Some(entropy_sample(&s.mu, &s.log_std, &eps))
+            } else {
+                None
+            };
+            let res = tape.step(env, tensor_to_array(&s.action).view())?;
+            actions.push(s.action);
+            self.obs_rms.update(&res.obs);
+            let r = Tensor::from_slice(&res.reward.to_vec()).set_requires_grad(true);
+            let next = array_to_tensor(&res.obs).set_requires_grad(true);
+            let last = t + 1 == h;
+            let done: Vec<bool> = (0..n).map(|e| res.terminated[e] || res.truncated[e]).collect();
+            // Terminal observations: bootstrap at a finite truncation, 0 at a termination.
+            let mut boot = vec![0.0f32; n];
+            let fin = if done.iter().any(|&d| d) {
+                let mut f = Array2::<f32>::zeros((n, self.obs_dim));
+                for (e, fo) in res.final_obs.iter().enumerate() {
+                    if let Some(fo) = fo
+                        && res.truncated[e]
+                        && !res.terminated[e]
+                        && fo.iter().all(|x| x.is_finite())
+                    {
+                        f.row_mut(e).assign(fo);
+                        boot[e] = 1.0;
+                    }
+                }
+                Some(array_to_tensor(&f).set_requires_grad(true))
+            } else {
+                None
+            };
+            let done_t = Tensor::from_slice(&done.iter().map(|&d| d as u8 as f32).collect::<Vec<_>>());
+            let boot_t = Tensor::from_slice(&boot);
+            // Bootstrap values: for the actor (with gradient into the obs) and the targets.
+            let has_critic = cfg.num_critics > 0;
+            let mut v_act = j.zeros_like();
+            if has_critic && last {
+                v_act = &v_act + (1.0 - &done_t) * self.actor_value(&rms.normalize(&next));
+            }
+            if let (true, Some(f)) = (has_critic, &fin) {
+                v_act = &v_act + &done_t * &boot_t * self.actor_value(&rms.normalize(f));
+            }
+            if has_critic {
+                let v_tgt = tch::no_grad(|| {
+                    let vn = self.target_value(&rms.normalize(&next));
+                    let vf = fin.as_ref().map_or(vn.zeros_like(), |f| self.target_value(&rms.normalize(f)) * &boot_t);
+                    &done_t * vf + (1.0 - &done_t) * vn
+                });
+                buf_v.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&v_tgt)?));
+            }
+            // J: discounted soft rewards per segment, closed by a bootstrap at dones and at H − 1.
+            let soft = match &ent {
+                Some(e) => &r + (e + kappa) / (2.0 * kappa) * alpha,
+                None => r.shallow_clone(),
+            };
+            acc = &acc + Tensor::from_slice(&disc) * soft;
+            let end: Vec<f32> = (0..n).map(|e| if done[e] || last { 1.0 } else { 0.0 }).collect();
+            let end_t = Tensor::from_slice(&end);
+            j = &j + &end_t * (&acc + Tensor::from_slice(&disc) * &v_act * gamma);
+            acc = &acc * (1.0 - &end_t);
+            for e in 0..n {
+                disc[e] = if end[e] > 0.0 { 1.0 } else { disc[e] * gamma as f32 };
+            }
+            // Buffers for the temperature and the critic (detached).
+            buf_r.row_mut(t).assign(&res.reward);
+            if let Some(e) = &ent {
+                buf_ent.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&e.detach())?));
+            }
+            buf_d.row_mut(t).assign(&Array1::from(end));
+            for ((ret, &r), &d) in self.ep_return.iter_mut().zip(&res.reward).zip(&done) {
+                *ret += r as f64;
+                if d {
+                    ended.push(*ret);
+                    *ret = 0.0;
+                }
+            }
+            reward_leaf.push(r);
+            final_leaf.push(fin);
+            obs_leaf.push(next);
+            *obs = res.obs;
+        }
+        let loss = -j.mean(Kind::Float) / h as f64;
+        let actor_loss = loss.double_value(&[]);
+
+        // (2) ∂loss/∂θ through the bridge.
+        let params = self.actor_vs.trainable_variables();
+        let mut bridge = PolicyBridge::new(&loss, &params, &obs_leaf, &actions, &reward_leaf, &final_leaf);
+        bridge.through_obs = !cfg.detach_obs_path;
+        tape.sweep(env, &mut bridge)?;
+        env.stop_recording();
+        Ok(Rollout { actor_loss, grads: bridge.param_grads, buf_obs, buf_r, buf_ent, buf_v, buf_d, ended })
+    }
+
+    /// `env.reset(seed)`, then `epochs` epochs; `on_epoch` sees each epoch's stats.
+    pub fn train<T: Task>(
+        &mut self,
+        env: &mut VecEnv<T>,
+        seed: u64,
+        epochs: usize,
+        mut on_epoch: impl FnMut(&EpochStats),
+    ) -> Result<Vec<EpochStats>, LearnError> {
+        let mut obs = env.reset(seed)?;
+        let mut all = Vec::with_capacity(epochs);
+        for _ in 0..epochs {
+            let s = self.train_epoch(env, &mut obs)?;
+            on_epoch(&s);
+            all.push(s);
+        }
+        Ok(all)
+    }
+
+    /// Mean undiscounted return of the first episode of every env after `env.reset(seed)`,
+    /// without recording; sampled actions unless `deterministic`.
+    pub fn evaluate<T: Task>(&self, env: &mut VecEnv<T>, seed: u64, deterministic: bool) -> Result<f64, LearnError> {
+        evaluate_with(env, seed, |o| self.act(o, deterministic))
+    }
+}
+
+/// Mean undiscounted return of the first episode of every env after `env.reset(seed)` under the
+/// policy `policy` (raw obs → actions).
+pub fn evaluate_with<T: Task>(
+    env: &mut VecEnv<T>,
+    seed: u64,
+    mut policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
+) -> Result<f64, LearnError> {
+    env.stop_recording();
+    let n = env.num_envs();
+    let mut obs = env.reset(seed)?;
+    let mut ret = vec![0.0f64; n];
+    let mut finished = vec![false; n];
+    while !finished.iter().all(|&f| f) {
+        let res = env.step(policy(&obs).view())?;
+        for e in 0..n {
+            if !finished[e] {
+                ret[e] += res.reward[e] as f64;
+                finished[e] = res.terminated[e] || res.truncated[e];
+            }
+        }
+        obs = res.obs;
+    }
+    Ok(ret.iter().sum::<f64>() / n as f64)
+}
+
+/// The learner's side of the sweep: the explicit partials of the loss from tch, and one policy
+/// VJP per step, which turns ∂L/∂a_t into parameter gradients and ∂L/∂o_t.
+struct PolicyBridge<'a> {
+    params: &'a [Tensor],
+    obs_leaf: &'a [Tensor],
+    actions: &'a [Tensor],
+    /// ∂L/∂o_t held explicitly (entropy, critic), t = 0..=H; index 0 unused.
+    explicit_obs: Vec<Tensor>,
+    explicit_reward: Vec<Tensor>,
+    explicit_final: Vec<Option<Tensor>>,
+    /// ∂L/∂o_t through the policy at step t, set by `action_adjoint(t)`.
+    policy_obs: Vec<Option<Tensor>>,
+    param_grads: Vec<Tensor>,
+    /// Pass ∂L/∂o_t through the policy to the step before (exact); `false` only to measure.
+    through_obs: bool,
+}
+
+impl<'a> PolicyBridge<'a> {
+    /// Explicit partials of `loss` (keeps the graph: the action branches share the trunk).
+    fn new(
+        loss: &Tensor,
+        params: &'a [Tensor],
+        obs_leaf: &'a [Tensor],
+        actions: &'a [Tensor],
+        reward_leaf: &[Tensor],
+        final_leaf: &[Option<Tensor>],
+    ) -> Self {
+        let h = actions.len();
+        let mut inputs: Vec<&Tensor> = params.iter().collect();
+        inputs.extend(obs_leaf[1..].iter());
+        inputs.extend(reward_leaf.iter());
+        inputs.extend(final_leaf.iter().flatten());
+        let mut g = Tensor::run_backward(&[loss], &inputs, true, false).into_iter();
+        let param_grads: Vec<Tensor> = params.iter().map(|p| defined_or_zeros(g.next().unwrap(), p)).collect();
+        let mut explicit_obs = vec![obs_leaf[0].zeros_like()];
+        explicit_obs.extend(obs_leaf[1..].iter().map(|o| defined_or_zeros(g.next().unwrap(), o)));
+        let explicit_reward = reward_leaf.iter().map(|r| defined_or_zeros(g.next().unwrap(), r)).collect();
+        let explicit_final =
+            final_leaf.iter().map(|f| f.as_ref().map(|f| defined_or_zeros(g.next().unwrap(), f))).collect();
+        Self {
+            params,
+            obs_leaf,
+            actions,
+            explicit_obs,
+            explicit_reward,
+            explicit_final,
+            policy_obs: (0..h).map(|_| None).collect(),
+            param_grads,
+            through_obs: true,
+        }
+    }
+}
+
+impl SweepHooks for PolicyBridge<'_> {
+    fn seed(&mut self, t: usize) -> Result<StepSeed, EngineError> {
+        let mut o = self.explicit_obs[t + 1].shallow_clone();
+        if let (true, Some(p)) = (self.through_obs, self.policy_obs.get(t + 1).and_then(|p| p.as_ref())) {
+            o += p;
+        }
+        Ok(StepSeed {
+            obs: Some(tensor_to_array(&o)),
+            reward: Some(Array1::from(tensor_to_array(&self.explicit_reward[t]).into_raw_vec_and_offset().0)),
+            final_obs: self.explicit_final[t].as_ref().map(tensor_to_array),
+        })
+    }
+
+    fn action_adjoint(&mut self, t: usize, adj_action: Array2<f32>) -> Result<(), EngineError> {
+        let s = (&self.actions[t] * array_to_tensor(&adj_action)).sum(Kind::Float);
+        let mut inputs: Vec<&Tensor> = self.params.iter().collect();
+        inputs.push(&self.obs_leaf[t]);
+        let mut g = Tensor::run_backward(&[&s], &inputs, false, false);
+        let go = g.pop().expect("obs gradient");
+        for (acc, gp) in self.param_grads.iter_mut().zip(g) {
+            if gp.defined() {
+                *acc = &*acc + gp;
+            }
+        }
+        self.policy_obs[t] = Some(defined_or_zeros(go, &self.obs_leaf[t]));
+        Ok(())
+    }
+}
