@@ -8,8 +8,9 @@ export LIBTORCH := $(TORCH_DIR)/torch
 export LD_LIBRARY_PATH := $(TORCH_DIR)/torch/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH),)
 export OMP_NUM_THREADS := 1
 export XDG_RUNTIME_DIR := $(shell d=$${XDG_RUNTIME_DIR:-}; if [ -z "$$d" ] || [ ! -d "$$d" ]; then d=$$(mktemp -d); chmod 700 $$d; fi; echo $$d)
-TASK ?= chain-reach
-ARGS ?=
+TASK ?= ant-run
+LEARNER ?= sapo
+ARGS ?= --envs 64 --horizon 32 --epochs 100 --threads 2
 
 .PHONY: test train setup apt torch fmt lint bench check-grad
 
@@ -45,10 +46,10 @@ test: setup
 	cargo test --doc -p diffsim-engine -p diffsim-systems -p diffsim-tasks -p diffsim-tests
 
 train: setup
-	cargo run --release -p diffsim-tools --bin diffsim -- train --task $(TASK) $(ARGS)
+	cargo run --release -p diffsim-tools --bin diffsim -- train --task $(TASK) --learner $(LEARNER) $(ARGS)
 
 check-grad: setup
-	cargo run --release -p diffsim-tools --bin diffsim -- check-grad --task $(TASK) $(ARGS)
+	cargo run --release -p diffsim-tools --bin diffsim -- check-grad --task $(TASK)
 
 bench: setup
-	cargo run --release -p diffsim-tools --bin diffsim -- bench $(ARGS)
+	cargo run --release -p diffsim-tools --bin diffsim -- bench --task $(TASK)

@@ -13,6 +13,7 @@ mod gpu_info;
 mod parse;
 mod task;
 mod train;
+mod train_rl;
 
 use std::process::ExitCode;
 

@@ -29,8 +29,29 @@ pub enum ObjectiveArg {
     Mean,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LearnerArg {
+    /// Optimize the action sequence itself through the tape.
+    OpenLoop,
+    /// Soft Analytic Policy Optimization (sapo.md).
+    Sapo,
+    /// Short-Horizon Actor-Critic.
+    Shac,
+    /// Analytic policy gradient (BPTT over the horizon).
+    Apg,
+}
+
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// Learner: open-loop trajectory optimization or a first-order policy learner.
+    #[arg(long, value_enum, default_value_t = LearnerArg::OpenLoop)]
+    pub learner: LearnerArg,
+    /// Policy learners: epochs (one actor and one critic update each, envs × H env steps).
+    #[arg(long, default_value_t = 300, value_parser = parse::positive)]
+    pub epochs: usize,
+    /// Policy learners: seed of the env resets and of the networks.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Task whose action sequence is optimized.
     #[arg(long, value_parser = task::parser())]
     pub task: String,
@@ -58,6 +79,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if args.learner != LearnerArg::OpenLoop {
+        return crate::train_rl::run(args);
+    }
     let name = &args.task;
     let task = Task::build(name, TaskOptions { num_envs: args.envs, threads: args.threads, links: None })?;
     let mut sim: Sim<f32> = task.sim().with_context(|| format!("building task `{name}`"))?;
