@@ -103,6 +103,14 @@ impl<R: Real> System<R> for ShapeContact {
             let (s0, b0) = (e * ns, e * nb);
             // Same body, or joined by a joint (WORLD never equals a body index).
             let related = |a: usize, b: usize| a == b || parent[b0 + a] as usize == b || parent[b0 + b] as usize == a;
+            // Each shape's world segment once per env, then the pairs.
+            let segments: Vec<_> = (0..ns)
+                .map(|i| {
+                    let si = s0 + i;
+                    let b = b0 + body[si] as usize;
+                    segment(bq, b, kind[si], &size[3 * si..3 * si + 3], &pose[7 * si..7 * si + 7])
+                })
+                .collect();
             for i in 0..ns {
                 for j in i + 1..ns {
                     let (ba, bb) = (body[s0 + i] as usize, body[s0 + j] as usize);
@@ -110,10 +118,14 @@ impl<R: Real> System<R> for ShapeContact {
                         continue;
                     }
                     let (si, sj) = (s0 + i, s0 + j);
-                    let geo = |s: usize, b: usize| {
-                        segment(bq, b0 + b, kind[s], &size[3 * s..3 * s + 3], &pose[7 * s..7 * s + 7])
-                    };
-                    let (Some((pa, da, ra)), Some((pb, db, rb))) = (geo(si, ba), geo(sj, bb)) else { continue };
+                    let (Some((pa, da, ra)), Some((pb, db, rb))) = (segments[i], segments[j]) else { continue };
+                    // Bounding-sphere cull before the segment distance.
+                    let (ca, cb) = (add(pa, scale(da, R::from_f64(0.5))), add(pb, scale(db, R::from_f64(0.5))));
+                    let reach_max = ra + rb + 0.5 * (dot(da, da).sqrt() + dot(db, db).sqrt()).to_f64();
+                    let gap = sub(ca, cb);
+                    if dot(gap, gap).to_f64() >= reach_max * reach_max {
+                        continue;
+                    }
                     let (p, q) = closest_points(pa, da, pb, db);
                     let delta = sub(p, q);
                     let d2 = dot(delta, delta);
