@@ -17,25 +17,25 @@ use super::spatial::*;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GroundContact;
 
-/// Penalty force on a point with penetration `pen` moving at `u` (world), or None if apart.
-pub fn penalty_force<R: Real>(pen: R, u: V3<R>, c: &[f64]) -> Option<V3<R>> {
+/// Penalty force on a contact point with penetration `pen` along the unit normal `n` (pointing
+/// out of the other surface), moving at `u` relative to it, or None if apart or separating:
+/// N = kₑ p − k_d (u · n) if positive; u_t = u − (u · n) n; friction −k_f u_t capped at μ N.
+/// `c` = (kₑ, k_d, k_f, μ). Shared by the ground (n = ŷ) and the shape–shape contacts.
+pub fn penalty_force<R: Real>(pen: R, u: V3<R>, n: V3<R>, c: &[f64]) -> Option<V3<R>> {
     let (ke, kd, kf, mu) = (R::from_f64(c[0]), R::from_f64(c[1]), R::from_f64(c[2]), R::from_f64(c[3]));
     if pen.to_f64() <= 0.0 {
         return None;
     }
-    let n = ke * pen - kd * u[1];
-    if n.to_f64() <= 0.0 {
+    let un = dot(u, n);
+    let normal = ke * pen - kd * un;
+    if normal.to_f64() <= 0.0 {
         return None;
     }
-    let s2 = u[0] * u[0] + u[2] * u[2];
-    let cap = mu * n;
-    let (fx, fz) = if (kf * kf * s2).to_f64() <= (cap * cap).to_f64() {
-        (-kf * u[0], -kf * u[2])
-    } else {
-        let s = s2.sqrt();
-        (-cap * u[0] / s, -cap * u[2] / s)
-    };
-    Some([fx, n, fz])
+    let ut = sub(u, scale(n, un));
+    let s2 = dot(ut, ut);
+    let cap = mu * normal;
+    let ft = if (kf * kf * s2).to_f64() <= (cap * cap).to_f64() { scale(ut, -kf) } else { scale(ut, -cap / s2.sqrt()) };
+    Some(add(scale(n, normal), ft))
 }
 
 impl<R: Real> System<R> for GroundContact {
@@ -93,7 +93,8 @@ impl<R: Real> System<R> for GroundContact {
                 for (c, r) in points {
                     let x = [c[0], c[1] - R::from_f64(r), c[2]];
                     let u = add(v_o, cross(w, x));
-                    if let Some(f) = penalty_force(R::from_f64(r) - c[1], u, &contact[4 * s..4 * s + 4]) {
+                    let up = [R::zero(), R::one(), R::zero()];
+                    if let Some(f) = penalty_force(R::from_f64(r) - c[1], u, up, &contact[4 * s..4 * s + 4]) {
                         let n = cross(x, f);
                         for i in 0..3 {
                             bf[6 * b + i] += n[i];

@@ -6,9 +6,9 @@
 //! radius. For a pair, the closest points P (on shape A) and Q (on B) of the two segments are
 //! found by clamped minimisation of |P(s) − Q(t)|², s, t ∈ [0, 1]. With d = |P − Q|,
 //! penetration p = r_A + r_B − d > 0, normal n = (P − Q)/d and contact point x = ½ (P + Q):
-//! the relative velocity is u = (v_O,A + ω_A × x) − (v_O,B + ω_B × x); the normal force
-//! N = kₑ p − k_d (u · n) (if positive); friction on the tangential velocity u_t = u − (u·n) n is
-//! viscous −k_f u_t, capped at μ N; F = N n + f_t acts on A at x and −F on B, as spatial forces
+//! the relative velocity is u = (v_O,A + ω_A × x) − (v_O,B + ω_B × x); the force F is the
+//! penalty law of `contact::penalty_force` (normal N = kₑ p − k_d (u · n) if positive, viscous
+//! friction on u_t capped at μ N); F acts on A at x and −F on B, as spatial forces
 //! (x × F, F) into `body_f`. Contact parameters are the means of the two shapes'.
 //!
 //! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime
@@ -17,6 +17,7 @@
 use diffsim_engine::articulation::{SHAPE_CAPSULE, SHAPE_SPHERE};
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
 
+use super::contact::penalty_force;
 use super::spatial::*;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -139,21 +140,7 @@ impl<R: Real> System<R> for ShapeContact {
                     let x = scale(add(p, q), R::from_f64(0.5));
                     let u = sub(point_velocity(bqd, b0 + ba, x), point_velocity(bqd, b0 + bb, x));
                     let c: Vec<f64> = (0..4).map(|k| 0.5 * (contact[4 * si + k] + contact[4 * sj + k])).collect();
-                    let (ke, kd, kf, mu) = (R::from_f64(c[0]), R::from_f64(c[1]), R::from_f64(c[2]), R::from_f64(c[3]));
-                    let un = dot(u, n);
-                    let normal = ke * pen - kd * un;
-                    if normal.to_f64() <= 0.0 {
-                        continue;
-                    }
-                    let ut = sub(u, scale(n, un));
-                    let s2 = dot(ut, ut);
-                    let cap = mu * normal;
-                    let ft = if (kf * kf * s2).to_f64() <= (cap * cap).to_f64() {
-                        scale(ut, -kf)
-                    } else {
-                        scale(ut, -cap / s2.sqrt())
-                    };
-                    let f = add(scale(n, normal), ft);
+                    let Some(f) = penalty_force(pen, u, n, &c) else { continue };
                     let torque = cross(x, f);
                     for k in 0..3 {
                         bf[6 * (b0 + ba) + k] += torque[k];
