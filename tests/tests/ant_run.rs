@@ -88,20 +88,26 @@ fn ant_run_rollout_of_32_steps_passes_the_dot_product_test() {
 }
 
 #[test]
-fn ant_run_runs_in_the_vec_env_and_terminates_fallen_ants() {
+fn ant_run_runs_in_the_vec_env_and_flags_termination_by_torso_height() {
     let task = AntRun::new(AntRunConfig { num_envs: 2, threads: 1, ..Default::default() });
     let spec = task.spec();
     let mut env = VecEnv::new(task).unwrap();
     let obs = env.reset(1).unwrap();
     assert_eq!(obs.dim(), (2, 37));
     assert!((obs[[0, 0]] - 0.75).abs() < 0.11, "start height {}", obs[[0, 0]]);
-    let mut ended = false;
     for _ in 0..60 {
         let out = env.step(Array2::<f32>::ones((2, spec.act_dim)).view()).unwrap();
         assert!(out.reward.iter().all(|r| r.is_finite()));
-        ended |= out.terminated.iter().any(|&t| t);
+        // Full torque on every hinge throws the Ant around; whether or not it falls, the flag
+        // must agree with the torso height (obs[0]) of the step that produced it.
+        for e in 0..2 {
+            let height = match (&out.final_obs[e], out.terminated[e]) {
+                (Some(f), _) => f[0],
+                (None, false) => out.obs[[e, 0]],
+                (None, true) => panic!("env {e} terminated without a final observation"),
+            };
+            let low = f64::from(height) < diffsim_tasks::ant_run::TERMINATION_HEIGHT;
+            assert_eq!(out.terminated[e], low, "env {e}: terminated {} at height {height}", out.terminated[e]);
+        }
     }
-    // Full torque on every hinge throws the Ant around; whether or not it falls, the flags are
-    // consistent with the torso height in the final observations.
-    let _ = ended;
 }
