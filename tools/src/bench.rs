@@ -8,6 +8,9 @@
 //! - the tape of one H-step rollout (`Sim::tape_memory`): MiB and bytes per env per step;
 //! - peak RSS (`VmHWM`), reset per row through `/proc/self/clear_refs` where the kernel allows it.
 //!
+//! `--mode fwd` takes only the forward timing (for profiling), `--mode grad` only the
+//! forward+backward one.
+//!
 //! Timings only mean something in a release build.
 
 use std::hint::black_box;
@@ -32,6 +35,17 @@ pub enum NanMode {
     /// After every system.
     System,
     Off,
+}
+
+/// Which timings a bench run takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BenchMode {
+    /// Forward only (no tape): for profiling the forward path.
+    Fwd,
+    /// Forward+backward over H-step rollouts only.
+    Grad,
+    /// Both.
+    Both,
 }
 
 #[derive(Args, Debug)]
@@ -60,14 +74,17 @@ pub struct BenchArgs {
     /// Seed of the random actions.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Which timings to take.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    pub mode: BenchMode,
 }
 
 /// One row of the table.
 struct Measurement {
-    fwd: f64,
-    fwd_bwd: f64,
-    tape_bytes: usize,
-    tape_per_env_step: f64,
+    fwd: Option<f64>,
+    fwd_bwd: Option<f64>,
+    tape_bytes: Option<usize>,
+    tape_per_env_step: Option<f64>,
     peak_rss: Option<u64>,
 }
 
@@ -130,26 +147,38 @@ fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measu
     };
 
     // Warm-up: a short forward run and one rollout.
+    let (do_fwd, do_grad) = (args.mode != BenchMode::Grad, args.mode != BenchMode::Fwd);
     sim.state.copy_from(&init);
     run_steps(&mut sim, args.steps.min(32))?;
-    rollout(&mut sim)?;
+    if do_grad {
+        rollout(&mut sim)?;
+    }
 
-    let fwd = best_of(|| {
-        sim.state.copy_from(&init);
-        run_steps(&mut sim, args.steps)
-    })?;
-    let rollouts = args.steps.div_ceil(h);
-    let fwd_bwd = best_of(|| (0..rollouts).try_for_each(|_| rollout(&mut sim)))?;
-    let tape = sim.tape_memory().context("no tape after a recorded rollout")?;
-    sim.stop_recording();
+    let fwd = if do_fwd {
+        let t = best_of(|| {
+            sim.state.copy_from(&init);
+            run_steps(&mut sim, args.steps)
+        })?;
+        Some((envs * args.steps) as f64 / t.as_secs_f64())
+    } else {
+        None
+    };
+    let (mut fwd_bwd, mut tape_bytes, mut tape_per_env_step) = (None, None, None);
+    if do_grad {
+        let rollouts = args.steps.div_ceil(h);
+        let t = best_of(|| (0..rollouts).try_for_each(|_| rollout(&mut sim)))?;
+        let tape = sim.tape_memory().context("no tape after a recorded rollout")?;
+        sim.stop_recording();
+        fwd_bwd = Some((envs * h * rollouts) as f64 / t.as_secs_f64());
+        tape_bytes = Some(tape.total());
+        tape_per_env_step = Some(tape.total() as f64 / (envs * tape.steps.max(1)) as f64);
+    }
+    Ok(Measurement { fwd, fwd_bwd, tape_bytes, tape_per_env_step, peak_rss: peak_rss() })
+}
 
-    Ok(Measurement {
-        fwd: (envs * args.steps) as f64 / fwd.as_secs_f64(),
-        fwd_bwd: (envs * h * rollouts) as f64 / fwd_bwd.as_secs_f64(),
-        tape_bytes: tape.total(),
-        tape_per_env_step: tape.total() as f64 / (envs * tape.steps.max(1)) as f64,
-        peak_rss: peak_rss(),
-    })
+/// A table cell: the value with `digits` decimals, or "–" when not measured.
+fn cell(v: Option<f64>, digits: usize) -> String {
+    v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
@@ -188,11 +217,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("bench `{}` with --envs {envs} --threads {threads}", args.task))?;
             let rss = m.peak_rss.map_or("n/a".to_string(), |b| format!("{:.1}", b as f64 / MIB));
             println!(
-                "| {envs} | {threads} | {:.0} | {:.0} | {:.3} | {:.0} | {rss} |",
-                m.fwd,
-                m.fwd_bwd,
-                m.tape_bytes as f64 / MIB,
-                m.tape_per_env_step
+                "| {envs} | {threads} | {} | {} | {} | {} | {rss} |",
+                cell(m.fwd, 0),
+                cell(m.fwd_bwd, 0),
+                cell(m.tape_bytes.map(|b| b as f64 / MIB), 3),
+                cell(m.tape_per_env_step, 0)
             );
         }
     }
