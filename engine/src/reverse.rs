@@ -200,6 +200,10 @@ impl Real for Rev {
         let th = self.v.tanh();
         Rev::unary(th, self, 1.0 - th * th)
     }
+    fn sin_cos(self) -> (Self, Self) {
+        let (s, c) = self.v.sin_cos();
+        (Rev::unary(s, self, c), Rev::unary(c, self, -s))
+    }
 }
 
 /// The adjoint of `sys` at `pre` by recorded replay: re-runs the forward in [`Rev`] with every
@@ -287,7 +291,8 @@ mod tests {
     use crate::scalar::Dual;
 
     fn f<R: Real>(x: R, y: R) -> R {
-        (x * y + x.sqrt()).tanh() * (y / x).exp() - x * R::from_f64(3.0)
+        let (s, c) = (x * y).sin_cos();
+        (x * y + x.sqrt()).tanh() * (y / x).exp() - x * R::from_f64(3.0) + s * c * y
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub trait Real:
     fn sqrt(self) -> Self;
     fn exp(self) -> Self;
     fn tanh(self) -> Self;
+    /// (sin x, cos x).
+    fn sin_cos(self) -> (Self, Self);
 
     fn zero() -> Self {
         Self::from_f64(0.0)
@@ -76,6 +78,10 @@ macro_rules! impl_real_float {
             #[inline(always)]
             fn tanh(self) -> Self {
                 <$t>::tanh(self)
+            }
+            #[inline(always)]
+            fn sin_cos(self) -> (Self, Self) {
+                <$t>::sin_cos(self)
             }
         }
     };
@@ -178,6 +184,10 @@ impl Real for Dual {
         let th = self.v.tanh();
         Dual::new(th, self.t * (1.0 - th * th))
     }
+    fn sin_cos(self) -> (Self, Self) {
+        let (s, c) = self.v.sin_cos();
+        (Dual::new(s, self.t * c), Dual::new(c, -self.t * s))
+    }
     fn is_finite(self) -> bool {
         self.v.is_finite() && self.t.is_finite()
     }
@@ -247,5 +257,14 @@ mod tests {
     fn tanh_derivative() {
         let d = Dual::new(0.3, 1.0).tanh();
         assert!((d.t - (1.0 - 0.3f64.tanh().powi(2))).abs() < 1e-15);
+    }
+
+    #[test]
+    fn sin_cos_derivatives() {
+        for x in [-7.1, -0.9, 0.0, 0.4, 2.5, 40.0] {
+            let (s, c) = Dual::new(x, 1.0).sin_cos();
+            assert_eq!((s.v, c.v), x.sin_cos());
+            assert!((s.t - x.cos()).abs() < 1e-15 && (c.t + x.sin()).abs() < 1e-15, "{x}");
+        }
     }
 }

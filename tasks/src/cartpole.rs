@@ -16,7 +16,6 @@ use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut,
 };
-use diffsim_systems::articulation::spatial::sin_cos;
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::Vec3;
 
@@ -145,7 +144,7 @@ impl<R: Real> System<R> for Observe {
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
         let [q, qd, obs] = state.cols_mut(["joint_q", "joint_qd", "obs"]);
         for e in 0..model.num_envs() {
-            let (s, c) = sin_cos(q[2 * e + 1]);
+            let (s, c) = q[2 * e + 1].sin_cos();
             obs[5 * e..5 * e + 5].copy_from_slice(&[q[2 * e], s, c, qd[2 * e], qd[2 * e + 1]]);
         }
     }
@@ -161,7 +160,7 @@ impl<R: Real> System<R> for Observe {
         let q = pre.col("joint_q");
         let [aq, aqd, aobs] = adj.cols_mut(["joint_q", "joint_qd", "obs"]);
         for e in 0..model.num_envs() {
-            let (s, c) = sin_cos(q[2 * e + 1]);
+            let (s, c) = q[2 * e + 1].sin_cos();
             let o = &mut aobs[5 * e..5 * e + 5];
             aq[2 * e] += o[0];
             aq[2 * e + 1] += c * o[1] - s * o[2];
@@ -189,7 +188,7 @@ impl<R: Real> System<R> for Reward {
         let [q, qd, r] = state.cols_mut(["joint_q", "joint_qd", "reward"]);
         for e in 0..model.num_envs() {
             let (x, th, xd, thd) = (q[2 * e], q[2 * e + 1], qd[2 * e], qd[2 * e + 1]);
-            let (_, c) = sin_cos(th);
+            let (_, c) = th.sin_cos();
             r[e] = -(k(2.0) * (R::one() - c) + k(0.1) * thd * thd + k(0.05) * x * x + k(0.1) * xd * xd);
         }
     }
@@ -208,7 +207,7 @@ impl<R: Real> System<R> for Reward {
         for e in 0..model.num_envs() {
             let g = ar[e];
             ar[e] = R::zero();
-            let (s, _) = sin_cos(q[2 * e + 1]);
+            let (s, _) = q[2 * e + 1].sin_cos();
             aq[2 * e] -= k(0.1) * q[2 * e] * g;
             aq[2 * e + 1] -= k(2.0) * s * g;
             aqd[2 * e] -= k(0.2) * qd[2 * e] * g;

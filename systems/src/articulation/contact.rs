@@ -68,29 +68,43 @@ impl<R: Real> System<R> for GroundContact {
                 let x_b = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
                 let p = &pose[7 * s..7 * s + 7];
                 let centre = add(x_b, mat_vec(&rot, v3(p[0], p[1], p[2])));
-                let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
                 let sz = &size[3 * s..3 * s + 3];
-                let mut points: Vec<(V3<R>, f64)> = Vec::with_capacity(8);
-                match kind[s] {
-                    SHAPE_SPHERE => points.push((centre, sz[0])),
+                // Cull by the bounding sphere: most shapes are off the ground most of the time.
+                let reach = match kind[s] {
+                    SHAPE_SPHERE => sz[0],
+                    SHAPE_CAPSULE => sz[0] + sz[1],
+                    _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
+                };
+                if centre[1].to_f64() > reach {
+                    continue;
+                }
+                let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
+                let mut points = [([R::zero(); 3], 0.0); 8];
+                let n_points = match kind[s] {
+                    SHAPE_SPHERE => {
+                        points[0] = (centre, sz[0]);
+                        1
+                    }
                     SHAPE_CAPSULE => {
                         let axis = [srot[0][1], srot[1][1], srot[2][1]];
                         let h = R::from_f64(sz[1]);
-                        points.push((add(centre, scale(axis, h)), sz[0]));
-                        points.push((sub(centre, scale(axis, h)), sz[0]));
+                        points[0] = (add(centre, scale(axis, h)), sz[0]);
+                        points[1] = (sub(centre, scale(axis, h)), sz[0]);
+                        2
                     }
                     SHAPE_BOX => {
-                        for corner in 0..8 {
+                        for (corner, point) in points.iter_mut().enumerate() {
                             let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
                             let local = v3(sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]);
-                            points.push((add(centre, mat_vec(&srot, local)), 0.0));
+                            *point = (add(centre, mat_vec(&srot, local)), 0.0);
                         }
+                        8
                     }
-                    _ => {}
-                }
+                    _ => 0,
+                };
                 let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
                 let v_o = [bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]];
-                for (c, r) in points {
+                for &(c, r) in &points[..n_points] {
                     let x = [c[0], c[1] - R::from_f64(r), c[2]];
                     let u = add(v_o, cross(w, x));
                     let up = [R::zero(), R::one(), R::zero()];

@@ -55,10 +55,11 @@ impl<R: Real> System<R> for ForwardKinematics {
     }
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
         let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
         let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
         let [q, qd, bq, bqd] = state.cols_mut(["joint_q", "joint_qd", "body_q", "body_qd"]);
         for e in 0..model.num_envs() {
-            let m = ArticulationModel::env(model, e);
+            let m = models.env_of(e, nb);
             let kin = kinematics(&m, &q[e * nq..(e + 1) * nq], &qd[e * nd..(e + 1) * nd]);
             for k in 0..nb {
                 let b = e * nb + k;

@@ -16,11 +16,11 @@
 //!
 //! Adjoint: recorded replay of this forward (`replay_adjoint`), exact for the whole step.
 
-use diffsim_engine::articulation::{KIND_BALL, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE};
+use diffsim_engine::articulation::{KIND_BALL, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE, WORLD};
 use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
 
 use super::fk::width;
-use super::kinematics::{ArticulationModel, body_inertia, kinematics};
+use super::kinematics::{ArticulationModel, Kinematics, body_inertia, kinematics_into};
 use super::spatial::*;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -59,75 +59,97 @@ pub fn cholesky_solve<R: Real>(h: &mut [R], b: &mut [R], n: usize) {
     }
 }
 
-/// Joint accelerations q̈ of one env (steps 1–4 of the module docs).
-pub fn joint_accelerations<R: Real>(
-    m: &ArticulationModel,
-    q: &[R],
-    qd: &[R],
-    tau: &[R],
-    f_ext: &[R],
-    gravity: V3<R>,
-    armature: &[f64],
-) -> Vec<R> {
-    let nb = m.len();
-    let nd = qd.len();
-    let kin = kinematics(m, q, qd);
-    let inertia: Vec<M6<R>> = (0..nb).map(|k| body_inertia(m, &kin, k)).collect();
-    // RNEA with q̈ = 0.
-    let base = [R::zero(), R::zero(), R::zero(), -gravity[0], -gravity[1], -gravity[2]];
-    let mut acc: Vec<V6<R>> = Vec::with_capacity(nb);
-    let mut force: Vec<V6<R>> = Vec::with_capacity(nb);
-    for k in 0..nb {
-        let ap = if m.parent[k] == diffsim_engine::articulation::WORLD { base } else { acc[m.parent[k] as usize] };
-        let a = add6(ap, kin.bias[k]);
-        let v = kin.twist[k];
-        let iv = mat6_vec(&inertia[k], v);
-        let fe: V6<R> = std::array::from_fn(|i| f_ext[6 * k + i]);
-        force.push(sub6(add6(mat6_vec(&inertia[k], a), cross_force(v, iv)), fe));
-        acc.push(a);
-    }
-    let mut rhs: Vec<R> = tau.to_vec();
-    for k in (0..nb).rev() {
-        let ds = m.qd_start[k] as usize;
-        for i in 0..m.dofs(k) {
-            rhs[ds + i] -= dot6(kin.s[ds + i], force[k]);
+/// Buffers of [`Dynamics::joint_accelerations`], reused across the envs of a chunk.
+#[derive(Clone, Debug, Default)]
+pub struct Dynamics<R> {
+    pub kin: Kinematics<R>,
+    inertia: Vec<M6<R>>,
+    acc: Vec<V6<R>>,
+    force: Vec<V6<R>>,
+    h: Vec<R>,
+    qdd: Vec<R>,
+}
+
+impl<R: Real> Dynamics<R> {
+    /// Joint accelerations q̈ of one env (steps 1–4 of the module docs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn joint_accelerations(
+        &mut self,
+        m: &ArticulationModel,
+        q: &[R],
+        qd: &[R],
+        tau: &[R],
+        f_ext: &[R],
+        gravity: V3<R>,
+        armature: &[f64],
+    ) -> &[R] {
+        let nb = m.len();
+        let nd = qd.len();
+        kinematics_into(m, q, qd, &mut self.kin);
+        let kin = &self.kin;
+        self.inertia.clear();
+        self.inertia.extend((0..nb).map(|k| body_inertia(m, kin, k)));
+        // RNEA with q̈ = 0.
+        let base = [R::zero(), R::zero(), R::zero(), -gravity[0], -gravity[1], -gravity[2]];
+        let (acc, force) = (&mut self.acc, &mut self.force);
+        acc.clear();
+        force.clear();
+        for k in 0..nb {
+            let ap = if m.parent[k] == WORLD { base } else { acc[m.parent[k] as usize] };
+            let a = add6(ap, kin.bias[k]);
+            let v = kin.twist[k];
+            let iv = mat6_vec(&self.inertia[k], v);
+            let fe: V6<R> = std::array::from_fn(|i| f_ext[6 * k + i]);
+            force.push(sub6(add6(mat6_vec(&self.inertia[k], a), cross_force(v, iv)), fe));
+            acc.push(a);
         }
-        if m.parent[k] != diffsim_engine::articulation::WORLD {
-            let p = m.parent[k] as usize;
-            force[p] = add6(force[p], force[k]);
-        }
-    }
-    // CRBA.
-    let mut composite = inertia;
-    for k in (0..nb).rev() {
-        if m.parent[k] != diffsim_engine::articulation::WORLD {
-            let (p, c) = (m.parent[k] as usize, composite[k]);
-            mat6_add(&mut composite[p], &c);
-        }
-    }
-    let mut h = vec![R::zero(); nd * nd];
-    for k in 0..nb {
-        let ds = m.qd_start[k] as usize;
-        for i in ds..ds + m.dofs(k) {
-            let f = mat6_vec(&composite[k], kin.s[i]);
-            let mut j_body = k;
-            loop {
-                let js = m.qd_start[j_body] as usize;
-                for j in js..js + m.dofs(j_body) {
-                    let hij = dot6(kin.s[j], f);
-                    h[i * nd + j] = hij;
-                    h[j * nd + i] = hij;
-                }
-                if m.parent[j_body] == diffsim_engine::articulation::WORLD {
-                    break;
-                }
-                j_body = m.parent[j_body] as usize;
+        let rhs = &mut self.qdd;
+        rhs.clear();
+        rhs.extend_from_slice(tau);
+        for k in (0..nb).rev() {
+            let ds = m.qd_start[k] as usize;
+            for i in 0..m.dofs(k) {
+                rhs[ds + i] -= dot6(kin.s[ds + i], force[k]);
             }
-            h[i * nd + i] += R::from_f64(armature[k]);
+            if m.parent[k] != WORLD {
+                let p = m.parent[k] as usize;
+                force[p] = add6(force[p], force[k]);
+            }
         }
+        // CRBA: the body inertias become composite inertias in place.
+        let composite = &mut self.inertia;
+        for k in (0..nb).rev() {
+            if m.parent[k] != WORLD {
+                let (p, c) = (m.parent[k] as usize, composite[k]);
+                mat6_add(&mut composite[p], &c);
+            }
+        }
+        let h = &mut self.h;
+        h.clear();
+        h.resize(nd * nd, R::zero());
+        for k in 0..nb {
+            let ds = m.qd_start[k] as usize;
+            for i in ds..ds + m.dofs(k) {
+                let f = mat6_vec(&composite[k], kin.s[i]);
+                let mut j_body = k;
+                loop {
+                    let js = m.qd_start[j_body] as usize;
+                    for j in js..js + m.dofs(j_body) {
+                        let hij = dot6(kin.s[j], f);
+                        h[i * nd + j] = hij;
+                        h[j * nd + i] = hij;
+                    }
+                    if m.parent[j_body] == WORLD {
+                        break;
+                    }
+                    j_body = m.parent[j_body] as usize;
+                }
+                h[i * nd + i] += R::from_f64(armature[k]);
+            }
+        }
+        cholesky_solve(h, rhs, nd);
+        rhs
     }
-    cholesky_solve(&mut h, &mut rhs, nd);
-    rhs
 }
 
 impl<R: Real> System<R> for Integrate {
@@ -150,15 +172,18 @@ impl<R: Real> System<R> for Integrate {
         let dt = R::from_f64(cx.dt);
         let half = R::from_f64(0.5);
         let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
         let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
         let gravity = model.param("gravity");
         let armature = model.param("joint_armature");
         let [q, qd, tau, f] = state.cols_mut(["joint_q", "joint_qd", "joint_tau", "body_f"]);
+        let mut dynamics = Dynamics::default();
+        let mut free_roots = Vec::new();
         for e in 0..model.num_envs() {
-            let m = ArticulationModel::env(model, e);
+            let m = models.env_of(e, nb);
             let (q, qd) = (&mut q[e * nq..(e + 1) * nq], &mut qd[e * nd..(e + 1) * nd]);
             let g = [0, 1, 2].map(|c| R::from_f64(gravity[3 * e + c]));
-            let qdd = joint_accelerations(
+            let qdd = dynamics.joint_accelerations(
                 &m,
                 q,
                 qd,
@@ -169,19 +194,17 @@ impl<R: Real> System<R> for Integrate {
             );
             // A free root steps its centre-of-mass velocity instead of the twist at the origin
             // (below), so record the pre-step COM quantities first.
-            let free_roots: Vec<_> = (0..nb)
-                .filter(|&k| m.kind[k] == KIND_FREE)
-                .map(|k| {
-                    let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
-                    let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
-                    let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
-                    let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
-                    let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
-                    let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
-                    (k, c, v_c, com_local)
-                })
-                .collect();
-            for (v, a) in qd.iter_mut().zip(&qdd) {
+            free_roots.clear();
+            free_roots.extend((0..nb).filter(|&k| m.kind[k] == KIND_FREE).map(|k| {
+                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+                let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
+                let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
+                let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
+                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
+                (k, c, v_c, com_local)
+            }));
+            for (v, a) in qd.iter_mut().zip(qdd) {
                 *v += dt * *a;
             }
             for k in 0..nb {

@@ -56,6 +56,7 @@ impl<R: Real> System<R> for JointForces {
     }
     fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
         let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
         let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
         let act = if self.num_actions > 0 { control.col("act") } else { &[] };
         let (gear, limit, damping, gains) = (
@@ -66,7 +67,7 @@ impl<R: Real> System<R> for JointForces {
         );
         let [q, qd, tau] = state.cols_mut(["joint_q", "joint_qd", "joint_tau"]);
         for e in 0..model.num_envs() {
-            let m = ArticulationModel::env(model, e);
+            let m = models.env_of(e, nb);
             let (ke, kd) = (R::from_f64(gains[2 * e]), R::from_f64(gains[2 * e + 1]));
             for (k, qi, di, a) in dofs(&m, &gear[e * nb..]) {
                 let b = e * nb + k;
@@ -97,6 +98,7 @@ impl<R: Real> System<R> for JointForces {
         adj_control: &mut ViewMut<R>,
     ) {
         let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
         let nq = pre.layout().spec("joint_q").map_or(0, |s| s.width);
         let nd = pre.layout().spec("joint_qd").map_or(0, |s| s.width);
         let q = pre.col("joint_q");
@@ -109,7 +111,7 @@ impl<R: Real> System<R> for JointForces {
         let [aq, aqd, atau] = adj.cols_mut(["joint_q", "joint_qd", "joint_tau"]);
         let mut aact = if self.num_actions > 0 { Some(adj_control.col_mut("act")) } else { None };
         for e in 0..model.num_envs() {
-            let m = ArticulationModel::env(model, e);
+            let m = models.env_of(e, nb);
             let (ke, kd) = (R::from_f64(gains[2 * e]), R::from_f64(gains[2 * e + 1]));
             for (k, qi, di, a) in dofs(&m, &gear[e * nb..]) {
                 let b = e * nb + k;

@@ -78,52 +78,9 @@ pub fn quat_to_mat<R: Real>(q: Quat<R>) -> M3<R> {
 /// Rotation by `angle` about the unit `axis` (Rodrigues).
 pub fn axis_angle<R: Real>(axis: V3<f64>, angle: R) -> M3<R> {
     // Through the quaternion (sin θ/2 · axis, cos θ/2).
-    let (s, c) = sin_cos(angle * R::from_f64(0.5));
+    let (s, c) = (angle * R::from_f64(0.5)).sin_cos();
     let q = [R::from_f64(axis[0]) * s, R::from_f64(axis[1]) * s, R::from_f64(axis[2]) * s, c];
     quat_to_mat(q)
-}
-
-/// sin and cos of any `Real`: range-reduced Taylor series on [−π/4, π/4], exact to f64
-/// rounding and differentiable in every scalar (duals and reverse mode included).
-pub fn sin_cos<R: Real>(x: R) -> (R, R) {
-    let v = x.to_f64();
-    let k = (v / std::f64::consts::FRAC_PI_2).round();
-    let r = x - R::from_f64(k * std::f64::consts::FRAC_PI_2);
-    let r2 = r * r;
-    // Horner forms of the Taylor series, to |r| ≤ π/4 (terms to r^17 / r^16: error < 1e-17).
-    let mut s = R::zero();
-    let mut c = R::zero();
-    for (sn, cn) in SIN_TAYLOR.iter().zip(&COS_TAYLOR).rev() {
-        s = s * r2 + R::from_f64(*sn);
-        c = c * r2 + R::from_f64(*cn);
-    }
-    let s = s * r;
-    match (k as i64).rem_euclid(4) {
-        0 => (s, c),
-        1 => (c, -s),
-        2 => (-s, -c),
-        _ => (-c, s),
-    }
-}
-
-/// (−1)ⁿ / (2n+1)! and (−1)ⁿ / (2n)!, n = 0..9.
-const SIN_TAYLOR: [f64; 9] = taylor(1);
-const COS_TAYLOR: [f64; 9] = taylor(0);
-
-const fn taylor(offset: usize) -> [f64; 9] {
-    let mut out = [0.0; 9];
-    let mut n = 0;
-    while n < 9 {
-        let mut f = 1.0;
-        let mut k = 2;
-        while k <= 2 * n + offset {
-            f *= k as f64;
-            k += 1;
-        }
-        out[n] = if n % 2 == 0 { 1.0 / f } else { -1.0 / f };
-        n += 1;
-    }
-    out
 }
 
 /// Spatial motion cross product m × u (Featherstone eq. 2.31, both at the origin).
@@ -192,19 +149,6 @@ pub fn spatial_inertia<R: Real>(m: R, c: V3<R>, ic: &M3<R>) -> M6<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sin_cos_matches_std_over_many_periods() {
-        for k in -400..400 {
-            let x = k as f64 * 0.0731;
-            let (s, c) = sin_cos(x);
-            // Range reduction by k·π/2 in f64 costs ~k ulps of π/2.
-            let tol = 2e-15 * (1.0 + x.abs());
-            assert!((s - x.sin()).abs() < tol && (c - x.cos()).abs() < tol, "{x}");
-        }
-        let d = sin_cos(diffsim_engine::Dual::new(0.9, 1.0));
-        assert!((d.0.t - 0.9f64.cos()).abs() < 1e-15 && (d.1.t + 0.9f64.sin()).abs() < 1e-15);
-    }
 
     #[test]
     fn inertia_gives_momentum_of_a_translating_and_spinning_body() {
