@@ -5,6 +5,7 @@ use anyhow::bail;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
+use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
 /// Underscore spellings the parser also accepts.
@@ -33,6 +34,8 @@ pub enum Task {
     ChainReach(ChainReach),
     Cartpole(Cartpole),
     AntRun(AntRun),
+    Hopper(Hopper),
+    Humanoid(Humanoid),
 }
 
 impl Task {
@@ -57,6 +60,16 @@ impl Task {
                 threads: opts.threads,
                 ..AntRunConfig::default()
             }))),
+            "hopper" => Ok(Task::Hopper(Hopper::new(HopperConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HopperConfig::default()
+            }))),
+            "humanoid" => Ok(Task::Humanoid(Humanoid::new(HumanoidConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HumanoidConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -68,6 +81,8 @@ impl SimFactory for Task {
             Task::ChainReach(t) => t.sim(),
             Task::Cartpole(t) => t.sim(),
             Task::AntRun(t) => t.sim(),
+            Task::Hopper(t) => t.sim(),
+            Task::Humanoid(t) => t.sim(),
         }
     }
 }

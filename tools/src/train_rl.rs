@@ -19,6 +19,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         Task::ChainReach(t) => train(t, args),
         Task::Cartpole(t) => train(t, args),
         Task::AntRun(t) => train(t, args),
+        Task::Hopper(t) => train(t, args),
+        Task::Humanoid(t) => train(t, args),
     }
 }
 

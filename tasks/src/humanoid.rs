@@ -1,0 +1,332 @@
+//! `humanoid`: the DFlex Humanoid running along +x (rewarped.md §6.1: 13 bodies, 27 dof, 48
+//! substeps × 0.347 ms, episodes of 1000 steps, 76 observations, 21 actions × 0.35 · motor
+//! strength, termination when the torso is below 0.74).
+//!
+//! The robot comes from `assets/humanoid.xml` through the MJCF loader (z-up converted to y-up, so
+//! the torso frame has y up and x forward; the MJCF motor gears are the motor strengths 100–600).
+//! Per env step: the articulation substeps with ground contact, then (Post) `articulation.fk`,
+//! `humanoid.observe`, `humanoid.reward`, `humanoid.terminate`.
+//!
+//! Where each piece comes from (formulas read in Rewarped `envs/dflex/humanoid.py`, which ports
+//! DiffRL `envs/humanoid.py`; code written here):
+//! - obs (76), `compute_observations`: [0] torso height; [1:5] torso quaternion (x, y, z, w);
+//!   [5:8] linear velocity of the torso origin v = v_O + ω × p (Rewarped: `v − p × ω`); [8:11] ω;
+//!   [11:32] hinge angles; [32:53] 0.1 × hinge rates; [53] up_y (torso y axis, world y
+//!   component); [54] heading · direction to the target (x = 200 ahead of the start, in the
+//!   ground plane); [55:76] the actions. The quaternion is that of our y-up torso frame, which is
+//!   Rewarped's `torso_rot · inv_start_rot` (its raw `torso_rot` includes the −90° about x that
+//!   turns the z-up asset upright); as in `ant_run`.
+//! - reward, `compute_reward`: r = v_x + 0.1 up_y + heading + H(height) − 0.002 Σ a², with
+//!   H = 10 c if c > 0 else −200 c², c = clip(height − (0.74 + 0.1), −1, 0.1).
+//! - termination: height < 0.74.
+//! - init (`create_articulation`, `randomize_init`): torso at 1.35 m, upright; torso position
+//!   ± 0.1, a rotation of up to π/24 about a random axis, hinge angles ± 0.2, all velocities
+//!   U(−0.25, 0.25).
+//! - model: density 1000, the asset's armatures, limits kₑ 1e3, k_d 10, contact kₑ 2e4, k_d 5e3,
+//!   k_f 1e3, μ 0.75. MJCF stiffness and damping are not applied (force mode, rewarped.md §6.2).
+//!
+//! Not as in Rewarped: no self-collision. Rewarped's Warp loader keeps it on by default, but the
+//! loader here splits multi-hinge joints (hips, abdomen, shoulders, ankles) into chains through
+//! massless links, so `articulation.shape_contact`'s "skip parent and child" filter would let the
+//! thigh collide with the pelvis it is jointed to; until that filter looks through massless
+//! links, the humanoid collides with the ground only.
+
+use std::path::PathBuf;
+
+use diffsim_engine::articulation::LimitGains;
+use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
+use diffsim_engine::{
+    ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
+    System, View, ViewMut, replay_adjoint,
+};
+use diffsim_systems::articulation::spatial::{V3, cross, dot, quat_to_mat};
+use diffsim_systems::articulation::{self, Contacts, JointForces};
+use glam::{Quat, Vec3};
+
+use crate::vec_env::{Task, TaskRng, TaskSpec};
+
+pub const TERMINATION_HEIGHT: f64 = 0.74;
+/// The height reward is positive above TERMINATION_HEIGHT + this tolerance, and capped at it.
+const HEIGHT_TOLERANCE: f64 = 0.1;
+const HEIGHT_REWARD_SCALE: f64 = 10.0;
+const ACTION_PENALTY: f64 = 0.002;
+const JOINT_VEL_OBS_SCALE: f64 = 0.1;
+/// Target x relative to the start (Rewarped: 200).
+const TARGET_X: f64 = 200.0;
+/// Hinges (= actions), coordinates and velocities per env: free root (7 / 6) + 21 hinges.
+const HINGES: usize = 21;
+const NQ: usize = 7 + HINGES;
+const NQD: usize = 6 + HINGES;
+const OBS: usize = 76;
+
+#[derive(Clone, Debug)]
+pub struct HumanoidConfig {
+    pub num_envs: usize,
+    pub dt: f64,
+    pub substeps: usize,
+    pub episode_length: usize,
+    /// Multiplies each hinge's motor gear (its strength, 100–600 in the asset). Rewarped: 0.35.
+    pub action_scale: f64,
+    pub threads: usize,
+    /// Penalty contact of every shape with the ground (Rewarped: kₑ 2e4, k_d 5e3, k_f 1e3, μ 0.75).
+    pub contact: ContactParams,
+    /// Torso height at the start of an episode (m).
+    pub start_height: f32,
+    /// The MJCF file; defaults to `assets/humanoid.xml` at the repository root.
+    pub asset: PathBuf,
+}
+
+impl Default for HumanoidConfig {
+    fn default() -> Self {
+        Self {
+            num_envs: 64,
+            dt: 1.0 / 60.0,
+            substeps: 48,
+            episode_length: 1000,
+            action_scale: 0.35,
+            threads: 2,
+            contact: ContactParams { ke: 2.0e4, kd: 5.0e3, kf: 1.0e3, mu: 0.75 },
+            start_height: 1.35,
+            asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/humanoid.xml"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Humanoid {
+    pub cfg: HumanoidConfig,
+}
+
+impl Humanoid {
+    pub fn new(cfg: HumanoidConfig) -> Self {
+        Self { cfg }
+    }
+
+    pub fn scene(&self) -> Result<Scene, EngineError> {
+        let options = MjcfOptions { contact: self.cfg.contact, ..MjcfOptions::default() };
+        let model = load_mjcf_with(&self.cfg.asset, &options).map_err(|e| EngineError::Asset(e.to_string()))?;
+        let torso = model.bodies.first().ok_or_else(|| EngineError::Asset("humanoid asset has no bodies".into()))?;
+        // Shift the whole model so the torso starts at `start_height`.
+        let root = (Vec3::new(0.0, self.cfg.start_height - torso.pos.y, 0.0), Quat::IDENTITY);
+        let mut scene = Scene::new();
+        scene.spawn_envs(self.cfg.num_envs, |env| {
+            model.spawn(env, root);
+            env.spawn((LimitGains { ke: 1.0e3, kd: 10.0 },));
+        });
+        Ok(scene)
+    }
+}
+
+impl SimFactory for Humanoid {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
+        let c = &self.cfg;
+        let mut packed = self.scene()?.pack()?;
+        packed.add_state(ColumnSpec::new("obs", 1, OBS))?;
+        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
+        packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
+        packed.add_control(ColumnSpec::new("act", 1, HINGES));
+        let forces = JointForces { num_actions: HINGES, scale: c.action_scale };
+        let contacts = Contacts { ground: true, shapes: false };
+        let schedule = articulation::schedule::<R>(c.dt, c.substeps, contacts, forces)
+            .with(Stage::Post, Observe)
+            .with(Stage::Post, Reward)
+            .with(Stage::Post, Terminate);
+        let state = packed.state.map(|x| R::from_f64(x as f64));
+        Sim::new(packed.model, state, packed.control, schedule, Cpu::new(c.threads))
+    }
+}
+
+impl Task for Humanoid {
+    fn spec(&self) -> TaskSpec {
+        TaskSpec {
+            name: "humanoid".into(),
+            num_envs: self.cfg.num_envs,
+            obs_dim: OBS,
+            act_dim: HINGES,
+            episode_length: self.cfg.episode_length,
+            // `JointForces` applies 0.35 × gear; the env only clips.
+            action_scale: 1.0,
+            obs: "obs".into(),
+            reward: "reward".into(),
+            terminated: Some("terminated".into()),
+            act: "act".into(),
+        }
+    }
+    fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
+        let q = state.env_mut("joint_q", env)?;
+        for x in &mut q[0..3] {
+            *x += rng.uniform(-0.1, 0.1) as f32;
+        }
+        // Rewarped: axis = normalize(U(−0.5, 0.5)³), angle U(−π/24, π/24), applied in the torso
+        // frame (q ← q · Δ). The axis distribution is unchanged by the z-up → y-up rotation.
+        let axis =
+            Vec3::new(rng.uniform(-0.5, 0.5) as f32, rng.uniform(-0.5, 0.5) as f32, rng.uniform(-0.5, 0.5) as f32);
+        let angle = rng.uniform(-1.0, 1.0) as f32 * std::f32::consts::PI / 24.0;
+        let turn = Quat::from_axis_angle(axis.normalize_or(Vec3::Y), angle);
+        let rot = (Quat::from_xyzw(q[3], q[4], q[5], q[6]) * turn).normalize();
+        q[3..7].copy_from_slice(&rot.to_array());
+        for x in &mut q[7..] {
+            *x += rng.uniform(-0.2, 0.2) as f32;
+        }
+        for x in state.env_mut("joint_qd", env)? {
+            *x = rng.uniform(-0.25, 0.25) as f32;
+        }
+        Ok(())
+    }
+}
+
+/// The torso (body 0) of one env.
+struct Torso<R> {
+    p: V3<R>,
+    quat: [R; 4],
+    rot: [[R; 3]; 3],
+    /// Angular velocity.
+    w: V3<R>,
+    /// Linear velocity of the torso origin.
+    v: V3<R>,
+}
+
+/// Torso kinematics of env e from `body_q` / `body_qd` (spatial twist [ω, v_O] in world frame).
+fn torso<R: Real>(bq: &[R], bqd: &[R], nb: usize, e: usize) -> Torso<R> {
+    let b = e * nb;
+    let p = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
+    let quat = [bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]];
+    let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
+    let wxp = cross(w, p);
+    let v = [bqd[6 * b + 3] + wxp[0], bqd[6 * b + 4] + wxp[1], bqd[6 * b + 5] + wxp[2]];
+    Torso { p, quat, rot: quat_to_mat(quat), w, v }
+}
+
+/// heading · (unit vector from the torso to the target, in the ground plane).
+fn heading_to_target<R: Real>(p: V3<R>, rot: &[[R; 3]; 3]) -> R {
+    let to = [R::from_f64(TARGET_X) - p[0], R::zero(), -p[2]];
+    let heading = [rot[0][0], rot[1][0], rot[2][0]];
+    dot(heading, to) / dot(to, to).sqrt()
+}
+
+/// H(height): c = clip(height − 0.84, −1, 0.1); 10 c if c > 0 else −200 c².
+fn height_reward<R: Real>(height: R) -> R {
+    let d = height - R::from_f64(TERMINATION_HEIGHT + HEIGHT_TOLERANCE);
+    let c = match d.to_f64() {
+        x if x < -1.0 => R::from_f64(-1.0),
+        x if x > HEIGHT_TOLERANCE => R::from_f64(HEIGHT_TOLERANCE),
+        _ => d,
+    };
+    if c.to_f64() < 0.0 { R::from_f64(-200.0) * c * c } else { R::from_f64(HEIGHT_REWARD_SCALE) * c }
+}
+
+/// `humanoid.observe` (see the module docs). Adjoint: recorded replay.
+#[derive(Clone, Copy, Debug)]
+pub struct Observe;
+
+impl<R: Real> System<R> for Observe {
+    fn name(&self) -> &str {
+        "humanoid.observe"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("body_q", 7),
+            ColumnAccess::state("body_qd", 6),
+            ColumnAccess::state("joint_q", NQ),
+            ColumnAccess::state("joint_qd", NQD),
+            ColumnAccess::control("act", HINGES),
+            ColumnAccess::write("obs", OBS),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
+        let nb = model.count("joint_kind");
+        let act = control.col("act");
+        let [bq, bqd, q, qd, obs] = state.cols_mut(["body_q", "body_qd", "joint_q", "joint_qd", "obs"]);
+        for e in 0..model.num_envs() {
+            let Torso { p, quat, rot, w, v } = torso(bq, bqd, nb, e);
+            let o = &mut obs[OBS * e..OBS * (e + 1)];
+            o[0] = p[1];
+            o[1..5].copy_from_slice(&quat);
+            o[5..8].copy_from_slice(&v);
+            o[8..11].copy_from_slice(&w);
+            o[11..32].copy_from_slice(&q[NQ * e + 7..NQ * (e + 1)]);
+            for i in 0..HINGES {
+                o[32 + i] = R::from_f64(JOINT_VEL_OBS_SCALE) * qd[NQD * e + 6 + i];
+            }
+            o[53] = rot[1][1];
+            o[54] = heading_to_target(p, &rot);
+            o[55..76].copy_from_slice(&act[HINGES * e..HINGES * (e + 1)]);
+        }
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
+    }
+}
+
+/// `humanoid.reward`: r = v_x + 0.1 up_y + heading + H(height) − 0.002 Σ a². Adjoint: recorded
+/// replay.
+#[derive(Clone, Copy, Debug)]
+pub struct Reward;
+
+impl<R: Real> System<R> for Reward {
+    fn name(&self) -> &str {
+        "humanoid.reward"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("body_q", 7),
+            ColumnAccess::state("body_qd", 6),
+            ColumnAccess::control("act", HINGES),
+            ColumnAccess::write("reward", 1),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
+        let nb = model.count("joint_kind");
+        let act = control.col("act");
+        let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
+        for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
+            let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
+            let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
+            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot) + height_reward(p[1])
+                - R::from_f64(ACTION_PENALTY) * a2;
+        }
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
+    }
+}
+
+/// `humanoid.terminate`: 1 when the torso is below 0.74, else 0. A flag, not differentiated: its
+/// adjoint only clears the flag's (meaningless) cotangent.
+#[derive(Clone, Copy, Debug)]
+pub struct Terminate;
+
+impl<R: Real> System<R> for Terminate {
+    fn name(&self) -> &str {
+        "humanoid.terminate"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![ColumnAccess::state("body_q", 7), ColumnAccess::write("terminated", 1)]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let nb = model.count("joint_kind");
+        let [bq, t] = state.cols_mut(["body_q", "terminated"]);
+        for e in 0..model.num_envs() {
+            t[e] = R::from_f64(if bq[7 * e * nb + 1].to_f64() < TERMINATION_HEIGHT { 1.0 } else { 0.0 });
+        }
+    }
+    fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
+        adj.col_mut("terminated").fill(R::zero());
+    }
+}
