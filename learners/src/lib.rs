@@ -2,14 +2,21 @@
 //! sequence directly through the tape; `bridge` moves mirrors in and out of libtorch and pulls
 //! cotangents through a network; `sweep` is the exact per-step reverse sweep that chains a
 //! `VecEnv` tape with a tch policy; `nets` holds the networks and the observation normalizer;
-//! `diff_rl` the first-order learners SAPO, SHAC and APG.
+//! `diff_rl` the first-order learners SAPO, SHAC and APG; `ppo` and `sac` the zeroth-order
+//! baselines (forward stepping only), sharing `zeroth`.
 
 pub mod bridge;
 pub mod diff_rl;
 pub mod nets;
 pub mod open_loop;
+pub mod ppo;
+pub mod sac;
 pub mod sweep;
+pub mod zeroth;
 
 pub use diff_rl::{Algo, DiffRl, DiffRlConfig, EpochStats, LearnError, evaluate_with, td_lambda_targets};
 pub use open_loop::{Objective, OpenLoop, OpenLoopConfig, OpenLoopReport, Optimizer};
+pub use ppo::{Ppo, PpoConfig};
+pub use sac::{Sac, SacConfig};
 pub use sweep::{RolloutTape, StepSeed, SweepHooks};
+pub use zeroth::IterationStats;
