@@ -353,6 +353,19 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// Restores only what acting needs (actor and observation normalizer) into a learner built
+    /// with the stored config and any number of envs: what `diffsim eval` uses.
+    pub fn restore_policy(&self, l: &mut DiffRl) -> Result<(), CheckpointError> {
+        self.check(&self.config.run.task, &self.config.run.learner, l.obs_dim, l.act_dim)?;
+        self.load_store("actor", &l.actor_vs)?;
+        l.obs_rms.mean = self.f64s("obs_rms/mean", l.obs_dim)?;
+        l.obs_rms.var = self.f64s("obs_rms/var", l.obs_dim)?;
+        l.obs_rms.count = self.f64s("obs_rms/count", 1)?[0];
+        l.epoch = self.epoch;
+        l.env_steps = self.env_steps;
+        Ok(())
+    }
+
     /// Restores the simulation state, control and episode bookkeeping of `env`; returns its
     /// current observations.
     pub fn restore_env<T: Task>(&self, env: &mut VecEnv<T>) -> Result<ndarray::Array2<f32>, CheckpointError> {
