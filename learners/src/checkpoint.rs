@@ -42,7 +42,7 @@ pub enum CheckpointError {
     #[error("{path}: {what} mismatch: the checkpoint has {found}, this run needs {expected}")]
     Mismatch { path: PathBuf, what: String, expected: String, found: String },
     #[error("{path}: the stored config is invalid: {source}")]
-    Config { path: PathBuf, source: ConfigError },
+    Config { path: PathBuf, source: Box<ConfigError> },
 }
 
 /// One stored tensor.
@@ -207,7 +207,7 @@ impl Checkpoint {
             v.parse().map_err(|_| corrupt(format!("metadata `{k}` = `{v}` is not a whole number")))
         };
         let config = TrainConfig::from_toml_str(&format!("{} (config)", p.display()), &get("config")?)
-            .map_err(|source| CheckpointError::Config { path: p.clone(), source })?;
+            .map_err(|source| CheckpointError::Config { path: p.clone(), source: Box::new(source) })?;
         let mut tensors = HashMap::new();
         for (name, view) in st.tensors() {
             tensors

@@ -454,7 +454,7 @@ impl ConfigBuilder {
             ("learner.init_alpha", l.init_alpha),
             ("learner.max_grad_norm", l.max_grad_norm),
         ] {
-            if !(v > 0.0) || v.is_nan() || (v.is_infinite() && key != "learner.max_grad_norm") {
+            if v.is_nan() || v <= 0.0 || (v.is_infinite() && key != "learner.max_grad_norm") {
                 return Err(out(key, "a finite number > 0", v.to_string()));
             }
         }
