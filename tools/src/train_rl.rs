@@ -126,6 +126,9 @@ impl WithTask for Train {
         let mut learner = DiffRl::new(spec.obs_dim, spec.act_dim, spec.num_envs, cfg.diff_rl()?)?;
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let ckpt_path = checkpoint_path(&dir);
+        if !resume && ckpt_path.exists() {
+            println!("note: starting over in {} (--resume {0} continues the run there)", dir.display());
+        }
         let mut obs = if resume {
             let ckpt = Checkpoint::read(&ckpt_path)?;
             ckpt.check(&cfg.run.task, &cfg.run.learner, spec.obs_dim, spec.act_dim)?;
