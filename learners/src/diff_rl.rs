@@ -19,19 +19,37 @@
 //!
 //! Decisions sapo.md leaves open (§5): bootstraps use V(o_{t+1}) (the paper form, §1.8); AdamW
 //! weight decay 0.01 (also on log α); an actor gradient whose norm is NaN or > 1e6 skips the
-//! update (counted in `EpochStats::skipped`) instead of aborting.
+//! epoch's whole update (actor, temperature, critic; `EpochStats::skipped`) instead of aborting,
+//! and the NaN/inf events the `VecEnv` isolated during the rollout are reported in
+//! `EpochStats::nan_events` with the system and env that produced them.
+//!
+//! Reproducibility: tch's global RNG is re-seeded at the start of every epoch from (seed, epoch)
+//! (`epoch_seed`), so a run resumed from a checkpoint at an epoch boundary draws the same noise as
+//! the run that wrote it. Optimizer moments live in `optim::Adam` so checkpoints can save them.
+
+use std::time::{Duration, Instant};
 
 use diffsim_engine::EngineError;
-use diffsim_tasks::{Task, VecEnv};
+use diffsim_tasks::{NanEvent, Task, VecEnv};
 use ndarray::{Array1, Array2};
-use tch::nn::{self, OptimizerConfig};
+use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::nets::{
     Activation, Actor, Critic, RunningMeanStd, StdKind, array_to_tensor, ensemble_mean_min, entropy_sample,
     tensor_to_array,
 };
+use crate::optim::Adam;
 use crate::sweep::{RolloutTape, StepSeed, SweepHooks};
+
+/// The seed of tch's RNG for epoch `epoch` of a run seeded `seed` (SplitMix64 of both, so
+/// neighbouring seeds and epochs draw unrelated noise).
+pub fn epoch_seed(seed: i64, epoch: usize) -> i64 {
+    let mut z = (seed as u64) ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 1) as i64
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LearnError {
@@ -202,8 +220,13 @@ struct Rollout {
     buf_ent: Array2<f32>,
     buf_v: Array2<f32>,
     buf_d: Array2<f32>,
-    /// Returns of the episodes that ended.
+    /// Returns and lengths of the episodes that ended.
     ended: Vec<f64>,
+    ended_lengths: Vec<usize>,
+    nan_events: Vec<NanEvent>,
+    /// Time in `VecEnv::step` and in the simulator's part of the reverse sweep.
+    sim_forward: Duration,
+    adjoint: Duration,
 }
 
 /// One epoch's numbers.
@@ -222,36 +245,61 @@ pub struct EpochStats {
     pub critic_loss: f64,
     /// Mean of the (undiscounted) returns of the episodes that ended this epoch.
     pub episode_return: Option<f64>,
+    /// Mean length (env steps) of the episodes that ended this epoch.
+    pub episode_length: Option<f64>,
+    /// Episodes that ended this epoch.
+    pub episodes: usize,
+    /// NaN/inf events the `VecEnv` isolated during this epoch's rollout (system, column, env).
+    pub nan_events: Vec<NanEvent>,
+    /// Wall-clock seconds of the epoch, and the parts spent in the simulator's forward steps and
+    /// in its adjoint (the rest is tch: networks, losses, optimizers, conversions).
+    pub wall_s: f64,
+    pub sim_forward_s: f64,
+    pub adjoint_s: f64,
+}
+
+impl EpochStats {
+    /// Seconds outside the simulator (networks, losses, optimizers, array conversions).
+    pub fn tch_s(&self) -> f64 {
+        (self.wall_s - self.sim_forward_s - self.adjoint_s).max(0.0)
+    }
 }
 
 /// A first-order learner: networks, optimizers, normalizer and episode bookkeeping.
 pub struct DiffRl {
     pub cfg: DiffRlConfig,
-    obs_dim: usize,
-    act_dim: usize,
+    pub(crate) obs_dim: usize,
+    pub(crate) act_dim: usize,
     pub actor_vs: nn::VarStore,
     pub actor: Actor,
-    critic_vs: nn::VarStore,
+    pub critic_vs: nn::VarStore,
     critics: Vec<Critic>,
-    target_vs: Option<nn::VarStore>,
+    pub(crate) target_vs: Option<nn::VarStore>,
     target_critics: Vec<Critic>,
     pub alpha_vs: nn::VarStore,
     log_alpha: Tensor,
-    opt_actor: nn::Optimizer,
-    opt_critic: Option<nn::Optimizer>,
-    opt_alpha: Option<nn::Optimizer>,
+    pub(crate) opt_actor: Adam,
+    pub(crate) opt_critic: Option<Adam>,
+    pub(crate) opt_alpha: Option<Adam>,
     pub obs_rms: RunningMeanStd,
     pub epoch: usize,
-    /// The current episode's return and the returns of finished episodes, per env.
-    ep_return: Vec<f64>,
+    /// Env steps taken by training so far.
+    pub env_steps: u64,
+    /// The current episode's return and length, per env.
+    pub(crate) ep_return: Vec<f64>,
+    pub(crate) ep_length: Vec<usize>,
     pub finished_returns: Vec<f64>,
 }
 
-fn optimizer(cfg: &DiffRlConfig, vs: &nn::VarStore, lr: f64) -> Result<nn::Optimizer, tch::TchError> {
-    let (beta1, beta2) = cfg.betas;
+/// The optimizer of `vs`'s trainable variables, in `trainable_variables()` order (sorted by name,
+/// so a checkpoint can pair moments with variables).
+fn optimizer(cfg: &DiffRlConfig, vs: &nn::VarStore, lr: f64) -> Adam {
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let params = named.into_iter().map(|(_, t)| t).collect();
     match cfg.weight_decay {
-        Some(wd) => nn::AdamW { beta1, beta2, wd, eps: 1e-8, amsgrad: false }.build(vs, lr),
-        None => nn::Adam { beta1, beta2, wd: 0.0, eps: 1e-8, amsgrad: false }.build(vs, lr),
+        Some(wd) => Adam::new(params, lr, cfg.betas, wd, true),
+        None => Adam::new(params, lr, cfg.betas, 0.0, false),
     }
 }
 
@@ -289,9 +337,9 @@ impl DiffRl {
         };
         let alpha_vs = nn::VarStore::new(dev);
         let log_alpha = alpha_vs.root().var("log_alpha", &[1], nn::Init::Const(cfg.init_alpha.ln()));
-        let opt_actor = optimizer(&cfg, &actor_vs, cfg.actor_lr)?;
-        let opt_critic = if critics.is_empty() { None } else { Some(optimizer(&cfg, &critic_vs, cfg.critic_lr)?) };
-        let opt_alpha = if cfg.entropy { Some(optimizer(&cfg, &alpha_vs, cfg.alpha_lr)?) } else { None };
+        let opt_actor = optimizer(&cfg, &actor_vs, cfg.actor_lr);
+        let opt_critic = if critics.is_empty() { None } else { Some(optimizer(&cfg, &critic_vs, cfg.critic_lr)) };
+        let opt_alpha = if cfg.entropy { Some(optimizer(&cfg, &alpha_vs, cfg.alpha_lr)) } else { None };
         let obs_rms = RunningMeanStd::new(obs_dim, cfg.obs_norm_unbiased, cfg.obs_norm_init_count);
         Ok(Self {
             cfg,
@@ -310,7 +358,9 @@ impl DiffRl {
             opt_alpha,
             obs_rms,
             epoch: 0,
+            env_steps: 0,
             ep_return: vec![0.0; num_envs],
+            ep_length: vec![0; num_envs],
             finished_returns: Vec::new(),
         })
     }
@@ -349,22 +399,39 @@ impl DiffRl {
         env: &mut VecEnv<T>,
         obs: &mut Array2<f32>,
     ) -> Result<EpochStats, LearnError> {
+        let started = Instant::now();
         let cfg = self.cfg.clone();
         let (h, n, ad) = (cfg.horizon, env.num_envs(), self.act_dim);
         let gamma = cfg.gamma;
         let kappa = ad as f64 / 2.0;
         let target_entropy = -kappa;
+        tch::manual_seed(epoch_seed(cfg.seed, self.epoch));
 
         // (0) linear LR decay to lr_end.
         let frac = (self.epoch as f64 / cfg.epochs.max(1) as f64).min(1.0);
-        self.opt_actor.set_lr(cfg.actor_lr + (cfg.lr_end - cfg.actor_lr) * frac);
+        self.opt_actor.lr = cfg.actor_lr + (cfg.lr_end - cfg.actor_lr) * frac;
         if let Some(o) = &mut self.opt_critic {
-            o.set_lr(cfg.critic_lr + (cfg.lr_end - cfg.critic_lr) * frac);
+            o.lr = cfg.critic_lr + (cfg.lr_end - cfg.critic_lr) * frac;
         }
 
         // (1) differentiable rollout of H steps and (2) the actor gradient, then clip and step.
+        // The gradients come in `actor_vs.trainable_variables()` order; the optimizer holds the
+        // same variables sorted by name.
         let params = self.actor_vs.trainable_variables();
-        let Rollout { actor_loss, grads, buf_obs, buf_r, buf_ent, buf_v, buf_d, ended } = self.rollout(env, obs)?;
+        let Rollout {
+            actor_loss,
+            grads,
+            buf_obs,
+            buf_r,
+            buf_ent,
+            buf_v,
+            buf_d,
+            ended,
+            ended_lengths,
+            nan_events,
+            sim_forward,
+            adjoint,
+        } = self.rollout(env, obs)?;
         let grad_norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
         let skipped = !grad_norm.is_finite() || grad_norm > cfg.max_grad_norm;
         if !skipped {
@@ -376,7 +443,7 @@ impl DiffRl {
         }
         // (3) temperature step: L_α = exp(log α)·κ·(mean_t Ĥ_t − H̄), averaged over envs.
         let mean_entropy = buf_ent.mean().unwrap_or(0.0) as f64;
-        if let Some(opt) = &mut self.opt_alpha {
+        if let (false, Some(opt)) = (skipped, &mut self.opt_alpha) {
             opt.zero_grad();
             let l_alpha = self.log_alpha.exp() * kappa * (mean_entropy - target_entropy);
             l_alpha.sum(Kind::Float).backward();
@@ -386,7 +453,7 @@ impl DiffRl {
 
         // (4) critic targets with the updated α, then 16 × 4 contiguous minibatches.
         let mut critic_loss = 0.0;
-        if let Some(opt) = &mut self.opt_critic {
+        if let (false, Some(opt)) = (skipped, &mut self.opt_critic) {
             let alpha_new = if cfg.entropy { self.log_alpha.exp().double_value(&[0]) as f32 } else { 0.0 };
             let soft_r = if cfg.entropy {
                 &buf_r + &buf_ent.mapv(|x| alpha_new * normalized_entropy(x as f64, ad) as f32)
@@ -436,6 +503,8 @@ impl DiffRl {
         }
 
         self.finished_returns.extend(&ended);
+        let mean = |xs: &[f64]| (!xs.is_empty()).then(|| xs.iter().sum::<f64>() / xs.len() as f64);
+        let lengths: Vec<f64> = ended_lengths.iter().map(|&l| l as f64).collect();
         let stats = EpochStats {
             epoch: self.epoch,
             actor_loss,
@@ -444,9 +513,16 @@ impl DiffRl {
             alpha: if cfg.entropy { self.alpha() } else { 0.0 },
             mean_entropy,
             critic_loss,
-            episode_return: (!ended.is_empty()).then(|| ended.iter().sum::<f64>() / ended.len() as f64),
+            episode_return: mean(&ended),
+            episode_length: mean(&lengths),
+            episodes: ended.len(),
+            nan_events,
+            wall_s: started.elapsed().as_secs_f64(),
+            sim_forward_s: sim_forward.as_secs_f64(),
+            adjoint_s: adjoint.as_secs_f64(),
         };
         self.epoch += 1;
+        self.env_steps += (h * n) as u64;
         Ok(stats)
     }
 
@@ -483,6 +559,9 @@ impl DiffRl {
         let (mut buf_r, mut buf_ent, mut buf_v, mut buf_d) =
             (Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)));
         let mut ended = Vec::new();
+        let mut ended_lengths = Vec::new();
+        let mut nan_events = Vec::new();
+        let mut sim_forward = Duration::ZERO;
         for t in 0..h {
             let o_n = rms.normalize(&obs_leaf[t]);
             buf_obs.push(o_n.detach());
@@ -493,7 +572,11 @@ impl DiffRl {
             } else {
                 None
             };
-            let res = tape.step(env, tensor_to_array(&s.action).view())?;
+            let actions_t = tensor_to_array(&s.action);
+            let t0 = Instant::now();
+            let mut res = tape.step(env, actions_t.view())?;
+            sim_forward += t0.elapsed();
+            nan_events.append(&mut res.diverged);
             actions.push(s.action);
             self.obs_rms.update(&res.obs);
             let r = Tensor::from_slice(&res.reward.to_vec()).set_requires_grad(true);
@@ -556,11 +639,15 @@ impl DiffRl {
                 buf_ent.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&e.detach())?));
             }
             buf_d.row_mut(t).assign(&Array1::from(end));
-            for ((ret, &r), &d) in self.ep_return.iter_mut().zip(&res.reward).zip(&done) {
+            for (((ret, len), &r), &d) in self.ep_return.iter_mut().zip(&mut self.ep_length).zip(&res.reward).zip(&done)
+            {
                 *ret += r as f64;
+                *len += 1;
                 if d {
                     ended.push(*ret);
+                    ended_lengths.push(*len);
                     *ret = 0.0;
+                    *len = 0;
                 }
             }
             reward_leaf.push(r);
@@ -575,9 +662,29 @@ impl DiffRl {
         let params = self.actor_vs.trainable_variables();
         let mut bridge = PolicyBridge::new(&loss, &params, &obs_leaf, &actions, &reward_leaf, &final_leaf);
         bridge.through_obs = !cfg.detach_obs_path;
+        let t0 = Instant::now();
         tape.sweep(env, &mut bridge)?;
+        let adjoint = t0.elapsed().saturating_sub(bridge.hook_time);
         env.stop_recording();
-        Ok(Rollout { actor_loss, grads: bridge.param_grads, buf_obs, buf_r, buf_ent, buf_v, buf_d, ended })
+        Ok(Rollout {
+            actor_loss,
+            grads: bridge.param_grads,
+            buf_obs,
+            buf_r,
+            buf_ent,
+            buf_v,
+            buf_d,
+            ended,
+            ended_lengths,
+            nan_events,
+            sim_forward,
+            adjoint,
+        })
+    }
+
+    /// The ensemble's trainable variables (e.g. to inspect or perturb them in tests).
+    pub fn critic_variables(&self) -> Vec<Tensor> {
+        self.critic_vs.trainable_variables()
     }
 
     /// `env.reset(seed)`, then `epochs` epochs; `on_epoch` sees each epoch's stats.
@@ -610,8 +717,19 @@ impl DiffRl {
 pub fn evaluate_with<T: Task>(
     env: &mut VecEnv<T>,
     seed: u64,
-    mut policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
+    policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
 ) -> Result<f64, LearnError> {
+    let ret = episode_returns_with(env, seed, policy)?;
+    Ok(ret.iter().sum::<f64>() / ret.len() as f64)
+}
+
+/// The undiscounted return of the first episode of every env after `env.reset(seed)` under
+/// `policy` (raw obs → actions), one per env.
+pub fn episode_returns_with<T: Task>(
+    env: &mut VecEnv<T>,
+    seed: u64,
+    mut policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
+) -> Result<Vec<f64>, LearnError> {
     env.stop_recording();
     let n = env.num_envs();
     let mut obs = env.reset(seed)?;
@@ -627,7 +745,7 @@ pub fn evaluate_with<T: Task>(
         }
         obs = res.obs;
     }
-    Ok(ret.iter().sum::<f64>() / n as f64)
+    Ok(ret)
 }
 
 /// The learner's side of the sweep: the explicit partials of the loss from tch, and one policy
@@ -645,6 +763,8 @@ struct PolicyBridge<'a> {
     param_grads: Vec<Tensor>,
     /// Pass ∂L/∂o_t through the policy to the step before (exact); `false` only to measure.
     through_obs: bool,
+    /// Time spent in the hooks (tch), to tell the simulator's adjoint time from the sweep's.
+    hook_time: Duration,
 }
 
 impl<'a> PolicyBridge<'a> {
@@ -679,24 +799,29 @@ impl<'a> PolicyBridge<'a> {
             policy_obs: (0..h).map(|_| None).collect(),
             param_grads,
             through_obs: true,
+            hook_time: Duration::ZERO,
         }
     }
 }
 
 impl SweepHooks for PolicyBridge<'_> {
     fn seed(&mut self, t: usize) -> Result<StepSeed, EngineError> {
+        let t0 = Instant::now();
         let mut o = self.explicit_obs[t + 1].shallow_clone();
         if let (true, Some(p)) = (self.through_obs, self.policy_obs.get(t + 1).and_then(|p| p.as_ref())) {
             o += p;
         }
-        Ok(StepSeed {
+        let seed = StepSeed {
             obs: Some(tensor_to_array(&o)),
             reward: Some(Array1::from(tensor_to_array(&self.explicit_reward[t]).into_raw_vec_and_offset().0)),
             final_obs: self.explicit_final[t].as_ref().map(tensor_to_array),
-        })
+        };
+        self.hook_time += t0.elapsed();
+        Ok(seed)
     }
 
     fn action_adjoint(&mut self, t: usize, adj_action: Array2<f32>) -> Result<(), EngineError> {
+        let t0 = Instant::now();
         let s = (&self.actions[t] * array_to_tensor(&adj_action)).sum(Kind::Float);
         let mut inputs: Vec<&Tensor> = self.params.iter().collect();
         inputs.push(&self.obs_leaf[t]);
@@ -708,6 +833,7 @@ impl SweepHooks for PolicyBridge<'_> {
             }
         }
         self.policy_obs[t] = Some(defined_or_zeros(go, &self.obs_leaf[t]));
+        self.hook_time += t0.elapsed();
         Ok(())
     }
 }

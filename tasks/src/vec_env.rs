@@ -124,6 +124,15 @@ pub struct NanEvent {
     pub step: usize,
 }
 
+/// The episode bookkeeping of a `VecEnv` (seed, episode numbers, progress): with the state and
+/// control columns it is everything a checkpoint needs to continue a run exactly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnvCounters {
+    pub seed: u64,
+    pub episode: Vec<u64>,
+    pub progress: Vec<usize>,
+}
+
 /// What `backward` needs besides the tape, per recorded step.
 #[derive(Clone, Debug, Default)]
 struct Recording {
@@ -275,6 +284,27 @@ impl<T: Task> VecEnv<T> {
     /// Env steps taken in each env's current episode.
     pub fn progress(&self) -> &[usize] {
         &self.progress
+    }
+    /// Seed, episode numbers and progress (see `EnvCounters`).
+    pub fn counters(&self) -> EnvCounters {
+        EnvCounters { seed: self.seed, episode: self.episode.clone(), progress: self.progress.clone() }
+    }
+    /// Restores what `counters` returned (state and control columns are restored through
+    /// `sim_mut`); stops any recording. Errors if the env counts differ.
+    pub fn restore_counters(&mut self, c: &EnvCounters) -> Result<(), EngineError> {
+        let n = self.num_envs();
+        if c.episode.len() != n || c.progress.len() != n {
+            return Err(EngineError::ShapeMismatch {
+                column: "episode counters".into(),
+                expected: n,
+                found: c.episode.len().max(c.progress.len()),
+            });
+        }
+        self.stop_recording();
+        self.seed = c.seed;
+        self.episode.clone_from(&c.episode);
+        self.progress.clone_from(&c.progress);
+        Ok(())
     }
     /// The current observations `[N, obs_dim]`.
     pub fn obs(&self) -> Result<Array2<f32>, EngineError> {

@@ -2,13 +2,16 @@
 //!
 //! - `check-grad`: per-system and whole-rollout gradient errors of a task (duals and FD);
 //! - `bench`: forward and forward+backward throughput, tape memory and peak RSS on the CPU;
-//! - `train`: open-loop trajectory optimization of a task's actions;
+//! - `train`: open-loop trajectory optimization of a task's actions, or SAPO/SHAC/APG with a TOML
+//!   config, logs and checkpoints;
+//! - `eval`: mean ± 95% CI return of a checkpoint's policy;
 //! - `gpu-info`: the wgpu adapter and its limits.
 //!
 //! Exit codes: 0 success, 1 an error or a failed gradient check, 2 bad flags (clap) or no GPU.
 
 mod bench;
 mod check_grad;
+mod eval;
 mod gpu_info;
 mod parse;
 mod task;
@@ -32,8 +35,10 @@ enum Command {
     CheckGrad(check_grad::CheckGradArgs),
     /// Forward and forward+backward env-steps/s, tape memory and peak RSS (build with --release).
     Bench(bench::BenchArgs),
-    /// Open-loop trajectory optimization of a task's action sequence.
+    /// Open-loop trajectory optimization, or SAPO/SHAC/APG policy training (--learner).
     Train(train::TrainArgs),
+    /// Mean ± 95% CI episode return of a checkpoint's policy.
+    Eval(eval::EvalArgs),
     /// The wgpu adapter the GPU backend would use, and its limits.
     GpuInfo,
 }
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Command::CheckGrad(a) => check_grad::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Train(a) => train::run(&a),
+        Command::Eval(a) => eval::run(&a),
         Command::GpuInfo => Ok(gpu_info::run()),
     };
     result.unwrap_or_else(|e| {
@@ -109,7 +115,7 @@ mod tests {
     #[test]
     fn train_defaults_are_the_tested_configuration() {
         let Ok(Command::Train(t)) = parse(&["train", "--task", "chain_reach"]) else { panic!("train did not parse") };
-        assert_eq!((t.iterations, t.lr, t.horizon), (60, 100.0, 40));
+        assert_eq!((t.iterations, t.lr, t.horizon, t.envs), (60, 100.0, None, None));
         assert_eq!((t.optimizer, t.objective), (train::OptimizerArg::Gd, train::ObjectiveArg::Final));
     }
 }

@@ -1,8 +1,11 @@
-//! `diffsim train`: open-loop trajectory optimization (`diffsim_learners::OpenLoop`) of a task's
-//! action sequence through the tape; prints the loss every 10th iteration and the final loss
-//! reduction factor. The defaults (final-reward objective, gradient descent, lr 100, H = 40,
-//! 60 iterations, 2 envs) are the configuration tested on chain_reach.
+//! `diffsim train`: the flags of both kinds of training, and open-loop trajectory optimization
+//! (`diffsim_learners::OpenLoop`) of a task's action sequence through the tape, which prints the
+//! loss every 10th iteration and the final loss reduction factor. The open-loop defaults
+//! (final-reward objective, gradient descent, lr 100, H = 40, 60 iterations, 2 envs) are the
+//! configuration tested on chain_reach. The policy learners (`--learner sapo|shac|apg`) are in
+//! `train_rl`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -46,44 +49,65 @@ pub struct TrainArgs {
     /// Learner: open-loop trajectory optimization or a first-order policy learner.
     #[arg(long, value_enum, default_value_t = LearnerArg::OpenLoop)]
     pub learner: LearnerArg,
-    /// Policy learners: epochs (one actor and one critic update each, envs × H env steps).
-    #[arg(long, default_value_t = 300, value_parser = parse::positive)]
-    pub epochs: usize,
-    /// Policy learners: seed of the env resets and of the networks.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
-    /// Task whose action sequence is optimized.
-    #[arg(long, value_parser = task::parser())]
-    pub task: String,
-    /// Gradient steps.
+    /// Task to train on (not needed with --resume).
+    #[arg(long, value_parser = task::parser(), required_unless_present = "resume")]
+    pub task: Option<String>,
+    /// Policy learners: a TOML file merged over the task's defaults (keys as in
+    /// runs/<name>/config.toml: [run], [env], [learner]).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Policy learners: override one config key, e.g. --set learner.actor_lr=1e-3 (repeatable;
+    /// applied after --config and the shortcut flags).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Policy learners: continue the run in this directory from its last checkpoint.
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["task", "config"])]
+    pub resume: Option<PathBuf>,
+    /// Policy learners: run name; outputs go to <out>/<name>/ (default <task>-<learner>-s<seed>).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Policy learners: directory of the run directories.
+    #[arg(long, default_value = "runs")]
+    pub out: PathBuf,
+    /// Policy learners: epochs (run.epochs; one actor and one critic update each, envs × H env steps).
+    #[arg(long, value_parser = parse::positive)]
+    pub epochs: Option<usize>,
+    /// Policy learners: seed of the env resets, the networks and the noise (run.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Gradient steps (open-loop).
     #[arg(long, default_value_t = 60, value_parser = parse::positive)]
     pub iterations: usize,
-    /// Learning rate.
+    /// Learning rate (open-loop).
     #[arg(long, default_value_t = 100.0, value_parser = parse::positive_f64, allow_negative_numbers = true)]
     pub lr: f64,
-    /// Update rule.
+    /// Update rule (open-loop).
     #[arg(long, value_enum, default_value_t = OptimizerArg::Gd)]
     pub optimizer: OptimizerArg,
-    /// Environments (each optimizes its own action sequence).
-    #[arg(long, default_value_t = 2, value_parser = parse::positive)]
-    pub envs: usize,
-    /// Env steps per rollout H (the length of the action sequence).
-    #[arg(long, default_value_t = 40, value_parser = parse::positive)]
-    pub horizon: usize,
-    /// Which rewards the loss sums.
+    /// Environments (env.num_envs; open-loop default 2).
+    #[arg(long, value_parser = parse::positive)]
+    pub envs: Option<usize>,
+    /// Env steps per rollout H (learner.horizon; open-loop default 40).
+    #[arg(long, value_parser = parse::positive)]
+    pub horizon: Option<usize>,
+    /// Which rewards the loss sums (open-loop).
     #[arg(long, value_enum, default_value_t = ObjectiveArg::Final)]
     pub objective: ObjectiveArg,
-    /// CPU threads of the simulation.
-    #[arg(long, default_value_t = 1, value_parser = parse::positive)]
-    pub threads: usize,
+    /// CPU threads of the simulation (env.threads; open-loop default 1).
+    #[arg(long, value_parser = parse::positive)]
+    pub threads: Option<usize>,
+    /// Policy learners: no progress bar (the CSV log is still written).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    if args.learner != LearnerArg::OpenLoop {
+    if args.learner != LearnerArg::OpenLoop || args.resume.is_some() {
         return crate::train_rl::run(args);
     }
-    let name = &args.task;
-    let task = Task::build(name, TaskOptions { num_envs: args.envs, threads: args.threads, links: None })?;
+    let Some(name) = &args.task else { bail!("--task is required") };
+    let (envs, horizon, threads) = (args.envs.unwrap_or(2), args.horizon.unwrap_or(40), args.threads.unwrap_or(1));
+    let task = Task::build(name, TaskOptions { num_envs: envs, threads, links: None })?;
     let mut sim: Sim<f32> = task.sim().with_context(|| format!("building task `{name}`"))?;
     let init = sim.state.clone();
     let cfg = OpenLoopConfig {
@@ -91,7 +115,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             ObjectiveArg::Final => Objective::FinalReward,
             ObjectiveArg::Mean => Objective::MeanReward,
         },
-        horizon: args.horizon,
+        horizon,
         iterations: args.iterations,
         lr: args.lr,
         optimizer: match args.optimizer {
@@ -105,8 +129,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         parse::flag_name(&args.objective),
         parse::flag_name(&args.optimizer),
         args.lr,
-        args.horizon,
-        args.envs,
+        horizon,
+        envs,
         args.iterations
     );
     println!();

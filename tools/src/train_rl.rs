@@ -1,81 +1,229 @@
 //! `diffsim train --learner sapo|shac|apg`: a first-order policy learner (`diffsim_learners::DiffRl`)
-//! on a task's `VecEnv`; prints every 10th epoch (return of the episodes that ended, actor loss,
-//! gradient norm, temperature, env-steps/s) and the deterministic evaluation return before and
-//! after training.
+//! on a task's `VecEnv`, configured by `TrainConfig` (task defaults < `--config` file < shortcut
+//! flags < `--set`), with everything a run writes in `<out>/<name>/`:
+//! - `config.toml`: the effective configuration (what `--resume` reads back);
+//! - `log.csv`: one row per epoch (`diffsim_learners::log::COLUMNS`);
+//! - `checkpoint.safetensors`: every `run.checkpoint_every` epochs and at the end, atomically;
+//! - `returns.png`: episode return vs env steps, redrawn at each checkpoint.
+//!
+//! A progress bar shows the latest return and env-steps/s; NaN events and skipped updates are
+//! printed above it with the system and env that produced them.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
-use diffsim_learners::diff_rl::{DiffRl, DiffRlConfig};
+use anyhow::{Context, bail};
+use diffsim_learners::checkpoint::{self, Checkpoint};
+use diffsim_learners::log::{CsvLog, mean_ci95, plot_returns};
+use diffsim_learners::{ConfigBuilder, DiffRl, TrainConfig, episode_returns_with};
 use diffsim_tasks::{Task as VecTask, VecEnv};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::parse;
 use crate::task::{Task, TaskOptions};
 use crate::train::{LearnerArg, TrainArgs};
 
-pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    let opts = TaskOptions { num_envs: args.envs, threads: args.threads, links: None };
-    match Task::build(&args.task, opts)? {
-        Task::ChainReach(t) => train(t, args),
-        Task::Cartpole(t) => train(t, args),
-        Task::AntRun(t) => train(t, args),
-        Task::Hopper(t) => train(t, args),
-        Task::Humanoid(t) => train(t, args),
+/// Something to run on a task's concrete type (the one `match` over `Task` the policy tools
+/// need: a new task adds one arm in `with_task`).
+pub trait WithTask {
+    type Out;
+    fn run<T: VecTask>(self, task: T) -> anyhow::Result<Self::Out>;
+}
+
+pub fn with_task<W: WithTask>(task: Task, w: W) -> anyhow::Result<W::Out> {
+    match task {
+        Task::ChainReach(t) => w.run(t),
+        Task::Cartpole(t) => w.run(t),
+        Task::AntRun(t) => w.run(t),
+        Task::Hopper(t) => w.run(t),
+        Task::Humanoid(t) => w.run(t),
     }
 }
 
-fn train<T: VecTask>(task: T, args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    tch::set_num_threads(1);
-    let spec = task.spec();
-    let mut env = VecEnv::new(task).with_context(|| format!("building task `{}`", args.task))?;
-    let mut cfg = match args.learner {
-        LearnerArg::Sapo => DiffRlConfig::sapo(),
-        LearnerArg::Shac => DiffRlConfig::shac(),
-        _ => DiffRlConfig::apg(),
-    };
-    cfg.horizon = args.horizon;
-    cfg.epochs = args.epochs;
-    cfg.seed = args.seed as i64;
-    let mut learner = DiffRl::new(spec.obs_dim, spec.act_dim, spec.num_envs, cfg)?;
-    let before = learner.evaluate(&mut env, args.seed + 1, true)?;
-    println!(
-        "train `{}` with {:?}: {} envs, H = {}, {} epochs ({} env steps), seed {}",
-        args.task,
-        args.learner,
-        spec.num_envs,
-        args.horizon,
-        args.epochs,
-        args.epochs * args.horizon * spec.num_envs,
-        args.seed
-    );
-    println!("evaluation return before training: {before:.2}");
-    println!();
-    println!("| epoch | episode return | actor loss | grad norm | alpha | env-steps/s |");
-    println!("|---|---|---|---|---|---|");
-    let start = Instant::now();
-    let steps_per_epoch = (args.horizon * spec.num_envs) as f64;
-    let mut last_return = None;
-    learner.train(&mut env, args.seed, args.epochs, |s| {
-        last_return = s.episode_return.or(last_return);
-        if s.epoch % 10 == 0 || s.epoch + 1 == args.epochs {
-            let fps = steps_per_epoch * (s.epoch + 1) as f64 / start.elapsed().as_secs_f64();
-            let ret = last_return.map_or("-".to_string(), |r| format!("{r:.2}"));
-            println!(
-                "| {} | {ret} | {:.4e} | {:.3e}{} | {:.3} | {fps:.0} |",
-                s.epoch,
-                s.actor_loss,
-                s.grad_norm,
-                if s.skipped { " (skipped)" } else { "" },
-                s.alpha
+/// The files of a run directory.
+pub fn config_path(dir: &Path) -> PathBuf {
+    dir.join("config.toml")
+}
+pub fn checkpoint_path(dir: &Path) -> PathBuf {
+    dir.join("checkpoint.safetensors")
+}
+
+/// The effective configuration and run directory of `args`.
+fn configure(args: &TrainArgs) -> anyhow::Result<(TrainConfig, PathBuf, bool)> {
+    let shortcuts = [
+        args.epochs.map(|v| format!("run.epochs={v}")),
+        args.seed.map(|v| format!("run.seed={v}")),
+        args.envs.map(|v| format!("env.num_envs={v}")),
+        args.threads.map(|v| format!("env.threads={v}")),
+        args.horizon.map(|v| format!("learner.horizon={v}")),
+    ];
+    if let Some(dir) = &args.resume {
+        let path = config_path(dir);
+        let saved = TrainConfig::from_toml_file(&path)?;
+        let mut b = ConfigBuilder::new(&saved.run.task, &saved.run.learner)?;
+        b.merge_str(&path.display().to_string(), &strip_fixed(&saved.to_toml()))?;
+        for s in shortcuts.iter().flatten().chain(&args.set) {
+            b.set(s)?;
+        }
+        let cfg = b.build()?;
+        for (what, was, now) in [
+            ("env.num_envs", saved.env.num_envs, cfg.env.num_envs),
+            ("learner.horizon", saved.learner.horizon, cfg.learner.horizon),
+        ] {
+            if was != now {
+                bail!("--resume {}: {what} cannot change within a run ({was} -> {now})", dir.display());
+            }
+        }
+        return Ok((cfg, dir.clone(), true));
+    }
+    let Some(task) = &args.task else { bail!("--task is required (or --resume RUN_DIR)") };
+    let learner = parse::flag_name(&args.learner);
+    let mut b = ConfigBuilder::new(&task.replace('_', "-"), &learner)?;
+    if let Some(file) = &args.config {
+        b.merge_file(file)?;
+    }
+    for s in shortcuts.iter().flatten().chain(&args.set) {
+        b.set(s)?;
+    }
+    let cfg = b.build()?;
+    let name = args.name.clone().unwrap_or_else(|| format!("{}-{}-s{}", cfg.run.task, learner, cfg.run.seed));
+    Ok((cfg, args.out.join(name), false))
+}
+
+/// A saved config without `run.task`/`run.learner` (the builder's defaults already hold them).
+fn strip_fixed(toml_text: &str) -> String {
+    toml_text
+        .lines()
+        .filter(|l| !(l.starts_with("task =") || l.starts_with("learner =")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if args.learner == LearnerArg::OpenLoop && args.resume.is_none() {
+        bail!("open-loop training has no config, checkpoints or --resume; use --learner sapo|shac|apg");
+    }
+    let (cfg, dir, resume) = configure(args)?;
+    let opts = TaskOptions { num_envs: cfg.env.num_envs, threads: cfg.env.threads, links: None };
+    let task = Task::build(&cfg.run.task, opts)?;
+    with_task(task, Train { cfg, dir, resume, quiet: args.quiet })
+}
+
+struct Train {
+    cfg: TrainConfig,
+    dir: PathBuf,
+    resume: bool,
+    quiet: bool,
+}
+
+impl WithTask for Train {
+    type Out = ExitCode;
+    fn run<T: VecTask>(self, task: T) -> anyhow::Result<ExitCode> {
+        let Train { cfg, dir, resume, quiet } = self;
+        tch::set_num_threads(1);
+        let spec = task.spec();
+        let name = cfg.run.task.clone();
+        let mut env = VecEnv::new(task).with_context(|| format!("building task `{name}`"))?;
+        let mut learner = DiffRl::new(spec.obs_dim, spec.act_dim, spec.num_envs, cfg.diff_rl()?)?;
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ckpt_path = checkpoint_path(&dir);
+        if !resume && ckpt_path.exists() {
+            println!("note: starting over in {} (--resume {0} continues the run there)", dir.display());
+        }
+        let mut obs = if resume {
+            let ckpt = Checkpoint::read(&ckpt_path)?;
+            ckpt.check(&cfg.run.task, &cfg.run.learner, spec.obs_dim, spec.act_dim)?;
+            ckpt.restore_learner(&mut learner)?;
+            ckpt.restore_env(&mut env)?
+        } else {
+            env.reset(cfg.run.seed)?
+        };
+        checkpoint::write_atomically(&config_path(&dir), cfg.to_toml().as_bytes())
+            .with_context(|| format!("writing {}", config_path(&dir).display()))?;
+        let start = learner.epoch;
+        let epochs = cfg.run.epochs;
+        let mut csv = CsvLog::open(&dir.join("log.csv"), resume.then_some(start))
+            .with_context(|| format!("opening {}", dir.join("log.csv").display()))?;
+        let steps_per_epoch = (cfg.learner.horizon * spec.num_envs) as u64;
+        println!(
+            "train `{name}` with {}: {} envs, H = {}, epochs {start}..{epochs} ({} env steps), seed {}; outputs in {}",
+            cfg.run.learner,
+            spec.num_envs,
+            cfg.learner.horizon,
+            (epochs.saturating_sub(start)) as u64 * steps_per_epoch,
+            cfg.run.seed,
+            dir.display()
+        );
+        let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(epochs.saturating_sub(start) as u64) };
+        if !quiet {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} epochs [{elapsed_precise}<{eta_precise}] {msg}")
+                    .expect("a valid template"),
             );
         }
-    })?;
-    let after = learner.evaluate(&mut env, args.seed + 1, true)?;
-    println!();
-    println!(
-        "evaluation return: {before:.2} -> {after:.2} in {:.1} s; NaN/inf envs isolated: {}",
-        start.elapsed().as_secs_f64(),
-        env.nan_events()
-    );
-    Ok(ExitCode::SUCCESS)
+        let t0 = Instant::now();
+        let mut last_return = None;
+        for _ in start..epochs {
+            let s = learner.train_epoch(&mut env, &mut obs)?;
+            last_return = s.episode_return.or(last_return);
+            let wall = t0.elapsed().as_secs_f64();
+            let fps = (learner.env_steps - start as u64 * steps_per_epoch) as f64 / wall.max(1e-9);
+            for ev in &s.nan_events {
+                bar.println(format!(
+                    "epoch {}: env {} diverged at step {} (non-finite `{}` from system `{}`); it was reset",
+                    s.epoch, ev.env, ev.step, ev.column, ev.system
+                ));
+            }
+            if s.skipped {
+                bar.println(format!(
+                    "epoch {}: update skipped (actor gradient norm {:.3e}{})",
+                    s.epoch,
+                    s.grad_norm,
+                    if s.nan_events.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} NaN events", s.nan_events.len())
+                    }
+                ));
+            }
+            csv.write(&s, learner.env_steps, wall, fps)?;
+            let ret = last_return.map_or("-".to_string(), |r| format!("{r:.2}"));
+            bar.set_message(format!("return {ret} | {fps:.0} env-steps/s"));
+            bar.inc(1);
+            let done = s.epoch + 1;
+            if done % cfg.run.checkpoint_every == 0 || done == epochs {
+                checkpoint::save(&ckpt_path, &learner, &env, &cfg)?;
+                plot_returns(&dir.join("returns.png"), &format!("{name} {}", cfg.run.learner), &csv.curve)?;
+            }
+        }
+        bar.finish_and_clear();
+        if start >= epochs {
+            println!("nothing to do: the checkpoint is at epoch {start} of {epochs} (raise --epochs to continue)");
+            return Ok(ExitCode::SUCCESS);
+        }
+        let wall = t0.elapsed().as_secs_f64();
+        let returns = episode_returns_with(&mut env, cfg.run.seed + 1, |o| learner.act(o, true))?;
+        let (mean, ci) = mean_ci95(&returns);
+        println!(
+            "done: {} epochs, {} env steps in {wall:.1} s ({:.0} env-steps/s); last training return {}; \
+             skipped updates {}, NaN events {}",
+            epochs - start,
+            learner.env_steps,
+            ((epochs - start) as u64 * steps_per_epoch) as f64 / wall.max(1e-9),
+            last_return.map_or("-".to_string(), |r| format!("{r:.2}")),
+            csv.skipped_total,
+            csv.nan_events_total
+        );
+        println!("deterministic evaluation: {mean:.2} ± {ci:.2} (95% CI, {} episodes)", returns.len());
+        println!(
+            "wrote {}, {}, {}, {}",
+            config_path(&dir).display(),
+            csv.path().display(),
+            ckpt_path.display(),
+            dir.join("returns.png").display()
+        );
+        Ok(ExitCode::SUCCESS)
+    }
 }
