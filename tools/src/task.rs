@@ -5,10 +5,11 @@ use anyhow::bail;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
+use diffsim_tasks::{HandReorient, HandReorientConfig};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
 /// Underscore spellings the parser also accepts.
-const ALIASES: &[(&str, &str)] = &[("chain-reach", "chain_reach"), ("ant-run", "ant_run")];
+const ALIASES: &[(&str, &str)] = &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
 
 /// `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
 pub fn parser() -> PossibleValuesParser {
@@ -33,6 +34,7 @@ pub enum Task {
     ChainReach(ChainReach),
     Cartpole(Cartpole),
     AntRun(AntRun),
+    HandReorient(HandReorient),
 }
 
 impl Task {
@@ -57,6 +59,11 @@ impl Task {
                 threads: opts.threads,
                 ..AntRunConfig::default()
             }))),
+            "hand-reorient" => Ok(Task::HandReorient(HandReorient::new(HandReorientConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HandReorientConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -68,6 +75,7 @@ impl SimFactory for Task {
             Task::ChainReach(t) => t.sim(),
             Task::Cartpole(t) => t.sim(),
             Task::AntRun(t) => t.sim(),
+            Task::HandReorient(t) => t.sim(),
         }
     }
 }

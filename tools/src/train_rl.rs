@@ -19,6 +19,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         Task::ChainReach(t) => train(t, args),
         Task::Cartpole(t) => train(t, args),
         Task::AntRun(t) => train(t, args),
+        Task::HandReorient(t) => train(t, args),
     }
 }
 
