@@ -14,28 +14,30 @@
 //! - segment–segment: the closest points P (on A), Q (on B) of the two cores by clamped
 //!   minimisation of |P(s) − Q(t)|², s, t ∈ [0, 1]; d = |P − Q|, p = r_A + r_B − d,
 //!   n = (P − Q)/d, x = ½ (P + Q).
-//! - segment–box (one contact): in the box frame, f(s) = Σᵢ max(|aᵢ + s eᵢ| − hᵢ, 0)², the squared
+//! - segment–box: in the box frame, f(s) = Σᵢ max(|aᵢ + s eᵢ| − hᵢ, 0)², the squared
 //!   distance of the core point P(s) to the box, is convex and piecewise quadratic in s; its
 //!   minimum is found exactly on the intervals between the breakpoints aᵢ + s eᵢ = ±hᵢ. If the
 //!   core stays outside (f > 0): Q = clamp(P, −h, h), d = |P − Q|, p = r − d, n = (P − Q)/d.
-//!   If the core enters the box: P is its deepest point, the maximiser of the concave, piecewise
-//!   linear depth g(s) = minᵢ (hᵢ − |aᵢ + s eᵢ|) (among the segment's ends, the zeros of each
-//!   aᵢ + s eᵢ and the crossings of two pieces); n is the normal of the face nearest to P, Q
-//!   the projection of P on that face, p = r + g. Then x = ½ (P + Q). The two regimes agree
-//!   where the core touches a face (g = 0 = d).
+//!   If the core enters the box (f = 0 somewhere): the sphere law below at the core's two ends
+//!   and its midpoint (a sphere: at its centre).
+//!   Sphere law (centre P, radius r): outside the box, Q = clamp(P, −h, h), d = |P − Q|,
+//!   p = r − d, n = (P − Q)/d; inside, n is the outward normal of the nearest face (the axis of
+//!   least depth g = minᵢ (hᵢ − |Pᵢ|)), Q the projection of P on it, p = r + g. Both give
+//!   x = ½ (P + Q) and agree where P is on a face (g = 0 = d).
 //! - box–box: sample points of each box (8 vertices and 12 edge midpoints) inside the other box,
 //!   each with depth g (as above, radius 0) along the normal of the other box's nearest face,
 //!   x halfway between the point and that face.
 //!
-//! Limitations (documented, accepted): box–box misses edge–edge crossings between sample points
+//! Limitations (documented, accepted): the segment–box force jumps where the core enters the
+//! box (one closest-point contact becomes three sample contacts; a deepest-point contact would
+//! avoid that but its nearest face is always a tie between two faces, so its normal would flip
+//! under any perturbation); box–box misses edge–edge crossings between sample points
 //! (an edge of one box lying across the middle of a long edge of the other, both outside each
 //! other's samples); a deep penetration switches faces where two face depths are equal; the
-//! contact count of box–box changes as samples enter. Spheres and capsules of the hand-cube kind
-//! (fingertips, phalanges against a cube) use the exact segment–box law.
+//! contact count of box–box changes as samples enter.
 //!
 //! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime
-//! (the clamping of s, t, the choice of the minimising interval or deepest point, the nearest
-//! face and the on/off switch are kinks, as for every penalty contact).
+//! (the clamping of s, t, the choice of the minimising interval, the nearest face and the on/off switch are kinks, as for every penalty contact).
 
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
 use diffsim_engine::{ColumnAccess, Model, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
@@ -184,10 +186,14 @@ pub fn pair_contacts<R: Real>(a: &WorldShape<R>, b: &WorldShape<R>, out: &mut Ve
             });
         }
         (WorldShape::Segment { p0, d, radius }, WorldShape::Box { centre, rot, half }) => {
-            out.extend(segment_box(p0, d, radius, centre, &rot, half));
+            segment_box(p0, d, radius, centre, &rot, half, out);
         }
         (WorldShape::Box { centre, rot, half }, WorldShape::Segment { p0, d, radius }) => {
-            out.extend(segment_box(p0, d, radius, centre, &rot, half).map(flipped));
+            let first = out.len();
+            segment_box(p0, d, radius, centre, &rot, half, out);
+            for c in &mut out[first..] {
+                *c = flipped(*c);
+            }
         }
         (WorldShape::Box { centre: c1, rot: r1, half: h1 }, WorldShape::Box { centre: c2, rot: r2, half: h2 }) => {
             // Samples of A inside B push A out of B (n already out of B); samples of B inside A
@@ -260,8 +266,8 @@ fn face_contact<R: Real>(
     ContactPoint { x: add(centre, mat_vec(rot, x_local)), n: n_world, pen: R::from_f64(radius) + g }
 }
 
-/// Contact of a sphere or capsule (core p0 + s d, radius r) with a box (see the module docs);
-/// the normal points out of the box.
+/// Contacts of a sphere or capsule (core p0 + s d, radius r) with a box (see the module docs),
+/// appended to `out`; normals point out of the box.
 pub fn segment_box<R: Real>(
     p0: V3<R>,
     d: V3<R>,
@@ -269,7 +275,8 @@ pub fn segment_box<R: Real>(
     centre: V3<R>,
     rot: &M3<R>,
     half: [f64; 3],
-) -> Option<ContactPoint<R>> {
+    out: &mut Vec<ContactPoint<R>>,
+) {
     let rt = transpose(rot);
     let a = mat_vec(&rt, sub(p0, centre));
     let e = mat_vec(&rt, d);
@@ -315,41 +322,36 @@ pub fn segment_box<R: Real>(
     }
     let (s, f2) = best;
     if f2.to_f64() > 1e-18 {
-        if f2.to_f64() >= radius * radius {
-            return None;
+        // The core stays outside: one contact at its closest point.
+        if f2.to_f64() < radius * radius {
+            out.extend(sphere_box(at(s), radius, centre, rot, half));
         }
-        let p = at(s);
-        let q = [0, 1, 2].map(|i| p[i].max(R::from_f64(-half[i])).min(R::from_f64(half[i])));
-        let delta = sub(p, q);
-        let dist = dot(delta, delta).sqrt();
-        let n = mat_vec(rot, scale(delta, R::one() / dist));
-        let x = add(centre, mat_vec(rot, scale(add(p, q), R::from_f64(0.5))));
-        return Some(ContactPoint { x, n, pen: R::from_f64(radius) - dist });
+        return;
     }
-    // The core enters the box: its deepest point, among the candidates where g can peak.
-    let mut candidates: Vec<R> = vec![R::zero(), R::one()];
-    for i in (0..3).filter(|&i| moving(i)) {
-        candidates.push(-a[i] / e[i]);
-        for j in i + 1..3 {
-            for (si, sj) in [(1.0, 1.0), (1.0, -1.0), (-1.0, 1.0), (-1.0, -1.0)] {
-                // hᵢ − sᵢ (aᵢ + s eᵢ) = hⱼ − sⱼ (aⱼ + s eⱼ)
-                let slope = R::from_f64(si) * e[i] - R::from_f64(sj) * e[j];
-                if slope.to_f64().abs() > 1e-12 {
-                    let rhs = R::from_f64(half[i] - half[j]) - R::from_f64(si) * a[i] + R::from_f64(sj) * a[j];
-                    candidates.push(rhs / slope);
-                }
-            }
-        }
+    // The core enters the box: the sphere law at its ends and midpoint (at a sphere, its centre).
+    let samples: &[f64] = if (0..3).any(moving) { &[0.0, 0.5, 1.0] } else { &[0.0] };
+    for &s in samples {
+        out.extend(sphere_box(at(R::from_f64(s)), radius, centre, rot, half));
     }
-    let mut deepest: Option<(R, R, usize)> = None;
-    for s in candidates.into_iter().filter(|s| (0.0..=1.0).contains(&s.to_f64())) {
-        let (g, axis) = depth(at(s), half);
-        if deepest.is_none_or(|(_, gb, _)| g.to_f64() > gb.to_f64()) {
-            deepest = Some((s, g, axis));
-        }
+}
+
+/// A sphere (box-frame centre p, radius r) against a box: the closest point of the box when p
+/// is outside, the nearest face when p is inside.
+fn sphere_box<R: Real>(p: V3<R>, radius: f64, centre: V3<R>, rot: &M3<R>, half: [f64; 3]) -> Option<ContactPoint<R>> {
+    let (g, axis) = depth(p, half);
+    if g.to_f64() >= 0.0 {
+        return Some(face_contact(p, axis, g, radius, centre, rot, half));
     }
-    let (s, g, axis) = deepest?;
-    Some(face_contact(at(s), axis, g.max(R::zero()), radius, centre, rot, half))
+    let q = [0, 1, 2].map(|i| p[i].max(R::from_f64(-half[i])).min(R::from_f64(half[i])));
+    let delta = sub(p, q);
+    let d2 = dot(delta, delta);
+    if d2.to_f64() >= radius * radius || d2.to_f64() < 1e-24 {
+        return None;
+    }
+    let dist = d2.sqrt();
+    let n = mat_vec(rot, scale(delta, R::one() / dist));
+    let x = add(centre, mat_vec(rot, scale(add(p, q), R::from_f64(0.5))));
+    Some(ContactPoint { x, n, pen: R::from_f64(radius) - dist })
 }
 
 fn point_velocity<R: Real>(bqd: &[R], b: usize, x: V3<R>) -> V3<R> {
