@@ -507,7 +507,7 @@ impl<R: Real> System<R> for ResampleGoal {
             let mut rng = goal_stream(k, n);
             let new = rotation_from::<R>(rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0));
             goal[7 * e + 3..7 * e + 7].copy_from_slice(&new);
-            key[2 * e + 1] = R::from_f64(n + 1.0);
+            key[2 * e + 1] += R::one();
         }
     }
     fn adjoint(
