@@ -1,13 +1,14 @@
 //! `hand_reorient`: an Allegro-like hand (16 hinges, fixed base) reorients a free cube to a goal
 //! orientation (rewarped.md §6.1–6.2 "HandReorient", IsaacGymEnvs AllegroHand: 64 substeps ×
 //! 0.130 ms = 1/120 s per env step, episodes of 600 steps, 72 observations, 16 torques × 2.0,
-//! termination when the cube is 0.24 or more from the goal position; no ground).
+//! termination when the cube is 0.24 or more from the goal position).
 //!
 //! The hand and cube come from `assets/allegro_hand.xml` through the MJCF loader (z-up converted
 //! to y-up: the goal offset "−0.04 z" of the reference is −0.04 ŷ here, and its random rotations
 //! about the z-up x and y axes are rotations about x and −z). Contact: only the pairs of a hand
 //! shape and the cube (`ShapePairContact`), ke 5e2, kd 1e2, kf 1e2, μ 0.5. Per env step: the
-//! substeps, then (Post) `articulation.fk`, `hand_reorient.observe`, `hand_reorient.reward`,
+//! substeps (clear, FK, hand–cube contact, ground contact, joint forces, integrate), then (Post)
+//! `articulation.fk`, `hand_reorient.observe`, `hand_reorient.reward`,
 //! `hand_reorient.terminate`, `hand_reorient.resample_goal`.
 //!
 //! - obs (72): [0:16] hand angles unscaled to [−1, 1] by the joint limits, (2q − (hi + lo)) /
@@ -26,6 +27,12 @@
 //!   zero velocity; hand angles 0.2 (lo + (hi − lo) U(0, 1)); goal rotation drawn the same way,
 //!   goal position = nominal cube start − 0.04 ŷ.
 //!
+//! A ground plane y = 0 (not in the reference) catches a dropped cube: only terminated states
+//! reach it (the cube resting there is ≥ 0.5 from the goal), so episodes are unchanged, but a
+//! plain `Sim` stepped past termination without resets (benchmarks) no longer lets the cube fall
+//! for ever, where f32 Featherstone in world coordinates loses its precision (NaN after ~400
+//! steps of free fall, 50 m below).
+//!
 //! Not modelled: Warp's `angular_damping` 0.01 of the Featherstone integrator (a numerical
 //! damping of body rates, not part of the task).
 
@@ -40,7 +47,7 @@ use diffsim_engine::{
 };
 use diffsim_systems::articulation::shape_contact::ShapePairContact;
 use diffsim_systems::articulation::spatial::{V3, cross, quat_mul, sin_cos};
-use diffsim_systems::articulation::{ClearForces, ForwardKinematics, Integrate, JointForces};
+use diffsim_systems::articulation::{ClearForces, ForwardKinematics, GroundContact, Integrate, JointForces};
 use glam::{Quat, Vec3};
 
 use crate::vec_env::{Task, TaskRng, TaskSpec};
@@ -202,6 +209,7 @@ impl SimFactory for HandReorient {
             .with(Stage::Substep, ClearForces)
             .with(Stage::Substep, ForwardKinematics)
             .with(Stage::Substep, contact)
+            .with(Stage::Substep, GroundContact)
             .with(Stage::Substep, forces)
             .with(Stage::Substep, Integrate)
             .with(Stage::Post, ForwardKinematics)
@@ -418,7 +426,8 @@ impl<R: Real> System<R> for Reward {
             let cg = CubeGoal::read(&self.layout, q, goal, e);
             let rot = abs(cg.rot_dist());
             let a2 = act[ACT_DIM * e..ACT_DIM * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
-            let base = R::from_f64(DIST_REWARD_SCALE) * cg.goal_dist() + R::one() / (rot + R::from_f64(ROT_EPS))
+            let base = R::from_f64(DIST_REWARD_SCALE) * cg.goal_dist()
+                + R::one() / (rot + R::from_f64(ROT_EPS))
                 + R::from_f64(ACTION_PENALTY_SCALE) * a2;
             // smooth_compare(|rot|, "<", tol), blended with the goal-reset flag (0, see docs).
             let success = sigmoid((R::from_f64(SUCCESS_TOLERANCE) - rot) / eps);

@@ -15,7 +15,16 @@ use proptest::prelude::*;
 /// A shape at its body's origin with the test contact parameters.
 macro_rules! shape {
     ($body:expr, $geometry:expr) => {
-        Shape { body: $body, geometry: $geometry, pos: Vec3::ZERO, rot: Quat::IDENTITY, ke: 2.0e3, kd: 5.0, kf: 10.0, mu: 0.5 }
+        Shape {
+            body: $body,
+            geometry: $geometry,
+            pos: Vec3::ZERO,
+            rot: Quat::IDENTITY,
+            ke: 2.0e3,
+            kd: 5.0,
+            kf: 10.0,
+            mu: 0.5,
+        }
     };
 }
 
@@ -164,7 +173,8 @@ fn drop_on(b: Geometry, a: Geometry, rot_a: Quat, seconds: f64) -> (f64, f64) {
     }
     let (bq, qd) = (sim.state.get("body_q").unwrap(), sim.state.get("joint_qd").unwrap());
     let p = [bq[0], bq[1], bq[2]];
-    let v = [qd[3] + qd[1] * p[2] - qd[2] * p[1], qd[4] + qd[2] * p[0] - qd[0] * p[2], qd[5] + qd[0] * p[1] - qd[1] * p[0]];
+    let v =
+        [qd[3] + qd[1] * p[2] - qd[2] * p[1], qd[4] + qd[2] * p[0] - qd[0] * p[2], qd[5] + qd[0] * p[1] - qd[1] * p[0]];
     (lowest, (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt())
 }
 
@@ -173,10 +183,9 @@ fn cube_dropped_on_a_sphere_or_a_capsule_does_not_pass_through() {
     let cube = Geometry::Box { half_extents: Vec3::splat(0.05) };
     // Rest height of the cube centre: sphere top (0.05) + half extent 0.05, minus the static
     // penetration m g / ke = 0.5 · 9.81 / 2e3 ≈ 2.5 mm (a little more as it rocks).
-    for (b, top) in [
-        (Geometry::Sphere { radius: 0.05 }, 0.05),
-        (Geometry::Capsule { radius: 0.04, half_height: 0.1 }, 0.04),
-    ] {
+    for (b, top) in
+        [(Geometry::Sphere { radius: 0.05 }, 0.05), (Geometry::Capsule { radius: 0.04, half_height: 0.1 }, 0.04)]
+    {
         let tilted = Quat::from_rotation_z(0.2) * Quat::from_rotation_x(0.1);
         let (lowest, _) = drop_on(b, cube, tilted, 0.4);
         assert!(lowest > top, "{b:?}: the cube centre went down to {lowest}, below the top {top}");
@@ -213,4 +222,3 @@ fn pair_list_of_a_body_holds_exactly_its_pairs() {
     let pairs = ShapePairContact::involving_body(&packed.model, 1).pairs;
     assert_eq!(pairs, vec![(0, 2), (1, 2), (2, 3), (2, 4)]);
 }
-

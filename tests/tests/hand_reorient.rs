@@ -127,7 +127,13 @@ fn reward_pays_the_smoothed_bonus_only_near_the_goal_rotation() {
         }
         let mut out = s.clone();
         let sys = Reward { layout: layout.clone() };
-        System::<f64>::forward(&sys, &StepCx { dt: 0.0, step: 0, substep: 0 }, &sim.model.view_all(), &sim.control.view_all(), &mut out.view_all_mut());
+        System::<f64>::forward(
+            &sys,
+            &StepCx { dt: 0.0, step: 0, substep: 0 },
+            &sim.model.view_all(),
+            &sim.control.view_all(),
+            &mut out.view_all_mut(),
+        );
         out.get("reward").unwrap()[0]
     };
     // At the goal position, with zero actions: r = 1/(rot + 0.1) + 250 σ(−|s − 1|/ε).
@@ -162,7 +168,13 @@ fn hand_reorient_runs_in_the_vec_env_and_flags_termination_by_goal_distance() {
                 (None, true) => panic!("env {e} terminated without a final observation"),
             };
             let far = f64::from(goal_dist(&o)) >= FALL_DISTANCE;
-            assert_eq!(out.terminated[e], far, "env {e}: terminated {} at goal distance {}", out.terminated[e], goal_dist(&o));
+            assert_eq!(
+                out.terminated[e],
+                far,
+                "env {e}: terminated {} at goal distance {}",
+                out.terminated[e],
+                goal_dist(&o)
+            );
             ended += usize::from(out.terminated[e]);
         }
     }

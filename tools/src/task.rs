@@ -9,7 +9,8 @@ use diffsim_tasks::{HandReorient, HandReorientConfig};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
 /// Underscore spellings the parser also accepts.
-const ALIASES: &[(&str, &str)] = &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
+const ALIASES: &[(&str, &str)] =
+    &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
 
 /// `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
 pub fn parser() -> PossibleValuesParser {
