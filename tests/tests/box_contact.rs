@@ -8,7 +8,7 @@ use diffsim_engine::components::{Body, Geometry, Gravity, Joint, JointKind, Shap
 use diffsim_engine::{Cpu, Scene, Sim, StepCx};
 use diffsim_systems::articulation::shape_contact::{ShapePairContact, WorldShape, pair_contacts};
 use diffsim_systems::articulation::{self, Contacts, JointForces, ShapeContact};
-use diffsim_tests::{Rng, SystemCheck};
+use diffsim_tests::{GradReport, Rng, SystemCheck};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
 
@@ -116,6 +116,9 @@ fn contacts(sim: &Sim<f64>) -> usize {
     out.len()
 }
 
+/// One system's gradient check at a point.
+type Check<'a> = dyn Fn(&SystemCheck, &mut Rng) -> Result<GradReport, String> + 'a;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
@@ -127,7 +130,7 @@ proptest! {
         let (s, c) = (sim.state.clone(), sim.control.clone());
         // A kink (a sample reaching a face, a tie of two faces) closer than h to the state
         // spoils the difference quotient; such a state passes if the quotient at h/10 agrees.
-        let report = |sys: &dyn Fn(&SystemCheck, &mut Rng) -> Result<diffsim_tests::GradReport, String>| {
+        let report = |sys: &Check<'_>| {
             let mut r = None;
             for h in [1e-7, 1e-8] {
                 let check = SystemCheck { model: &sim.model, state: &s, control: &c, cx: StepCx { dt: 1e-3, step: 0, substep: 0 }, h };

@@ -7,7 +7,7 @@
 use diffsim_engine::{Columns, EngineError, Real, Sim, SimFactory, StepCx, System};
 use diffsim_tasks::hand_reorient::{FALL_DISTANCE, HandLayout, Observe, ResampleGoal, Reward, Terminate};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Task, VecEnv};
-use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
 use glam::{Quat, Vec3};
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -86,6 +86,9 @@ fn random_state(layout: &HandLayout, sim: &Sim<f64>, rng: &mut Rng) -> (Columns<
     (s, c)
 }
 
+/// One system's gradient check at a point.
+type Check<'a> = dyn Fn(&SystemCheck, &mut Rng) -> Result<GradReport, String> + 'a;
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
 
@@ -97,7 +100,7 @@ proptest! {
         let mut rng = Rng::new(seed);
         let (s, c) = random_state(&layout, &sim, &mut rng);
         let check = SystemCheck { model: &sim.model, state: &s, control: &c, cx: StepCx { dt: 1.0 / 120.0, step: 0, substep: 0 }, h: 1e-7 };
-        let systems: [(&str, Box<dyn Fn(&SystemCheck, &mut Rng) -> Result<diffsim_tests::GradReport, String>>); 4] = [
+        let systems: [(&str, Box<Check<'_>>); 4] = [
             ("observe", Box::new(|ch, r| ch.run(&Observe { layout: layout.clone() }, r))),
             ("reward", Box::new(|ch, r| ch.run(&Reward { layout: layout.clone() }, r))),
             ("terminate", Box::new(|ch, r| ch.run(&Terminate { layout: layout.clone() }, r))),

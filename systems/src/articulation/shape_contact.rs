@@ -211,8 +211,8 @@ pub fn pair_contacts<R: Real>(a: &WorldShape<R>, b: &WorldShape<R>, out: &mut Ve
 /// The 8 vertices and 12 edge midpoints of a box, in world coordinates.
 fn box_samples<R: Real>(centre: V3<R>, rot: &M3<R>, half: [f64; 3]) -> impl Iterator<Item = V3<R>> + '_ {
     // Local coordinates in {−1, 0, 1}³ with at most one zero: 8 vertices + 12 edge midpoints.
-    (0..27).filter_map(move |k| {
-        let c = [(k % 3) as i32 - 1, (k / 3 % 3) as i32 - 1, (k / 9) as i32 - 1];
+    (0..27i32).filter_map(move |k| {
+        let c = [k % 3 - 1, k / 3 % 3 - 1, k / 9 - 1];
         if c.iter().filter(|&&x| x == 0).count() > 1 {
             return None;
         }
