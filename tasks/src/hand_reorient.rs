@@ -189,11 +189,15 @@ impl HandReorient {
         packed.add_state(ColumnSpec::new("goal", 1, 7))?;
         packed.add_state(ColumnSpec::new("goal_rng", 1, 2))?;
         packed.add_control(ColumnSpec::new("act", 1, ACT_DIM));
-        // Nominal goal: the cube's start position − 0.04 ŷ, identity rotation.
+        // Nominal goal (resets draw a random rotation): the cube's start position − 0.04 ŷ and a
+        // quarter turn about x, not the cube's own start rotation, where rot_dist = 0 would sit
+        // on the kink of |q_diff.xyz|.
+        let quarter = Quat::from_rotation_x(std::f32::consts::FRAC_PI_2).to_array();
         for e in 0..packed.state.num_envs() {
             let start: Vec<f32> = packed.state.env("joint_q", e)?[layout.cube_q..layout.cube_q + 3].to_vec();
             let goal = packed.state.env_mut("goal", e)?;
-            goal.copy_from_slice(&[start[0], start[1] - 0.04, start[2], 0.0, 0.0, 0.0, 1.0]);
+            goal[..3].copy_from_slice(&[start[0], start[1] - 0.04, start[2]]);
+            goal[3..].copy_from_slice(&quarter);
         }
         Ok((packed, layout))
     }
