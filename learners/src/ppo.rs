@@ -299,7 +299,8 @@ impl Ppo {
                 let (mu, std) = self.policy.dist(&o);
                 let ratio = (gaussian_log_prob(&a, &mu, &std) - logp_t.index_select(0, &idx)).exp();
                 let adv_mb = adv_t.index_select(0, &idx);
-                let surr = (&ratio * &adv_mb).min_other(&(ratio.clamp(1.0 - self.cfg.clip, 1.0 + self.cfg.clip) * &adv_mb));
+                let surr =
+                    (&ratio * &adv_mb).min_other(&(ratio.clamp(1.0 - self.cfg.clip, 1.0 + self.cfg.clip) * &adv_mb));
                 let p_loss = -surr.mean(Kind::Float);
                 let v_loss = (self.critic.value(&o) - ret_t.index_select(0, &idx)).square().mean(Kind::Float);
                 let entropy = (std.log() + 0.5 + 0.5 * (2.0 * std::f64::consts::PI).ln())
@@ -395,7 +396,9 @@ mod tests {
         let lp = gaussian_log_prob(&a, &mu, &std).double_value(&[0]);
         let expect: f64 = [(0.1, 0.3, 0.5), (0.4, -0.2, 1.5)]
             .iter()
-            .map(|&(x, m, s): &(f64, f64, f64)| -0.5 * ((x - m) / s).powi(2) - s.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln())
+            .map(|&(x, m, s): &(f64, f64, f64)| {
+                -0.5 * ((x - m) / s).powi(2) - s.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+            })
             .sum();
         assert!((lp - expect).abs() < 1e-5, "{lp} vs {expect}");
         assert!(gaussian_kl(&mu, &std, &mu, &std).double_value(&[0]).abs() < 1e-7);

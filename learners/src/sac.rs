@@ -246,9 +246,8 @@ impl Sac {
             2f64.sqrt(),
             StdKind::StateDependent,
         );
-        let q_pair = |vs: &nn::VarStore| {
-            [0, 1].map(|k| QNet::new(vs.root() / format!("q{k}"), od, ad, &cfg.critic_hidden))
-        };
+        let q_pair =
+            |vs: &nn::VarStore| [0, 1].map(|k| QNet::new(vs.root() / format!("q{k}"), od, ad, &cfg.critic_hidden));
         let critic_vs = nn::VarStore::new(dev);
         let critics = q_pair(&critic_vs);
         let mut target_vs = nn::VarStore::new(dev);
@@ -361,9 +360,8 @@ impl Sac {
     /// One gradient update of critics, actor and temperature; returns (critic loss, actor loss).
     fn update(&mut self) -> (f64, f64) {
         let len = self.buffer.len();
-        let idx: Vec<usize> = (0..self.cfg.batch.min(len).max(1))
-            .map(|_| (self.rng.next_u64() % len as u64) as usize)
-            .collect();
+        let idx: Vec<usize> =
+            (0..self.cfg.batch.min(len).max(1)).map(|_| (self.rng.next_u64() % len as u64) as usize).collect();
         let [o, a, ret, o2, discount] = self.buffer.gather(&idx);
         let (o, o2) = (self.normalize(&o), self.normalize(&o2));
         let alpha = self.alpha();
@@ -372,10 +370,11 @@ impl Sac {
             let q_next = self.targets[0].q(&o2, &a2).min_other(&self.targets[1].q(&o2, &a2));
             &ret + &discount * (q_next - logp2 * alpha)
         });
-        let critic_loss = self.critics.iter().map(|c| (c.q(&o, &a) - &y).square().mean(Kind::Float)).fold(
-            Tensor::zeros([], (Kind::Float, tch::Device::Cpu)),
-            |acc, l| acc + l,
-        );
+        let critic_loss = self
+            .critics
+            .iter()
+            .map(|c| (c.q(&o, &a) - &y).square().mean(Kind::Float))
+            .fold(Tensor::zeros([], (Kind::Float, tch::Device::Cpu)), |acc, l| acc + l);
         self.opt_critic.zero_grad();
         critic_loss.backward();
         self.opt_critic.clip_grad_norm(self.cfg.max_grad_norm);
@@ -476,8 +475,12 @@ mod tests {
     #[test]
     fn nstep_returns_stop_at_terminations_timeouts_and_block_end() {
         let g = 0.5;
-        let block =
-            [step(1.0, false, false, 10.0), step(2.0, false, true, 20.0), step(4.0, false, false, 30.0), step(8.0, true, false, 40.0)];
+        let block = [
+            step(1.0, false, false, 10.0),
+            step(2.0, false, true, 20.0),
+            step(4.0, false, false, 30.0),
+            step(8.0, true, false, 40.0),
+        ];
         let mut buf = ReplayBuffer::new(16, 1, 1);
         push_nstep(&mut buf, &block, 3, g);
         // t0: stops at the time-out at t1: R = 1 + 0.5·2, bootstrap γ² from t1's terminal obs.

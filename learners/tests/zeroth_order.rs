@@ -23,8 +23,7 @@ fn env() -> VecEnv<Cartpole> {
 /// Mean first-episode return under uniform random actions.
 fn random_return(env: &mut VecEnv<Cartpole>) -> f64 {
     let mut rng = TaskRng::new(EVAL_SEED);
-    evaluate_with(env, EVAL_SEED, |o| Array2::from_shape_fn((o.nrows(), 1), |_| rng.uniform(-1.0, 1.0) as f32))
-        .unwrap()
+    evaluate_with(env, EVAL_SEED, |o| Array2::from_shape_fn((o.nrows(), 1), |_| rng.uniform(-1.0, 1.0) as f32)).unwrap()
 }
 
 fn assert_learned(name: &str, random: f64, trained: f64, margin: f64) {
@@ -36,7 +35,8 @@ fn assert_learned(name: &str, random: f64, trained: f64, margin: f64) {
 fn ppo_beats_random_actions_on_cartpole() {
     let mut env = env();
     let random = random_return(&mut env);
-    let cfg = PpoConfig { actor_hidden: vec![64, 64], critic_hidden: vec![64, 64], minibatch: 512, ..Default::default() };
+    let cfg =
+        PpoConfig { actor_hidden: vec![64, 64], critic_hidden: vec![64, 64], minibatch: 512, ..Default::default() };
     let mut ppo = Ppo::new(5, 1, ENVS, cfg).unwrap();
     ppo.train(&mut env, 1, ITERATIONS_PPO, |s| eprintln!("ppo {s:?}")).unwrap();
     assert!(!env.is_recording() && env.sim().tape_memory().is_none(), "PPO must not record a tape");

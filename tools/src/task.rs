@@ -5,11 +5,12 @@ use anyhow::bail;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
-use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig};
+use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
 
 /// The `--task` parser: clap rejects any other name and lists the valid ones.
 /// Underscore spellings the parser also accepts.
-const ALIASES: &[(&str, &str)] = &[("chain-reach", "chain_reach"), ("ant-run", "ant_run")];
+const ALIASES: &[(&str, &str)] =
+    &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
 
 /// `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
 pub fn parser() -> PossibleValuesParser {
@@ -36,6 +37,7 @@ pub enum Task {
     AntRun(AntRun),
     Hopper(Hopper),
     Humanoid(Humanoid),
+    HandReorient(HandReorient),
 }
 
 impl Task {
@@ -70,6 +72,11 @@ impl Task {
                 threads: opts.threads,
                 ..HumanoidConfig::default()
             }))),
+            "hand-reorient" => Ok(Task::HandReorient(HandReorient::new(HandReorientConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HandReorientConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -83,6 +90,7 @@ impl SimFactory for Task {
             Task::AntRun(t) => t.sim(),
             Task::Hopper(t) => t.sim(),
             Task::Humanoid(t) => t.sim(),
+            Task::HandReorient(t) => t.sim(),
         }
     }
 }

@@ -38,6 +38,7 @@ pub fn with_task<W: WithTask>(task: Task, w: W) -> anyhow::Result<W::Out> {
         Task::AntRun(t) => w.run(t),
         Task::Hopper(t) => w.run(t),
         Task::Humanoid(t) => w.run(t),
+        Task::HandReorient(t) => w.run(t),
     }
 }
 

@@ -1,27 +1,80 @@
-//! `articulation.shape_contact`: penalty contact between the sphere and capsule shapes of
-//! different bodies (Ant self-collision; a body never collides with its parent or children,
-//! which share a joint). Boxes are skipped here (ground contact handles them).
+//! `articulation.shape_contact`: penalty contact between the shapes (spheres, capsules, boxes) of
+//! different bodies: all pairs of non-adjacent bodies (`ShapeContact`, e.g. Ant self-collision;
+//! a body never collides with its parent or children, which share a joint), or an explicit pair
+//! list (`ShapePairContact`, e.g. only the pairs that involve a manipulated cube).
 //!
-//! A sphere is a segment of zero length, a capsule the segment ±h along its local y; both have a
-//! radius. For a pair, the closest points P (on shape A) and Q (on B) of the two segments are
-//! found by clamped minimisation of |P(s) − Q(t)|², s, t ∈ [0, 1]. With d = |P − Q|,
-//! penetration p = r_A + r_B − d > 0, normal n = (P − Q)/d and contact point x = ½ (P + Q):
-//! the relative velocity is u = (v_O,A + ω_A × x) − (v_O,B + ω_B × x); the force F is the
-//! penalty law of `contact::penalty_force` (normal N = kₑ p − k_d (u · n) if positive, viscous
-//! friction on u_t capped at μ N); F acts on A at x and −F on B, as spatial forces
-//! (x × F, F) into `body_f`. Contact parameters are the means of the two shapes'.
+//! Every pair yields contact points x with a penetration p > 0 and a unit normal n pointing out
+//! of shape B towards shape A; the relative velocity is u = (v_O,A + ω_A × x) − (v_O,B + ω_B × x);
+//! the force F is the penalty law of `contact::penalty_force` (normal N = kₑ p − k_d (u · n) if
+//! positive, viscous friction on u_t capped at μ N); F acts on A at x and −F on B, as spatial
+//! forces (x × F, F) into `body_f`. Contact parameters are the means of the two shapes'.
+//!
+//! Geometry. A sphere is a segment of zero length, a capsule the segment ±h along its local y;
+//! both have a radius r ("core segment" + radius).
+//! - segment–segment: the closest points P (on A), Q (on B) of the two cores by clamped
+//!   minimisation of |P(s) − Q(t)|², s, t ∈ [0, 1]; d = |P − Q|, p = r_A + r_B − d,
+//!   n = (P − Q)/d, x = ½ (P + Q).
+//! - segment–box: in the box frame, f(s) = Σᵢ max(|aᵢ + s eᵢ| − hᵢ, 0)², the squared
+//!   distance of the core point P(s) to the box, is convex and piecewise quadratic in s; its
+//!   minimum is found exactly on the intervals between the breakpoints aᵢ + s eᵢ = ±hᵢ. If the
+//!   core stays outside (f > 0): Q = clamp(P, −h, h), d = |P − Q|, p = r − d, n = (P − Q)/d.
+//!   If the core enters the box (f = 0 somewhere): the sphere law below at the core's two ends
+//!   and its midpoint (a sphere: at its centre).
+//!   Sphere law (centre P, radius r): outside the box, Q = clamp(P, −h, h), d = |P − Q|,
+//!   p = r − d, n = (P − Q)/d; inside, n is the outward normal of the nearest face (the axis of
+//!   least depth g = minᵢ (hᵢ − |Pᵢ|)), Q the projection of P on it, p = r + g. Both give
+//!   x = ½ (P + Q) and agree where P is on a face (g = 0 = d).
+//! - box–box: sample points of each box (8 vertices and 12 edge midpoints) inside the other box,
+//!   each with depth g (as above, radius 0) along the normal of the other box's nearest face,
+//!   x halfway between the point and that face.
+//!
+//! Limitations (documented, accepted): the segment–box force jumps where the core enters the
+//! box (one closest-point contact becomes three sample contacts; a deepest-point contact would
+//! avoid that but its nearest face is always a tie between two faces, so its normal would flip
+//! under any perturbation); box–box misses edge–edge crossings between sample points
+//! (an edge of one box lying across the middle of a long edge of the other, both outside each
+//! other's samples); a deep penetration switches faces where two face depths are equal; the
+//! contact count of box–box changes as samples enter.
 //!
 //! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime
-//! (the clamping of s, t and the on/off switch are kinks, as for every penalty contact).
+//! (the clamping of s, t, the choice of the minimising interval, the nearest face and the on/off switch are kinks, as for every penalty contact).
 
-use diffsim_engine::articulation::{SHAPE_CAPSULE, SHAPE_SPHERE};
-use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
+use diffsim_engine::{ColumnAccess, Model, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
 
 use super::contact::penalty_force;
 use super::spatial::*;
 
+/// Contact between every pair of shapes on different, non-adjacent bodies.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ShapeContact;
+
+/// Contact between an explicit list of shape pairs (shape indices within an env, the same in
+/// every env); no adjacency filter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShapePairContact {
+    pub pairs: Vec<(u32, u32)>,
+}
+
+impl ShapePairContact {
+    /// Every pair of one shape on `body` and one shape on another body (the bodies of env 0,
+    /// which every env shares): e.g. a manipulated object against a hand, without the
+    /// hand's link–link pairs.
+    pub fn involving_body(model: &Model, body: u32) -> Self {
+        let view = model.view_all();
+        let ns = view.count("shape_kind");
+        let shape_body = &view.topo("shape_body")[..ns];
+        let mut pairs = Vec::new();
+        for i in 0..ns {
+            for j in i + 1..ns {
+                if (shape_body[i] == body) != (shape_body[j] == body) {
+                    pairs.push((i as u32, j as u32));
+                }
+            }
+        }
+        Self { pairs }
+    }
+}
 
 /// Closest points of segments p0 + s·d1 and q0 + t·d2, s, t ∈ [0, 1] (returns P, Q).
 pub fn closest_points<R: Real>(p0: V3<R>, d1: V3<R>, q0: V3<R>, d2: V3<R>) -> (V3<R>, V3<R>) {
@@ -54,21 +107,251 @@ pub fn closest_points<R: Real>(p0: V3<R>, d1: V3<R>, q0: V3<R>, d2: V3<R>) -> (V
     (add(p0, scale(d1, s)), add(q0, scale(d2, t)))
 }
 
-/// World segment (start, direction) and radius of shape `s` on its body, or None for boxes.
-fn segment<R: Real>(bq: &[R], b: usize, kind: u32, size: &[f64], pose: &[f64]) -> Option<(V3<R>, V3<R>, f64)> {
-    let rot = quat_to_mat([bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]]);
-    let x_b = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
-    let centre = add(x_b, mat_vec(&rot, v3(pose[0], pose[1], pose[2])));
-    match kind {
-        SHAPE_SPHERE => Some((centre, [R::zero(); 3], size[0])),
-        SHAPE_CAPSULE => {
+/// A shape in world coordinates.
+#[derive(Clone, Copy, Debug)]
+pub enum WorldShape<R> {
+    /// Sphere (`d` = 0) or capsule: core segment p0 + s d, s ∈ [0, 1], and radius.
+    Segment { p0: V3<R>, d: V3<R>, radius: f64 },
+    /// Box: centre, rotation (box frame → world) and half extents.
+    Box { centre: V3<R>, rot: M3<R>, half: [f64; 3] },
+}
+
+impl<R: Real> WorldShape<R> {
+    /// Shape `kind` with `size` and `pose` (in the body frame) on the body whose pose is row `b`
+    /// of `body_q`; None for unknown kinds.
+    pub fn new(bq: &[R], b: usize, kind: u32, size: &[f64], pose: &[f64]) -> Option<Self> {
+        let rot = quat_to_mat([bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]]);
+        let x_b = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
+        let centre = add(x_b, mat_vec(&rot, v3(pose[0], pose[1], pose[2])));
+        let shape_rot = || {
             let q = [R::from_f64(pose[3]), R::from_f64(pose[4]), R::from_f64(pose[5]), R::from_f64(pose[6])];
-            let srot = mat_mul(&rot, &quat_to_mat(q));
-            let axis = scale([srot[0][1], srot[1][1], srot[2][1]], R::from_f64(size[1]));
-            Some((sub(centre, axis), scale(axis, R::from_f64(2.0)), size[0]))
+            mat_mul(&rot, &quat_to_mat(q))
+        };
+        match kind {
+            SHAPE_SPHERE => Some(Self::Segment { p0: centre, d: [R::zero(); 3], radius: size[0] }),
+            SHAPE_CAPSULE => {
+                let srot = shape_rot();
+                let axis = scale([srot[0][1], srot[1][1], srot[2][1]], R::from_f64(size[1]));
+                Some(Self::Segment { p0: sub(centre, axis), d: scale(axis, R::from_f64(2.0)), radius: size[0] })
+            }
+            SHAPE_BOX => Some(Self::Box { centre, rot: shape_rot(), half: [size[0], size[1], size[2]] }),
+            _ => None,
         }
-        _ => None,
     }
+
+    /// Centre and radius of a bounding sphere (for culling).
+    fn bound(&self) -> (V3<R>, f64) {
+        match *self {
+            Self::Segment { p0, d, radius } => {
+                (add(p0, scale(d, R::from_f64(0.5))), radius + 0.5 * dot(d, d).to_f64().sqrt())
+            }
+            Self::Box { centre, half, .. } => {
+                (centre, (half[0] * half[0] + half[1] * half[1] + half[2] * half[2]).sqrt())
+            }
+        }
+    }
+}
+
+/// A contact point x with penetration `pen` > 0 and unit normal `n` out of shape B towards A.
+#[derive(Clone, Copy, Debug)]
+pub struct ContactPoint<R> {
+    pub x: V3<R>,
+    pub n: V3<R>,
+    pub pen: R,
+}
+
+/// Contacts of shape A with shape B (see the module docs), appended to `out`.
+pub fn pair_contacts<R: Real>(a: &WorldShape<R>, b: &WorldShape<R>, out: &mut Vec<ContactPoint<R>>) {
+    // Bounding-sphere cull before any narrow phase.
+    let ((ca, ra), (cb, rb)) = (a.bound(), b.bound());
+    let gap = sub(ca, cb);
+    if dot(gap, gap).to_f64() >= (ra + rb) * (ra + rb) {
+        return;
+    }
+    let flipped = |c: ContactPoint<R>| ContactPoint { n: scale(c.n, -R::one()), ..c };
+    match (*a, *b) {
+        (WorldShape::Segment { p0: pa, d: da, radius: ra }, WorldShape::Segment { p0: pb, d: db, radius: rb }) => {
+            let (p, q) = closest_points(pa, da, pb, db);
+            let delta = sub(p, q);
+            let d2 = dot(delta, delta);
+            let reach = ra + rb;
+            if d2.to_f64() >= reach * reach || d2.to_f64() < 1e-18 {
+                return;
+            }
+            let d = d2.sqrt();
+            out.push(ContactPoint {
+                x: scale(add(p, q), R::from_f64(0.5)),
+                n: scale(delta, R::one() / d),
+                pen: R::from_f64(reach) - d,
+            });
+        }
+        (WorldShape::Segment { p0, d, radius }, WorldShape::Box { centre, rot, half }) => {
+            segment_box(p0, d, radius, centre, &rot, half, out);
+        }
+        (WorldShape::Box { centre, rot, half }, WorldShape::Segment { p0, d, radius }) => {
+            let first = out.len();
+            segment_box(p0, d, radius, centre, &rot, half, out);
+            for c in &mut out[first..] {
+                *c = flipped(*c);
+            }
+        }
+        (WorldShape::Box { centre: c1, rot: r1, half: h1 }, WorldShape::Box { centre: c2, rot: r2, half: h2 }) => {
+            // Samples of A inside B push A out of B (n already out of B); samples of B inside A
+            // push B out of A, i.e. n out of A, flipped for the A-on-B convention.
+            for p in box_samples(c1, &r1, h1) {
+                out.extend(point_inside_box(p, c2, &r2, h2));
+            }
+            for p in box_samples(c2, &r2, h2) {
+                out.extend(point_inside_box(p, c1, &r1, h1).map(flipped));
+            }
+        }
+    }
+}
+
+/// The 8 vertices and 12 edge midpoints of a box, in world coordinates.
+fn box_samples<R: Real>(centre: V3<R>, rot: &M3<R>, half: [f64; 3]) -> impl Iterator<Item = V3<R>> + '_ {
+    // Local coordinates in {−1, 0, 1}³ with at most one zero: 8 vertices + 12 edge midpoints.
+    (0..27i32).filter_map(move |k| {
+        let c = [k % 3 - 1, k / 3 % 3 - 1, k / 9 - 1];
+        if c.iter().filter(|&&x| x == 0).count() > 1 {
+            return None;
+        }
+        let local = v3(c[0] as f64 * half[0], c[1] as f64 * half[1], c[2] as f64 * half[2]);
+        Some(add(centre, mat_vec(rot, local)))
+    })
+}
+
+/// Depth g = minᵢ (hᵢ − |pᵢ|) of a box-frame point and the axis attaining it.
+fn depth<R: Real>(p: V3<R>, half: [f64; 3]) -> (R, usize) {
+    let mut best = (R::from_f64(half[0]) - abs(p[0]), 0);
+    for i in 1..3 {
+        let g = R::from_f64(half[i]) - abs(p[i]);
+        if g.to_f64() < best.0.to_f64() {
+            best = (g, i);
+        }
+    }
+    best
+}
+
+fn abs<R: Real>(x: R) -> R {
+    if x.to_f64() < 0.0 { -x } else { x }
+}
+
+/// A world point strictly inside a box: contact with the box's nearest face (radius 0).
+fn point_inside_box<R: Real>(p: V3<R>, centre: V3<R>, rot: &M3<R>, half: [f64; 3]) -> Option<ContactPoint<R>> {
+    let local = mat_vec(&transpose(rot), sub(p, centre));
+    let (g, axis) = depth(local, half);
+    if g.to_f64() <= 0.0 {
+        return None;
+    }
+    Some(face_contact(local, axis, g, 0.0, centre, rot, half))
+}
+
+/// Contact of a box-frame core point P at depth g (≥ 0) under face `axis`, for a shape of
+/// radius r: n is that face's outward normal, Q the projection of P on the face.
+fn face_contact<R: Real>(
+    p: V3<R>,
+    axis: usize,
+    g: R,
+    radius: f64,
+    centre: V3<R>,
+    rot: &M3<R>,
+    half: [f64; 3],
+) -> ContactPoint<R> {
+    let sign = if p[axis].to_f64() < 0.0 { -1.0 } else { 1.0 };
+    let mut q = p;
+    q[axis] = R::from_f64(sign * half[axis]);
+    let n_world = scale([rot[0][axis], rot[1][axis], rot[2][axis]], R::from_f64(sign));
+    let x_local = scale(add(p, q), R::from_f64(0.5));
+    ContactPoint { x: add(centre, mat_vec(rot, x_local)), n: n_world, pen: R::from_f64(radius) + g }
+}
+
+/// Contacts of a sphere or capsule (core p0 + s d, radius r) with a box (see the module docs),
+/// appended to `out`; normals point out of the box.
+pub fn segment_box<R: Real>(
+    p0: V3<R>,
+    d: V3<R>,
+    radius: f64,
+    centre: V3<R>,
+    rot: &M3<R>,
+    half: [f64; 3],
+    out: &mut Vec<ContactPoint<R>>,
+) {
+    let rt = transpose(rot);
+    let a = mat_vec(&rt, sub(p0, centre));
+    let e = mat_vec(&rt, d);
+    let at = |s: R| add(a, scale(e, s));
+    let outside2 = |s: R| {
+        let p = at(s);
+        (0..3).fold(R::zero(), |acc, i| {
+            let o = abs(p[i]) - R::from_f64(half[i]);
+            if o.to_f64() > 0.0 { acc + o * o } else { acc }
+        })
+    };
+    let moving = |i: usize| e[i].to_f64().abs() > 1e-12;
+    // Breakpoints of f: where a coordinate crosses a face plane.
+    let mut cuts: Vec<R> = vec![R::zero(), R::one()];
+    for i in (0..3).filter(|&i| moving(i)) {
+        for sign in [-1.0, 1.0] {
+            let s = (R::from_f64(sign * half[i]) - a[i]) / e[i];
+            if s.to_f64() > 0.0 && s.to_f64() < 1.0 {
+                cuts.push(s);
+            }
+        }
+    }
+    cuts.sort_by(|x, y| x.to_f64().total_cmp(&y.to_f64()));
+    // On each interval f is a quadratic over the coordinates outside their slab; minimise it.
+    let mut best = (R::zero(), outside2(R::zero()));
+    for w in cuts.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        let mid = (lo.to_f64() + hi.to_f64()) * 0.5;
+        let (mut num, mut den) = (R::zero(), R::zero());
+        for i in 0..3 {
+            let x = a[i].to_f64() + mid * e[i].to_f64();
+            if x.abs() > half[i] {
+                let side = R::from_f64(half[i].copysign(x));
+                num += e[i] * (a[i] - side);
+                den += e[i] * e[i];
+            }
+        }
+        let s = if den.to_f64() > 1e-18 { (-num / den).max(lo).min(hi) } else { hi };
+        let f = outside2(s);
+        if f.to_f64() < best.1.to_f64() {
+            best = (s, f);
+        }
+    }
+    let (s, f2) = best;
+    if f2.to_f64() > 1e-18 {
+        // The core stays outside: one contact at its closest point.
+        if f2.to_f64() < radius * radius {
+            out.extend(sphere_box(at(s), radius, centre, rot, half));
+        }
+        return;
+    }
+    // The core enters the box: the sphere law at its ends and midpoint (at a sphere, its centre).
+    let samples: &[f64] = if (0..3).any(moving) { &[0.0, 0.5, 1.0] } else { &[0.0] };
+    for &s in samples {
+        out.extend(sphere_box(at(R::from_f64(s)), radius, centre, rot, half));
+    }
+}
+
+/// A sphere (box-frame centre p, radius r) against a box: the closest point of the box when p
+/// is outside, the nearest face when p is inside.
+fn sphere_box<R: Real>(p: V3<R>, radius: f64, centre: V3<R>, rot: &M3<R>, half: [f64; 3]) -> Option<ContactPoint<R>> {
+    let (g, axis) = depth(p, half);
+    if g.to_f64() >= 0.0 {
+        return Some(face_contact(p, axis, g, radius, centre, rot, half));
+    }
+    let q = [0, 1, 2].map(|i| p[i].max(R::from_f64(-half[i])).min(R::from_f64(half[i])));
+    let delta = sub(p, q);
+    let d2 = dot(delta, delta);
+    if d2.to_f64() >= radius * radius || d2.to_f64() < 1e-24 {
+        return None;
+    }
+    let dist = d2.sqrt();
+    let n = mat_vec(rot, scale(delta, R::one() / dist));
+    let x = add(centre, mat_vec(rot, scale(add(p, q), R::from_f64(0.5))));
+    Some(ContactPoint { x, n, pen: R::from_f64(radius) - dist })
 }
 
 fn point_velocity<R: Real>(bqd: &[R], b: usize, x: V3<R>) -> V3<R> {
@@ -76,81 +359,110 @@ fn point_velocity<R: Real>(bqd: &[R], b: usize, x: V3<R>) -> V3<R> {
     add([bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]], cross(w, x))
 }
 
+/// Columns both contact systems read and write.
+fn contact_access() -> Vec<ColumnAccess> {
+    vec![
+        ColumnAccess::state("body_q", 7),
+        ColumnAccess::state("body_qd", 6),
+        ColumnAccess::accumulate("body_f", 6),
+        ColumnAccess::model("shape_size", 3),
+        ColumnAccess::model("shape_pose", 7),
+        ColumnAccess::model("shape_contact", 4),
+        ColumnAccess::model("shape_body", 1),
+        ColumnAccess::model("shape_kind", 1),
+        ColumnAccess::model("joint_parent", 1),
+    ]
+}
+
+/// Accumulates the contact forces of `pairs` (shape indices within an env), or of every pair of
+/// shapes on unrelated bodies if None, into `body_f`, for every env of the chunk.
+fn accumulate_contacts<R: Real>(model: &ModelView, state: &mut ViewMut<R>, pairs: Option<&[(u32, u32)]>) {
+    let ns = model.count("shape_kind");
+    let nb = model.count("joint_kind");
+    let (size, pose, contact) = (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
+    let (body, kind, parent) = (model.topo("shape_body"), model.topo("shape_kind"), model.topo("joint_parent"));
+    let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
+    let mut points = Vec::new();
+    for e in 0..model.num_envs() {
+        let (s0, b0) = (e * ns, e * nb);
+        // Same body, or joined by a joint (WORLD never equals a body index).
+        let related = |a: usize, b: usize| a == b || parent[b0 + a] as usize == b || parent[b0 + b] as usize == a;
+        let shapes: Vec<_> = (0..ns)
+            .map(|i| {
+                let si = s0 + i;
+                let b = b0 + body[si] as usize;
+                WorldShape::new(bq, b, kind[si], &size[3 * si..3 * si + 3], &pose[7 * si..7 * si + 7])
+            })
+            .collect();
+        let all: Vec<(u32, u32)>;
+        let pairs = match pairs {
+            Some(p) => p,
+            None => {
+                all = (0..ns as u32)
+                    .flat_map(|i| (i + 1..ns as u32).map(move |j| (i, j)))
+                    .filter(|&(i, j)| !related(body[s0 + i as usize] as usize, body[s0 + j as usize] as usize))
+                    .collect();
+                &all
+            }
+        };
+        for &(i, j) in pairs {
+            let (i, j) = (i as usize, j as usize);
+            let (Some(sa), Some(sb)) = (&shapes[i], &shapes[j]) else { continue };
+            points.clear();
+            pair_contacts(sa, sb, &mut points);
+            if points.is_empty() {
+                continue;
+            }
+            let (si, sj) = (s0 + i, s0 + j);
+            let (ba, bb) = (b0 + body[si] as usize, b0 + body[sj] as usize);
+            let c: Vec<f64> = (0..4).map(|k| 0.5 * (contact[4 * si + k] + contact[4 * sj + k])).collect();
+            for p in &points {
+                let u = sub(point_velocity(bqd, ba, p.x), point_velocity(bqd, bb, p.x));
+                let Some(f) = penalty_force(p.pen, u, p.n, &c) else { continue };
+                let torque = cross(p.x, f);
+                for k in 0..3 {
+                    bf[6 * ba + k] += torque[k];
+                    bf[6 * ba + 3 + k] += f[k];
+                    bf[6 * bb + k] -= torque[k];
+                    bf[6 * bb + 3 + k] -= f[k];
+                }
+            }
+        }
+    }
+}
+
 impl<R: Real> System<R> for ShapeContact {
     fn name(&self) -> &str {
         "articulation.shape_contact"
     }
     fn access(&self) -> Vec<ColumnAccess> {
-        vec![
-            ColumnAccess::state("body_q", 7),
-            ColumnAccess::state("body_qd", 6),
-            ColumnAccess::accumulate("body_f", 6),
-            ColumnAccess::model("shape_size", 3),
-            ColumnAccess::model("shape_pose", 7),
-            ColumnAccess::model("shape_contact", 4),
-            ColumnAccess::model("shape_body", 1),
-            ColumnAccess::model("shape_kind", 1),
-            ColumnAccess::model("joint_parent", 1),
-        ]
+        contact_access()
     }
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
-        let ns = model.count("shape_kind");
-        let nb = model.count("joint_kind");
-        let (size, pose, contact) =
-            (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
-        let (body, kind, parent) = (model.topo("shape_body"), model.topo("shape_kind"), model.topo("joint_parent"));
-        let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
-        for e in 0..model.num_envs() {
-            let (s0, b0) = (e * ns, e * nb);
-            // Same body, or joined by a joint (WORLD never equals a body index).
-            let related = |a: usize, b: usize| a == b || parent[b0 + a] as usize == b || parent[b0 + b] as usize == a;
-            // Each shape's world segment once per env, then the pairs.
-            let segments: Vec<_> = (0..ns)
-                .map(|i| {
-                    let si = s0 + i;
-                    let b = b0 + body[si] as usize;
-                    segment(bq, b, kind[si], &size[3 * si..3 * si + 3], &pose[7 * si..7 * si + 7])
-                })
-                .collect();
-            for i in 0..ns {
-                for j in i + 1..ns {
-                    let (ba, bb) = (body[s0 + i] as usize, body[s0 + j] as usize);
-                    if related(ba, bb) {
-                        continue;
-                    }
-                    let (si, sj) = (s0 + i, s0 + j);
-                    let (Some((pa, da, ra)), Some((pb, db, rb))) = (segments[i], segments[j]) else { continue };
-                    // Bounding-sphere cull before the segment distance.
-                    let (ca, cb) = (add(pa, scale(da, R::from_f64(0.5))), add(pb, scale(db, R::from_f64(0.5))));
-                    let reach_max = ra + rb + 0.5 * (dot(da, da).sqrt() + dot(db, db).sqrt()).to_f64();
-                    let gap = sub(ca, cb);
-                    if dot(gap, gap).to_f64() >= reach_max * reach_max {
-                        continue;
-                    }
-                    let (p, q) = closest_points(pa, da, pb, db);
-                    let delta = sub(p, q);
-                    let d2 = dot(delta, delta);
-                    let reach = ra + rb;
-                    if d2.to_f64() >= reach * reach || d2.to_f64() < 1e-18 {
-                        continue;
-                    }
-                    let d = d2.sqrt();
-                    let n = scale(delta, R::one() / d);
-                    let pen = R::from_f64(reach) - d;
-                    let x = scale(add(p, q), R::from_f64(0.5));
-                    let u = sub(point_velocity(bqd, b0 + ba, x), point_velocity(bqd, b0 + bb, x));
-                    let c: Vec<f64> = (0..4).map(|k| 0.5 * (contact[4 * si + k] + contact[4 * sj + k])).collect();
-                    let Some(f) = penalty_force(pen, u, n, &c) else { continue };
-                    let torque = cross(x, f);
-                    for k in 0..3 {
-                        bf[6 * (b0 + ba) + k] += torque[k];
-                        bf[6 * (b0 + ba) + 3 + k] += f[k];
-                        bf[6 * (b0 + bb) + k] -= torque[k];
-                        bf[6 * (b0 + bb) + 3 + k] -= f[k];
-                    }
-                }
-            }
-        }
+        accumulate_contacts(model, state, None);
+    }
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
+        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+    }
+}
+
+impl<R: Real> System<R> for ShapePairContact {
+    fn name(&self) -> &str {
+        "articulation.shape_pair_contact"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        contact_access()
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        accumulate_contacts(model, state, Some(&self.pairs));
     }
     fn adjoint(
         &self,
