@@ -248,11 +248,9 @@ impl Ppo {
                 self.episodes.add(e, r, res.terminated[e] || res.truncated[e]);
                 dones[[t, e]] = res.terminated[e] || res.truncated[e];
                 // Time-out bootstrap: a truncated (not terminated) episode continues in value.
-                if res.truncated[e] && !res.terminated[e] {
-                    if let Some(fo) = &res.final_obs[e] {
-                        let fo = fo.clone().insert_axis(ndarray::Axis(0));
-                        r += gamma * self.value(&self.normalize(&fo))[0];
-                    }
+                if let (true, false, Some(fo)) = (res.truncated[e], res.terminated[e], &res.final_obs[e]) {
+                    let fo = fo.clone().insert_axis(ndarray::Axis(0));
+                    r += gamma * self.value(&self.normalize(&fo))[0];
                 }
                 rewards[[t, e]] = r;
             }

@@ -17,6 +17,7 @@ mod parse;
 mod task;
 mod train;
 mod train_rl;
+mod train_zo;
 
 use std::process::ExitCode;
 

@@ -42,6 +42,10 @@ pub enum LearnerArg {
     Shac,
     /// Analytic policy gradient (BPTT over the horizon).
     Apg,
+    /// Proximal Policy Optimization (zeroth-order baseline, forward stepping only).
+    Ppo,
+    /// Soft Actor-Critic (zeroth-order baseline, forward stepping only).
+    Sac,
 }
 
 #[derive(Args, Debug)]
@@ -102,6 +106,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if matches!(args.learner, LearnerArg::Ppo | LearnerArg::Sac) {
+        return crate::train_zo::run(args);
+    }
     if args.learner != LearnerArg::OpenLoop || args.resume.is_some() {
         return crate::train_rl::run(args);
     }

@@ -78,3 +78,23 @@ fn train_resume_and_eval_from_the_command_line() {
     let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "shac", "--set", "learner.gama=0.9"]);
     assert!(!o.status.success() && text(&o).contains("learner.gama"), "{}", text(&o));
 }
+
+#[test]
+fn ppo_and_sac_train_from_the_command_line_and_write_a_log() {
+    let dir = std::env::temp_dir().join(format!("diffsim-cli-zo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for learner in ["ppo", "sac"] {
+        let o = diffsim(
+            &dir,
+            &["train", "--task", "cartpole", "--learner", learner, "--envs", "4", "--epochs", "2", "--quiet"],
+        );
+        assert!(o.status.success(), "{learner}: {}", text(&o));
+        assert!(text(&o).contains("95% CI"), "{learner}: {}", text(&o));
+        let csv = std::fs::read_to_string(dir.join(format!("runs/cartpole-{learner}-s0/log.csv"))).unwrap();
+        assert_eq!(csv.lines().count(), 3, "{learner}: header + 2 iterations:\n{csv}");
+    }
+    let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "ppo", "--set", "learner.lr=1"]);
+    assert!(!o.status.success() && text(&o).contains("--set"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
