@@ -25,11 +25,9 @@
 //! - model: density 1000, the asset's armatures, limits kₑ 1e3, k_d 10, contact kₑ 2e4, k_d 5e3,
 //!   k_f 1e3, μ 0.75. MJCF stiffness and damping are not applied (force mode, rewarped.md §6.2).
 //!
-//! Not as in Rewarped: no self-collision. Rewarped's Warp loader keeps it on by default, but the
-//! loader here splits multi-hinge joints (hips, abdomen, shoulders, ankles) into chains through
-//! massless links, so `articulation.shape_contact`'s "skip parent and child" filter would let the
-//! thigh collide with the pelvis it is jointed to; until that filter looks through massless
-//! links, the humanoid collides with the ground only.
+//! Self-collision is on, as in Rewarped's loader: shapes of bodies that are not jointed to each
+//! other collide (`articulation.shape_contact`, which looks through the zero-mass links this
+//! loader puts between the hinges of a hip, abdomen, shoulder or ankle).
 
 use std::path::PathBuf;
 
@@ -39,10 +37,10 @@ use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut, replay_adjoint,
 };
-use diffsim_systems::articulation::spatial::{V3, cross, dot, quat_to_mat};
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
 
+use crate::torso::{Torso, TorsoBelow, heading_to_target, torso};
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 pub const TERMINATION_HEIGHT: f64 = 0.74;
@@ -72,6 +70,8 @@ pub struct HumanoidConfig {
     pub contact: ContactParams,
     /// Torso height at the start of an episode (m).
     pub start_height: f32,
+    /// Contact between the shapes of bodies that are not jointed to each other (Rewarped: on).
+    pub self_collision: bool,
     /// The MJCF file; defaults to `assets/humanoid.xml` at the repository root.
     pub asset: PathBuf,
 }
@@ -87,6 +87,7 @@ impl Default for HumanoidConfig {
             threads: 2,
             contact: ContactParams { ke: 2.0e4, kd: 5.0e3, kf: 1.0e3, mu: 0.75 },
             start_height: 1.35,
+            self_collision: true,
             asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/humanoid.xml"),
         }
     }
@@ -126,11 +127,11 @@ impl SimFactory for Humanoid {
         packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
         packed.add_control(ColumnSpec::new("act", 1, HINGES));
         let forces = JointForces { num_actions: HINGES, scale: c.action_scale };
-        let contacts = Contacts { ground: true, shapes: false };
+        let contacts = Contacts { ground: true, shapes: c.self_collision };
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, contacts, forces)
             .with(Stage::Post, Observe)
             .with(Stage::Post, Reward)
-            .with(Stage::Post, Terminate);
+            .with(Stage::Post, TorsoBelow { name: "humanoid.terminate", height: TERMINATION_HEIGHT });
         let state = packed.state.map(|x| R::from_f64(x as f64));
         Sim::new(packed.model, state, packed.control, schedule, Cpu::new(c.threads))
     }
@@ -173,35 +174,6 @@ impl Task for Humanoid {
         }
         Ok(())
     }
-}
-
-/// The torso (body 0) of one env.
-struct Torso<R> {
-    p: V3<R>,
-    quat: [R; 4],
-    rot: [[R; 3]; 3],
-    /// Angular velocity.
-    w: V3<R>,
-    /// Linear velocity of the torso origin.
-    v: V3<R>,
-}
-
-/// Torso kinematics of env e from `body_q` / `body_qd` (spatial twist [ω, v_O] in world frame).
-fn torso<R: Real>(bq: &[R], bqd: &[R], nb: usize, e: usize) -> Torso<R> {
-    let b = e * nb;
-    let p = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
-    let quat = [bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]];
-    let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
-    let wxp = cross(w, p);
-    let v = [bqd[6 * b + 3] + wxp[0], bqd[6 * b + 4] + wxp[1], bqd[6 * b + 5] + wxp[2]];
-    Torso { p, quat, rot: quat_to_mat(quat), w, v }
-}
-
-/// heading · (unit vector from the torso to the target, in the ground plane).
-fn heading_to_target<R: Real>(p: V3<R>, rot: &[[R; 3]; 3]) -> R {
-    let to = [R::from_f64(TARGET_X) - p[0], R::zero(), -p[2]];
-    let heading = [rot[0][0], rot[1][0], rot[2][0]];
-    dot(heading, to) / dot(to, to).sqrt()
 }
 
 /// H(height): c = clip(height − 0.84, −1, 0.1); 10 c if c > 0 else −200 c².
@@ -249,7 +221,7 @@ impl<R: Real> System<R> for Observe {
                 o[32 + i] = R::from_f64(JOINT_VEL_OBS_SCALE) * qd[NQD * e + 6 + i];
             }
             o[53] = rot[1][1];
-            o[54] = heading_to_target(p, &rot);
+            o[54] = heading_to_target(p, &rot, TARGET_X);
             o[55..76].copy_from_slice(&act[HINGES * e..HINGES * (e + 1)]);
         }
     }
@@ -290,7 +262,7 @@ impl<R: Real> System<R> for Reward {
         for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
             let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
             let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
-            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot) + height_reward(p[1])
+            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + height_reward(p[1])
                 - R::from_f64(ACTION_PENALTY) * a2;
         }
     }
@@ -304,29 +276,5 @@ impl<R: Real> System<R> for Reward {
         adj_control: &mut ViewMut<R>,
     ) {
         replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
-}
-
-/// `humanoid.terminate`: 1 when the torso is below 0.74, else 0. A flag, not differentiated: its
-/// adjoint only clears the flag's (meaningless) cotangent.
-#[derive(Clone, Copy, Debug)]
-pub struct Terminate;
-
-impl<R: Real> System<R> for Terminate {
-    fn name(&self) -> &str {
-        "humanoid.terminate"
-    }
-    fn access(&self) -> Vec<ColumnAccess> {
-        vec![ColumnAccess::state("body_q", 7), ColumnAccess::write("terminated", 1)]
-    }
-    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
-        let nb = model.count("joint_kind");
-        let [bq, t] = state.cols_mut(["body_q", "terminated"]);
-        for e in 0..model.num_envs() {
-            t[e] = R::from_f64(if bq[7 * e * nb + 1].to_f64() < TERMINATION_HEIGHT { 1.0 } else { 0.0 });
-        }
-    }
-    fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
-        adj.col_mut("terminated").fill(R::zero());
     }
 }

@@ -1,6 +1,7 @@
 //! `articulation.shape_contact`: penalty contact between the shapes (spheres, capsules, boxes) of
 //! different bodies: all pairs of non-adjacent bodies (`ShapeContact`, e.g. Ant self-collision;
-//! a body never collides with its parent or children, which share a joint), or an explicit pair
+//! a body never collides with its parent or children, which share a joint, looking through the
+//! zero-mass links the MJCF loader puts between the joints of a multi-joint body), or an explicit pair
 //! list (`ShapePairContact`, e.g. only the pairs that involve a manipulated cube).
 //!
 //! Every pair yields contact points x with a penetration p > 0 and a unit normal n pointing out
@@ -39,7 +40,7 @@
 //! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime
 //! (the clamping of s, t, the choice of the minimising interval, the nearest face and the on/off switch are kinks, as for every penalty contact).
 
-use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
+use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE, WORLD};
 use diffsim_engine::{ColumnAccess, Model, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
 
 use super::contact::penalty_force;
@@ -371,6 +372,7 @@ fn contact_access() -> Vec<ColumnAccess> {
         ColumnAccess::model("shape_body", 1),
         ColumnAccess::model("shape_kind", 1),
         ColumnAccess::model("joint_parent", 1),
+        ColumnAccess::model("body_mass", 1),
     ]
 }
 
@@ -381,12 +383,22 @@ fn accumulate_contacts<R: Real>(model: &ModelView, state: &mut ViewMut<R>, pairs
     let nb = model.count("joint_kind");
     let (size, pose, contact) = (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
     let (body, kind, parent) = (model.topo("shape_body"), model.topo("shape_kind"), model.topo("joint_parent"));
+    let mass = model.param("body_mass");
     let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
     let mut points = Vec::new();
     for e in 0..model.num_envs() {
         let (s0, b0) = (e * ns, e * nb);
+        // The body a joint chain really hangs from: a hip of three hinges is pelvis → two zero-mass
+        // links → thigh, and the thigh must not collide with the pelvis it is jointed to.
+        let jointed_to = |b: usize| {
+            let mut p = parent[b0 + b];
+            while p != WORLD && mass[b0 + p as usize] == 0.0 {
+                p = parent[b0 + p as usize];
+            }
+            p
+        };
         // Same body, or joined by a joint (WORLD never equals a body index).
-        let related = |a: usize, b: usize| a == b || parent[b0 + a] as usize == b || parent[b0 + b] as usize == a;
+        let related = |a: usize, b: usize| a == b || jointed_to(a) as usize == b || jointed_to(b) as usize == a;
         let shapes: Vec<_> = (0..ns)
             .map(|i| {
                 let si = s0 + i;
