@@ -24,10 +24,10 @@ use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut, replay_adjoint,
 };
-use diffsim_systems::articulation::spatial::{V3, cross, dot, quat_to_mat};
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
 
+use crate::torso::{Torso, TorsoBelow, heading_to_target, torso};
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 pub const TERMINATION_HEIGHT: f64 = 0.27;
@@ -99,7 +99,7 @@ impl SimFactory for AntRun {
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts { ground: true, shapes: true }, forces)
             .with(Stage::Post, Observe)
             .with(Stage::Post, Reward)
-            .with(Stage::Post, Terminate);
+            .with(Stage::Post, TorsoBelow { name: "ant_run.terminate", height: TERMINATION_HEIGHT });
         let state = packed.state.map(|x| R::from_f64(x as f64));
         Sim::new(packed.model, state, packed.control, schedule, Cpu::new(c.threads))
     }
@@ -142,36 +142,6 @@ impl Task for AntRun {
     }
 }
 
-/// The torso (body 0) of one env.
-struct Torso<R> {
-    p: V3<R>,
-    quat: [R; 4],
-    rot: [[R; 3]; 3],
-    /// Angular velocity.
-    w: V3<R>,
-    /// Linear velocity of the torso origin.
-    v: V3<R>,
-}
-
-/// Torso kinematics of env e from `body_q` / `body_qd`.
-fn torso<R: Real>(bq: &[R], bqd: &[R], nb: usize, e: usize) -> Torso<R> {
-    let b = e * nb;
-    let p = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
-    let quat = [bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]];
-    let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
-    let v_o = [bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]];
-    let v = [v_o[0] + cross(w, p)[0], v_o[1] + cross(w, p)[1], v_o[2] + cross(w, p)[2]];
-    Torso { p, quat, rot: quat_to_mat(quat), w, v }
-}
-
-/// heading · (unit vector from the torso to the target, in the ground plane).
-fn heading_to_target<R: Real>(p: V3<R>, rot: &[[R; 3]; 3]) -> R {
-    let to = [R::from_f64(TARGET_X) - p[0], R::zero(), -p[2]];
-    let n = dot(to, to).sqrt();
-    let heading = [rot[0][0], rot[1][0], rot[2][0]];
-    dot(heading, to) / n
-}
-
 /// `ant_run.observe` (see the module docs). Adjoint: recorded replay.
 #[derive(Clone, Copy, Debug)]
 pub struct Observe;
@@ -206,7 +176,7 @@ impl<R: Real> System<R> for Observe {
                 o[19 + i] = R::from_f64(0.1) * qd[14 * e + 6 + i];
             }
             o[27] = rot[1][1];
-            o[28] = heading_to_target(p, &rot);
+            o[28] = heading_to_target(p, &rot, TARGET_X);
             o[29..37].copy_from_slice(&act[8 * e..8 * e + 8]);
         }
     }
@@ -239,7 +209,7 @@ impl<R: Real> System<R> for Reward {
         let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
         for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
             let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
-            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot) + p[1]
+            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + p[1]
                 - R::from_f64(TERMINATION_HEIGHT);
         }
     }
@@ -253,29 +223,5 @@ impl<R: Real> System<R> for Reward {
         adj_control: &mut ViewMut<R>,
     ) {
         replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
-}
-
-/// `ant_run.terminate`: 1 when the torso is below 0.27, else 0. A flag, not differentiated: its
-/// adjoint only clears the flag's (meaningless) cotangent.
-#[derive(Clone, Copy, Debug)]
-pub struct Terminate;
-
-impl<R: Real> System<R> for Terminate {
-    fn name(&self) -> &str {
-        "ant_run.terminate"
-    }
-    fn access(&self) -> Vec<ColumnAccess> {
-        vec![ColumnAccess::state("body_q", 7), ColumnAccess::write("terminated", 1)]
-    }
-    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
-        let nb = model.count("joint_kind");
-        let [bq, t] = state.cols_mut(["body_q", "terminated"]);
-        for e in 0..model.num_envs() {
-            t[e] = R::from_f64(if bq[7 * e * nb + 1].to_f64() < TERMINATION_HEIGHT { 1.0 } else { 0.0 });
-        }
-    }
-    fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
-        adj.col_mut("terminated").fill(R::zero());
     }
 }

@@ -7,6 +7,7 @@ pub mod chain_reach;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
+pub mod torso;
 pub mod vec_env;
 
 pub use ant_run::{AntRun, AntRunConfig};
