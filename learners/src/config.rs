@@ -90,6 +90,10 @@ pub struct LearnerConfig {
     pub target_polyak: f64,
     /// Skip the epoch's update when the actor gradient norm is NaN or above this.
     pub max_grad_norm: f64,
+    /// Bootstrap non-terminal values from the pre-step observation, as released mineral does
+    /// (sapo.md §1.8); `false` (default) is the paper's V(o_{t+1}).
+    #[serde(default)]
+    pub mineral_compat_bootstrap: bool,
 }
 
 /// The whole configuration of a training run.
@@ -167,6 +171,7 @@ impl TrainConfig {
                 init_alpha: preset.init_alpha,
                 target_polyak: preset.target_critic.unwrap_or(0.2),
                 max_grad_norm: preset.max_grad_norm,
+                mineral_compat_bootstrap: preset.mineral_compat_bootstrap,
             },
         })
     }
@@ -201,6 +206,7 @@ impl TrainConfig {
             init_alpha: l.init_alpha,
             target_critic: preset.target_critic.map(|_| l.target_polyak),
             max_grad_norm: l.max_grad_norm,
+            mineral_compat_bootstrap: l.mineral_compat_bootstrap,
             seed: self.run.seed as i64,
             ..preset
         })

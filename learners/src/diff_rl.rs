@@ -113,6 +113,9 @@ pub struct DiffRlConfig {
     /// Measurement only: drop ∂L/∂o_t through the policy (the o_t → a_t path), keeping only the
     /// explicit obs terms. The exact bridge is `false`.
     pub detach_obs_path: bool,
+    /// sapo.md §1.8: bootstrap non-terminal values (actor return and critic targets) from the
+    /// pre-step observation o_t, as the released mineral code does; `false` is the paper's o_{t+1}.
+    pub mineral_compat_bootstrap: bool,
 }
 
 impl DiffRlConfig {
@@ -149,6 +152,7 @@ impl DiffRlConfig {
             max_grad_norm: 1e6,
             seed: 0,
             detach_obs_path: false,
+            mineral_compat_bootstrap: false,
         }
     }
 
@@ -605,16 +609,18 @@ impl DiffRl {
             let boot_t = Tensor::from_slice(&boot);
             // Bootstrap values: for the actor (with gradient into the obs) and the targets.
             let has_critic = cfg.num_critics > 0;
+            // Non-terminal bootstraps: V(o_{t+1}) (paper), or V(o_t) (released mineral, §1.8).
+            let boot_obs = if cfg.mineral_compat_bootstrap { &obs_leaf[t] } else { &next };
             let mut v_act = j.zeros_like();
             if has_critic && last {
-                v_act = &v_act + (1.0 - &done_t) * self.actor_value(&rms.normalize(&next));
+                v_act = &v_act + (1.0 - &done_t) * self.actor_value(&rms.normalize(boot_obs));
             }
             if let (true, Some(f)) = (has_critic, &fin) {
                 v_act = &v_act + &done_t * &boot_t * self.actor_value(&rms.normalize(f));
             }
             if has_critic {
                 let v_tgt = tch::no_grad(|| {
-                    let vn = self.target_value(&rms.normalize(&next));
+                    let vn = self.target_value(&rms.normalize(boot_obs));
                     let vf = fin.as_ref().map_or(vn.zeros_like(), |f| self.target_value(&rms.normalize(f)) * &boot_t);
                     &done_t * vf + (1.0 - &done_t) * vn
                 });

@@ -176,6 +176,16 @@ fn sapo_bridge_gradient_matches_central_differences() {
     assert_close("SAPO", gradient_check(DiffRlConfig::sapo()));
 }
 
+/// sapo.md §1.8: the released-code bootstrap V(o_t) is a different objective (its gradient
+/// differs from the paper form's) and the bridge is exact for it too.
+#[test]
+fn sapo_mineral_compat_bootstrap_gradient_matches_central_differences() {
+    let paper = gradient_check(DiffRlConfig::sapo());
+    let compat = gradient_check(DiffRlConfig { mineral_compat_bootstrap: true, ..DiffRlConfig::sapo() });
+    assert_close("SAPO (mineral_compat_bootstrap)", compat);
+    assert!((compat.0 - paper.0).abs() > 1e-3 * paper.0.abs(), "the flag changed nothing: {compat:?} vs {paper:?}");
+}
+
 #[test]
 fn shac_bridge_gradient_matches_central_differences() {
     assert_close("SHAC", gradient_check(DiffRlConfig::shac()));
