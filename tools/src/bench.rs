@@ -9,7 +9,7 @@
 //! - peak RSS (`VmHWM`), reset per row through `/proc/self/clear_refs` where the kernel allows it.
 //!
 //! `--mode fwd` takes only the forward timing (for profiling), `--mode grad` only the
-//! forward+backward one.
+//! forward+backward one, `--mode record` the forward timing with the tape recording.
 //!
 //! Timings only mean something in a release build.
 
@@ -44,6 +44,9 @@ pub enum BenchMode {
     Fwd,
     /// Forward+backward over H-step rollouts only.
     Grad,
+    /// The forward timing with the tape recording (checkpoints kept, no backward): what the
+    /// first-order learners' rollouts cost before their sweep; `fwd` is the zeroth-order path.
+    Record,
     /// Both.
     Both,
 }
@@ -147,7 +150,8 @@ fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measu
     };
 
     // Warm-up: a short forward run and one rollout.
-    let (do_fwd, do_grad) = (args.mode != BenchMode::Grad, args.mode != BenchMode::Fwd);
+    let do_fwd = args.mode != BenchMode::Grad;
+    let do_grad = matches!(args.mode, BenchMode::Grad | BenchMode::Both);
     sim.state.copy_from(&init);
     run_steps(&mut sim, args.steps.min(32))?;
     if do_grad {
@@ -157,8 +161,12 @@ fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measu
     let fwd = if do_fwd {
         let t = best_of(|| {
             sim.state.copy_from(&init);
+            if args.mode == BenchMode::Record {
+                sim.record();
+            }
             run_steps(&mut sim, args.steps)
         })?;
+        sim.stop_recording();
         Some((envs * args.steps) as f64 / t.as_secs_f64())
     } else {
         None
