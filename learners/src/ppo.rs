@@ -191,7 +191,7 @@ impl Ppo {
     /// V(o) in return units, `[N]` (no gradient).
     fn value(&self, obs_n: &Tensor) -> Array1<f64> {
         let v = tch::no_grad(|| self.critic.value(obs_n));
-        let v: Vec<f32> = Vec::try_from(&v.to_kind(Kind::Float).contiguous()).unwrap_or_default();
+        let v: Vec<f32> = Vec::try_from(&v.to_kind(Kind::Float).contiguous()).expect("a 1-d f32 value tensor");
         let (mean, std) = self.value_scale();
         v.into_iter().map(|x| x as f64 * std + mean).collect()
     }
