@@ -11,16 +11,22 @@
 //! `--mode fwd` takes only the forward timing (for profiling), `--mode grad` only the
 //! forward+backward one, `--mode record` the forward timing with the tape recording.
 //!
+//! `--task all` prints one table per task; `--json FILE` writes the rows as a JSON report and
+//! `--compare OLD.json` prints new/old ratios for the rows both reports have.
+//!
 //! Timings only mean something in a release build.
 
 use std::hint::black_box;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use diffsim_engine::{Columns, NanCheck, Sim, SimFactory};
+use diffsim_tasks::TASKS;
 use diffsim_tests::Rng;
+use serde::{Deserialize, Serialize};
 
 use crate::parse;
 use crate::task::{self, Task, TaskOptions};
@@ -65,9 +71,15 @@ pub struct BenchArgs {
     /// Rollout length H of the forward+backward timing.
     #[arg(long, default_value_t = 32, value_parser = parse::positive)]
     pub horizon: usize,
-    /// Task to simulate.
-    #[arg(long, default_value = "chain-reach", value_parser = task::parser())]
+    /// Task to simulate, or `all` for one table per task.
+    #[arg(long, default_value = "chain-reach", value_parser = task::parser_or_all())]
     pub task: String,
+    /// Also write the rows as JSON to this file (for `--compare` later).
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// A JSON report of an earlier run: print new/old ratios of the rows both have.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
     /// Particles in the chain (default: the task's).
     #[arg(long, value_parser = parse::links)]
     pub links: Option<usize>,
@@ -189,6 +201,52 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
 }
 
+/// One row of a report: a (task, envs, threads) point.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchRow {
+    pub task: String,
+    pub envs: usize,
+    pub threads: usize,
+    /// Env-steps/s forward, and forward+backward over H-step rollouts (None: not measured).
+    pub fwd: Option<f64>,
+    pub fwd_bwd: Option<f64>,
+    pub tape_bytes: Option<usize>,
+    pub tape_bytes_per_env_step: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+}
+
+/// What `--json` writes and `--compare` reads.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BenchReport {
+    pub cores: usize,
+    pub steps: usize,
+    pub horizon: usize,
+    pub nan_check: String,
+    pub rows: Vec<BenchRow>,
+}
+
+fn read_report(path: &Path) -> anyhow::Result<BenchReport> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("--compare: reading {}", path.display()))?;
+    serde_json::from_str(&text)
+        .with_context(|| format!("--compare: {} is not a `diffsim bench --json` report", path.display()))
+}
+
+/// Writes `report` to `path` through a temporary file and a rename (no half-written report).
+fn write_report(path: &Path, report: &BenchReport) -> anyhow::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_string_pretty(report).context("serializing the bench report")?;
+    std::fs::write(&tmp, text).with_context(|| format!("--json: writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("--json: renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// new/old of two optional rates, as a table cell.
+fn ratio(new: Option<f64>, old: Option<f64>) -> String {
+    match (new, old) {
+        (Some(n), Some(o)) if o > 0.0 => format!("{:.2}×", n / o),
+        _ => "–".to_string(),
+    }
+}
+
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build: timings are not meaningful; run `cargo run --release -p diffsim-tools`");
@@ -196,42 +254,103 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if args.envs.is_empty() || args.threads.is_empty() {
         bail!("--envs and --threads need at least one value each");
     }
+    // Read the baseline first: a bad --compare file should fail before minutes of timing.
+    let baseline = args.compare.as_deref().map(read_report).transpose()?;
     let per_row = reset_peak_rss();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!(
-        "bench `{}` on {cores} core(s): f32, {} steps forward, H = {} forward+backward, nan-check {}, \
-         best of {REPEATS}; peak RSS {}",
-        args.task,
-        args.steps,
-        args.horizon,
-        parse::flag_name(&args.nan_check),
-        if per_row { "reset per row" } else { "is the process-wide running peak" },
-    );
-    println!();
-    println!("| envs | threads | fwd env-steps/s | fwd+bwd env-steps/s | tape MiB | tape B/env/step | peak RSS MiB |");
-    println!("|---|---|---|---|---|---|---|");
     if let Some(&t) = args.threads.iter().find(|&&t| t > cores) {
         eprintln!("warning: --threads {t} exceeds the {cores} available core(s); those rows measure oversubscription");
     }
+    let tasks: Vec<String> = if args.task == "all" {
+        TASKS.iter().map(|t| t.to_string()).collect()
+    } else {
+        vec![args.task.replace('_', "-")]
+    };
     let mut rng = Rng::new(args.seed);
-    for &envs in &args.envs {
-        for &threads in &args.threads {
-            let opts = TaskOptions { num_envs: envs, threads, links: args.links };
-            let task = Task::build(&args.task, opts)?;
-            if per_row {
-                reset_peak_rss();
+    let mut rows = Vec::new();
+    for name in &tasks {
+        println!(
+            "bench `{name}` on {cores} core(s): f32, {} steps forward, H = {} forward+backward, nan-check {}, \
+             best of {REPEATS}; peak RSS {}",
+            args.steps,
+            args.horizon,
+            parse::flag_name(&args.nan_check),
+            if per_row { "reset per row" } else { "is the process-wide running peak" },
+        );
+        println!();
+        println!(
+            "| envs | threads | fwd env-steps/s | fwd+bwd env-steps/s | tape MiB | tape B/env/step | peak RSS MiB |"
+        );
+        println!("|---|---|---|---|---|---|---|");
+        for &envs in &args.envs {
+            for &threads in &args.threads {
+                let opts = TaskOptions { num_envs: envs, threads, links: args.links };
+                let task = Task::build(name, opts)?;
+                if per_row {
+                    reset_peak_rss();
+                }
+                let m = measure(&task, args, &mut rng)
+                    .with_context(|| format!("bench `{name}` with --envs {envs} --threads {threads}"))?;
+                let rss = m.peak_rss.map(|b| b as f64 / MIB);
+                println!(
+                    "| {envs} | {threads} | {} | {} | {} | {} | {} |",
+                    cell(m.fwd, 0),
+                    cell(m.fwd_bwd, 0),
+                    cell(m.tape_bytes.map(|b| b as f64 / MIB), 3),
+                    cell(m.tape_per_env_step, 0),
+                    cell(rss, 1)
+                );
+                rows.push(BenchRow {
+                    task: name.clone(),
+                    envs,
+                    threads,
+                    fwd: m.fwd,
+                    fwd_bwd: m.fwd_bwd,
+                    tape_bytes: m.tape_bytes,
+                    tape_bytes_per_env_step: m.tape_per_env_step,
+                    peak_rss_mib: rss,
+                });
             }
-            let m = measure(&task, args, &mut rng)
-                .with_context(|| format!("bench `{}` with --envs {envs} --threads {threads}", args.task))?;
-            let rss = m.peak_rss.map_or("n/a".to_string(), |b| format!("{:.1}", b as f64 / MIB));
+        }
+        println!();
+    }
+    if let (Some(old), Some(path)) = (&baseline, &args.compare) {
+        println!("compared with {} (new/old; above 1× is faster):", path.display());
+        println!();
+        println!("| task | envs | threads | fwd | fwd+bwd |");
+        println!("|---|---|---|---|---|");
+        for r in &rows {
+            let o = old.rows.iter().find(|o| o.task == r.task && o.envs == r.envs && o.threads == r.threads);
+            match o {
+                Some(o) => println!(
+                    "| {} | {} | {} | {} | {} |",
+                    r.task,
+                    r.envs,
+                    r.threads,
+                    ratio(r.fwd, o.fwd),
+                    ratio(r.fwd_bwd, o.fwd_bwd)
+                ),
+                None => println!("| {} | {} | {} | not in the old report | – |", r.task, r.envs, r.threads),
+            }
+        }
+        if old.steps != args.steps || old.horizon != args.horizon {
+            println!();
             println!(
-                "| {envs} | {threads} | {} | {} | {} | {} | {rss} |",
-                cell(m.fwd, 0),
-                cell(m.fwd_bwd, 0),
-                cell(m.tape_bytes.map(|b| b as f64 / MIB), 3),
-                cell(m.tape_per_env_step, 0)
+                "note: the old report used --steps {} --horizon {}, this run --steps {} --horizon {}",
+                old.steps, old.horizon, args.steps, args.horizon
             );
         }
+    }
+    if let Some(path) = &args.json {
+        let report = BenchReport {
+            cores,
+            steps: args.steps,
+            horizon: args.horizon,
+            nan_check: parse::flag_name(&args.nan_check),
+            rows,
+        };
+        write_report(path, &report)?;
+        println!("wrote {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
 }

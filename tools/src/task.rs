@@ -7,17 +7,26 @@ use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
 
-/// The `--task` parser: clap rejects any other name and lists the valid ones.
-/// Underscore spellings the parser also accepts.
+/// Underscore spellings the `--task` parser also accepts.
 const ALIASES: &[(&str, &str)] =
     &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
 
-/// `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
-pub fn parser() -> PossibleValuesParser {
-    PossibleValuesParser::new(TASKS.iter().map(|t| {
+/// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
+fn task_values() -> impl Iterator<Item = PossibleValue> {
+    TASKS.iter().map(|t| {
         let alias = ALIASES.iter().find(|(name, _)| name == t).map(|(_, a)| *a);
         PossibleValue::new(*t).aliases(alias)
-    }))
+    })
+}
+
+/// The `--task` parser: clap rejects any other name and lists the valid ones.
+pub fn parser() -> PossibleValuesParser {
+    PossibleValuesParser::new(task_values())
+}
+
+/// `parser()` plus the name `all` (every task), for `diffsim bench`.
+pub fn parser_or_all() -> PossibleValuesParser {
+    PossibleValuesParser::new(task_values().chain([PossibleValue::new("all")]))
 }
 
 /// What the tools may override in a task's default configuration.

@@ -43,3 +43,35 @@ fn bench_prints_a_table() {
     let row = stdout.lines().find(|l| l.starts_with("| 1 | 1 |")).unwrap_or_else(|| panic!("no row:\n{stdout}"));
     assert_eq!(row.matches('|').count(), 8, "{row}");
 }
+
+#[test]
+fn bench_writes_json_and_compares_with_an_earlier_report() {
+    let dir = std::env::temp_dir().join(format!("diffsim-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (old, new) = (dir.join("old.json"), dir.join("new.json"));
+    let small = ["bench", "--task", "chain-reach", "--envs", "1,2", "--threads", "1", "--steps", "5", "--horizon", "4"];
+    let out = diffsim(&[&small[..], &["--json", old.to_str().unwrap()]].concat());
+    assert!(out.status.success(), "{}{}", text(&out.stdout), text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&old).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows.iter().all(|r| r["task"] == "chain-reach" && r["fwd"].as_f64().unwrap() > 0.0), "{report}");
+
+    let out = diffsim(&[&small[..], &["--compare", old.to_str().unwrap(), "--json", new.to_str().unwrap()]].concat());
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(stdout.contains("| task | envs | threads | fwd | fwd+bwd |"), "{stdout}");
+    let ratio_rows = stdout.lines().filter(|l| l.starts_with("| chain-reach | ") && l.contains('×')).count();
+    assert_eq!(ratio_rows, 2, "{stdout}");
+
+    // A file that is not a report is refused before any timing, naming the file.
+    std::fs::write(&old, "{ not json").unwrap();
+    let out = diffsim(&[&small[..], &["--compare", old.to_str().unwrap()]].concat());
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("old.json") && !text(&out.stdout).contains("| 1 | 1 |"),
+        "{}",
+        text(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
