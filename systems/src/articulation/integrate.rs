@@ -14,10 +14,18 @@
 //!    quaternion with q̇ = ½ (ω', 0) ⊗ q, then rebuilds v_O' = v_c' − ω' × c'; a ball joint's
 //!    quaternion follows q̇ = ½ (ω_parent, 0) ⊗ q; quaternions are renormalized.
 //!
-//! Adjoint: recorded replay of this forward (`replay_adjoint`), exact for the whole step.
+//! Adjoint, by the implicit function theorem on inverse dynamics ID(q, q̇, q̈, f) = H(q) q̈ +
+//! τ_bias(q, q̇, f) = τ (exact for the step, like a replay of all of it, at the cost of a replay
+//! of the O(n) RNEA instead of RNEA + CRBA + Cholesky):
+//! (a) the Euler update (q, q̇, q̈) → (q', q̇') is replayed in reverse mode: q̄, q̇̄ through it and
+//!     ā = ∂L/∂q̈;
+//! (b) λ = H⁻¹ ā, with the forward's Cholesky factor; ∂L/∂τ += λ;
+//! (c) dq̈ = H⁻¹ (dτ − ∂ID/∂(q, q̇, f) d(q, q̇, f)) at fixed q̈, so (q, q̇, f)‾ += −(∂ID/∂·)ᵀ λ: a
+//!     reverse-mode replay of ID alone, seeded with −λ.
 
 use diffsim_engine::articulation::{KIND_BALL, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE, WORLD};
-use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+use diffsim_engine::reverse::{clear_tape, gradients};
+use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
 
 use super::fk::width;
 use super::kinematics::{ArticulationModel, Kinematics, body_inertia, kinematics_into};
@@ -26,7 +34,8 @@ use super::spatial::*;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Integrate;
 
-/// Solves H x = b in place for symmetric positive definite H (n×n, row-major) by Cholesky.
+/// Solves H x = b in place for symmetric positive definite H (n×n, row-major) by Cholesky; H's
+/// lower triangle is left holding the factor L (see [`cholesky_solve_factored`]).
 pub fn cholesky_solve<R: Real>(h: &mut [R], b: &mut [R], n: usize) {
     for j in 0..n {
         let mut d = h[j * n + j];
@@ -43,19 +52,24 @@ pub fn cholesky_solve<R: Real>(h: &mut [R], b: &mut [R], n: usize) {
             h[i * n + j] = s / l;
         }
     }
+    cholesky_solve_factored(h, b, n);
+}
+
+/// Solves L Lᵀ x = b in place, L the lower triangle of `l` (as left by [`cholesky_solve`]).
+pub fn cholesky_solve_factored<R: Real>(l: &[R], b: &mut [R], n: usize) {
     for i in 0..n {
         let mut s = b[i];
         for k in 0..i {
-            s -= h[i * n + k] * b[k];
+            s -= l[i * n + k] * b[k];
         }
-        b[i] = s / h[i * n + i];
+        b[i] = s / l[i * n + i];
     }
     for i in (0..n).rev() {
         let mut s = b[i];
         for k in i + 1..n {
-            s -= h[k * n + i] * b[k];
+            s -= l[k * n + i] * b[k];
         }
-        b[i] = s / h[i * n + i];
+        b[i] = s / l[i * n + i];
     }
 }
 
@@ -68,6 +82,7 @@ pub struct Dynamics<R> {
     force: Vec<V6<R>>,
     h: Vec<R>,
     qdd: Vec<R>,
+    tau_rnea: Vec<R>,
 }
 
 impl<R: Real> Dynamics<R> {
@@ -83,39 +98,12 @@ impl<R: Real> Dynamics<R> {
         gravity: V3<R>,
         armature: &[f64],
     ) -> &[R] {
-        let nb = m.len();
         let nd = qd.len();
-        kinematics_into(m, q, qd, &mut self.kin);
-        let kin = &self.kin;
-        self.inertia.clear();
-        self.inertia.extend((0..nb).map(|k| body_inertia(m, kin, k)));
-        // RNEA with q̈ = 0.
-        let base = [R::zero(), R::zero(), R::zero(), -gravity[0], -gravity[1], -gravity[2]];
-        let (acc, force) = (&mut self.acc, &mut self.force);
-        acc.clear();
-        force.clear();
-        for k in 0..nb {
-            let ap = if m.parent[k] == WORLD { base } else { acc[m.parent[k] as usize] };
-            let a = add6(ap, kin.bias[k]);
-            let v = kin.twist[k];
-            let iv = mat6_vec(&self.inertia[k], v);
-            let fe: V6<R> = std::array::from_fn(|i| f_ext[6 * k + i]);
-            force.push(sub6(add6(mat6_vec(&self.inertia[k], a), cross_force(v, iv)), fe));
-            acc.push(a);
-        }
+        self.rnea(m, q, qd, None, f_ext, gravity);
         let rhs = &mut self.qdd;
         rhs.clear();
-        rhs.extend_from_slice(tau);
-        for k in (0..nb).rev() {
-            let ds = m.qd_start[k] as usize;
-            for i in 0..m.dofs(k) {
-                rhs[ds + i] -= dot6(kin.s[ds + i], force[k]);
-            }
-            if m.parent[k] != WORLD {
-                let p = m.parent[k] as usize;
-                force[p] = add6(force[p], force[k]);
-            }
-        }
+        rhs.extend(tau.iter().zip(&self.tau_rnea).map(|(&t, &b)| t - b));
+        let (nb, kin) = (m.len(), &self.kin);
         // CRBA: the body inertias become composite inertias in place.
         let composite = &mut self.inertia;
         for k in (0..nb).rev() {
@@ -150,6 +138,77 @@ impl<R: Real> Dynamics<R> {
         cholesky_solve(h, rhs, nd);
         rhs
     }
+
+    /// The lower triangle of the Cholesky factor of H from the last `joint_accelerations`.
+    pub fn mass_matrix_factor(&self) -> &[R] {
+        &self.h
+    }
+
+    /// Kinematics, body inertias and RNEA (Featherstone §5.3) into `tau_rnea`: τ = Sᵀ f with
+    /// a_k = a_parent + c_k (+ S q̈ when `qdd` is given), the base accelerating at −g,
+    /// f_k = I_k a_k + v_k ×* I_k v_k − f_ext,k, children's f added to their parent's. With
+    /// `qdd` = None it is the bias τ_bias; with q̈ it is H q̈ + τ_bias less the armature term.
+    fn rnea(&mut self, m: &ArticulationModel, q: &[R], qd: &[R], qdd: Option<&[R]>, f_ext: &[R], gravity: V3<R>) {
+        let nb = m.len();
+        kinematics_into(m, q, qd, &mut self.kin);
+        let kin = &self.kin;
+        self.inertia.clear();
+        self.inertia.extend((0..nb).map(|k| body_inertia(m, kin, k)));
+        let base = [R::zero(), R::zero(), R::zero(), -gravity[0], -gravity[1], -gravity[2]];
+        let (acc, force) = (&mut self.acc, &mut self.force);
+        acc.clear();
+        force.clear();
+        for k in 0..nb {
+            let ap = if m.parent[k] == WORLD { base } else { acc[m.parent[k] as usize] };
+            let mut a = add6(ap, kin.bias[k]);
+            if let Some(qdd) = qdd {
+                let ds = m.qd_start[k] as usize;
+                for i in ds..ds + m.dofs(k) {
+                    a = add6(a, scale6(kin.s[i], qdd[i]));
+                }
+            }
+            let v = kin.twist[k];
+            let iv = mat6_vec(&self.inertia[k], v);
+            let fe: V6<R> = std::array::from_fn(|i| f_ext[6 * k + i]);
+            force.push(sub6(add6(mat6_vec(&self.inertia[k], a), cross_force(v, iv)), fe));
+            acc.push(a);
+        }
+        let tau = &mut self.tau_rnea;
+        tau.clear();
+        tau.resize(qd.len(), R::zero());
+        for k in (0..nb).rev() {
+            let ds = m.qd_start[k] as usize;
+            for i in 0..m.dofs(k) {
+                tau[ds + i] = dot6(kin.s[ds + i], force[k]);
+            }
+            if m.parent[k] != WORLD {
+                let p = m.parent[k] as usize;
+                force[p] = add6(force[p], force[k]);
+            }
+        }
+    }
+
+    /// Inverse dynamics τ = H(q) q̈ + τ_bias(q, q̇, f_ext) (armature on H's diagonal included).
+    #[allow(clippy::too_many_arguments)]
+    pub fn inverse_dynamics(
+        &mut self,
+        m: &ArticulationModel,
+        q: &[R],
+        qd: &[R],
+        qdd: &[R],
+        f_ext: &[R],
+        gravity: V3<R>,
+        armature: &[f64],
+    ) -> &[R] {
+        self.rnea(m, q, qd, Some(qdd), f_ext, gravity);
+        for k in 0..m.len() {
+            let ds = m.qd_start[k] as usize;
+            for i in ds..ds + m.dofs(k) {
+                self.tau_rnea[i] += R::from_f64(armature[k]) * qdd[i];
+            }
+        }
+        &self.tau_rnea
+    }
 }
 
 impl<R: Real> System<R> for Integrate {
@@ -169,8 +228,6 @@ impl<R: Real> System<R> for Integrate {
         ]
     }
     fn forward(&self, cx: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
-        let dt = R::from_f64(cx.dt);
-        let half = R::from_f64(0.5);
         let nb = ArticulationModel::bodies(model);
         let models = ArticulationModel::all(model);
         let (nq, nd) = (width(state, "joint_q"), width(state, "joint_qd"));
@@ -178,12 +235,13 @@ impl<R: Real> System<R> for Integrate {
         let armature = model.param("joint_armature");
         let [q, qd, tau, f] = state.cols_mut(["joint_q", "joint_qd", "joint_tau", "body_f"]);
         let mut dynamics = Dynamics::default();
-        let mut free_roots = Vec::new();
+        let mut qdd = Vec::new();
         for e in 0..model.num_envs() {
             let m = models.env_of(e, nb);
             let (q, qd) = (&mut q[e * nq..(e + 1) * nq], &mut qd[e * nd..(e + 1) * nd]);
             let g = [0, 1, 2].map(|c| R::from_f64(gravity[3 * e + c]));
-            let qdd = dynamics.joint_accelerations(
+            qdd.clear();
+            qdd.extend_from_slice(dynamics.joint_accelerations(
                 &m,
                 q,
                 qd,
@@ -191,68 +249,130 @@ impl<R: Real> System<R> for Integrate {
                 &f[e * nb * 6..(e + 1) * nb * 6],
                 g,
                 &armature[e * nb..(e + 1) * nb],
-            );
-            // A free root steps its centre-of-mass velocity instead of the twist at the origin
-            // (below), so record the pre-step COM quantities first.
-            free_roots.clear();
-            free_roots.extend((0..nb).filter(|&k| m.kind[k] == KIND_FREE).map(|k| {
-                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
-                let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
-                let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
-                let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
-                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
-                let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
-                (k, c, v_c, com_local)
-            }));
-            for (v, a) in qd.iter_mut().zip(qdd) {
-                *v += dt * *a;
-            }
-            for k in 0..nb {
-                let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
-                match m.kind[k] {
-                    KIND_REVOLUTE | KIND_PRISMATIC => q[qs] += dt * qd[ds],
-                    KIND_FREE => {
-                        // Semi-implicit Euler on (ω, v_com): a_com = a_O + α × c + ω × v_com, so a
-                        // force-free body keeps its linear momentum exactly and its COM moves on
-                        // a line; then the twist at the origin is rebuilt from the new COM.
-                        let Some(&(_, c, v_c, com_local)) = free_roots.iter().find(|r| r.0 == k) else { continue };
-                        let w_old =
-                            [qd[ds] - dt * qdd[ds], qd[ds + 1] - dt * qdd[ds + 1], qd[ds + 2] - dt * qdd[ds + 2]];
-                        let alpha = [qdd[ds], qdd[ds + 1], qdd[ds + 2]];
-                        let a_o = [qdd[ds + 3], qdd[ds + 4], qdd[ds + 5]];
-                        let a_c = add(add(a_o, cross(alpha, c)), cross(w_old, v_c));
-                        let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
-                        let v_c = add(v_c, scale(a_c, dt));
-                        let c = add(c, scale(v_c, dt));
-                        let quat = [q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]];
-                        let next = quat_step(quat, w, dt * half);
-                        let x = sub(c, mat_vec(&quat_to_mat(next), com_local));
-                        q[qs..qs + 3].copy_from_slice(&x);
-                        q[qs + 3..qs + 7].copy_from_slice(&next);
-                        let v_o = sub(v_c, cross(w, c));
-                        qd[ds + 3..ds + 6].copy_from_slice(&v_o);
-                    }
-                    KIND_BALL => {
-                        let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
-                        let quat = [q[qs], q[qs + 1], q[qs + 2], q[qs + 3]];
-                        let next = quat_step(quat, w, dt * half);
-                        q[qs..qs + 4].copy_from_slice(&next);
-                    }
-                    _ => {}
-                }
-            }
+            ));
+            euler_update(&m, q, qd, &qdd, cx.dt);
         }
     }
     fn adjoint(
         &self,
         cx: &StepCx,
         model: &ModelView,
-        control: &View<R>,
+        _: &View<R>,
         pre: &View<R>,
         adj_state: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
     ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+        let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
+        let envs = pre.num_envs();
+        let (nq, nd) = (pre.col("joint_q").len() / envs, pre.col("joint_qd").len() / envs);
+        let gravity = model.param("gravity");
+        let armature = model.param("joint_armature");
+        let f64s = |name: &str, e: usize, w: usize| -> Vec<f64> {
+            pre.col(name)[e * w..(e + 1) * w].iter().map(|x| x.to_f64()).collect()
+        };
+        let mut dynamics = Dynamics::<f64>::default();
+        let mut dynamics_rev = Dynamics::<Rev>::default();
+        for e in 0..envs {
+            let m = models.env_of(e, nb);
+            let arm = &armature[e * nb..(e + 1) * nb];
+            let (q, qd, tau, f) =
+                (f64s("joint_q", e, nq), f64s("joint_qd", e, nd), f64s("joint_tau", e, nd), f64s("body_f", e, 6 * nb));
+            let g = [0, 1, 2].map(|c| gravity[3 * e + c]);
+            let qdd = dynamics.joint_accelerations(&m, &q, &qd, &tau, &f, g, arm).to_vec();
+
+            // (a) The Euler update (q, q̇, q̈) → (q', q̇'), replayed: q̄, q̇̄ through it and ā = ∂L/∂q̈.
+            clear_tape();
+            let leaves = |v: &[f64]| v.iter().map(|&x| Rev::leaf(x)).collect::<Vec<_>>();
+            let (mut q_r, mut qd_r, qdd_r) = (leaves(&q), leaves(&qd), leaves(&qdd));
+            euler_update(&m, &mut q_r, &mut qd_r, &qdd_r, cx.dt);
+            let seeds_q = adj_state.col("joint_q")[e * nq..(e + 1) * nq].iter().map(|a| a.to_f64()).collect::<Vec<_>>();
+            let seeds_qd =
+                adj_state.col("joint_qd")[e * nd..(e + 1) * nd].iter().map(|a| a.to_f64()).collect::<Vec<_>>();
+            let g_update = gradients(q_r.iter().copied().zip(seeds_q).chain(qd_r.iter().copied().zip(seeds_qd)));
+
+            // (b) λ = H⁻¹ ā with the forward's Cholesky factor; ∂L/∂τ = λ.
+            let mut lambda = g_update[nq + nd..nq + 2 * nd].to_vec();
+            cholesky_solve_factored(dynamics.mass_matrix_factor(), &mut lambda, nd);
+
+            // (c) −λᵀ ID(q, q̇, q̈ fixed, f_ext), replayed: the paths through H(q) and τ_bias.
+            clear_tape();
+            let (q_r, qd_r, f_r) = (leaves(&q), leaves(&qd), leaves(&f));
+            let qdd_c: Vec<Rev> = qdd.iter().map(|&x| Rev::from_f64(x)).collect();
+            let g_r = g.map(Rev::from_f64);
+            let tau_r = dynamics_rev.inverse_dynamics(&m, &q_r, &qd_r, &qdd_c, &f_r, g_r, arm).to_vec();
+            let g_id = gradients(tau_r.iter().copied().zip(lambda.iter().map(|l| -l)));
+            clear_tape();
+
+            let at = |g: &[f64], i: usize| g.get(i).copied().unwrap_or(0.0);
+            for (i, a) in adj_state.col_mut("joint_q")[e * nq..(e + 1) * nq].iter_mut().enumerate() {
+                *a = R::from_f64(g_update[i] + at(&g_id, i));
+            }
+            for (i, a) in adj_state.col_mut("joint_qd")[e * nd..(e + 1) * nd].iter_mut().enumerate() {
+                *a = R::from_f64(g_update[nq + i] + at(&g_id, nq + i));
+            }
+            for (a, l) in adj_state.col_mut("joint_tau")[e * nd..(e + 1) * nd].iter_mut().zip(&lambda) {
+                *a += R::from_f64(*l);
+            }
+            for (j, a) in adj_state.col_mut("body_f")[e * 6 * nb..(e + 1) * 6 * nb].iter_mut().enumerate() {
+                *a += R::from_f64(at(&g_id, nq + nd + j));
+            }
+        }
+    }
+}
+
+/// Step 5 of the module docs: semi-implicit Euler of one env's (q, q̇) given q̈.
+fn euler_update<R: Real>(m: &ArticulationModel, q: &mut [R], qd: &mut [R], qdd: &[R], dt: f64) {
+    let (nb, half, dt) = (m.len(), R::from_f64(0.5), R::from_f64(dt));
+    // A free root steps its centre-of-mass velocity instead of the twist at the origin
+    // (below), so record the pre-step COM quantities first.
+    let free_roots: Vec<_> = (0..nb)
+        .filter(|&k| m.kind[k] == KIND_FREE)
+        .map(|k| {
+            let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+            let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
+            let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
+            let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
+            let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+            let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
+            (k, c, v_c, com_local)
+        })
+        .collect();
+    for (v, a) in qd.iter_mut().zip(qdd) {
+        *v += dt * *a;
+    }
+    for k in 0..nb {
+        let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+        match m.kind[k] {
+            KIND_REVOLUTE | KIND_PRISMATIC => q[qs] += dt * qd[ds],
+            KIND_FREE => {
+                // Semi-implicit Euler on (ω, v_com): a_com = a_O + α × c + ω × v_com, so a
+                // force-free body keeps its linear momentum exactly and its COM moves on
+                // a line; then the twist at the origin is rebuilt from the new COM.
+                let Some(&(_, c, v_c, com_local)) = free_roots.iter().find(|r| r.0 == k) else { continue };
+                let w_old = [qd[ds] - dt * qdd[ds], qd[ds + 1] - dt * qdd[ds + 1], qd[ds + 2] - dt * qdd[ds + 2]];
+                let alpha = [qdd[ds], qdd[ds + 1], qdd[ds + 2]];
+                let a_o = [qdd[ds + 3], qdd[ds + 4], qdd[ds + 5]];
+                let a_c = add(add(a_o, cross(alpha, c)), cross(w_old, v_c));
+                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                let v_c = add(v_c, scale(a_c, dt));
+                let c = add(c, scale(v_c, dt));
+                let quat = [q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]];
+                let next = quat_step(quat, w, dt * half);
+                let x = sub(c, mat_vec(&quat_to_mat(next), com_local));
+                q[qs..qs + 3].copy_from_slice(&x);
+                q[qs + 3..qs + 7].copy_from_slice(&next);
+                let v_o = sub(v_c, cross(w, c));
+                qd[ds + 3..ds + 6].copy_from_slice(&v_o);
+            }
+            KIND_BALL => {
+                let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
+                let quat = [q[qs], q[qs + 1], q[qs + 2], q[qs + 3]];
+                let next = quat_step(quat, w, dt * half);
+                q[qs..qs + 4].copy_from_slice(&next);
+            }
+            _ => {}
+        }
     }
 }
 
