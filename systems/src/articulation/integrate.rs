@@ -162,9 +162,9 @@ impl<R: Real> Dynamics<R> {
             let ap = if m.parent[k] == WORLD { base } else { acc[m.parent[k] as usize] };
             let mut a = add6(ap, kin.bias[k]);
             if let Some(qdd) = qdd {
-                let ds = m.qd_start[k] as usize;
-                for i in ds..ds + m.dofs(k) {
-                    a = add6(a, scale6(kin.s[i], qdd[i]));
+                let dofs = m.qd_start[k] as usize..m.qd_start[k] as usize + m.dofs(k);
+                for (s, &qdd_i) in kin.s[dofs.clone()].iter().zip(&qdd[dofs]) {
+                    a = add6(a, scale6(*s, qdd_i));
                 }
             }
             let v = kin.twist[k];
@@ -201,10 +201,10 @@ impl<R: Real> Dynamics<R> {
         armature: &[f64],
     ) -> &[R] {
         self.rnea(m, q, qd, Some(qdd), f_ext, gravity);
-        for k in 0..m.len() {
-            let ds = m.qd_start[k] as usize;
-            for i in ds..ds + m.dofs(k) {
-                self.tau_rnea[i] += R::from_f64(armature[k]) * qdd[i];
+        for (k, &arm) in armature.iter().enumerate().take(m.len()) {
+            let dofs = m.qd_start[k] as usize..m.qd_start[k] as usize + m.dofs(k);
+            for (t, &qdd_i) in self.tau_rnea[dofs.clone()].iter_mut().zip(&qdd[dofs]) {
+                *t += R::from_f64(arm) * qdd_i;
             }
         }
         &self.tau_rnea
