@@ -323,33 +323,32 @@ impl<R: Real> System<R> for Integrate {
 
 /// Step 5 of the module docs: semi-implicit Euler of one env's (q, q̇) given q̈.
 fn euler_update<R: Real>(m: &ArticulationModel, q: &mut [R], qd: &mut [R], qdd: &[R], dt: f64) {
-    let (nb, half, dt) = (m.len(), R::from_f64(0.5), R::from_f64(dt));
-    // A free root steps its centre-of-mass velocity instead of the twist at the origin
-    // (below), so record the pre-step COM quantities first.
-    let free_roots: Vec<_> = (0..nb)
-        .filter(|&k| m.kind[k] == KIND_FREE)
-        .map(|k| {
-            let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+    let (half, dt) = (R::from_f64(0.5), R::from_f64(dt));
+    // Body by body: each reads and writes only its own joint's slots, so stepping one body at a
+    // time equals stepping all q̇ first and then all q.
+    for k in 0..m.len() {
+        let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+        // A free root steps its centre-of-mass velocity instead of the twist at the origin
+        // (below), so take the pre-step COM quantities first.
+        let free_root = (m.kind[k] == KIND_FREE).then(|| {
             let rot = quat_to_mat([q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]]);
             let com_local = [0, 1, 2].map(|c| R::from_f64(m.com[3 * k + c]));
             let c = add([q[qs], q[qs + 1], q[qs + 2]], mat_vec(&rot, com_local));
             let w = [qd[ds], qd[ds + 1], qd[ds + 2]];
             let v_c = add([qd[ds + 3], qd[ds + 4], qd[ds + 5]], cross(w, c));
-            (k, c, v_c, com_local)
-        })
-        .collect();
-    for (v, a) in qd.iter_mut().zip(qdd) {
-        *v += dt * *a;
-    }
-    for k in 0..nb {
-        let (qs, ds) = (m.q_start[k] as usize, m.qd_start[k] as usize);
+            (c, v_c, com_local)
+        });
+        let dofs = ds..ds + m.dofs(k);
+        for (v, a) in qd[dofs.clone()].iter_mut().zip(&qdd[dofs]) {
+            *v += dt * *a;
+        }
         match m.kind[k] {
             KIND_REVOLUTE | KIND_PRISMATIC => q[qs] += dt * qd[ds],
             KIND_FREE => {
                 // Semi-implicit Euler on (ω, v_com): a_com = a_O + α × c + ω × v_com, so a
                 // force-free body keeps its linear momentum exactly and its COM moves on
                 // a line; then the twist at the origin is rebuilt from the new COM.
-                let Some(&(_, c, v_c, com_local)) = free_roots.iter().find(|r| r.0 == k) else { continue };
+                let (c, v_c, com_local) = free_root.expect("taken above for every free root");
                 let w_old = [qd[ds] - dt * qdd[ds], qd[ds + 1] - dt * qdd[ds + 1], qd[ds + 2] - dt * qdd[ds + 2]];
                 let alpha = [qdd[ds], qdd[ds + 1], qdd[ds + 2]];
                 let a_o = [qdd[ds + 3], qdd[ds + 4], qdd[ds + 5]];
