@@ -29,4 +29,4 @@ pub use open_loop::{Objective, OpenLoop, OpenLoopConfig, OpenLoopReport, Optimiz
 pub use ppo::{Ppo, PpoConfig};
 pub use sac::{Sac, SacConfig};
 pub use sweep::{RolloutTape, StepSeed, SweepHooks};
-pub use zeroth::IterationStats;
+pub use zeroth::{IterationStats, ZerothOrder};

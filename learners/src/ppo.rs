@@ -23,7 +23,7 @@ use tch::{Kind, Tensor};
 
 use crate::diff_rl::LearnError;
 use crate::nets::{Activation, Critic, Mlp, RunningMeanStd, array_to_tensor, orthogonal_linear, tensor_to_array};
-use crate::zeroth::{EpisodeTracker, IterationStats};
+use crate::zeroth::{EpisodeTracker, IterationStats, ZerothOrder};
 
 /// Hyperparameters (sapo.md §3.3).
 #[derive(Clone, Debug)]
@@ -205,8 +205,22 @@ impl Ppo {
         }
     }
 
+    /// The KL-adaptive learning rate of sapo.md §3.3.
+    fn adapt_lr(&mut self, kl: f64) {
+        let thr = self.cfg.kl_threshold;
+        let (lo, hi) = self.cfg.lr_range;
+        if kl > 2.0 * thr {
+            self.lr = (self.lr / 1.5).max(lo);
+        } else if kl < 0.5 * thr {
+            self.lr = (self.lr * 1.5).min(hi);
+        }
+        self.opt.set_lr(self.lr);
+    }
+}
+
+impl ZerothOrder for Ppo {
     /// Actions for raw observations: sampled, or μ when `deterministic`.
-    pub fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
+    fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
         tch::no_grad(|| {
             let (mu, std) = self.policy.dist(&self.normalize(obs));
             let a = if deterministic { mu } else { &mu + std * Tensor::randn_like(&mu) };
@@ -215,7 +229,7 @@ impl Ppo {
     }
 
     /// One iteration from the env's current observations `obs` (updated in place).
-    pub fn train_iteration<T: Task>(
+    fn train_iteration<T: Task>(
         &mut self,
         env: &mut VecEnv<T>,
         obs: &mut Array2<f32>,
@@ -336,34 +350,6 @@ impl Ppo {
             sim_s,
             wall_s: t0.elapsed().as_secs_f64(),
         })
-    }
-
-    /// The KL-adaptive learning rate of sapo.md §3.3.
-    fn adapt_lr(&mut self, kl: f64) {
-        let thr = self.cfg.kl_threshold;
-        let (lo, hi) = self.cfg.lr_range;
-        if kl > 2.0 * thr {
-            self.lr = (self.lr / 1.5).max(lo);
-        } else if kl < 0.5 * thr {
-            self.lr = (self.lr * 1.5).min(hi);
-        }
-        self.opt.set_lr(self.lr);
-    }
-
-    /// `iterations` iterations from `env.reset(seed)`; `on_iteration` sees every iteration's stats.
-    pub fn train<T: Task>(
-        &mut self,
-        env: &mut VecEnv<T>,
-        seed: u64,
-        iterations: usize,
-        mut on_iteration: impl FnMut(&IterationStats),
-    ) -> Result<(), LearnError> {
-        let mut obs = env.reset(seed)?;
-        for _ in 0..iterations {
-            let s = self.train_iteration(env, &mut obs)?;
-            on_iteration(&s);
-        }
-        Ok(())
     }
 }
 

@@ -25,7 +25,7 @@ use crate::nets::{
     Activation, Actor, Mlp, RunningMeanStd, StdKind, array_to_tensor, entropy_sample, orthogonal_linear,
     tensor_to_array,
 };
-use crate::zeroth::{EpisodeTracker, IterationStats};
+use crate::zeroth::{EpisodeTracker, IterationStats, ZerothOrder};
 
 /// Hyperparameters (sapo.md §3.4).
 #[derive(Clone, Debug)]
@@ -303,15 +303,6 @@ impl Sac {
         (a, -entropy_sample(&mu, &log_std, &eps))
     }
 
-    /// Actions for raw observations: sampled, or tanh(μ) when `deterministic`.
-    pub fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
-        tch::no_grad(|| {
-            let o = self.normalize(&array_to_tensor(obs));
-            let a = if deterministic { self.actor.mean_action(&o) } else { self.sample(&o).0 };
-            tensor_to_array(&a)
-        })
-    }
-
     /// Steps every env `steps` times with `policy` (raw obs → actions) and stores the block.
     fn collect<T: Task>(
         &mut self,
@@ -404,9 +395,20 @@ impl Sac {
         });
         (critic_loss.double_value(&[]), actor_loss.double_value(&[]))
     }
+}
+
+impl ZerothOrder for Sac {
+    /// Actions for raw observations: sampled, or tanh(μ) when `deterministic`.
+    fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
+        tch::no_grad(|| {
+            let o = self.normalize(&array_to_tensor(obs));
+            let a = if deterministic { self.actor.mean_action(&o) } else { self.sample(&o).0 };
+            tensor_to_array(&a)
+        })
+    }
 
     /// One iteration: warm-up on the first call, then collection and updates.
-    pub fn train_iteration<T: Task>(
+    fn train_iteration<T: Task>(
         &mut self,
         env: &mut VecEnv<T>,
         obs: &mut Array2<f32>,
@@ -438,22 +440,6 @@ impl Sac {
             sim_s,
             wall_s: t0.elapsed().as_secs_f64(),
         })
-    }
-
-    /// `iterations` iterations from `env.reset(seed)`; `on_iteration` sees every iteration's stats.
-    pub fn train<T: Task>(
-        &mut self,
-        env: &mut VecEnv<T>,
-        seed: u64,
-        iterations: usize,
-        mut on_iteration: impl FnMut(&IterationStats),
-    ) -> Result<(), LearnError> {
-        let mut obs = env.reset(seed)?;
-        for _ in 0..iterations {
-            let s = self.train_iteration(env, &mut obs)?;
-            on_iteration(&s);
-        }
-        Ok(())
     }
 }
 

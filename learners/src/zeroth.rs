@@ -1,5 +1,41 @@
-//! What the zeroth-order learners (PPO, SAC) share: per-iteration statistics and the bookkeeping
-//! of finished-episode returns over a vector of envs.
+//! What the zeroth-order learners (PPO, SAC) share: the `ZerothOrder` interface (one training
+//! iteration, acting, and the training loop over both), per-iteration statistics and the
+//! bookkeeping of finished-episode returns over a vector of envs.
+
+use diffsim_tasks::{Task, VecEnv};
+use ndarray::Array2;
+
+use crate::diff_rl::LearnError;
+
+/// A learner that only steps the env forward (no tape).
+pub trait ZerothOrder {
+    /// One iteration (collection and updates) from the env's current observations `obs`, which
+    /// are updated in place.
+    fn train_iteration<T: Task>(
+        &mut self,
+        env: &mut VecEnv<T>,
+        obs: &mut Array2<f32>,
+    ) -> Result<IterationStats, LearnError>;
+
+    /// Actions for raw observations: sampled, or the distribution's mode when `deterministic`.
+    fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32>;
+
+    /// `iterations` iterations from `env.reset(seed)`; `on_iteration` sees every iteration's stats.
+    fn train<T: Task>(
+        &mut self,
+        env: &mut VecEnv<T>,
+        seed: u64,
+        iterations: usize,
+        mut on_iteration: impl FnMut(&IterationStats),
+    ) -> Result<(), LearnError> {
+        let mut obs = env.reset(seed)?;
+        for _ in 0..iterations {
+            let s = self.train_iteration(env, &mut obs)?;
+            on_iteration(&s);
+        }
+        Ok(())
+    }
+}
 
 /// One training iteration of a zeroth-order learner.
 #[derive(Clone, Debug)]

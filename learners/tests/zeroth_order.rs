@@ -2,7 +2,7 @@
 //! seed and a small budget, each must beat uniform random actions by a stated margin.
 //! They only step forward: the test also checks that nothing was recorded on the tape.
 
-use diffsim_learners::{Ppo, PpoConfig, Sac, SacConfig, evaluate_with};
+use diffsim_learners::{Ppo, PpoConfig, Sac, SacConfig, ZerothOrder, evaluate_with};
 use diffsim_tasks::{Cartpole, CartpoleConfig, TaskRng, VecEnv};
 use ndarray::Array2;
 

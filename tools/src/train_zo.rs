@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use diffsim_learners::log::{mean_ci95, plot_returns};
-use diffsim_learners::{IterationStats, Ppo, PpoConfig, Sac, SacConfig, episode_returns_with};
+use diffsim_learners::{Ppo, PpoConfig, Sac, SacConfig, ZerothOrder, episode_returns_with};
 use diffsim_tasks::{Task as VecTask, VecEnv};
 
 use crate::task::{Task, TaskOptions};
@@ -55,47 +55,27 @@ struct ZerothRun {
     quiet: bool,
 }
 
-/// PPO or SAC behind one interface for the loop below.
-enum Learner {
-    Ppo(Box<Ppo>),
-    Sac(Box<Sac>),
-}
-
-impl Learner {
-    fn iteration<T: VecTask>(
-        &mut self,
-        env: &mut VecEnv<T>,
-        obs: &mut ndarray::Array2<f32>,
-    ) -> anyhow::Result<IterationStats> {
-        Ok(match self {
-            Learner::Ppo(l) => l.train_iteration(env, obs)?,
-            Learner::Sac(l) => l.train_iteration(env, obs)?,
-        })
-    }
-    fn act(&self, obs: &ndarray::Array2<f32>) -> ndarray::Array2<f32> {
-        match self {
-            Learner::Ppo(l) => l.act(obs, true),
-            Learner::Sac(l) => l.act(obs, true),
-        }
-    }
-}
-
 impl WithTask for ZerothRun {
     type Out = ExitCode;
     fn run<T: VecTask>(self, task: T) -> anyhow::Result<ExitCode> {
         tch::set_num_threads(1);
         let spec = task.spec();
-        let mut env = VecEnv::new(task).context("building the task")?;
+        let env = VecEnv::new(task).context("building the task")?;
         let (od, ad, n) = (spec.obs_dim, spec.act_dim, spec.num_envs);
         let seed = self.seed as i64;
-        let mut learner = match self.learner {
+        match self.learner {
             LearnerArg::Ppo => {
                 let d = PpoConfig::default();
                 let cfg = PpoConfig { horizon: self.horizon.unwrap_or(d.horizon), seed, ..d };
-                Learner::Ppo(Box::new(Ppo::new(od, ad, n, cfg)?))
+                self.train(env, Ppo::new(od, ad, n, cfg)?)
             }
-            _ => Learner::Sac(Box::new(Sac::new(od, ad, n, SacConfig { seed, ..SacConfig::default() })?)),
-        };
+            _ => self.train(env, Sac::new(od, ad, n, SacConfig { seed, ..SacConfig::default() })?),
+        }
+    }
+}
+
+impl ZerothRun {
+    fn train<T: VecTask, L: ZerothOrder>(self, mut env: VecEnv<T>, mut learner: L) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(&self.dir).with_context(|| format!("creating {}", self.dir.display()))?;
         let csv_path = self.dir.join("log.csv");
         let mut csv = std::fs::File::create(&csv_path).with_context(|| format!("creating {}", csv_path.display()))?;
@@ -103,7 +83,7 @@ impl WithTask for ZerothRun {
         let mut obs = env.reset(self.seed)?;
         let (start, mut curve) = (Instant::now(), Vec::new());
         for _ in 0..self.iterations {
-            let s = learner.iteration(&mut env, &mut obs)?;
+            let s = learner.train_iteration(&mut env, &mut obs)?;
             let wall = start.elapsed().as_secs_f64();
             writeln!(
                 csv,
@@ -133,8 +113,8 @@ impl WithTask for ZerothRun {
         let plot = self.dir.join("returns.png");
         plot_returns(&plot, &format!("{} on the task", self.learner.name()), &curve)?;
         // 2N episodes: the first episode of every env after two fresh resets.
-        let mut returns = episode_returns_with(&mut env, self.seed + 1, |o| learner.act(o))?;
-        returns.extend(episode_returns_with(&mut env, self.seed + 2, |o| learner.act(o))?);
+        let mut returns = episode_returns_with(&mut env, self.seed + 1, |o| learner.act(o, true))?;
+        returns.extend(episode_returns_with(&mut env, self.seed + 2, |o| learner.act(o, true))?);
         let (mean, ci) = mean_ci95(&returns);
         println!(
             "{}: {} iterations, {:.1} s; deterministic return over {} episodes: {mean:.2} ± {ci:.2} (95% CI); \
