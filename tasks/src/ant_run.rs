@@ -21,8 +21,8 @@ use std::path::PathBuf;
 
 use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
-    ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
-    System, View, ViewMut, replay_adjoint,
+    ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
+    ViewMut, replay_adjoint,
 };
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
@@ -91,10 +91,7 @@ impl SimFactory for AntRun {
     fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
         let c = &self.cfg;
         let mut packed = self.scene()?.pack()?;
-        packed.add_state(ColumnSpec::new("obs", 1, 37))?;
-        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
-        packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
-        packed.add_control(ColumnSpec::new("act", 1, 8));
+        self.spec().add_columns(&mut packed)?;
         let forces = JointForces { num_actions: 8, scale: c.action_scale };
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts { ground: true, shapes: true }, forces)
             .with(Stage::Post, Observe)

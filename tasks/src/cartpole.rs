@@ -13,8 +13,8 @@
 
 use diffsim_engine::components::{Body, Joint, JointKind};
 use diffsim_engine::{
-    ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
-    System, View, ViewMut,
+    ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
+    ViewMut,
 };
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::Vec3;
@@ -89,9 +89,7 @@ impl SimFactory for Cartpole {
     fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
         let c = &self.cfg;
         let mut packed = self.scene().pack()?;
-        packed.add_state(ColumnSpec::new("obs", 1, 5))?;
-        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
-        packed.add_control(ColumnSpec::new("act", 1, 1));
+        self.spec().add_columns(&mut packed)?;
         let forces = JointForces { num_actions: 1, scale: c.action_scale };
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts::default(), forces)
             .with(Stage::Post, Observe)

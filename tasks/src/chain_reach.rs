@@ -116,11 +116,9 @@ impl SimFactory for ChainReach {
     fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
         let c = &self.cfg;
         let mut packed = self.scene().pack()?;
-        packed.add_state(ColumnSpec::new("obs", 1, self.obs_dim()))?;
-        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
+        self.spec().add_columns(&mut packed)?;
         let target: Vec<f64> = (0..c.num_envs).flat_map(|_| c.target.to_array().map(f64::from)).collect();
         packed.add_param(ColumnSpec::new("target", 1, 3), target)?;
-        packed.add_control(ColumnSpec::new("act", 1, 3));
         let actuation = Actuation { particles: vec![0], scale: c.action_scale };
         let schedule = particles::schedule::<R>(c.dt, c.substeps, c.ground.is_some(), Some(actuation))
             .with(Stage::Post, Observe { links: c.links })

@@ -183,12 +183,9 @@ impl HandReorient {
     fn packed(&self) -> Result<(diffsim_engine::Packed, HandLayout), EngineError> {
         let mut packed = self.scene()?.pack()?;
         let layout = HandLayout::of(&packed.model, &packed.state)?;
-        packed.add_state(ColumnSpec::new("obs", 1, OBS_DIM))?;
-        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
-        packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
+        self.spec().add_columns(&mut packed)?;
         packed.add_state(ColumnSpec::new("goal", 1, 7))?;
         packed.add_state(ColumnSpec::new("goal_rng", 1, 2))?;
-        packed.add_control(ColumnSpec::new("act", 1, ACT_DIM));
         // Nominal goal (resets draw a random rotation): the cube's start position − 0.04 ŷ and a
         // quarter turn about x, not the cube's own start rotation, where rot_dist = 0 would sit
         // on the kink of |q_diff.xyz|.

@@ -34,8 +34,8 @@ use std::path::PathBuf;
 use diffsim_engine::articulation::LimitGains;
 use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
-    ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
-    System, View, ViewMut, replay_adjoint,
+    ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
+    ViewMut, replay_adjoint,
 };
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
@@ -122,10 +122,7 @@ impl SimFactory for Humanoid {
     fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
         let c = &self.cfg;
         let mut packed = self.scene()?.pack()?;
-        packed.add_state(ColumnSpec::new("obs", 1, OBS))?;
-        packed.add_state(ColumnSpec::new("reward", 1, 1))?;
-        packed.add_state(ColumnSpec::new("terminated", 1, 1))?;
-        packed.add_control(ColumnSpec::new("act", 1, HINGES));
+        self.spec().add_columns(&mut packed)?;
         let forces = JointForces { num_actions: HINGES, scale: c.action_scale };
         let contacts = Contacts { ground: true, shapes: c.self_collision };
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, contacts, forces)

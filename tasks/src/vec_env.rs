@@ -18,7 +18,7 @@
 //! path on the tape (`Sim::reset_envs`), the other envs keep theirs. (Rewarped rebuilds the whole
 //! state on any reset, which cuts every env's state gradient, §2.2.)
 
-use diffsim_engine::{ColumnSet, Columns, EngineError, NanCheck, Sim, SimFactory, Stage};
+use diffsim_engine::{ColumnSet, ColumnSpec, Columns, EngineError, NanCheck, Packed, Sim, SimFactory, Stage};
 use ndarray::{Array1, Array2, ArrayView2};
 
 /// What a learner feeds the reverse sweep at step t (see `VecEnv::backward_sweep`).
@@ -52,6 +52,20 @@ pub struct TaskSpec {
     pub terminated: Option<String>,
     /// Control column the actions go to, `[1, act_dim]` per env.
     pub act: String,
+}
+
+impl TaskSpec {
+    /// Adds the columns a `VecEnv` reads to a packed scene, named and sized as this spec says: the
+    /// observation, reward and (if any) termination state columns and the action control.
+    pub fn add_columns(&self, packed: &mut Packed) -> Result<(), EngineError> {
+        packed.add_state(ColumnSpec::new(&self.obs, 1, self.obs_dim))?;
+        packed.add_state(ColumnSpec::new(&self.reward, 1, 1))?;
+        if let Some(t) = &self.terminated {
+            packed.add_state(ColumnSpec::new(t, 1, 1))?;
+        }
+        packed.add_control(ColumnSpec::new(&self.act, 1, self.act_dim));
+        Ok(())
+    }
 }
 
 /// A task a `VecEnv` can run: a simulation factory plus its spec and its per-env init noise.
