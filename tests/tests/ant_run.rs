@@ -2,6 +2,8 @@
 //! a 32-step rollout (contacts, limits, Featherstone, observations, rewards) passes the
 //! dual-number dot-product test in f64.
 
+mod common;
+
 use diffsim_engine::mjcf::ContactParams;
 use diffsim_engine::{Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Task, VecEnv};
@@ -39,44 +41,15 @@ fn dropped_ant_comes_to_rest_and_stiff_contact_keeps_it_within_a_centimetre() {
     let (sim, speed) = drop_ant(ContactParams::default());
     assert!(speed < 0.05, "still moving at {speed} m/s");
     let mass: f64 = sim.model.params.get("body_mass").unwrap().iter().sum();
-    let sink = deepest_penetration(&sim, &sim.state);
+    let sink = common::deepest_penetration(&sim).max(0.0);
     let per_point = mass * 9.81 / 4.0e3;
     assert!(sink > 0.0 && (sink as f64) < per_point, "sink {sink} vs one-point deflection {per_point}");
     // With a stiffer contact the same Ant rests with less than 1 cm of penetration.
     let stiff = ContactParams { ke: 1.0e5, ..ContactParams::default() };
     let (sim, speed) = drop_ant(stiff);
     assert!(speed < 0.05, "stiff: still moving at {speed} m/s");
-    let sink = deepest_penetration(&sim, &sim.state);
+    let sink = common::deepest_penetration(&sim).max(0.0);
     assert!(sink < 0.01, "stiff contact: penetration {sink} m");
-}
-
-/// Deepest penetration below y = 0 over all contact spheres (capsule ends and spheres).
-fn deepest_penetration(sim: &Sim<f32>, state: &diffsim_engine::Columns<f32>) -> f32 {
-    let bq = state.get("body_q").unwrap();
-    let size = sim.model.params.get("shape_size").unwrap();
-    let pose = sim.model.params.get("shape_pose").unwrap();
-    let body = sim.model.topology.get("shape_body").unwrap();
-    let kind = sim.model.topology.get("shape_kind").unwrap();
-    let mut deepest = 0.0f32;
-    for s in 0..kind.len() {
-        let b = body[s] as usize;
-        let rot = glam::Quat::from_xyzw(bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]);
-        let x = glam::Vec3::new(bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]);
-        let p = &pose[7 * s..7 * s + 7];
-        let centre = x + rot * glam::Vec3::new(p[0] as f32, p[1] as f32, p[2] as f32);
-        let srot = rot * glam::Quat::from_xyzw(p[3] as f32, p[4] as f32, p[5] as f32, p[6] as f32);
-        let r = size[3 * s] as f32;
-        let ends = if kind[s] == 1 {
-            let a = srot * glam::Vec3::Y * size[3 * s + 1] as f32;
-            vec![centre + a, centre - a]
-        } else {
-            vec![centre]
-        };
-        for c in ends {
-            deepest = deepest.max(r - c.y);
-        }
-    }
-    deepest
 }
 
 #[test]

@@ -3,6 +3,8 @@
 //! the `VecEnv` with the right sizes and a termination flag that follows the height criterion;
 //! dropped on the ground they stay finite and do not sink by more than a few centimetres.
 
+mod common;
+
 use diffsim_engine::{Columns, Sim, SimFactory, StepCx};
 use diffsim_tasks::hopper::{self, Hopper, HopperConfig};
 use diffsim_tasks::humanoid::{self, Humanoid, HumanoidConfig};
@@ -139,35 +141,6 @@ fn humanoid_runs_in_the_vec_env_and_flags_termination_by_height() {
     assert!(terminated > 0, "the unactuated Humanoid never fell below the termination height");
 }
 
-/// Deepest penetration below y = 0 over all contact spheres (capsule ends and spheres).
-fn deepest_penetration(sim: &Sim<f32>) -> f32 {
-    let bq = sim.state.get("body_q").unwrap();
-    let size = sim.model.params.get("shape_size").unwrap();
-    let pose = sim.model.params.get("shape_pose").unwrap();
-    let body = sim.model.topology.get("shape_body").unwrap();
-    let kind = sim.model.topology.get("shape_kind").unwrap();
-    let mut deepest = f32::NEG_INFINITY;
-    for s in 0..kind.len() {
-        let b = body[s] as usize;
-        let rot = glam::Quat::from_xyzw(bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]);
-        let x = glam::Vec3::new(bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]);
-        let p = &pose[7 * s..7 * s + 7];
-        let centre = x + rot * glam::Vec3::new(p[0] as f32, p[1] as f32, p[2] as f32);
-        let srot = rot * glam::Quat::from_xyzw(p[3] as f32, p[4] as f32, p[5] as f32, p[6] as f32);
-        let r = size[3 * s] as f32;
-        let ends = if kind[s] == 1 {
-            let a = srot * glam::Vec3::Y * size[3 * s + 1] as f32;
-            vec![centre + a, centre - a]
-        } else {
-            vec![centre]
-        };
-        for c in ends {
-            deepest = deepest.max(r - c.y);
-        }
-    }
-    deepest
-}
-
 /// Steps `sim` with zero actions for `steps` env steps; asserts the state stays finite and
 /// returns the deepest penetration seen.
 fn drop_on_ground(mut sim: Sim<f32>, steps: usize) -> (Sim<f32>, f32) {
@@ -175,7 +148,7 @@ fn drop_on_ground(mut sim: Sim<f32>, steps: usize) -> (Sim<f32>, f32) {
     for step in 0..steps {
         sim.step().unwrap();
         assert!(sim.state.get("joint_q").unwrap().iter().all(|x| x.is_finite()), "non-finite at step {step}");
-        deepest = deepest.max(deepest_penetration(&sim));
+        deepest = deepest.max(common::deepest_penetration(&sim));
     }
     (sim, deepest)
 }
