@@ -29,14 +29,14 @@
 
 use std::time::{Duration, Instant};
 
-use diffsim_engine::EngineError;
+use diffsim_engine::{EngineError, Real};
 use diffsim_tasks::{NanEvent, Task, VecEnv};
 use ndarray::{Array1, Array2};
 use tch::nn;
 use tch::{Kind, Tensor};
 
 use crate::nets::{
-    Activation, Actor, Critic, RunningMeanStd, StdKind, array_to_tensor, ensemble_mean_min, entropy_sample,
+    Activation, Actor, Critic, RunningMeanStd, SimFloat, StdKind, array_to_tensor, ensemble_mean_min, entropy_sample,
     tensor_to_array,
 };
 use crate::optim::Adam;
@@ -286,6 +286,8 @@ pub struct DiffRl {
     pub(crate) opt_critic: Option<Adam>,
     pub(crate) opt_alpha: Option<Adam>,
     pub obs_rms: RunningMeanStd,
+    /// The networks' precision (`Kind::Float` to train; `Kind::Double` for gradient checks).
+    pub(crate) kind: Kind,
     pub epoch: usize,
     /// Env steps taken by training so far.
     pub env_steps: u64,
@@ -322,25 +324,43 @@ fn defined_or_zeros(g: Tensor, like: &Tensor) -> Tensor {
 
 impl DiffRl {
     pub fn new(obs_dim: usize, act_dim: usize, num_envs: usize, cfg: DiffRlConfig) -> Result<Self, LearnError> {
+        Self::with_kind(obs_dim, act_dim, num_envs, cfg, Kind::Float)
+    }
+
+    /// `new` with networks, temperature and optimizer state in `kind` (`Kind::Double` with a
+    /// `VecEnv<T, f64>` runs the whole bridge in f64, for gradient checks). The initial values are
+    /// those of `new`, rounded from f32.
+    pub fn with_kind(
+        obs_dim: usize,
+        act_dim: usize,
+        num_envs: usize,
+        cfg: DiffRlConfig,
+        kind: Kind,
+    ) -> Result<Self, LearnError> {
         tch::manual_seed(cfg.seed);
         let dev = tch::Device::Cpu;
-        let actor_vs = nn::VarStore::new(dev);
+        let mut actor_vs = nn::VarStore::new(dev);
         let (od, ad) = (obs_dim as i64, act_dim as i64);
         let actor =
             Actor::new(actor_vs.root() / "actor", od, ad, &cfg.actor_hidden, cfg.activation, cfg.init_gain, cfg.std);
-        let critic_vs = nn::VarStore::new(dev);
+        let mut critic_vs = nn::VarStore::new(dev);
         let critics = build_critics(&critic_vs, &cfg, od);
         let (target_vs, target_critics) = match cfg.target_critic {
             Some(_) => {
                 let mut vs = nn::VarStore::new(dev);
                 let c = build_critics(&vs, &cfg, od);
                 vs.copy(&critic_vs)?;
+                vs.set_kind(kind);
                 (Some(vs), c)
             }
             None => (None, Vec::new()),
         };
-        let alpha_vs = nn::VarStore::new(dev);
+        let mut alpha_vs = nn::VarStore::new(dev);
         let log_alpha = alpha_vs.root().var("log_alpha", &[1], nn::Init::Const(cfg.init_alpha.ln()));
+        // In place (`set_data`): the layers' and `log_alpha`'s handles see the new kind.
+        for vs in [&mut actor_vs, &mut critic_vs, &mut alpha_vs] {
+            vs.set_kind(kind);
+        }
         let opt_actor = optimizer(&cfg, &actor_vs, cfg.actor_lr);
         let opt_critic = if critics.is_empty() { None } else { Some(optimizer(&cfg, &critic_vs, cfg.critic_lr)) };
         let opt_alpha = if cfg.entropy { Some(optimizer(&cfg, &alpha_vs, cfg.alpha_lr)) } else { None };
@@ -361,6 +381,7 @@ impl DiffRl {
             opt_critic,
             opt_alpha,
             obs_rms,
+            kind,
             epoch: 0,
             env_steps: 0,
             ep_return: vec![0.0; num_envs],
@@ -389,19 +410,19 @@ impl DiffRl {
     }
 
     /// Actions for raw observations `[N, obs_dim]`: sampled, or tanh(μ) when `deterministic`.
-    pub fn act(&self, obs: &Array2<f32>, deterministic: bool) -> Array2<f32> {
+    pub fn act<R: SimFloat>(&self, obs: &Array2<R>, deterministic: bool) -> Array2<R> {
         tch::no_grad(|| {
-            let o = self.obs_rms.normalize(&array_to_tensor(obs));
+            let o = self.obs_rms.normalize(&array_to_tensor(obs).to_kind(self.kind));
             let a = if deterministic { self.actor.mean_action(&o) } else { self.actor.sample(&o).action };
             tensor_to_array(&a)
         })
     }
 
     /// One epoch from the env's current state and observations `obs` (updated in place).
-    pub fn train_epoch<T: Task>(
+    pub fn train_epoch<T: Task, R: SimFloat>(
         &mut self,
-        env: &mut VecEnv<T>,
-        obs: &mut Array2<f32>,
+        env: &mut VecEnv<T, R>,
+        obs: &mut Array2<R>,
     ) -> Result<EpochStats, LearnError> {
         let started = Instant::now();
         let cfg = self.cfg.clone();
@@ -441,7 +462,7 @@ impl DiffRl {
         if !skipped {
             let scale = (cfg.actor_clip / (grad_norm + 1e-6)).min(1.0);
             self.opt_actor.zero_grad();
-            let surrogate: Tensor = params.iter().zip(&grads).map(|(p, g)| (p * (g * scale)).sum(Kind::Float)).sum();
+            let surrogate: Tensor = params.iter().zip(&grads).map(|(p, g)| (p * (g * scale)).sum(p.kind())).sum();
             surrogate.backward();
             self.opt_actor.step();
         }
@@ -450,7 +471,7 @@ impl DiffRl {
         if let (false, Some(opt)) = (skipped, &mut self.opt_alpha) {
             opt.zero_grad();
             let l_alpha = self.log_alpha.exp() * kappa * (mean_entropy - target_entropy);
-            l_alpha.sum(Kind::Float).backward();
+            l_alpha.sum(self.kind).backward();
             opt.clip_grad_norm(cfg.alpha_clip);
             opt.step();
         }
@@ -466,7 +487,7 @@ impl DiffRl {
             };
             let y = td_lambda_targets(&soft_r, &buf_v, &buf_d, gamma, cfg.lambda);
             let x = Tensor::cat(&buf_obs, 0);
-            let y = Tensor::from_slice(y.as_slice().expect("standard layout"));
+            let y = Tensor::from_slice(y.as_slice().expect("standard layout")).to_kind(self.kind);
             let total = (h * n) as i64;
             let mb = total / cfg.critic_minibatches as i64;
             let mut count = 0;
@@ -475,8 +496,8 @@ impl DiffRl {
                     let (xb, yb) = (x.narrow(0, b * mb, mb), y.narrow(0, b * mb, mb));
                     opt.zero_grad();
                     let losses: Vec<Tensor> =
-                        self.critics.iter().map(|c| (c.value(&xb) - &yb).square().mean(Kind::Float)).collect();
-                    let l = Tensor::stack(&losses, 0).mean(Kind::Float);
+                        self.critics.iter().map(|c| (c.value(&xb) - &yb).square().mean(self.kind)).collect();
+                    let l = Tensor::stack(&losses, 0).mean(self.kind);
                     l.backward();
                     tch::no_grad(|| {
                         for p in self.critic_vs.trainable_variables() {
@@ -533,18 +554,25 @@ impl DiffRl {
     /// −J/(H·N) of one H-step rollout from `obs` and its gradient w.r.t. the actor's trainable
     /// variables (in `actor_vs.trainable_variables()` order), without updating anything but the
     /// observation statistics and the episode bookkeeping.
-    pub fn actor_gradient<T: Task>(
+    pub fn actor_gradient<T: Task, R: SimFloat>(
         &mut self,
-        env: &mut VecEnv<T>,
-        obs: &mut Array2<f32>,
+        env: &mut VecEnv<T, R>,
+        obs: &mut Array2<R>,
     ) -> Result<(f64, Vec<Tensor>), LearnError> {
         let r = self.rollout(env, obs)?;
         Ok((r.actor_loss, r.grads))
     }
 
     /// (1) the differentiable rollout of H steps and (2) the actor gradient through the bridge.
-    fn rollout<T: Task>(&mut self, env: &mut VecEnv<T>, obs: &mut Array2<f32>) -> Result<Rollout, LearnError> {
+    fn rollout<T: Task, R: SimFloat>(
+        &mut self,
+        env: &mut VecEnv<T, R>,
+        obs: &mut Array2<R>,
+    ) -> Result<Rollout, LearnError> {
         let cfg = self.cfg.clone();
+        let kind = self.kind;
+        // A per-env vector as a tensor of the networks' kind.
+        let per_env = |v: &[f64]| Tensor::from_slice(v).to_kind(kind);
         let (h, n, ad) = (cfg.horizon, env.num_envs(), self.act_dim);
         let gamma = cfg.gamma;
         let kappa = ad as f64 / 2.0;
@@ -552,13 +580,13 @@ impl DiffRl {
         let rms = self.obs_rms.clone();
         self.obs_rms.update(obs);
         let alpha = if cfg.entropy { self.alpha() } else { 0.0 };
-        let mut obs_leaf = vec![array_to_tensor(obs).set_requires_grad(true)];
+        let mut obs_leaf = vec![array_to_tensor(obs).to_kind(kind).set_requires_grad(true)];
         let mut actions: Vec<Tensor> = Vec::with_capacity(h);
         let mut reward_leaf: Vec<Tensor> = Vec::with_capacity(h);
         let mut final_leaf: Vec<Option<Tensor>> = Vec::with_capacity(h);
-        let mut j = Tensor::zeros([n as i64], (Kind::Float, tch::Device::Cpu));
+        let mut j = Tensor::zeros([n as i64], (kind, tch::Device::Cpu));
         let mut acc = j.zeros_like();
-        let mut disc = vec![1.0f32; n];
+        let mut disc = vec![1.0f64; n];
         let mut buf_obs = Vec::with_capacity(h);
         let (mut buf_r, mut buf_ent, mut buf_v, mut buf_d) =
             (Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)), Array2::zeros((h, n)));
@@ -576,21 +604,21 @@ impl DiffRl {
             } else {
                 None
             };
-            let actions_t = tensor_to_array(&s.action);
+            let actions_t = tensor_to_array::<R>(&s.action);
             let t0 = Instant::now();
             let mut res = tape.step(env, actions_t.view())?;
             sim_forward += t0.elapsed();
             nan_events.append(&mut res.diverged);
             actions.push(s.action);
             self.obs_rms.update(&res.obs);
-            let r = Tensor::from_slice(&res.reward.to_vec()).set_requires_grad(true);
-            let next = array_to_tensor(&res.obs).set_requires_grad(true);
+            let r = Tensor::from_slice(&res.reward.to_vec()).to_kind(kind).set_requires_grad(true);
+            let next = array_to_tensor(&res.obs).to_kind(kind).set_requires_grad(true);
             let last = t + 1 == h;
             let done: Vec<bool> = (0..n).map(|e| res.terminated[e] || res.truncated[e]).collect();
             // Terminal observations: bootstrap at a finite truncation, 0 at a termination.
-            let mut boot = vec![0.0f32; n];
+            let mut boot = vec![0.0f64; n];
             let fin = if done.iter().any(|&d| d) {
-                let mut f = Array2::<f32>::zeros((n, self.obs_dim));
+                let mut f = Array2::from_elem((n, self.obs_dim), R::zero());
                 for (e, fo) in res.final_obs.iter().enumerate() {
                     if let Some(fo) = fo
                         && res.truncated[e]
@@ -601,12 +629,12 @@ impl DiffRl {
                         boot[e] = 1.0;
                     }
                 }
-                Some(array_to_tensor(&f).set_requires_grad(true))
+                Some(array_to_tensor(&f).to_kind(kind).set_requires_grad(true))
             } else {
                 None
             };
-            let done_t = Tensor::from_slice(&done.iter().map(|&d| d as u8 as f32).collect::<Vec<_>>());
-            let boot_t = Tensor::from_slice(&boot);
+            let done_t = per_env(&done.iter().map(|&d| d as u8 as f64).collect::<Vec<_>>());
+            let boot_t = per_env(&boot);
             // Bootstrap values: for the actor (with gradient into the obs) and the targets.
             let has_critic = cfg.num_critics > 0;
             // Non-terminal bootstraps: V(o_{t+1}) (paper), or V(o_t) (released mineral, §1.8).
@@ -619,35 +647,35 @@ impl DiffRl {
                 v_act = &v_act + &done_t * &boot_t * self.actor_value(&rms.normalize(f));
             }
             if has_critic {
-                let v_tgt = tch::no_grad(|| {
+                let v_tgt: Tensor = tch::no_grad(|| {
                     let vn = self.target_value(&rms.normalize(boot_obs));
                     let vf = fin.as_ref().map_or(vn.zeros_like(), |f| self.target_value(&rms.normalize(f)) * &boot_t);
                     &done_t * vf + (1.0 - &done_t) * vn
                 });
-                buf_v.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&v_tgt)?));
+                buf_v.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&v_tgt.to_kind(Kind::Float))?));
             }
             // J: discounted soft rewards per segment, closed by a bootstrap at dones and at H − 1.
             let soft = match &ent {
                 Some(e) => &r + (e + kappa) / (2.0 * kappa) * alpha,
                 None => r.shallow_clone(),
             };
-            acc = &acc + Tensor::from_slice(&disc) * soft;
-            let end: Vec<f32> = (0..n).map(|e| if done[e] || last { 1.0 } else { 0.0 }).collect();
-            let end_t = Tensor::from_slice(&end);
-            j = &j + &end_t * (&acc + Tensor::from_slice(&disc) * &v_act * gamma);
+            acc = &acc + per_env(&disc) * soft;
+            let end: Vec<f64> = (0..n).map(|e| if done[e] || last { 1.0 } else { 0.0 }).collect();
+            let end_t = per_env(&end);
+            j = &j + &end_t * (&acc + per_env(&disc) * &v_act * gamma);
             acc = &acc * (1.0 - &end_t);
             for e in 0..n {
-                disc[e] = if end[e] > 0.0 { 1.0 } else { disc[e] * gamma as f32 };
+                disc[e] = if end[e] > 0.0 { 1.0 } else { disc[e] * gamma };
             }
             // Buffers for the temperature and the critic (detached).
-            buf_r.row_mut(t).assign(&res.reward);
+            buf_r.row_mut(t).assign(&res.reward.mapv(|x| x.to_f64() as f32));
             if let Some(e) = &ent {
-                buf_ent.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&e.detach())?));
+                buf_ent.row_mut(t).assign(&Array1::from(Vec::<f32>::try_from(&e.detach().to_kind(Kind::Float))?));
             }
-            buf_d.row_mut(t).assign(&Array1::from(end));
+            buf_d.row_mut(t).assign(&Array1::from_iter(end.iter().map(|&x| x as f32)));
             for (((ret, len), &r), &d) in self.ep_return.iter_mut().zip(&mut self.ep_length).zip(&res.reward).zip(&done)
             {
-                *ret += r as f64;
+                *ret += r.to_f64();
                 *len += 1;
                 if d {
                     ended.push(*ret);
@@ -661,7 +689,7 @@ impl DiffRl {
             obs_leaf.push(next);
             *obs = res.obs;
         }
-        let loss = -j.mean(Kind::Float) / h as f64;
+        let loss = -j.mean(kind) / h as f64;
         let actor_loss = loss.double_value(&[]);
 
         // (2) ∂loss/∂θ through the bridge.
@@ -694,9 +722,9 @@ impl DiffRl {
     }
 
     /// `env.reset(seed)`, then `epochs` epochs; `on_epoch` sees each epoch's stats.
-    pub fn train<T: Task>(
+    pub fn train<T: Task, R: SimFloat>(
         &mut self,
-        env: &mut VecEnv<T>,
+        env: &mut VecEnv<T, R>,
         seed: u64,
         epochs: usize,
         mut on_epoch: impl FnMut(&EpochStats),
@@ -713,17 +741,22 @@ impl DiffRl {
 
     /// Mean undiscounted return of the first episode of every env after `env.reset(seed)`,
     /// without recording; sampled actions unless `deterministic`.
-    pub fn evaluate<T: Task>(&self, env: &mut VecEnv<T>, seed: u64, deterministic: bool) -> Result<f64, LearnError> {
+    pub fn evaluate<T: Task, R: SimFloat>(
+        &self,
+        env: &mut VecEnv<T, R>,
+        seed: u64,
+        deterministic: bool,
+    ) -> Result<f64, LearnError> {
         evaluate_with(env, seed, |o| self.act(o, deterministic))
     }
 }
 
 /// Mean undiscounted return of the first episode of every env after `env.reset(seed)` under the
 /// policy `policy` (raw obs → actions).
-pub fn evaluate_with<T: Task>(
-    env: &mut VecEnv<T>,
+pub fn evaluate_with<T: Task, R: Real>(
+    env: &mut VecEnv<T, R>,
     seed: u64,
-    policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
+    policy: impl FnMut(&Array2<R>) -> Array2<R>,
 ) -> Result<f64, LearnError> {
     let ret = episode_returns_with(env, seed, policy)?;
     Ok(ret.iter().sum::<f64>() / ret.len() as f64)
@@ -731,10 +764,10 @@ pub fn evaluate_with<T: Task>(
 
 /// The undiscounted return of the first episode of every env after `env.reset(seed)` under
 /// `policy` (raw obs → actions), one per env.
-pub fn episode_returns_with<T: Task>(
-    env: &mut VecEnv<T>,
+pub fn episode_returns_with<T: Task, R: Real>(
+    env: &mut VecEnv<T, R>,
     seed: u64,
-    mut policy: impl FnMut(&Array2<f32>) -> Array2<f32>,
+    mut policy: impl FnMut(&Array2<R>) -> Array2<R>,
 ) -> Result<Vec<f64>, LearnError> {
     env.stop_recording();
     let n = env.num_envs();
@@ -745,7 +778,7 @@ pub fn episode_returns_with<T: Task>(
         let res = env.step(policy(&obs).view())?;
         for e in 0..n {
             if !finished[e] {
-                ret[e] += res.reward[e] as f64;
+                ret[e] += res.reward[e].to_f64();
                 finished[e] = res.terminated[e] || res.truncated[e];
             }
         }
@@ -810,8 +843,8 @@ impl<'a> PolicyBridge<'a> {
     }
 }
 
-impl SweepHooks for PolicyBridge<'_> {
-    fn seed(&mut self, t: usize) -> Result<StepSeed, EngineError> {
+impl<R: SimFloat> SweepHooks<R> for PolicyBridge<'_> {
+    fn seed(&mut self, t: usize) -> Result<StepSeed<R>, EngineError> {
         let t0 = Instant::now();
         let mut o = self.explicit_obs[t + 1].shallow_clone();
         if let (true, Some(p)) = (self.through_obs, self.policy_obs.get(t + 1).and_then(|p| p.as_ref())) {
@@ -820,15 +853,16 @@ impl SweepHooks for PolicyBridge<'_> {
         let seed = StepSeed {
             obs: Some(tensor_to_array(&o)),
             reward: Some(Array1::from(tensor_to_array(&self.explicit_reward[t]).into_raw_vec_and_offset().0)),
-            final_obs: self.explicit_final[t].as_ref().map(tensor_to_array),
+            final_obs: self.explicit_final[t].as_ref().map(tensor_to_array::<R>),
         };
         self.hook_time += t0.elapsed();
         Ok(seed)
     }
 
-    fn action_adjoint(&mut self, t: usize, adj_action: Array2<f32>) -> Result<(), EngineError> {
+    fn action_adjoint(&mut self, t: usize, adj_action: Array2<R>) -> Result<(), EngineError> {
         let t0 = Instant::now();
-        let s = (&self.actions[t] * array_to_tensor(&adj_action)).sum(Kind::Float);
+        let a = &self.actions[t];
+        let s = (a * array_to_tensor(&adj_action).to_kind(a.kind())).sum(a.kind());
         let mut inputs: Vec<&Tensor> = self.params.iter().collect();
         inputs.push(&self.obs_leaf[t]);
         let mut g = Tensor::run_backward(&[&s], &inputs, false, false);

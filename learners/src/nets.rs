@@ -10,9 +10,16 @@
 //!
 //! This module owns no optimizer and no environment: it maps tensors to tensors.
 
+use diffsim_engine::Real;
 use ndarray::Array2;
+use tch::Tensor;
 use tch::nn::{self, Init, Module};
-use tch::{Kind, Tensor};
+
+/// A simulator scalar the learners exchange with tch: f32 (training) or f64 (gradient checks
+/// through `VecEnv<T, f64>` and double networks).
+pub trait SimFloat: Real + tch::kind::Element {}
+impl SimFloat for f32 {}
+impl SimFloat for f64 {}
 
 /// Hidden-layer activation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,7 +87,7 @@ pub fn log1m_tanh2(u: &Tensor) -> Tensor {
 pub fn entropy_sample(mu: &Tensor, log_std: &Tensor, eps: &Tensor) -> Tensor {
     let u = mu + log_std.exp() * eps;
     let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
-    (log_std + eps.square() * 0.5 + half_log_2pi + log1m_tanh2(&u)).sum_dim_intlist(-1, false, Kind::Float)
+    (log_std + eps.square() * 0.5 + half_log_2pi + log1m_tanh2(&u)).sum_dim_intlist(-1, false, mu.kind())
 }
 
 /// The std parameterization of an `Actor`.
@@ -182,7 +189,7 @@ impl Critic {
 pub fn ensemble_mean_min(critics: &[Critic], obs: &Tensor) -> (Tensor, Tensor) {
     let vs: Vec<Tensor> = critics.iter().map(|c| c.value(obs)).collect();
     let all = Tensor::stack(&vs, 0);
-    (all.mean_dim(0, false, Kind::Float), all.min_dim(0, false).0)
+    (all.mean_dim(0, false, all.kind()), all.min_dim(0, false).0)
 }
 
 /// Running mean and variance of observations (sapo.md §1.7, §3.1, §3.2).
@@ -203,14 +210,14 @@ impl RunningMeanStd {
     }
 
     /// Parallel-moments update with a batch `[B, dim]`.
-    pub fn update(&mut self, x: &Array2<f32>) {
+    pub fn update<R: Real>(&mut self, x: &Array2<R>) {
         let b = x.nrows() as f64;
         if b == 0.0 {
             return;
         }
         for (j, col) in x.columns().into_iter().enumerate() {
-            let bm = col.iter().map(|&v| v as f64).sum::<f64>() / b;
-            let ss = col.iter().map(|&v| (v as f64 - bm).powi(2)).sum::<f64>();
+            let bm = col.iter().map(|&v| v.to_f64()).sum::<f64>() / b;
+            let ss = col.iter().map(|&v| (v.to_f64() - bm).powi(2)).sum::<f64>();
             let bvar = if self.unbiased && b > 1.0 { ss / (b - 1.0) } else { ss / b };
             let delta = bm - self.mean[j];
             let tot = self.count + b;
@@ -221,28 +228,28 @@ impl RunningMeanStd {
         self.count += b;
     }
 
-    /// (x − mean) / sqrt(var + eps), differentiable in x, no clamping.
+    /// (x − mean) / sqrt(var + eps), differentiable in x, no clamping; in x's kind.
     pub fn normalize(&self, x: &Tensor) -> Tensor {
-        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float);
+        let mean = Tensor::from_slice(&self.mean).to_kind(x.kind());
         let std: Vec<f64> = self.var.iter().map(|v| (v + self.eps).sqrt()).collect();
-        let std = Tensor::from_slice(&std).to_kind(Kind::Float);
+        let std = Tensor::from_slice(&std).to_kind(x.kind());
         (x - mean) / std
     }
 }
 
-/// An `[N, d]` f32 array as a tensor.
-pub fn array_to_tensor(a: &Array2<f32>) -> Tensor {
+/// An `[N, d]` array as a tensor of the same precision.
+pub fn array_to_tensor<R: SimFloat>(a: &Array2<R>) -> Tensor {
     let (n, d) = a.dim();
-    let v: Vec<f32> = a.iter().copied().collect();
+    let v: Vec<R> = a.iter().copied().collect();
     Tensor::from_slice(&v).reshape([n as i64, d as i64])
 }
 
-/// An `[N, d]` tensor as an f32 array.
-pub fn tensor_to_array(t: &Tensor) -> Array2<f32> {
-    let t = t.detach().to_kind(Kind::Float).contiguous();
+/// An `[N, d]` (or `[N]`, read as `[N, 1]`) tensor as an array of `R`, converting its kind.
+pub fn tensor_to_array<R: SimFloat>(t: &Tensor) -> Array2<R> {
+    let t = t.detach().to_kind(R::KIND).contiguous();
     let size = t.size();
     let (n, d) = (size[0] as usize, size.get(1).copied().unwrap_or(1) as usize);
-    let v: Vec<f32> = Vec::<f32>::try_from(&t.view([-1])).expect("f32 tensor");
+    let v: Vec<R> = Vec::<R>::try_from(&t.view([-1])).expect("tensor of R::KIND");
     Array2::from_shape_vec((n, d), v).expect("shape")
 }
 

@@ -10,26 +10,27 @@
 //! finite differences.
 
 use diffsim_engine::EngineError;
+use diffsim_engine::Real;
 use diffsim_tasks::{StepResult, StepSeeds, Task, VecEnv};
 use ndarray::{Array1, Array2, ArrayView2};
 
 /// Adjoints of what one step returned (rows indexed by env). `None` means zero.
 #[derive(Clone, Debug, Default)]
-pub struct StepSeed {
+pub struct StepSeed<R = f32> {
     /// ∂L/∂obs_t `[N, obs_dim]`; rows of envs that autoreset after step t are ignored (the obs
     /// returned for them is a fresh episode's first obs, with no upstream).
-    pub obs: Option<Array2<f32>>,
+    pub obs: Option<Array2<R>>,
     /// ∂L/∂reward_t `[N]`.
-    pub reward: Option<Array1<f32>>,
+    pub reward: Option<Array1<R>>,
     /// ∂L/∂final_obs_t `[N, obs_dim]`; only rows of envs that autoreset after step t are read.
-    pub final_obs: Option<Array2<f32>>,
+    pub final_obs: Option<Array2<R>>,
 }
 
 /// What the learner supplies during the sweep, called for t = H−1 .. 0 in this order:
 /// `seed(t)`, then (after step t is differentiated) `action_adjoint(t, ∂L/∂a_t)`.
-pub trait SweepHooks {
-    fn seed(&mut self, t: usize) -> Result<StepSeed, EngineError>;
-    fn action_adjoint(&mut self, t: usize, adj_action: Array2<f32>) -> Result<(), EngineError>;
+pub trait SweepHooks<R = f32> {
+    fn seed(&mut self, t: usize) -> Result<StepSeed<R>, EngineError>;
+    fn action_adjoint(&mut self, t: usize, adj_action: Array2<R>) -> Result<(), EngineError>;
 }
 
 /// A rollout recorded on a `VecEnv` tape, differentiated through a closed-loop policy.
@@ -40,7 +41,7 @@ pub struct RolloutTape {
 
 impl RolloutTape {
     /// Starts recording on `env` (`VecEnv::record`, a fresh tape).
-    pub fn start<T: Task>(env: &mut VecEnv<T>) -> Self {
+    pub fn start<T: Task, R: Real>(env: &mut VecEnv<T, R>) -> Self {
         env.record();
         Self::default()
     }
@@ -53,7 +54,11 @@ impl RolloutTape {
     }
 
     /// `env.step(actions)` on the tape.
-    pub fn step<T: Task>(&mut self, env: &mut VecEnv<T>, actions: ArrayView2<f32>) -> Result<StepResult, EngineError> {
+    pub fn step<T: Task, R: Real>(
+        &mut self,
+        env: &mut VecEnv<T, R>,
+        actions: ArrayView2<R>,
+    ) -> Result<StepResult<R>, EngineError> {
         let res = env.step(actions)?;
         self.steps += 1;
         Ok(res)
@@ -62,7 +67,11 @@ impl RolloutTape {
     /// The reverse sweep (see the module doc) on `VecEnv::backward_sweep`, which hands over
     /// ∂L/∂a_{t+1} before step t is differentiated; the hooks see, for t = H−1 .. 0,
     /// `seed(t)` then `action_adjoint(t, ∂L/∂a_t)`.
-    pub fn sweep<T: Task>(&self, env: &VecEnv<T>, hooks: &mut impl SweepHooks) -> Result<(), EngineError> {
+    pub fn sweep<T: Task, R: Real>(
+        &self,
+        env: &VecEnv<T, R>,
+        hooks: &mut impl SweepHooks<R>,
+    ) -> Result<(), EngineError> {
         let spec = env.spec();
         let (n, od) = (env.num_envs(), spec.obs_dim);
         let h = self.len();
@@ -72,8 +81,8 @@ impl RolloutTape {
             }
             let seed = hooks.seed(t)?;
             Ok(StepSeeds {
-                obs: seed.obs.unwrap_or_else(|| Array2::zeros((n, od))),
-                reward: seed.reward.unwrap_or_else(|| Array1::zeros(n)),
+                obs: seed.obs.unwrap_or_else(|| Array2::from_elem((n, od), R::zero())),
+                reward: seed.reward.unwrap_or_else(|| Array1::from_elem(n, R::zero())),
                 // Only the rows of envs that ended at step t are read.
                 final_obs: (0..n).map(|e| seed.final_obs.as_ref().map(|f| f.row(e).to_owned())).collect(),
             })

@@ -1,9 +1,11 @@
 //! SAPO/SHAC/APG: sapo.md §1.7's test vectors (TD(λ), stable log(1 − tanh²), entropy sample,
 //! normalized entropy), the per-step sweep against `VecEnv::backward`, the bridge's actor gradient
-//! against central differences of the rollout loss (and how far the obs-detached approximation is
-//! from it), and learning on cartpole.
+//! against central differences of the rollout loss, in f32 and end to end in f64 (`VecEnv<_, f64>`,
+//! double networks), with how far the obs-detached approximation is from it, and learning on
+//! cartpole.
 
-use diffsim_learners::nets::{entropy_sample, log1m_tanh2};
+use diffsim_engine::Real;
+use diffsim_learners::nets::{SimFloat, entropy_sample, log1m_tanh2};
 use diffsim_learners::{
     Algo, DiffRl, DiffRlConfig, RolloutTape, StepSeed, SweepHooks, evaluate_with, td_lambda_targets,
 };
@@ -51,8 +53,8 @@ fn entropy_terms_match_sapo_test_vectors() {
     }
 }
 
-fn cartpole_env(num_envs: usize, episode_length: usize) -> VecEnv<Cartpole> {
-    VecEnv::new(Cartpole::new(CartpoleConfig { num_envs, episode_length, ..Default::default() })).unwrap()
+fn cartpole_env<R: Real>(num_envs: usize, episode_length: usize) -> VecEnv<Cartpole, R> {
+    VecEnv::with_scalar(Cartpole::new(CartpoleConfig { num_envs, episode_length, ..Default::default() })).unwrap()
 }
 
 fn noise(rng: &mut TaskRng, shape: (usize, usize), scale: f64) -> Array2<f32> {
@@ -113,26 +115,30 @@ fn small(cfg: DiffRlConfig, horizon: usize) -> DiffRlConfig {
     DiffRlConfig { horizon, actor_hidden: vec![16, 16], critic_hidden: vec![16, 16], seed: 1, ..cfg }
 }
 
-/// Parameter step of the central differences (the sim is f32).
+/// Parameter step of the central differences in f32 (rounding of the f32 loss against the
+/// O(ε⁴) truncation of the extrapolated difference).
 const EPS: f64 = 2e-3;
+/// The same in f64: the loss rounds at ~1e-16, so ε can shrink until kinks rarely lie within it.
+const EPS_F64: f64 = 1e-6;
 
 /// Directional derivative of the rollout loss along a random parameter direction: the bridge,
 /// the obs-detached approximation, and central differences.
 fn gradient_check(cfg: DiffRlConfig) -> (f64, f64, f64) {
-    let (exact, detached, fd, _) = gradient_check_seeded(cfg, 0);
+    let (exact, detached, fd, _) = gradient_check_seeded::<f32>(cfg, 0, Kind::Float, EPS);
     (exact, detached, fd)
 }
 
 /// `gradient_check` with every seed (network init, env resets, direction, action noise) offset by
-/// `s`; also returns |difference(2ε) − difference(ε)|, large where a kink (a joint limit) lies
-/// within ε of the point.
-fn gradient_check_seeded(cfg: DiffRlConfig, s: u64) -> (f64, f64, f64, f64) {
+/// `s`, the simulator in `R`, the networks in `kind` and central differences of step `eps`; also
+/// returns |difference(2ε) − difference(ε)|, large where a kink (a joint limit) lies within ε of
+/// the point.
+fn gradient_check_seeded<R: SimFloat>(cfg: DiffRlConfig, s: u64, kind: Kind, eps: f64) -> (f64, f64, f64, f64) {
     let _guard = setup();
     let (n, h) = (4, 10);
-    let mut env = cartpole_env(n, 7);
+    let mut env = cartpole_env::<R>(n, 7);
     let cfg = DiffRlConfig { max_grad_norm: f64::INFINITY, ..small(cfg, h) };
     let cfg = DiffRlConfig { seed: cfg.seed + s as i64, ..cfg };
-    let mut learner = DiffRl::new(5, 1, n, cfg.clone()).unwrap();
+    let mut learner = DiffRl::with_kind(5, 1, n, cfg.clone(), kind).unwrap();
     // Move the normalizer and the policy off their initial values so the test is generic.
     let mut obs = env.reset(11 + s).unwrap();
     for _ in 0..3 {
@@ -166,7 +172,7 @@ fn gradient_check_seeded(cfg: DiffRlConfig, s: u64) -> (f64, f64, f64, f64) {
         let (lm, _) = loss_and_grad(&mut learner, -eps, false);
         (lp - lm) / (2.0 * eps)
     };
-    let (fd1, fd2) = (central(EPS * 2.0), central(EPS));
+    let (fd1, fd2) = (central(eps * 2.0), central(eps));
     let fd = (4.0 * fd2 - fd1) / 3.0;
     eprintln!("central differences: 2ε {fd1:.6}, ε {fd2:.6}, extrapolated {fd:.6}");
     eprintln!("{:?}: bridge {exact:.6}, obs-detached {detached:.6}, central difference {fd:.6}", cfg.algo);
@@ -206,13 +212,32 @@ proptest::proptest! {
             .into_iter()
             .nth(algo)
             .expect("three learners");
-        let (exact, _, fd, spread) = gradient_check_seeded(cfg, s);
+        let (exact, _, fd, spread) = gradient_check_seeded::<f32>(cfg, s, Kind::Float, EPS);
         // 2% relative, plus the noise floor of the extrapolated difference: the rollout loss is
         // f32 (≈1e-6 of rounding over 10 steps), over 2ε = 4e-3 and × 4/3 → ≈3e-4 absolute.
         let tol = 0.02 * fd.abs() + 3e-4;
         // Differences that change with ε straddle a kink (the cart's position limit): no
         // derivative to compare with there.
         proptest::prop_assume!(spread < 5.0 * tol, "kink within ε: differences differ by {}", spread);
+        proptest::prop_assert!((exact - fd).abs() < tol, "{}: bridge {} vs central difference {} (tol {:.1e})", name, exact, fd, tol);
+    }
+
+    /// Issue 4's check in f64 end to end: `VecEnv<Cartpole, f64>`, double networks, temperature
+    /// and normalizer, so the bridge must match the differences to ~1e-7 instead of f32's 2%.
+    #[test]
+    fn bridge_gradient_matches_central_differences_in_f64(algo in 0usize..3, s in 1u64..10_000) {
+        let (name, cfg) = [("SAPO", DiffRlConfig::sapo()), ("SHAC", DiffRlConfig::shac()), ("APG", DiffRlConfig::apg())]
+            .into_iter()
+            .nth(algo)
+            .expect("three learners");
+        let (exact, _, fd, spread) = gradient_check_seeded::<f64>(cfg, s, Kind::Double, EPS_F64);
+        // The direction is not normalized (|d| ≈ 20), so the step is ≈ 2e-5 per parameter set:
+        // rounding of the f64 loss over it is ≈ 1e-11, and the O(ε²) term Richardson cancels is
+        // only irregular where an ELU (SHAC, APG) input crosses 0 within the step. 1e-6 relative
+        // still rejects a bridge off by a thousandth; f32's floor was 2%.
+        let tol = 1e-6 * fd.abs() + 1e-8;
+        eprintln!("{name} f64: relative error {:.1e}", (exact - fd).abs() / fd.abs().max(1e-8));
+        proptest::prop_assume!(spread < 5.0 * (1e-4 * fd.abs() + 1e-6), "kink within ε: differences differ by {}", spread);
         proptest::prop_assert!((exact - fd).abs() < tol, "{}: bridge {} vs central difference {} (tol {:.1e})", name, exact, fd, tol);
     }
 }

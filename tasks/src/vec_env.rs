@@ -1,5 +1,5 @@
-//! `VecEnv`: a batched, Gymnasium-style vector environment over one `Sim<f32>`, and the `Task`
-//! trait a task implements to run in it.
+//! `VecEnv`: a batched, Gymnasium-style vector environment over one `Sim<R>` (f32 to train, f64 to
+//! check gradients), and the `Task` trait a task implements to run in it.
 //!
 //! This module owns the RL conventions layered on a task's simulation; physics, observations and
 //! rewards stay in the task's systems. It owns:
@@ -17,19 +17,22 @@
 //! Gradients at resets are per environment: an autoreset of env `e` after step t cuts only `e`'s
 //! path on the tape (`Sim::reset_envs`), the other envs keep theirs. (Rewarped rebuilds the whole
 //! state on any reset, which cuts every env's state gradient, §2.2.)
+//!
+//! Precision: a task draws its init noise in f32 (`Task::reset_env`), and a `VecEnv<T, f64>` widens
+//! the drawn rows exactly; everything after that (physics, obs, rewards, adjoints) runs in `R`.
 
-use diffsim_engine::{ColumnSet, ColumnSpec, Columns, EngineError, NanCheck, Packed, Sim, SimFactory, Stage};
+use diffsim_engine::{ColumnSet, ColumnSpec, Columns, EngineError, NanCheck, Packed, Real, Sim, SimFactory, Stage};
 use ndarray::{Array1, Array2, ArrayView2};
 
 /// What a learner feeds the reverse sweep at step t (see `VecEnv::backward_sweep`).
 #[derive(Clone, Debug, PartialEq)]
-pub struct StepSeeds {
+pub struct StepSeeds<R = f32> {
     /// ∂L/∂obs_t, `[N, obs_dim]` (rows of envs reset after step t are dropped).
-    pub obs: Array2<f32>,
+    pub obs: Array2<R>,
     /// ∂L/∂reward_t, `[N]`.
-    pub reward: Array1<f32>,
+    pub reward: Array1<R>,
     /// ∂L/∂final_obs of envs that ended at step t, `[N]` of optional `[obs_dim]`.
-    pub final_obs: Vec<Option<Array1<f32>>>,
+    pub final_obs: Vec<Option<Array1<R>>>,
 }
 
 /// What a `VecEnv` needs to know about a task: sizes, conventions and the column names it reads.
@@ -111,15 +114,15 @@ impl TaskRng {
 
 /// What one `VecEnv::step` returns, per env (rows / entries indexed by env).
 #[derive(Clone, Debug, PartialEq)]
-pub struct StepResult {
+pub struct StepResult<R = f32> {
     /// `[N, obs_dim]`; for envs that ended this step, the first obs of their new episode.
-    pub obs: Array2<f32>,
+    pub obs: Array2<R>,
     /// `[N]`, the reward of this step (computed before any autoreset).
-    pub reward: Array1<f32>,
+    pub reward: Array1<R>,
     pub terminated: Array1<bool>,
     pub truncated: Array1<bool>,
     /// The terminal observation of envs that ended this step (before autoreset), else `None`.
-    pub final_obs: Vec<Option<Array1<f32>>>,
+    pub final_obs: Vec<Option<Array1<R>>>,
     /// Environments whose state became non-finite this step: each was reset (it also reads as
     /// truncated, with reward 0 and no final obs) and named here with the system that produced
     /// the value; the other environments carried on.
@@ -148,35 +151,38 @@ pub struct EnvCounters {
 }
 
 /// What `backward` needs besides the tape, per recorded step.
-#[derive(Clone, Debug, Default)]
-struct Recording {
+#[derive(Clone, Debug)]
+struct Recording<R> {
     /// ∂control/∂action: action_scale where −1 ≤ action ≤ 1, else 0 (the clip's gradient).
-    clip_grad: Vec<Array2<f32>>,
+    clip_grad: Vec<Array2<R>>,
     /// Envs autoreset right after the step (their returned obs has no upstream).
     autoreset: Vec<Vec<usize>>,
 }
 
-/// N environments of one task, stepped in lock-step on one `Sim<f32>`.
-pub struct VecEnv<T: Task> {
+/// N environments of one task, stepped in lock-step on one `Sim<R>`.
+pub struct VecEnv<T: Task, R: Real = f32> {
     task: T,
     spec: TaskSpec,
-    sim: Sim<f32>,
-    /// The nominal initial state as the task built it: the start of every reset.
+    sim: Sim<R>,
+    /// The nominal initial state as the task built it (in f32, where tasks draw init noise): the
+    /// start of every reset.
     init: Columns<f32>,
     /// `init` plus the noise of the envs being reset (other rows unused).
     reset_buf: Columns<f32>,
+    /// `reset_buf` widened to `R`, the rows `Sim::reset_envs` copies (other rows unused).
+    reset_state: Columns<R>,
     seed: u64,
     /// Episodes started per env since the last `reset(seed)` (0 for the first).
     episode: Vec<u64>,
     /// Env steps taken in the current episode, per env.
     progress: Vec<usize>,
-    recording: Option<Recording>,
+    recording: Option<Recording<R>>,
     /// Environments isolated after a NaN/inf since construction (see `StepResult::diverged`).
     nan_events: usize,
 }
 
 /// Checks that `name` exists in `cols` with `per_env` scalars per env.
-fn check_column(cols: &Columns<f32>, name: &str, per_env: usize) -> Result<(), EngineError> {
+fn check_column<R: Copy>(cols: &Columns<R>, name: &str, per_env: usize) -> Result<(), EngineError> {
     let found = cols.get(name)?.len();
     let expected = per_env * cols.num_envs();
     if found != expected {
@@ -186,7 +192,7 @@ fn check_column(cols: &Columns<f32>, name: &str, per_env: usize) -> Result<(), E
 }
 
 /// Copies a column into an `[N, width]` array.
-fn column_array(cols: &Columns<f32>, name: &str, width: usize) -> Result<Array2<f32>, EngineError> {
+fn column_array<R: Copy>(cols: &Columns<R>, name: &str, width: usize) -> Result<Array2<R>, EngineError> {
     let data = cols.get(name)?;
     let expected = cols.num_envs() * width;
     Array2::from_shape_vec((cols.num_envs(), width), data.to_vec()).map_err(|_| EngineError::ShapeMismatch {
@@ -216,7 +222,7 @@ fn runs(envs: &[usize]) -> Vec<std::ops::Range<usize>> {
 ///
 /// Not recorded on the tape: the next recorded step's checkpoint holds the refreshed columns,
 /// and Post systems overwrite them before anything reads them.
-fn refresh_post(sim: &mut Sim<f32>, envs: &[usize]) -> Result<(), EngineError> {
+fn refresh_post<R: Real>(sim: &mut Sim<R>, envs: &[usize]) -> Result<(), EngineError> {
     let n = sim.num_envs();
     let step = sim.steps_taken();
     for r in runs(envs) {
@@ -229,13 +235,32 @@ fn refresh_post(sim: &mut Sim<f32>, envs: &[usize]) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// Clip to [−1, 1] (the bounds pass through, as torch's `clamp`).
+fn clip_unit<R: Real>(a: R) -> R {
+    let one = R::one();
+    if a < -one {
+        -one
+    } else if a > one {
+        one
+    } else {
+        a
+    }
+}
+
 impl<T: Task> VecEnv<T> {
     /// Builds the task's `Sim<f32>` and checks the spec's columns against it. The state is the
     /// nominal initial state (no init noise, observations computed); call `reset` to start
     /// episodes.
     pub fn new(task: T) -> Result<Self, EngineError> {
+        Self::with_scalar(task)
+    }
+}
+
+impl<T: Task, R: Real> VecEnv<T, R> {
+    /// `new` on a `Sim<R>`, e.g. `VecEnv::<_, f64>::with_scalar(task)` for gradient checks.
+    pub fn with_scalar(task: T) -> Result<Self, EngineError> {
         let spec = task.spec();
-        let mut sim = task.sim::<f32>()?;
+        let mut sim = task.sim::<R>()?;
         let n = sim.num_envs();
         check_column(&sim.state, &spec.obs, spec.obs_dim)?;
         if n != spec.num_envs {
@@ -257,11 +282,12 @@ impl<T: Task> VecEnv<T> {
         }
         let all: Vec<usize> = (0..n).collect();
         refresh_post(&mut sim, &all)?;
-        let init = sim.state.clone();
+        let init = sim.state.map(|x| x.to_f64() as f32);
         Ok(Self {
             task,
             spec,
             reset_buf: init.clone(),
+            reset_state: sim.state.clone(),
             init,
             sim,
             seed: 0,
@@ -287,12 +313,12 @@ impl<T: Task> VecEnv<T> {
         self.sim.num_envs()
     }
     /// The simulation (its state holds the current obs/reward columns).
-    pub fn sim(&self) -> &Sim<f32> {
+    pub fn sim(&self) -> &Sim<R> {
         &self.sim
     }
     /// Mutable access, e.g. to change the CPU backend. Stepping or recording the sim directly
     /// bypasses the env's bookkeeping (`backward` then reports a tape length mismatch).
-    pub fn sim_mut(&mut self) -> &mut Sim<f32> {
+    pub fn sim_mut(&mut self) -> &mut Sim<R> {
         &mut self.sim
     }
     /// Env steps taken in each env's current episode.
@@ -321,16 +347,16 @@ impl<T: Task> VecEnv<T> {
         Ok(())
     }
     /// The current observations `[N, obs_dim]`.
-    pub fn obs(&self) -> Result<Array2<f32>, EngineError> {
+    pub fn obs(&self) -> Result<Array2<R>, EngineError> {
         column_array(&self.sim.state, &self.spec.obs, self.spec.obs_dim)
     }
 
     /// Resets every env (episode 0 of `seed`, fresh init noise), zeroes the control, and returns
     /// the first observations `[N, obs_dim]`. On a tape this cuts every env's gradient path.
-    pub fn reset(&mut self, seed: u64) -> Result<Array2<f32>, EngineError> {
+    pub fn reset(&mut self, seed: u64) -> Result<Array2<R>, EngineError> {
         self.seed = seed;
         self.episode.fill(0);
-        self.sim.control.fill(0.0);
+        self.sim.control.fill(R::zero());
         let all: Vec<usize> = (0..self.num_envs()).collect();
         self.reset_inner(&all)?;
         self.obs()
@@ -339,7 +365,7 @@ impl<T: Task> VecEnv<T> {
     /// Resets only `envs`, each into its next episode under the current seed (a partial reset, as
     /// Gymnasium's `reset_mask`); the other envs and their tape paths are untouched. Returns all
     /// observations. Panics on an env index ≥ N.
-    pub fn reset_envs(&mut self, envs: &[usize]) -> Result<Array2<f32>, EngineError> {
+    pub fn reset_envs(&mut self, envs: &[usize]) -> Result<Array2<R>, EngineError> {
         let n = self.num_envs();
         assert!(envs.iter().all(|&e| e < n), "reset_envs({envs:?}) with {n} environments");
         for &e in envs {
@@ -359,9 +385,14 @@ impl<T: Task> VecEnv<T> {
             }
             let mut rng = TaskRng::for_episode(self.seed, e, self.episode[e]);
             self.task.reset_env(e, &mut rng, &mut self.reset_buf)?;
+            for name in &names {
+                let src = self.reset_buf.env(name, e)?;
+                let dst = self.reset_state.env_mut(name, e)?;
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d = R::from_f64(f64::from(s)));
+            }
             self.progress[e] = 0;
         }
-        self.sim.reset_envs(envs, &self.reset_buf)?;
+        self.sim.reset_envs(envs, &self.reset_state)?;
         refresh_post(&mut self.sim, envs)?;
         Ok(())
     }
@@ -369,7 +400,7 @@ impl<T: Task> VecEnv<T> {
     /// Starts recording a fresh tape: the following `step`s are differentiable by `backward`.
     pub fn record(&mut self) {
         self.sim.record();
-        self.recording = Some(Recording::default());
+        self.recording = Some(Recording { clip_grad: Vec::new(), autoreset: Vec::new() });
     }
     /// Stops recording and drops the tape.
     pub fn stop_recording(&mut self) {
@@ -384,7 +415,7 @@ impl<T: Task> VecEnv<T> {
     /// and multiplied by `action_scale` into the control column. Envs that terminate or reach
     /// `episode_length` steps are reset (next episode of the current seed) and their returned obs
     /// is the new episode's first obs; the terminal obs is in `final_obs`.
-    pub fn step(&mut self, actions: ArrayView2<f32>) -> Result<StepResult, EngineError> {
+    pub fn step(&mut self, actions: ArrayView2<R>) -> Result<StepResult<R>, EngineError> {
         let n = self.num_envs();
         let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
         if actions.dim() != (n, ad) {
@@ -403,16 +434,16 @@ impl<T: Task> VecEnv<T> {
                 entity: 0,
                 component: k,
                 step: self.sim.steps_taken(),
-                value: f64::from(x),
+                value: x.to_f64(),
             });
         }
-        let scale = self.spec.action_scale;
+        let scale = R::from_f64(f64::from(self.spec.action_scale));
         let control = self.sim.control.get_mut(&self.spec.act)?;
         for (c, &a) in control.iter_mut().zip(actions.iter()) {
-            *c = a.clamp(-1.0, 1.0) * scale;
+            *c = clip_unit(a) * scale;
         }
         if let Some(rec) = &mut self.recording {
-            rec.clip_grad.push(actions.mapv(|a| if (-1.0..=1.0).contains(&a) { scale } else { 0.0 }));
+            rec.clip_grad.push(actions.mapv(|a| if clip_unit(a) == a { scale } else { R::zero() }));
             rec.autoreset.push(Vec::new());
         }
         let mut diverged = Vec::new();
@@ -435,10 +466,10 @@ impl<T: Task> VecEnv<T> {
         let mut obs = column_array(&self.sim.state, &self.spec.obs, od)?;
         let mut reward = Array1::from(self.sim.state.get(&self.spec.reward)?.to_vec());
         for d in &diverged {
-            reward[d.env] = 0.0;
+            reward[d.env] = R::zero();
         }
         let mut terminated: Array1<bool> = match &self.spec.terminated {
-            Some(t) => self.sim.state.get(t)?.iter().map(|&x| x > 0.5).collect(),
+            Some(t) => self.sim.state.get(t)?.iter().map(|&x| x.to_f64() > 0.5).collect(),
             None => Array1::from_elem(n, false),
         };
         let mut truncated = Array1::from_elem(n, false);
@@ -480,11 +511,7 @@ impl<T: Task> VecEnv<T> {
     /// a root with no upstream, so `adj_obs[t]` of that env is dropped; its reward_t was computed
     /// before the reset and still flows into step t and earlier. The terminal observation
     /// (`final_obs`) gets a gradient only through `backward_with_final_obs`.
-    pub fn backward(
-        &self,
-        adj_obs: &[Array2<f32>],
-        adj_reward: &[Array1<f32>],
-    ) -> Result<Vec<Array2<f32>>, EngineError> {
+    pub fn backward(&self, adj_obs: &[Array2<R>], adj_reward: &[Array1<R>]) -> Result<Vec<Array2<R>>, EngineError> {
         self.backward_with_final_obs(adj_obs, adj_reward, &[])
     }
 
@@ -494,10 +521,10 @@ impl<T: Task> VecEnv<T> {
     /// entry per recorded step.
     pub fn backward_with_final_obs(
         &self,
-        adj_obs: &[Array2<f32>],
-        adj_reward: &[Array1<f32>],
-        adj_final_obs: &[Vec<Option<Array1<f32>>>],
-    ) -> Result<Vec<Array2<f32>>, EngineError> {
+        adj_obs: &[Array2<R>],
+        adj_reward: &[Array1<R>],
+        adj_final_obs: &[Vec<Option<Array1<R>>>],
+    ) -> Result<Vec<Array2<R>>, EngineError> {
         let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
         let h = rec.clip_grad.len();
         let tape_len = self.sim.tape().map_or(0, |t| t.len());
@@ -560,8 +587,8 @@ impl<T: Task> VecEnv<T> {
     /// Reset semantics are those of `backward_with_final_obs`.
     pub fn backward_sweep(
         &self,
-        mut seeds: impl FnMut(usize, Option<ArrayView2<f32>>) -> Result<StepSeeds, EngineError>,
-    ) -> Result<Vec<Array2<f32>>, EngineError> {
+        mut seeds: impl FnMut(usize, Option<ArrayView2<R>>) -> Result<StepSeeds<R>, EngineError>,
+    ) -> Result<Vec<Array2<R>>, EngineError> {
         let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
         let n = self.num_envs();
         let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
