@@ -5,7 +5,8 @@
 //! `optim` Adam/AdamW with inspectable moments; `diff_rl` the first-order learners SAPO, SHAC and
 //! APG; `ppo` and `sac` the zeroth-order baselines (forward stepping only), sharing `zeroth`;
 //! `config` the TOML training configuration; `checkpoint` safetensors checkpoints of a learner and
-//! its env; `log` the per-epoch CSV, the training-curve plot and return statistics.
+//! its env; `log` the per-epoch CSV, the training-curve plot and return statistics; `tensorboard`
+//! the same columns as TensorBoard scalars.
 
 pub mod bridge;
 pub mod checkpoint;
@@ -18,6 +19,7 @@ pub mod optim;
 pub mod ppo;
 pub mod sac;
 pub mod sweep;
+pub mod tensorboard;
 pub mod zeroth;
 
 pub use checkpoint::{Checkpoint, CheckpointError};

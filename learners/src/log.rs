@@ -1,6 +1,7 @@
 //! Training logs and return statistics:
 //! - `CsvLog`: one row per epoch (`COLUMNS`), appended and flushed as training goes; on resume it
-//!   drops rows of epochs that will be re-run and continues the wall-clock column;
+//!   drops rows of epochs that will be re-run and continues the wall-clock column; optionally the
+//!   same numbers as TensorBoard scalars (`with_tensorboard`, x-axis = env steps);
 //! - `plot_returns`: a PNG of episode return vs env steps (plotters' bitmap backend; text drawn
 //!   with ab_glyph from a system TTF found at run time, and left out when there is none, so no
 //!   fontconfig is needed);
@@ -11,6 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::diff_rl::EpochStats;
+use crate::tensorboard::EventWriter;
 
 /// The CSV header. Time shares are fractions of the epoch's wall time.
 pub const COLUMNS: &[&str] = &[
@@ -46,6 +48,8 @@ pub struct CsvLog {
     pub nan_events_total: usize,
     /// (env steps, mean episode return) of every epoch with finished episodes, for the plot.
     pub curve: Vec<(f64, f64)>,
+    /// TensorBoard event file receiving every numeric column (see `with_tensorboard`).
+    tensorboard: Option<EventWriter>,
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -83,7 +87,27 @@ impl CsvLog {
             writeln!(file, "{line}")?;
         }
         file.flush()?;
-        Ok(Self { path: path.to_path_buf(), file, wall_offset, skipped_total, nan_events_total, curve })
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            wall_offset,
+            skipped_total,
+            nan_events_total,
+            curve,
+            tensorboard: None,
+        })
+    }
+
+    /// Also writes each row's numbers as TensorBoard scalars `train/<column>` at step = env
+    /// steps, into a new event file in `dir`.
+    pub fn with_tensorboard(mut self, dir: &Path) -> std::io::Result<Self> {
+        self.tensorboard = Some(EventWriter::create(dir)?);
+        Ok(self)
+    }
+
+    /// The TensorBoard event file, if any.
+    pub fn tensorboard_path(&self) -> Option<&Path> {
+        self.tensorboard.as_ref().map(|t| t.path())
     }
 
     pub fn path(&self) -> &Path {
@@ -121,7 +145,19 @@ impl CsvLog {
             format!("{:.4}", s.tch_s() / w),
         ];
         writeln!(self.file, "{}", row.join(","))?;
-        self.file.flush()
+        self.file.flush()?;
+        if let Some(tb) = &mut self.tensorboard {
+            // The row's numbers (empty cells, e.g. no finished episode, are left out).
+            let tags: Vec<String> = COLUMNS.iter().map(|c| format!("train/{c}")).collect();
+            let scalars: Vec<(&str, f64)> = tags
+                .iter()
+                .zip(&row)
+                .skip(2)
+                .filter_map(|(t, v)| v.parse::<f64>().ok().map(|v| (t.as_str(), v)))
+                .collect();
+            tb.scalars(env_steps as i64, &scalars)?;
+        }
+        Ok(())
     }
 }
 

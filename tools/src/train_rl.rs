@@ -145,7 +145,8 @@ impl WithTask for Train {
         let start = learner.epoch;
         let epochs = cfg.run.epochs;
         let mut csv = CsvLog::open(&dir.join("log.csv"), resume.then_some(start))
-            .with_context(|| format!("opening {}", dir.join("log.csv").display()))?;
+            .and_then(|c| c.with_tensorboard(&dir))
+            .with_context(|| format!("opening {} and a TensorBoard event file there", dir.join("log.csv").display()))?;
         let steps_per_epoch = (cfg.learner.horizon * spec.num_envs) as u64;
         println!(
             "train `{name}` with {}: {} envs, H = {}, epochs {start}..{epochs} ({} env steps), seed {}; outputs in {}",
@@ -219,9 +220,10 @@ impl WithTask for Train {
         );
         println!("deterministic evaluation: {mean:.2} ± {ci:.2} (95% CI, {} episodes)", returns.len());
         println!(
-            "wrote {}, {}, {}, {}",
+            "wrote {}, {}, {}, {}, {}",
             config_path(&dir).display(),
             csv.path().display(),
+            csv.tensorboard_path().map_or_else(|| "-".into(), |p| p.display().to_string()),
             ckpt_path.display(),
             dir.join("returns.png").display()
         );

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use diffsim_learners::log::{mean_ci95, plot_returns};
+use diffsim_learners::tensorboard::EventWriter;
 use diffsim_learners::{Ppo, PpoConfig, Sac, SacConfig, ZerothOrder, episode_returns_with};
 use diffsim_tasks::{Task as VecTask, VecEnv};
 
@@ -80,6 +81,8 @@ impl ZerothRun {
         let csv_path = self.dir.join("log.csv");
         let mut csv = std::fs::File::create(&csv_path).with_context(|| format!("creating {}", csv_path.display()))?;
         writeln!(csv, "{COLUMNS}")?;
+        let mut tb = EventWriter::create(&self.dir)
+            .with_context(|| format!("creating an event file in {}", self.dir.display()))?;
         let mut obs = env.reset(self.seed)?;
         let (start, mut curve) = (Instant::now(), Vec::new());
         for _ in 0..self.iterations {
@@ -97,6 +100,18 @@ impl ZerothRun {
                 s.lr,
                 s.sim_s / s.wall_s.max(1e-12)
             )?;
+            let mut scalars = vec![
+                ("train/policy_loss", s.policy_loss),
+                ("train/value_loss", s.value_loss),
+                ("train/kl_or_alpha", s.extra),
+                ("train/lr", s.lr),
+                ("train/sim_share", s.sim_s / s.wall_s.max(1e-12)),
+                ("train/env_steps_per_s", s.env_steps as f64 / wall.max(1e-9)),
+            ];
+            if s.mean_return.is_finite() {
+                scalars.push(("train/episode_return", s.mean_return));
+            }
+            tb.scalars(s.env_steps as i64, &scalars)?;
             if s.mean_return.is_finite() {
                 curve.push((s.env_steps as f64, s.mean_return));
             }

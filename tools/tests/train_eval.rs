@@ -59,12 +59,14 @@ fn train_resume_and_eval_from_the_command_line() {
     );
     let csv = std::fs::read_to_string(run.join("log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "header + 2 epochs:\n{csv}");
+    assert_eq!(event_files(&run), 1, "one TensorBoard event file");
 
     let o = diffsim(&dir, &["train", "--resume", "runs/smoke", "--epochs", "3", "--quiet"]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("epochs 2..3"), "{}", text(&o));
     let csv = std::fs::read_to_string(run.join("log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 4, "header + 3 epochs:\n{csv}");
+    assert_eq!(event_files(&run), 2, "the resumed run writes its own event file");
 
     let o = diffsim(&dir, &["eval", "--checkpoint", "runs/smoke/checkpoint.safetensors", "--episodes", "3"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -77,6 +79,16 @@ fn train_resume_and_eval_from_the_command_line() {
     assert!(!o.status.success() && text(&o).contains("broken.safetensors"), "{}", text(&o));
     let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "shac", "--set", "learner.gama=0.9"]);
     assert!(!o.status.success() && text(&o).contains("learner.gama"), "{}", text(&o));
+}
+
+/// TensorBoard event files in `dir` that hold more than the file-version record.
+fn event_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("events.out.tfevents."))
+        .filter(|e| e.metadata().is_ok_and(|m| m.len() > 64))
+        .count()
 }
 
 #[test]
@@ -93,6 +105,7 @@ fn ppo_and_sac_train_from_the_command_line_and_write_a_log() {
         assert!(text(&o).contains("95% CI"), "{learner}: {}", text(&o));
         let csv = std::fs::read_to_string(dir.join(format!("runs/cartpole-{learner}-s0/log.csv"))).unwrap();
         assert_eq!(csv.lines().count(), 3, "{learner}: header + 2 iterations:\n{csv}");
+        assert_eq!(event_files(&dir.join(format!("runs/cartpole-{learner}-s0"))), 1, "{learner}");
     }
     let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "ppo", "--set", "learner.lr=1"]);
     assert!(!o.status.success() && text(&o).contains("--set"), "{}", text(&o));
