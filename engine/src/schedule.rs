@@ -17,6 +17,7 @@
 use crate::columns::{Columns, Layout, View, ViewMut};
 use crate::error::{ColumnSet, EngineError, ScheduleError};
 use crate::model::Model;
+use crate::profile::{Phase, SystemProfile};
 use crate::scalar::Real;
 use crate::system::{Access, ModelView, Stage, StepCx, System};
 
@@ -41,11 +42,28 @@ pub struct Schedule<R: Real> {
     /// Per system (same order): the state columns it writes or accumulates, with their widths.
     /// Cached so the NaN check does not rebuild access lists in the hot loop.
     writes: Vec<Vec<(String, usize)>>,
+    /// Per-system timing, when enabled by `enable_profile`.
+    profile: Option<SystemProfile>,
 }
 
 impl<R: Real> Schedule<R> {
     pub fn new(dt: f64, substeps: usize) -> Self {
-        Self { dt, substeps, nan_check: NanCheck::EveryStep, systems: Vec::new(), writes: Vec::new() }
+        Self { dt, substeps, nan_check: NanCheck::EveryStep, systems: Vec::new(), writes: Vec::new(), profile: None }
+    }
+
+    /// Starts timing every system call from now on (see `SystemProfile`); resets the counters if
+    /// already on.
+    pub fn enable_profile(&mut self) {
+        match &self.profile {
+            Some(p) => p.reset(),
+            None => {
+                let names = self.systems.iter().map(|(_, s)| s.name().to_string()).collect();
+                self.profile = Some(SystemProfile::new(names));
+            }
+        }
+    }
+    pub fn profile(&self) -> Option<&SystemProfile> {
+        self.profile.as_ref()
     }
     /// Appends a system to a stage (order within a stage is execution order).
     pub fn with(mut self, stage: Stage, system: impl System<R> + 'static) -> Self {
@@ -57,6 +75,7 @@ impl<R: Real> Schedule<R> {
             system.access().into_iter().filter(|a| a.access != Access::Read).map(|a| (a.name, a.width)).collect();
         self.writes.push(writes);
         self.systems.push((stage, system));
+        self.profile = None;
     }
     pub fn substep_dt(&self) -> f64 {
         self.dt / self.substeps as f64
@@ -193,7 +212,48 @@ impl<R: Real> Schedule<R> {
         self.run_system_checked((index, sys), cx, model, control, state, self.nan_check == NanCheck::EverySystem)
     }
 
+    /// `run_system` of the backward sweep's recomputation (timed as `Phase::Recompute`).
+    fn recompute_system(
+        &self,
+        (index, sys): (usize, &dyn System<R>),
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+    ) -> Result<(), EngineError> {
+        match &self.profile {
+            Some(p) => p.time(index, Phase::Recompute, || {
+                self.run_system_unprofiled(
+                    (index, sys),
+                    cx,
+                    model,
+                    control,
+                    state,
+                    self.nan_check == NanCheck::EverySystem,
+                )
+            }),
+            None => self.run_system((index, sys), cx, model, control, state),
+        }
+    }
+
     fn run_system_checked(
+        &self,
+        (index, sys): (usize, &dyn System<R>),
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        state: &mut ViewMut<R>,
+        check: bool,
+    ) -> Result<(), EngineError> {
+        match &self.profile {
+            Some(p) => p.time(index, Phase::Forward, || {
+                self.run_system_unprofiled((index, sys), cx, model, control, state, check)
+            }),
+            None => self.run_system_unprofiled((index, sys), cx, model, control, state, check),
+        }
+    }
+
+    fn run_system_unprofiled(
         &self,
         (index, sys): (usize, &dyn System<R>),
         cx: &StepCx,
@@ -309,7 +369,7 @@ impl<R: Real> Schedule<R> {
             let cx = StepCx { dt, step, substep: *substep };
             let mut v = rest[0].view_all_mut();
             for sys in systems {
-                self.run_system(*sys, &cx, model, control, &mut v)?;
+                self.recompute_system(*sys, &cx, model, control, &mut v)?;
             }
         }
         let (boundaries, pres) = states.split_at_mut(segs.len());
@@ -319,10 +379,14 @@ impl<R: Real> Schedule<R> {
             for (j, sys) in systems[..systems.len().saturating_sub(1)].iter().enumerate() {
                 let (done, rest) = pres.split_at_mut(j + 1);
                 rest[0].copy_from(&done[j]);
-                self.run_system(*sys, &cx, model, control, &mut rest[0].view_all_mut())?;
+                self.recompute_system(*sys, &cx, model, control, &mut rest[0].view_all_mut())?;
             }
-            for ((_, sys), pre) in systems.iter().zip(pres.iter()).rev() {
-                sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
+            for (&(index, sys), pre) in systems.iter().zip(pres.iter()).rev() {
+                let mut adjoint = || sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
+                match &self.profile {
+                    Some(p) => p.time(index, Phase::Adjoint, adjoint),
+                    None => adjoint(),
+                }
             }
         }
         Ok(())

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use diffsim_engine::{Columns, NanCheck, Sim, SimFactory};
+use diffsim_engine::{Columns, NanCheck, Sim, SimFactory, SystemTimes};
 use diffsim_tasks::TASKS;
 use diffsim_tests::Rng;
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Which timings to take.
     #[arg(long, value_enum, default_value_t = BenchMode::Both)]
     pub mode: BenchMode,
+    /// After each row, a table of where the time went per system: forward while stepping, the
+    /// forward recomputed by the backward sweep, and the adjoint (CPU time summed over threads).
+    #[arg(long)]
+    pub profile: bool,
 }
 
 /// One row of the table.
@@ -101,6 +105,8 @@ struct Measurement {
     tape_bytes: Option<usize>,
     tape_per_env_step: Option<f64>,
     peak_rss: Option<u64>,
+    /// Per-system times of the timed runs (`--profile`).
+    profile: Option<Vec<SystemTimes>>,
 }
 
 /// Asks the kernel to reset this process's peak RSS (Linux ≥ 4.0); false if it refused.
@@ -169,6 +175,9 @@ fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measu
     if do_grad {
         rollout(&mut sim)?;
     }
+    if args.profile {
+        sim.schedule.enable_profile();
+    }
 
     let fwd = if do_fwd {
         let t = best_of(|| {
@@ -193,7 +202,29 @@ fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measu
         tape_bytes = Some(tape.total());
         tape_per_env_step = Some(tape.total() as f64 / (envs * tape.steps.max(1)) as f64);
     }
-    Ok(Measurement { fwd, fwd_bwd, tape_bytes, tape_per_env_step, peak_rss: peak_rss() })
+    let profile = sim.schedule.profile().map(|p| p.totals());
+    Ok(Measurement { fwd, fwd_bwd, tape_bytes, tape_per_env_step, peak_rss: peak_rss(), profile })
+}
+
+/// The per-system table of `--profile`, with shares of the total CPU time of the row.
+fn print_profile(times: &[SystemTimes]) {
+    let total: f64 = times.iter().map(|t| (t.forward + t.recompute + t.adjoint).as_secs_f64()).sum();
+    let share = |d: Duration| format!("{:.1}%", 100.0 * d.as_secs_f64() / total.max(1e-12));
+    println!();
+    println!("| system | forward | recompute | adjoint | forward ms | adjoint ms |");
+    println!("|---|---|---|---|---|---|");
+    for t in times {
+        println!(
+            "| {} | {} | {} | {} | {:.1} | {:.1} |",
+            t.name,
+            share(t.forward),
+            share(t.recompute),
+            share(t.adjoint),
+            t.forward.as_secs_f64() * 1e3,
+            t.adjoint.as_secs_f64() * 1e3
+        );
+    }
+    println!();
 }
 
 /// A table cell: the value with `digits` decimals, or "–" when not measured.
@@ -300,6 +331,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                     cell(m.tape_per_env_step, 0),
                     cell(rss, 1)
                 );
+                if let Some(p) = &m.profile {
+                    print_profile(p);
+                }
                 rows.push(BenchRow {
                     task: name.clone(),
                     envs,
