@@ -28,7 +28,7 @@ pub use gpu::Gpu;
 pub use gpu_mirror::GpuMirror;
 pub use model::Model;
 pub use profile::{Phase, SystemProfile, SystemTimes};
-pub use reverse::{Rev, replay_adjoint};
+pub use reverse::{Rev, replay_adjoint, vjp};
 pub use scalar::{Dual, Real};
 pub use scene::{EnvBuilder, Packed, Scene};
 pub use schedule::{NanCheck, Schedule, Scratch};

@@ -206,6 +206,30 @@ impl Real for Rev {
     }
 }
 
+/// Reverse mode on one small function, for adjoints that differentiate element by element (one
+/// contact pair, one shape) instead of replaying a whole system: returns xbar = (∂f/∂x)ᵀ ybar at
+/// `x`, recording `f` on a fresh tape (the leaves are nodes 0..N, so the gradients of the inputs
+/// are the first N entries of the sweep). `f` may return fewer outputs than `ybar` has only if
+/// the missing ones are zero.
+pub fn vjp<const N: usize, const M: usize>(
+    x: [f64; N],
+    ybar: [f64; M],
+    f: impl FnOnce([Rev; N]) -> [Rev; M],
+) -> [f64; N] {
+    clear_tape();
+    let leaves = x.map(Rev::leaf);
+    let y = f(leaves);
+    let adj = gradients(y.into_iter().zip(ybar));
+    clear_tape();
+    let mut out = [0.0; N];
+    for (o, l) in out.iter_mut().zip(&leaves) {
+        if l.i != CONST {
+            *o = adj[l.i as usize];
+        }
+    }
+    out
+}
+
 /// The adjoint of `sys` at `pre` by recorded replay: re-runs the forward in [`Rev`] with every
 /// pre-state and control scalar a leaf, seeds every output with the incoming `adj_state`, and
 /// sweeps back. On return `adj_state` holds ∂L/∂(state before) and `adj_control` has been
@@ -293,6 +317,15 @@ mod tests {
     fn f<R: Real>(x: R, y: R) -> R {
         let (s, c) = (x * y).sin_cos();
         (x * y + x.sqrt()).tanh() * (y / x).exp() - x * R::from_f64(3.0) + s * c * y
+    }
+
+    #[test]
+    fn vjp_of_a_small_function_matches_dual_numbers() {
+        let (x, y) = (0.7, 1.3);
+        let g = vjp([x, y], [2.0, -1.0], |[x, y]| [f(x, y), x * y]);
+        let dx = f(Dual::new(x, 1.0), Dual::new(y, 0.0)).t;
+        let dy = f(Dual::new(x, 0.0), Dual::new(y, 1.0)).t;
+        assert!((g[0] - (2.0 * dx - y)).abs() < 1e-12 && (g[1] - (2.0 * dy - x)).abs() < 1e-12, "{g:?}");
     }
 
     #[test]

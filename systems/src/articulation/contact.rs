@@ -7,10 +7,13 @@
 //! capped at μ N), per shape (`shape_contact`), applied at x as the spatial force (x × F, F)
 //! accumulated into `body_f`.
 //!
-//! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime.
+//! Adjoint: shape by shape, reverse mode over that shape's wrench as a function of its body's
+//! pose and twist (`engine::vjp`), skipping shapes that are off the ground; exact within a
+//! contact regime. (A replay of the whole system spent ~30× its forward time, mostly recording
+//! shapes that were culled.)
 
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
-use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut, vjp};
 
 use super::spatial::*;
 
@@ -55,80 +58,131 @@ impl<R: Real> System<R> for GroundContact {
         ]
     }
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
-        let ns = model.count("shape_kind");
-        let nb = model.count("joint_kind");
-        let (size, pose, contact) =
-            (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
-        let (body, kind) = (model.topo("shape_body"), model.topo("shape_kind"));
+        let shapes = Shapes::of(model);
         let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
         for e in 0..model.num_envs() {
-            for s in e * ns..(e + 1) * ns {
-                let b = e * nb + body[s] as usize;
-                let rot = quat_to_mat([bq[7 * b + 3], bq[7 * b + 4], bq[7 * b + 5], bq[7 * b + 6]]);
-                let x_b = [bq[7 * b], bq[7 * b + 1], bq[7 * b + 2]];
-                let p = &pose[7 * s..7 * s + 7];
-                let centre = add(x_b, mat_vec(&rot, v3(p[0], p[1], p[2])));
-                let sz = &size[3 * s..3 * s + 3];
-                // Cull by the bounding sphere: most shapes are off the ground most of the time.
-                let reach = match kind[s] {
-                    SHAPE_SPHERE => sz[0],
-                    SHAPE_CAPSULE => sz[0] + sz[1],
-                    _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
-                };
-                if centre[1].to_f64() > reach {
-                    continue;
-                }
-                let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
-                let mut points = [([R::zero(); 3], 0.0); 8];
-                let n_points = match kind[s] {
-                    SHAPE_SPHERE => {
-                        points[0] = (centre, sz[0]);
-                        1
-                    }
-                    SHAPE_CAPSULE => {
-                        let axis = [srot[0][1], srot[1][1], srot[2][1]];
-                        let h = R::from_f64(sz[1]);
-                        points[0] = (add(centre, scale(axis, h)), sz[0]);
-                        points[1] = (sub(centre, scale(axis, h)), sz[0]);
-                        2
-                    }
-                    SHAPE_BOX => {
-                        for (corner, point) in points.iter_mut().enumerate() {
-                            let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
-                            let local = v3(sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]);
-                            *point = (add(centre, mat_vec(&srot, local)), 0.0);
-                        }
-                        8
-                    }
-                    _ => 0,
-                };
-                let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
-                let v_o = [bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]];
-                for &(c, r) in &points[..n_points] {
-                    let x = [c[0], c[1] - R::from_f64(r), c[2]];
-                    let u = add(v_o, cross(w, x));
-                    let up = [R::zero(), R::one(), R::zero()];
-                    if let Some(f) = penalty_force(R::from_f64(r) - c[1], u, up, &contact[4 * s..4 * s + 4]) {
-                        let n = cross(x, f);
-                        for i in 0..3 {
-                            bf[6 * b + i] += n[i];
-                            bf[6 * b + 3 + i] += f[i];
-                        }
-                    }
+            for s in e * shapes.ns..(e + 1) * shapes.ns {
+                let b = e * shapes.nb + shapes.body[s] as usize;
+                if let Some(w) = shapes.wrench(s, &bq[7 * b..7 * b + 7], &bqd[6 * b..6 * b + 6]) {
+                    bf[6 * b..6 * b + 6].iter_mut().zip(w).for_each(|(f, w)| *f += w);
                 }
             }
         }
     }
+    /// Shape by shape: shapes off the ground (checked in f64) contribute nothing; for the others,
+    /// reverse mode over that shape's wrench alone (13 inputs: its body's pose and twist) pulls
+    /// the body_f adjoint back. body_f is accumulated, so its adjoint passes through unchanged.
     fn adjoint(
         &self,
-        cx: &StepCx,
+        _: &StepCx,
         model: &ModelView,
-        control: &View<R>,
+        _: &View<R>,
         pre: &View<R>,
         adj_state: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
     ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+        let shapes = Shapes::of(model);
+        let (bq, bqd) = (pre.col("body_q"), pre.col("body_qd"));
+        let [abq, abqd, abf] = adj_state.cols_mut(["body_q", "body_qd", "body_f"]);
+        for e in 0..model.num_envs() {
+            for s in e * shapes.ns..(e + 1) * shapes.ns {
+                let b = e * shapes.nb + shapes.body[s] as usize;
+                let x: [f64; 13] =
+                    std::array::from_fn(|i| if i < 7 { bq[7 * b + i].to_f64() } else { bqd[6 * b + i - 7].to_f64() });
+                let ybar: [f64; 6] = std::array::from_fn(|i| abf[6 * b + i].to_f64());
+                if ybar.iter().all(|&y| y == 0.0) || shapes.wrench(s, &x[..7], &x[7..]).is_none() {
+                    continue;
+                }
+                let g = vjp(x, ybar, |x| shapes.wrench(s, &x[..7], &x[7..]).unwrap_or([Rev::zero(); 6]));
+                abq[7 * b..7 * b + 7].iter_mut().zip(&g[..7]).for_each(|(a, &g)| *a += R::from_f64(g));
+                abqd[6 * b..6 * b + 6].iter_mut().zip(&g[7..]).for_each(|(a, &g)| *a += R::from_f64(g));
+            }
+        }
+    }
+}
+
+/// The shape columns of a chunk, looked up once.
+struct Shapes<'a> {
+    ns: usize,
+    nb: usize,
+    size: &'a [f64],
+    pose: &'a [f64],
+    contact: &'a [f64],
+    body: &'a [u32],
+    kind: &'a [u32],
+}
+
+impl<'a> Shapes<'a> {
+    fn of(model: &'a ModelView) -> Self {
+        Self {
+            ns: model.count("shape_kind"),
+            nb: model.count("joint_kind"),
+            size: model.param("shape_size"),
+            pose: model.param("shape_pose"),
+            contact: model.param("shape_contact"),
+            body: model.topo("shape_body"),
+            kind: model.topo("shape_kind"),
+        }
+    }
+
+    /// The ground's spatial force (torque, force) on shape `s` of the body with pose `bq`
+    /// (x, quaternion) and twist `bqd` (ω, v_O), or None if no contact point touches the ground.
+    fn wrench<R: Real>(&self, s: usize, bq: &[R], bqd: &[R]) -> Option<[R; 6]> {
+        let rot = quat_to_mat([bq[3], bq[4], bq[5], bq[6]]);
+        let x_b = [bq[0], bq[1], bq[2]];
+        let p = &self.pose[7 * s..7 * s + 7];
+        let centre = add(x_b, mat_vec(&rot, v3(p[0], p[1], p[2])));
+        let sz = &self.size[3 * s..3 * s + 3];
+        // Cull by the bounding sphere: most shapes are off the ground most of the time.
+        let reach = match self.kind[s] {
+            SHAPE_SPHERE => sz[0],
+            SHAPE_CAPSULE => sz[0] + sz[1],
+            _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
+        };
+        if centre[1].to_f64() > reach {
+            return None;
+        }
+        let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
+        let mut points = [([R::zero(); 3], 0.0); 8];
+        let n_points = match self.kind[s] {
+            SHAPE_SPHERE => {
+                points[0] = (centre, sz[0]);
+                1
+            }
+            SHAPE_CAPSULE => {
+                let axis = [srot[0][1], srot[1][1], srot[2][1]];
+                let h = R::from_f64(sz[1]);
+                points[0] = (add(centre, scale(axis, h)), sz[0]);
+                points[1] = (sub(centre, scale(axis, h)), sz[0]);
+                2
+            }
+            SHAPE_BOX => {
+                for (corner, point) in points.iter_mut().enumerate() {
+                    let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
+                    let local = v3(sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]);
+                    *point = (add(centre, mat_vec(&srot, local)), 0.0);
+                }
+                8
+            }
+            _ => 0,
+        };
+        let w = [bqd[0], bqd[1], bqd[2]];
+        let v_o = [bqd[3], bqd[4], bqd[5]];
+        let mut total: Option<[R; 6]> = None;
+        for &(c, r) in &points[..n_points] {
+            let x = [c[0], c[1] - R::from_f64(r), c[2]];
+            let u = add(v_o, cross(w, x));
+            let up = [R::zero(), R::one(), R::zero()];
+            if let Some(f) = penalty_force(R::from_f64(r) - c[1], u, up, &self.contact[4 * s..4 * s + 4]) {
+                let n = cross(x, f);
+                let t = total.get_or_insert([R::zero(); 6]);
+                for i in 0..3 {
+                    t[i] += n[i];
+                    t[3 + i] += f[i];
+                }
+            }
+        }
+        total
     }
 }
 
