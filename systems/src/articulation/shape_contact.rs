@@ -37,11 +37,12 @@
 //! other's samples); a deep penetration switches faces where two face depths are equal; the
 //! contact count of box–box changes as samples enter.
 //!
-//! Adjoint: recorded replay of this forward (`replay_adjoint`); exact within a contact regime
+//! Adjoint: pair by pair, reverse mode over one pair's wrench as a function of its two bodies'
+//! poses and twists (`engine::vjp`), skipping pairs without contact; exact within a contact regime
 //! (the clamping of s, t, the choice of the minimising interval, the nearest face and the on/off switch are kinks, as for every penalty contact).
 
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE, WORLD};
-use diffsim_engine::{ColumnAccess, Model, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+use diffsim_engine::{ColumnAccess, Model, ModelView, Real, Rev, StepCx, System, View, ViewMut, vjp};
 
 use super::contact::penalty_force;
 use super::spatial::*;
@@ -355,9 +356,9 @@ fn sphere_box<R: Real>(p: V3<R>, radius: f64, centre: V3<R>, rot: &M3<R>, half: 
     Some(ContactPoint { x, n, pen: R::from_f64(radius) - dist })
 }
 
-fn point_velocity<R: Real>(bqd: &[R], b: usize, x: V3<R>) -> V3<R> {
-    let w = [bqd[6 * b], bqd[6 * b + 1], bqd[6 * b + 2]];
-    add([bqd[6 * b + 3], bqd[6 * b + 4], bqd[6 * b + 5]], cross(w, x))
+fn point_velocity<R: Real>(bqd: &[R], x: V3<R>) -> V3<R> {
+    let w = [bqd[0], bqd[1], bqd[2]];
+    add([bqd[3], bqd[4], bqd[5]], cross(w, x))
 }
 
 /// Columns both contact systems read and write.
@@ -376,68 +377,181 @@ fn contact_access() -> Vec<ColumnAccess> {
     ]
 }
 
-/// Accumulates the contact forces of `pairs` (shape indices within an env), or of every pair of
-/// shapes on unrelated bodies if None, into `body_f`, for every env of the chunk.
-fn accumulate_contacts<R: Real>(model: &ModelView, state: &mut ViewMut<R>, pairs: Option<&[(u32, u32)]>) {
-    let ns = model.count("shape_kind");
-    let nb = model.count("joint_kind");
-    let (size, pose, contact) = (model.param("shape_size"), model.param("shape_pose"), model.param("shape_contact"));
-    let (body, kind, parent) = (model.topo("shape_body"), model.topo("shape_kind"), model.topo("joint_parent"));
-    let mass = model.param("body_mass");
-    let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
-    let mut points = Vec::new();
-    for e in 0..model.num_envs() {
-        let (s0, b0) = (e * ns, e * nb);
+/// The shape columns of a chunk, looked up once, and the pairs to test.
+struct Shapes<'a> {
+    ns: usize,
+    nb: usize,
+    size: &'a [f64],
+    pose: &'a [f64],
+    contact: &'a [f64],
+    body: &'a [u32],
+    kind: &'a [u32],
+    parent: &'a [u32],
+    mass: &'a [f64],
+}
+
+impl<'a> Shapes<'a> {
+    fn of(model: &'a ModelView) -> Self {
+        Self {
+            ns: model.count("shape_kind"),
+            nb: model.count("joint_kind"),
+            size: model.param("shape_size"),
+            pose: model.param("shape_pose"),
+            contact: model.param("shape_contact"),
+            body: model.topo("shape_body"),
+            kind: model.topo("shape_kind"),
+            parent: model.topo("joint_parent"),
+            mass: model.param("body_mass"),
+        }
+    }
+
+    /// Env `e`'s pairs (shape indices within the env) into `out`: `pairs`, or if None every pair
+    /// of shapes on unrelated bodies.
+    fn pairs(&self, e: usize, pairs: Option<&[(u32, u32)]>, out: &mut Vec<(u32, u32)>) {
+        out.clear();
+        if let Some(p) = pairs {
+            out.extend_from_slice(p);
+            return;
+        }
+        let (s0, b0) = (e * self.ns, e * self.nb);
         // The body a joint chain really hangs from: a hip of three hinges is pelvis → two zero-mass
         // links → thigh, and the thigh must not collide with the pelvis it is jointed to.
         let jointed_to = |b: usize| {
-            let mut p = parent[b0 + b];
-            while p != WORLD && mass[b0 + p as usize] == 0.0 {
-                p = parent[b0 + p as usize];
+            let mut p = self.parent[b0 + b];
+            while p != WORLD && self.mass[b0 + p as usize] == 0.0 {
+                p = self.parent[b0 + p as usize];
             }
             p
         };
         // Same body, or joined by a joint (WORLD never equals a body index).
         let related = |a: usize, b: usize| a == b || jointed_to(a) as usize == b || jointed_to(b) as usize == a;
-        let shapes: Vec<_> = (0..ns)
-            .map(|i| {
-                let si = s0 + i;
-                let b = b0 + body[si] as usize;
-                WorldShape::new(bq, b, kind[si], &size[3 * si..3 * si + 3], &pose[7 * si..7 * si + 7])
-            })
-            .collect();
-        let all: Vec<(u32, u32)>;
-        let pairs = match pairs {
-            Some(p) => p,
-            None => {
-                all = (0..ns as u32)
-                    .flat_map(|i| (i + 1..ns as u32).map(move |j| (i, j)))
-                    .filter(|&(i, j)| !related(body[s0 + i as usize] as usize, body[s0 + j as usize] as usize))
-                    .collect();
-                &all
-            }
-        };
-        for &(i, j) in pairs {
+        let body = |i: u32| self.body[s0 + i as usize] as usize;
+        let ns = self.ns as u32;
+        out.extend((0..ns).flat_map(|i| (i + 1..ns).map(move |j| (i, j))).filter(|&(i, j)| !related(body(i), body(j))));
+    }
+
+    /// Shape `s` (index over the chunk) on the body whose pose (x, quaternion) is `bq`.
+    fn world<R: Real>(&self, s: usize, bq: &[R]) -> Option<WorldShape<R>> {
+        WorldShape::new(bq, 0, self.kind[s], &self.size[3 * s..3 * s + 3], &self.pose[7 * s..7 * s + 7])
+    }
+
+    /// Mean contact parameters of shapes `si` and `sj`.
+    fn params(&self, si: usize, sj: usize) -> [f64; 4] {
+        std::array::from_fn(|k| 0.5 * (self.contact[4 * si + k] + self.contact[4 * sj + k]))
+    }
+}
+
+/// The spatial force (torque about the origin, force) that shape B exerts on shape A, given both
+/// in world coordinates and their bodies' twists; A exerts the opposite on B. None without a
+/// contact that pushes.
+fn pair_wrench<R: Real>(
+    sa: &WorldShape<R>,
+    sb: &WorldShape<R>,
+    qd_a: &[R],
+    qd_b: &[R],
+    c: &[f64; 4],
+    points: &mut Vec<ContactPoint<R>>,
+) -> Option<[R; 6]> {
+    points.clear();
+    pair_contacts(sa, sb, points);
+    let mut total: Option<[R; 6]> = None;
+    for p in points.iter() {
+        let u = sub(point_velocity(qd_a, p.x), point_velocity(qd_b, p.x));
+        let Some(f) = penalty_force(p.pen, u, p.n, c) else { continue };
+        let torque = cross(p.x, f);
+        let t = total.get_or_insert([R::zero(); 6]);
+        for k in 0..3 {
+            t[k] += torque[k];
+            t[3 + k] += f[k];
+        }
+    }
+    total
+}
+
+/// Accumulates the contact forces of `pairs` (shape indices within an env), or of every pair of
+/// shapes on unrelated bodies if None, into `body_f`, for every env of the chunk.
+fn accumulate_contacts<R: Real>(model: &ModelView, state: &mut ViewMut<R>, pairs: Option<&[(u32, u32)]>) {
+    let sh = Shapes::of(model);
+    let [bq, bqd, bf] = state.cols_mut(["body_q", "body_qd", "body_f"]);
+    let (mut points, mut env_pairs, mut shapes) = (Vec::new(), Vec::new(), Vec::new());
+    for e in 0..model.num_envs() {
+        let (s0, b0) = (e * sh.ns, e * sh.nb);
+        shapes.clear();
+        shapes.extend((s0..s0 + sh.ns).map(|s| {
+            let b = b0 + sh.body[s] as usize;
+            sh.world(s, &bq[7 * b..7 * b + 7])
+        }));
+        sh.pairs(e, pairs, &mut env_pairs);
+        for &(i, j) in &env_pairs {
             let (i, j) = (i as usize, j as usize);
             let (Some(sa), Some(sb)) = (&shapes[i], &shapes[j]) else { continue };
-            points.clear();
-            pair_contacts(sa, sb, &mut points);
-            if points.is_empty() {
+            let (ba, bb) = (b0 + sh.body[s0 + i] as usize, b0 + sh.body[s0 + j] as usize);
+            let (qd_a, qd_b) = (&bqd[6 * ba..6 * ba + 6], &bqd[6 * bb..6 * bb + 6]);
+            if let Some(w) = pair_wrench(sa, sb, qd_a, qd_b, &sh.params(s0 + i, s0 + j), &mut points) {
+                for k in 0..6 {
+                    bf[6 * ba + k] += w[k];
+                    bf[6 * bb + k] -= w[k];
+                }
+            }
+        }
+    }
+}
+
+/// The adjoint of `accumulate_contacts`, pair by pair: pairs without a pushing contact (checked
+/// in f64) contribute nothing; for the others, reverse mode over that pair's wrench alone (26
+/// inputs: both bodies' poses and twists, `engine::vjp`) pulls back ∂L/∂f_A − ∂L/∂f_B (B
+/// receives −wrench). body_f is accumulated, so its adjoint passes through unchanged.
+fn contacts_adjoint<R: Real>(
+    model: &ModelView,
+    pre: &View<R>,
+    adj_state: &mut ViewMut<R>,
+    pairs: Option<&[(u32, u32)]>,
+) {
+    let sh = Shapes::of(model);
+    let (bq, bqd) = (pre.col("body_q"), pre.col("body_qd"));
+    let [abq, abqd, abf] = adj_state.cols_mut(["body_q", "body_qd", "body_f"]);
+    let (mut points, mut env_pairs, mut shapes) = (Vec::new(), Vec::new(), Vec::new());
+    let f64s = |x: &[R]| x.iter().map(|v| v.to_f64()).collect::<Vec<f64>>();
+    for e in 0..model.num_envs() {
+        let (s0, b0) = (e * sh.ns, e * sh.nb);
+        let (q, qd) = (f64s(&bq[7 * b0..7 * (b0 + sh.nb)]), f64s(&bqd[6 * b0..6 * (b0 + sh.nb)]));
+        shapes.clear();
+        shapes.extend((s0..s0 + sh.ns).map(|s| {
+            let b = sh.body[s] as usize;
+            sh.world(s, &q[7 * b..7 * b + 7])
+        }));
+        sh.pairs(e, pairs, &mut env_pairs);
+        for &(i, j) in &env_pairs {
+            let (i, j) = (i as usize, j as usize);
+            let (Some(sa), Some(sb)) = (&shapes[i], &shapes[j]) else { continue };
+            let (la, lb) = (sh.body[s0 + i] as usize, sh.body[s0 + j] as usize);
+            let (ba, bb) = (b0 + la, b0 + lb);
+            let ybar: [f64; 6] = std::array::from_fn(|k| abf[6 * ba + k].to_f64() - abf[6 * bb + k].to_f64());
+            let c = sh.params(s0 + i, s0 + j);
+            if ybar.iter().all(|&y| y == 0.0)
+                || pair_wrench(sa, sb, &qd[6 * la..6 * la + 6], &qd[6 * lb..6 * lb + 6], &c, &mut points).is_none()
+            {
                 continue;
             }
-            let (si, sj) = (s0 + i, s0 + j);
-            let (ba, bb) = (b0 + body[si] as usize, b0 + body[sj] as usize);
-            let c: Vec<f64> = (0..4).map(|k| 0.5 * (contact[4 * si + k] + contact[4 * sj + k])).collect();
-            for p in &points {
-                let u = sub(point_velocity(bqd, ba, p.x), point_velocity(bqd, bb, p.x));
-                let Some(f) = penalty_force(p.pen, u, p.n, &c) else { continue };
-                let torque = cross(p.x, f);
-                for k in 0..3 {
-                    bf[6 * ba + k] += torque[k];
-                    bf[6 * ba + 3 + k] += f[k];
-                    bf[6 * bb + k] -= torque[k];
-                    bf[6 * bb + 3 + k] -= f[k];
-                }
+            let x: [f64; 26] = std::array::from_fn(|k| match k {
+                0..7 => q[7 * la + k],
+                7..13 => qd[6 * la + k - 7],
+                13..20 => q[7 * lb + k - 13],
+                _ => qd[6 * lb + k - 20],
+            });
+            let g = vjp(x, ybar, |x| {
+                let (Some(sa), Some(sb)) = (sh.world(s0 + i, &x[..7]), sh.world(s0 + j, &x[13..20])) else {
+                    return [Rev::zero(); 6];
+                };
+                pair_wrench(&sa, &sb, &x[7..13], &x[20..26], &c, &mut Vec::new()).unwrap_or([Rev::zero(); 6])
+            });
+            for k in 0..7 {
+                abq[7 * ba + k] += R::from_f64(g[k]);
+                abq[7 * bb + k] += R::from_f64(g[13 + k]);
+            }
+            for k in 0..6 {
+                abqd[6 * ba + k] += R::from_f64(g[7 + k]);
+                abqd[6 * bb + k] += R::from_f64(g[20 + k]);
             }
         }
     }
@@ -455,14 +569,14 @@ impl<R: Real> System<R> for ShapeContact {
     }
     fn adjoint(
         &self,
-        cx: &StepCx,
+        _: &StepCx,
         model: &ModelView,
-        control: &View<R>,
+        _: &View<R>,
         pre: &View<R>,
-        adj_state: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
     ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+        contacts_adjoint(model, pre, adj, None);
     }
 }
 
@@ -478,14 +592,14 @@ impl<R: Real> System<R> for ShapePairContact {
     }
     fn adjoint(
         &self,
-        cx: &StepCx,
+        _: &StepCx,
         model: &ModelView,
-        control: &View<R>,
+        _: &View<R>,
         pre: &View<R>,
-        adj_state: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
     ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+        contacts_adjoint(model, pre, adj, Some(&self.pairs));
     }
 }
 
