@@ -2,12 +2,14 @@
 //! `body_qd` from the joint coordinates, for the contacts and observations that read bodies.
 //!
 //! Forward: `kinematics` (see its module for the equations), rotation matrix → quaternion.
-//! Adjoint: recorded replay of this forward (`replay_adjoint`); FK is a pure function of
-//! (joint_q, joint_qd), and its outputs are overwritten, so the replay adjoint is exact.
+//! Adjoint: by hand, `kinematics_adjoint` after the quaternion's adjoint is pulled back through
+//! `mat_to_quat`; FK is a pure function of (joint_q, joint_qd) and its outputs are overwritten.
 
-use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint};
+use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, vjp};
 
-use super::kinematics::{ArticulationModel, kinematics};
+use super::kinematics::{
+    ArticulationModel, Kinematics, KinematicsBar, kinematics, kinematics_adjoint, kinematics_into,
+};
 use super::spatial::M3;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,16 +72,53 @@ impl<R: Real> System<R> for ForwardKinematics {
             }
         }
     }
+    /// By hand through [`kinematics_adjoint`]: ∂L/∂body_q splits into x̄ and quaternion adjoints,
+    /// the latter pulled back to R̄ through `mat_to_quat` (`engine::vjp`, branch as in the
+    /// forward); ∂L/∂body_qd is the twist adjoint. body_q and body_qd are overwritten, so their
+    /// adjoints are consumed (zeroed).
     fn adjoint(
         &self,
-        cx: &StepCx,
+        _: &StepCx,
         model: &ModelView,
-        control: &View<R>,
+        _: &View<R>,
         pre: &View<R>,
         adj_state: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
     ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj_state, adj_control);
+        let nb = ArticulationModel::bodies(model);
+        let models = ArticulationModel::all(model);
+        let envs = pre.num_envs();
+        let (pq, pqd) = (pre.col("joint_q"), pre.col("joint_qd"));
+        let (nq, nd) = (pq.len() / envs.max(1), pqd.len() / envs.max(1));
+        let [aq, aqd, abq, abqd] = adj_state.cols_mut(["joint_q", "joint_qd", "body_q", "body_qd"]);
+        let (mut kin, mut bar) = (Kinematics::<f64>::default(), KinematicsBar::default());
+        let (mut q_bar, mut qd_bar) = (vec![0.0; nq], vec![0.0; nd]);
+        for e in 0..envs {
+            let m = models.env_of(e, nb);
+            let q: Vec<f64> = pq[e * nq..(e + 1) * nq].iter().map(|x| x.to_f64()).collect();
+            let qd: Vec<f64> = pqd[e * nd..(e + 1) * nd].iter().map(|x| x.to_f64()).collect();
+            kinematics_into(&m, &q, &qd, &mut kin);
+            bar.reset(nb, nd);
+            for k in 0..nb {
+                let b = e * nb + k;
+                let x_bar: [f64; 7] = std::array::from_fn(|i| abq[7 * b + i].to_f64());
+                bar.pos[k] = [x_bar[0], x_bar[1], x_bar[2]];
+                let quat_bar = [x_bar[3], x_bar[4], x_bar[5], x_bar[6]];
+                let rot: [f64; 9] = std::array::from_fn(|i| kin.rot[k][i / 3][i % 3]);
+                let g = vjp(rot, quat_bar, |r| {
+                    mat_to_quat(&std::array::from_fn(|i| [r[3 * i], r[3 * i + 1], r[3 * i + 2]]))
+                });
+                bar.rot[k] = std::array::from_fn(|i| [g[3 * i], g[3 * i + 1], g[3 * i + 2]]);
+                bar.twist[k] = std::array::from_fn(|i| abqd[6 * b + i].to_f64());
+                abq[7 * b..7 * b + 7].fill(R::zero());
+                abqd[6 * b..6 * b + 6].fill(R::zero());
+            }
+            q_bar.fill(0.0);
+            qd_bar.fill(0.0);
+            kinematics_adjoint(&m, &q, &qd, &kin, &mut bar, &mut q_bar, &mut qd_bar);
+            aq[e * nq..(e + 1) * nq].iter_mut().zip(&q_bar).for_each(|(a, &g)| *a += R::from_f64(g));
+            aqd[e * nd..(e + 1) * nd].iter_mut().zip(&qd_bar).for_each(|(a, &g)| *a += R::from_f64(g));
+        }
     }
 }
 
