@@ -14,8 +14,9 @@ use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
 
-/// A cart on a rail (prismatic x) carrying a pole (revolute z) with an actuated cart, and
-/// optionally a box on the pole tip touching the ground; or a single free box.
+/// A cart on a rail (prismatic x) carrying a pole (revolute z, or a ball joint with a fixed tip
+/// body when `ball`) with an actuated cart, and optionally a box on the pole tip touching the
+/// ground; or a single free box.
 #[derive(Clone, Debug)]
 struct Rig {
     envs: usize,
@@ -26,6 +27,7 @@ struct Rig {
     qd0: [f32; 2],
     damping: f32,
     limit: Option<(f32, f32)>,
+    ball: bool,
 }
 
 impl Default for Rig {
@@ -39,6 +41,7 @@ impl Default for Rig {
             qd0: [0.0, 0.0],
             damping: 0.0,
             limit: None,
+            ball: false,
         }
     }
 }
@@ -83,12 +86,21 @@ impl Rig {
             let mut pole_body = Body::at(Vec3::ZERO, 0.5, Vec3::new(0.02, 0.001, 0.02));
             pole_body.com = Vec3::new(0.0, 0.25, 0.0);
             let pole = env.spawn((pole_body,));
-            let mut hinge = Joint::new(Some(cart), pole, JointKind::Revolute { axis: Vec3::Z }, Vec3::ZERO, Vec3::ZERO);
+            let kind = if self.ball { JointKind::Ball } else { JointKind::Revolute { axis: Vec3::Z } };
+            let mut hinge = Joint::new(Some(cart), pole, kind, Vec3::ZERO, Vec3::ZERO);
             hinge.q0 = self.q0[1];
             hinge.qd0 = self.qd0[1];
             hinge.damping = self.damping;
             hinge.limit = self.limit;
             env.spawn((hinge,));
+            if self.ball {
+                let mut tip_body = Body::at(Vec3::ZERO, 0.2, Vec3::new(0.003, 0.002, 0.004));
+                tip_body.com = Vec3::new(0.02, 0.03, -0.01);
+                let tip = env.spawn((tip_body,));
+                let weld =
+                    Joint::new(Some(pole), tip, JointKind::Fixed, Vec3::new(0.0, 0.5, 0.0), Vec3::new(0.05, 0.0, 0.0));
+                env.spawn((weld,));
+            }
             if self.ground {
                 let mut s = contact(pole);
                 s.pos = Vec3::new(0.0, 0.5, 0.0);
@@ -220,9 +232,10 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     #[test]
-    fn articulation_systems_pass_dot_product_and_fd(seed in any::<u64>(), free in any::<bool>(), limits in any::<bool>()) {
+    fn articulation_systems_pass_dot_product_and_fd(seed in any::<u64>(), free in any::<bool>(), limits in any::<bool>(), ball in any::<bool>()) {
         let rig = Rig {
             free_box: free,
+            ball,
             damping: 0.3,
             limit: limits.then_some((-0.2, 0.3)),
             ..Rig::default()
