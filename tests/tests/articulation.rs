@@ -14,8 +14,8 @@ use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
 
-/// A cart on a rail (prismatic x) carrying a pole (revolute z, or a ball joint with a fixed tip
-/// body when `ball`) with an actuated cart, and optionally a box on the pole tip touching the
+/// A cart on a rail (prismatic x) carrying a pole (revolute z; with `ball`, a link on a ball joint
+/// at its tip and a body welded to that) with an actuated cart, and optionally a box on the pole tip touching the
 /// ground; or a single free box.
 #[derive(Clone, Debug)]
 struct Rig {
@@ -86,19 +86,25 @@ impl Rig {
             let mut pole_body = Body::at(Vec3::ZERO, 0.5, Vec3::new(0.02, 0.001, 0.02));
             pole_body.com = Vec3::new(0.0, 0.25, 0.0);
             let pole = env.spawn((pole_body,));
-            let kind = if self.ball { JointKind::Ball } else { JointKind::Revolute { axis: Vec3::Z } };
-            let mut hinge = Joint::new(Some(cart), pole, kind, Vec3::ZERO, Vec3::ZERO);
+            let mut hinge = Joint::new(Some(cart), pole, JointKind::Revolute { axis: Vec3::Z }, Vec3::ZERO, Vec3::ZERO);
             hinge.q0 = self.q0[1];
             hinge.qd0 = self.qd0[1];
             hinge.damping = self.damping;
             hinge.limit = self.limit;
             env.spawn((hinge,));
             if self.ball {
+                // A link on a ball joint at the pole's tip (its parent rotates with q), and a body
+                // welded to it.
+                let mut link_body = Body::at(Vec3::ZERO, 0.3, Vec3::new(0.004, 0.002, 0.003));
+                link_body.com = Vec3::new(0.0, 0.1, 0.0);
+                let link = env.spawn((link_body,));
+                let ball = Joint::new(Some(pole), link, JointKind::Ball, Vec3::new(0.0, 0.5, 0.0), Vec3::ZERO);
+                env.spawn((ball,));
                 let mut tip_body = Body::at(Vec3::ZERO, 0.2, Vec3::new(0.003, 0.002, 0.004));
                 tip_body.com = Vec3::new(0.02, 0.03, -0.01);
                 let tip = env.spawn((tip_body,));
                 let weld =
-                    Joint::new(Some(pole), tip, JointKind::Fixed, Vec3::new(0.0, 0.5, 0.0), Vec3::new(0.05, 0.0, 0.0));
+                    Joint::new(Some(link), tip, JointKind::Fixed, Vec3::new(0.0, 0.2, 0.0), Vec3::new(0.05, 0.0, 0.0));
                 env.spawn((weld,));
             }
             if self.ground {

@@ -20,15 +20,19 @@
 //! (a) the Euler update (q, q̇, q̈) → (q', q̇') is replayed in reverse mode: q̄, q̇̄ through it and
 //!     ā = ∂L/∂q̈;
 //! (b) λ = H⁻¹ ā, with the forward's Cholesky factor; ∂L/∂τ += λ;
-//! (c) dq̈ = H⁻¹ (dτ − ∂ID/∂(q, q̇, f) d(q, q̇, f)) at fixed q̈, so (q, q̇, f)‾ += −(∂ID/∂·)ᵀ λ: a
-//!     reverse-mode replay of ID alone, seeded with −λ.
+//! (c) dq̈ = H⁻¹ (dτ − ∂ID/∂(q, q̇, f) d(q, q̇, f)) at fixed q̈, so (q, q̇, f)‾ += −(∂ID/∂·)ᵀ λ: the
+//!     hand-written adjoint of ID (`Dynamics::inverse_dynamics_adjoint`: RNEA, body inertias and
+//!     kinematics in reverse) seeded with −λ. (A reverse-mode replay of ID was ~10× the forward.)
 
 use diffsim_engine::articulation::{KIND_BALL, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE, WORLD};
 use diffsim_engine::reverse::{clear_tape, gradients};
 use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
 
 use super::fk::width;
-use super::kinematics::{ArticulationModel, Kinematics, body_inertia, kinematics_into};
+use super::kinematics::{
+    ArticulationModel, Kinematics, KinematicsBar, body_inertia, body_inertia_adjoint, cross_force_adjoint,
+    kinematics_adjoint, kinematics_into,
+};
 use super::spatial::*;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -211,6 +215,77 @@ impl<R: Real> Dynamics<R> {
     }
 }
 
+impl Dynamics<f64> {
+    /// Adjoint of [`Dynamics::inverse_dynamics`] at fixed q̈: adds (∂τ/∂(q, q̇, f_ext))ᵀ τ̄ to
+    /// `q_bar`, `qd_bar`, `f_bar` (`bar` is scratch). By hand, reversing the RNEA of `rnea`:
+    /// - τ_i = S_i · F_k (F_k the force of body k's subtree, F_parent += F_k): parents first,
+    ///   F̄_k = F̄_parent + Σ τ̄_i S_i and S̄_i += τ̄_i F_k;
+    /// - f_k = I_k a_k + v_k ×* (I_k v_k) − f_ext,k: ā_k = I_k F̄_k, Ī_k = F̄_k a_kᵀ + (I v)‾ v_kᵀ,
+    ///   v̄_k from the cross product plus I_k (I v)‾ (I_k is symmetric), f̄_ext,k = −F̄_k;
+    /// - a_k = a_parent + c_k + S q̈: children first, c̄_k = ā_k, S̄_i += ā_k q̈_i,
+    ///   ā_parent += ā_k (the base acceleration −g is a constant);
+    /// - then [`body_inertia_adjoint`] and [`kinematics_adjoint`] take Ī, v̄, c̄, S̄ to (q, q̇).
+    ///
+    /// The armature term arm · q̈ does not depend on (q, q̇, f_ext).
+    #[allow(clippy::too_many_arguments)]
+    pub fn inverse_dynamics_adjoint(
+        &mut self,
+        m: &ArticulationModel,
+        q: &[f64],
+        qd: &[f64],
+        qdd: &[f64],
+        f_ext: &[f64],
+        gravity: V3<f64>,
+        tau_bar: &[f64],
+        bar: &mut KinematicsBar,
+        q_bar: &mut [f64],
+        qd_bar: &mut [f64],
+        f_bar: &mut [f64],
+    ) {
+        let (nb, nd) = (m.len(), qd.len());
+        self.rnea(m, q, qd, Some(qdd), f_ext, gravity);
+        bar.reset(nb, nd);
+        let kin = &self.kin;
+        let dofs = |k: usize| m.qd_start[k] as usize..m.qd_start[k] as usize + m.dofs(k);
+        let mut force_bar = vec![[0.0; 6]; nb];
+        for k in 0..nb {
+            let mut fb = if m.parent[k] == WORLD { [0.0; 6] } else { force_bar[m.parent[k] as usize] };
+            for i in dofs(k) {
+                fb = add6(fb, scale6(kin.s[i], tau_bar[i]));
+                bar.s[i] = add6(bar.s[i], scale6(self.force[k], tau_bar[i]));
+            }
+            force_bar[k] = fb;
+        }
+        let mut acc_bar = vec![[0.0; 6]; nb];
+        for k in 0..nb {
+            let (inertia, v, fb) = (&self.inertia[k], kin.twist[k], force_bar[k]);
+            let iv = mat6_vec(inertia, v);
+            let (mut v_bar, mut iv_bar) = ([0.0; 6], [0.0; 6]);
+            cross_force_adjoint(v, iv, fb, &mut v_bar, &mut iv_bar);
+            bar.twist[k] = add6(bar.twist[k], add6(v_bar, mat6_vec(inertia, iv_bar)));
+            acc_bar[k] = mat6_vec(inertia, fb);
+            let a = self.acc[k];
+            let i_bar: M6<f64> = std::array::from_fn(|r| std::array::from_fn(|c| fb[r] * a[c] + iv_bar[r] * v[c]));
+            body_inertia_adjoint(m, kin, k, &i_bar, bar);
+            for (j, f) in f_bar[6 * k..6 * k + 6].iter_mut().enumerate() {
+                *f -= fb[j];
+            }
+        }
+        for k in (0..nb).rev() {
+            let ab = acc_bar[k];
+            bar.bias[k] = add6(bar.bias[k], ab);
+            for i in dofs(k) {
+                bar.s[i] = add6(bar.s[i], scale6(ab, qdd[i]));
+            }
+            if m.parent[k] != WORLD {
+                let p = m.parent[k] as usize;
+                acc_bar[p] = add6(acc_bar[p], ab);
+            }
+        }
+        kinematics_adjoint(m, q, qd, kin, bar, q_bar, qd_bar);
+    }
+}
+
 impl<R: Real> System<R> for Integrate {
     fn name(&self) -> &str {
         "articulation.integrate"
@@ -272,7 +347,7 @@ impl<R: Real> System<R> for Integrate {
             pre.col(name)[e * w..(e + 1) * w].iter().map(|x| x.to_f64()).collect()
         };
         let mut dynamics = Dynamics::<f64>::default();
-        let mut dynamics_rev = Dynamics::<Rev>::default();
+        let mut bar = KinematicsBar::default();
         for e in 0..envs {
             let m = models.env_of(e, nb);
             let arm = &armature[e * nb..(e + 1) * nb];
@@ -295,27 +370,34 @@ impl<R: Real> System<R> for Integrate {
             let mut lambda = g_update[nq + nd..nq + 2 * nd].to_vec();
             cholesky_solve_factored(dynamics.mass_matrix_factor(), &mut lambda, nd);
 
-            // (c) −λᵀ ID(q, q̇, q̈ fixed, f_ext), replayed: the paths through H(q) and τ_bias.
-            clear_tape();
-            let (q_r, qd_r, f_r) = (leaves(&q), leaves(&qd), leaves(&f));
-            let qdd_c: Vec<Rev> = qdd.iter().map(|&x| Rev::from_f64(x)).collect();
-            let g_r = g.map(Rev::from_f64);
-            let tau_r = dynamics_rev.inverse_dynamics(&m, &q_r, &qd_r, &qdd_c, &f_r, g_r, arm).to_vec();
-            let g_id = gradients(tau_r.iter().copied().zip(lambda.iter().map(|l| -l)));
-            clear_tape();
+            // (c) −λᵀ ID(q, q̇, q̈ fixed, f_ext), by hand: the paths through H(q) and τ_bias.
+            let tau_bar: Vec<f64> = lambda.iter().map(|l| -l).collect();
+            let (mut q_bar, mut qd_bar, mut f_bar) = (vec![0.0; nq], vec![0.0; nd], vec![0.0; 6 * nb]);
+            dynamics.inverse_dynamics_adjoint(
+                &m,
+                &q,
+                &qd,
+                &qdd,
+                &f,
+                g,
+                &tau_bar,
+                &mut bar,
+                &mut q_bar,
+                &mut qd_bar,
+                &mut f_bar,
+            );
 
-            let at = |g: &[f64], i: usize| g.get(i).copied().unwrap_or(0.0);
             for (i, a) in adj_state.col_mut("joint_q")[e * nq..(e + 1) * nq].iter_mut().enumerate() {
-                *a = R::from_f64(g_update[i] + at(&g_id, i));
+                *a = R::from_f64(g_update[i] + q_bar[i]);
             }
             for (i, a) in adj_state.col_mut("joint_qd")[e * nd..(e + 1) * nd].iter_mut().enumerate() {
-                *a = R::from_f64(g_update[nq + i] + at(&g_id, nq + i));
+                *a = R::from_f64(g_update[nq + i] + qd_bar[i]);
             }
             for (a, l) in adj_state.col_mut("joint_tau")[e * nd..(e + 1) * nd].iter_mut().zip(&lambda) {
                 *a += R::from_f64(*l);
             }
-            for (j, a) in adj_state.col_mut("body_f")[e * 6 * nb..(e + 1) * 6 * nb].iter_mut().enumerate() {
-                *a += R::from_f64(at(&g_id, nq + nd + j));
+            for (a, fb) in adj_state.col_mut("body_f")[e * 6 * nb..(e + 1) * 6 * nb].iter_mut().zip(&f_bar) {
+                *a += R::from_f64(*fb);
             }
         }
     }
