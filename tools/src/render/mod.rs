@@ -107,7 +107,14 @@ pub fn run(args: &RenderArgs) -> anyhow::Result<ExitCode> {
         bail!("--policy applies only without --checkpoint (a checkpoint's policy acts)");
     }
     let (width, height) = (u32::try_from(args.width)?, u32::try_from(args.height)?);
-    let renderer = Renderer::new(width, height)?;
+    // Exit 2 without an adapter, as `diffsim gpu-info` does.
+    let renderer = match Renderer::new(width, height) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let task = Task::build(&name, TaskOptions { num_envs: args.envs, threads: args.threads, links: None })?;
     with_task(task, Render { args, target, ckpt, renderer, name })
 }
