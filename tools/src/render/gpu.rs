@@ -306,7 +306,10 @@ impl Renderer {
         globals.extend([4.0 * eye_distance, 12.0 * eye_distance, spacing, AMBIENT]);
         globals.extend(GROUND);
         globals.push(0.3);
-        debug_assert_eq!(globals.len(), GLOBALS_FLOATS);
+        let shadows = if ground.is_some() { occluders(frame) } else { Vec::new() };
+        globals.extend([shadows.len() as f32, 0.0, 0.0, 0.0]);
+        globals.extend(shadows.iter().flatten());
+        globals.resize(GLOBALS_FLOATS, 0.0);
 
         // Instances grouped by mesh, in the order drawn below.
         let mut data = Vec::new();
@@ -472,5 +475,48 @@ impl Renderer {
     }
 }
 
+/// Shadow-casting spheres the shader takes (`MAX_OCCLUDERS` in `shade.wgsl`).
+const MAX_OCCLUDERS: usize = 64;
 /// Floats in the `Globals` uniform of `shade.wgsl`.
-const GLOBALS_FLOATS: usize = 16 + 4 * 5;
+const GLOBALS_FLOATS: usize = 16 + 4 * 6 + 4 * MAX_OCCLUDERS;
+
+/// Spheres (centre, radius) approximating what `frame` draws, for the ground shadows: spheres
+/// and points as they are, a cylinder as spheres spaced about a radius apart along its axis
+/// (its capsule's end spheres are instances of their own), a box as spheres of its middle
+/// half-extent along its longest axis. At most `MAX_OCCLUDERS`, the largest kept.
+pub fn occluders(frame: &Frame) -> Vec<[f32; 4]> {
+    let mut out: Vec<[f32; 4]> = Vec::new();
+    let along = |out: &mut Vec<[f32; 4]>, c: Vec3, axis: Vec3, r: f32, inner_only: bool| {
+        let k = ((2.0 * axis.length() / r.max(1e-6)).round() as usize).clamp(1, 6);
+        for j in 0..=k {
+            if inner_only && (j == 0 || j == k) {
+                continue;
+            }
+            let t = -1.0 + 2.0 * j as f32 / k as f32;
+            out.push((c + t * axis).extend(r).to_array());
+        }
+    };
+    for i in &frame.instances {
+        let (scale, rot, c) = i.transform.to_scale_rotation_translation();
+        match i.mesh {
+            Mesh::Sphere => out.push(c.extend(scale.x.abs()).to_array()),
+            Mesh::Cylinder => along(&mut out, c, rot * Vec3::new(0.0, scale.y, 0.0), scale.x.abs(), true),
+            Mesh::Box => {
+                let h = scale.abs().to_array();
+                let long = (0..3).max_by(|&a, &b| h[a].total_cmp(&h[b])).unwrap_or(0);
+                let mut rest = [h[(long + 1) % 3], h[(long + 2) % 3]];
+                rest.sort_by(f32::total_cmp);
+                let mut axis = Vec3::ZERO;
+                axis[long] = (h[long] - rest[1]).max(0.0);
+                along(&mut out, c, rot * axis, rest[1], false);
+            }
+        }
+    }
+    out.extend(frame.points.iter().map(|p| p.pos.extend(p.radius).to_array()));
+    out.retain(|s| s.iter().all(|x| x.is_finite()));
+    if out.len() > MAX_OCCLUDERS {
+        out.sort_by(|a, b| b[3].total_cmp(&a[3]));
+        out.truncate(MAX_OCCLUDERS);
+    }
+    out
+}

@@ -229,7 +229,7 @@ impl Layer for Articulations {
             // from the diagonal of the body-frame tensor (exact when its axes are principal).
             let i = [m.inertia[9 * k], m.inertia[9 * k + 4], m.inertia[9 * k + 8]].map(|x| x as f32);
             let h2 = |a: usize, b: usize, c: usize| (1.5 / mass * (i[b] + i[c] - i[a])).max(0.0);
-            let half = Vec3::new(h2(0, 1, 2), h2(1, 0, 2), h2(2, 0, 1)).map(|x| x.sqrt().max(0.012));
+            let half = Vec3::new(h2(0, 1, 2), h2(1, 0, 2), h2(2, 0, 1)).map(|x| x.sqrt().max(0.02));
             let (rot, pos) = pose(k);
             frame.cuboid(pos + rot * v3(m.com, k), rot, half, color(k));
         }

@@ -11,9 +11,35 @@ struct Globals {
     params: vec4<f32>,
     // rgb: the ground's colour, w: how dark the grid lines are (0..1).
     ground: vec4<f32>,
+    // x: number of shadow occluders in use.
+    counts: vec4<f32>,
+    // Spheres (centre, radius) that cast soft shadows on the ground.
+    occluders: array<vec4<f32>, MAX_OCCLUDERS>,
 };
 
+const MAX_OCCLUDERS: u32 = 64u;
+
 @group(0) @binding(0) var<uniform> g: Globals;
+
+// Fraction of sunlight that the occluder spheres block at ground point `p`: for each sphere,
+// the distance d from its centre to the ray p + t L (L towards the sun, t > 0), turned into a
+// soft edge whose penumbra widens with the distance t along the ray.
+fn ground_shadow(p: vec3<f32>) -> f32 {
+    let to_sun = -g.light_dir.xyz;
+    var occ = 0.0;
+    let n = min(u32(g.counts.x), MAX_OCCLUDERS);
+    for (var i = 0u; i < n; i = i + 1u) {
+        let s = g.occluders[i];
+        let v = s.xyz - p;
+        let t = dot(v, to_sun);
+        if (t > 0.0) {
+            let d = length(v - t * to_sun);
+            let w = 0.25 * s.w + 0.08 * t;
+            occ = max(occ, 1.0 - smoothstep(s.w - w, s.w + w, d));
+        }
+    }
+    return occ;
+}
 
 struct VertexIn {
     @location(0) pos: vec3<f32>,
@@ -76,10 +102,12 @@ fn fs_main(f: VertexOut) -> @location(0) vec4<f32> {
     let light = ambient * (0.6 + 0.4 * sky_light) + (1.0 - ambient) * diffuse;
 
     var base = f.color;
+    var lit = light;
     if (f.material > 0.5 && f.material < 1.5) {
         base = g.ground.rgb * (1.0 - g.ground.w * line);
+        lit = light - 0.8 * (1.0 - ambient) * diffuse * ground_shadow(f.world);
     }
-    var color = base * light;
+    var color = base * lit;
     let d = distance(f.world, g.eye.xyz);
     let fog = smoothstep(g.params.x, g.params.y, d);
     color = mix(color, g.sky.rgb, fog);
