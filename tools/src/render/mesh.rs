@@ -57,7 +57,12 @@ pub fn cube() -> MeshData {
             u[(axis + 1) % 3] = 1.0;
             v[(axis + 2) % 3] = 1.0;
             let c = [n - u - v, n + u - v, n + u + v, n - u + v].map(|p| m.vertex(p, n));
-            m.quad(c[0], c[1], c[2], c[3]);
+            // Counter-clockwise seen from outside: u × v = +n on the positive face.
+            if sign > 0.0 {
+                m.quad(c[0], c[1], c[2], c[3]);
+            } else {
+                m.quad(c[0], c[3], c[2], c[1]);
+            }
         }
     }
     m
@@ -87,7 +92,12 @@ pub fn cylinder(slices: u32) -> MeshData {
             m.vertex(ring(j) + n, n);
         }
         for j in 0..slices {
-            m.indices.extend([centre, first + j, first + j + 1]);
+            // The ring runs from +x towards +z: counter-clockwise seen from below.
+            if y < 0.0 {
+                m.indices.extend([centre, first + j, first + j + 1]);
+            } else {
+                m.indices.extend([centre, first + j + 1, first + j]);
+            }
         }
     }
     m
@@ -97,7 +107,8 @@ pub fn cylinder(slices: u32) -> MeshData {
 pub fn ground_quad() -> MeshData {
     let mut m = MeshData::default();
     let c = [(-1.0, -1.0), (1.0, -1.0), (1.0, 1.0), (-1.0, 1.0)].map(|(x, z)| m.vertex(Vec3::new(x, 0.0, z), Vec3::Y));
-    m.quad(c[0], c[1], c[2], c[3]);
+    // Counter-clockwise seen from above.
+    m.quad(c[0], c[3], c[2], c[1]);
     m
 }
 
@@ -115,8 +126,8 @@ mod tests {
             assert!(m.normals.iter().all(|n| (n.length() - 1.0).abs() < 1e-5), "{name}");
             let far = m.positions.iter().map(|p| p.length()).fold(0.0, f32::max);
             assert!((far - radius).abs() < 1e-5, "{name}: {far}");
-            // Closed and consistently wound: the signed volume is positive for outward
-            // triangles... or negative for inward ones; either way its magnitude is the solid's.
+            // Closed and wound counter-clockwise seen from outside: the signed volume (sum of
+            // a · (b × c) / 6 over triangles) is the solid's, and positive.
             let vol: f32 = m
                 .indices
                 .chunks_exact(3)
@@ -130,7 +141,7 @@ mod tests {
                 "cube" => 8.0,
                 _ => 2.0 * PI,
             };
-            assert!((vol.abs() - expected).abs() < 0.1 * expected, "{name}: volume {vol}");
+            assert!((vol - expected).abs() < 0.1 * expected, "{name}: volume {vol}");
         }
         assert_eq!(ground_quad().indices.len(), 6);
     }
