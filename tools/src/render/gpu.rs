@@ -487,7 +487,7 @@ const GLOBALS_FLOATS: usize = 16 + 4 * 6 + 4 * MAX_OCCLUDERS;
 pub fn occluders(frame: &Frame) -> Vec<[f32; 4]> {
     let mut out: Vec<[f32; 4]> = Vec::new();
     let along = |out: &mut Vec<[f32; 4]>, c: Vec3, axis: Vec3, r: f32, inner_only: bool| {
-        let k = ((2.0 * axis.length() / r.max(1e-6)).round() as usize).clamp(1, 6);
+        let k = ((2.0 * axis.length() / r.max(1e-6)).round() as usize).clamp(1, 16);
         for j in 0..=k {
             if inner_only && (j == 0 || j == k) {
                 continue;
