@@ -287,17 +287,20 @@ impl Layer for Particles {
     }
 }
 
+/// A boundary face: its vertices and the fourth vertex of its tetrahedron.
+pub type Face = ([u32; 3], u32);
+
 /// The boundary of tetrahedral meshes (`tet_indices` over `particle_q`): the faces that belong
 /// to exactly one tetrahedron, each wound so its normal points away from the tet's fourth
 /// vertex (outwards). The face list is found once and cached (topology is constant).
 #[derive(Default)]
 pub struct TetSurfaces {
     /// Boundary faces per env: (vertices, the opposite vertex of their tet).
-    faces: Vec<Option<Vec<([u32; 3], u32)>>>,
+    faces: Vec<Option<Vec<Face>>>,
 }
 
 /// Faces of `tets` (`[T, 4]`) that no other tet shares.
-pub fn boundary_faces(tets: &[u32]) -> Vec<([u32; 3], u32)> {
+pub fn boundary_faces(tets: &[u32]) -> Vec<Face> {
     let mut all: Vec<([u32; 3], [u32; 3], u32)> = Vec::with_capacity(tets.len());
     for t in tets.chunks_exact(4) {
         for (skip, &opposite) in t.iter().enumerate() {
