@@ -199,9 +199,10 @@ impl WithTask for Render<'_> {
         let subject = frame.subject().unwrap_or(Vec3::ZERO);
         let mut follow = Follow::new(subject, radius, FOV_Y);
         follow.min_height = ground.height + 0.25 * radius;
-        follow.update(subject, 0.0);
+        follow.target.y = follow.target.y.max(follow.min_height);
+        // Past 12 camera distances the fog has reached the sky colour: the quad's edge is hidden.
         let ground = Ground { half_size: 15.0 * follow.distance, ..ground };
-        let aspect = width_over_height(args);
+        let aspect = args.width as f32 / args.height as f32;
         let dt = env.sim().schedule.dt as f32;
 
         let mut writer = Writer::create(target.clone(), args.fps as u32)?;
@@ -248,10 +249,6 @@ impl WithTask for Render<'_> {
         );
         Ok(ExitCode::SUCCESS)
     }
-}
-
-fn width_over_height(args: &RenderArgs) -> f32 {
-    args.width as f32 / args.height as f32
 }
 
 #[cfg(test)]
