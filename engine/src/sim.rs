@@ -76,9 +76,15 @@ impl<R: Real> Sim<R> {
         if let Some(t) = &mut self.tape {
             t.record(self.step, &self.state, &self.control);
         }
-        self.cpu.forward_step(&self.schedule, self.step, &self.model, &self.control, &mut self.state)?;
-        self.step += 1;
-        Ok(())
+        let result = self.cpu.forward_step(&self.schedule, self.step, &self.model, &self.control, &mut self.state);
+        // A NaN check that fails has still stepped the state (every env with `NanCheck::EveryStep`,
+        // the named env part-way with `EverySystem`): count the step, so the next one (a caller
+        // that isolates the env and goes on, as `VecEnv::step`) keeps its own index, on the tape
+        // and in the `StepCx` that step-dependent systems read.
+        if matches!(result, Ok(()) | Err(EngineError::NonFinite { .. })) {
+            self.step += 1;
+        }
+        result
     }
 
     /// Environments whose state holds a NaN or inf in any column.

@@ -2,6 +2,8 @@
 //! - `CsvLog`: one row per epoch (`COLUMNS`), appended and flushed as training goes; on resume it
 //!   drops rows of epochs that will be re-run and continues the wall-clock column; optionally the
 //!   same numbers as TensorBoard scalars (`with_tensorboard`, x-axis = env steps);
+//! - `NanLog`: one row per environment the `VecEnv` isolated after a NaN/inf (`NAN_COLUMNS`: epoch,
+//!   env step, env, the system and column that produced it), with the same resume rule;
 //! - `plot_returns`: a PNG of episode return vs env steps (plotters' bitmap backend; text drawn
 //!   with ab_glyph from a system TTF found at run time, and left out when there is none, so no
 //!   fontconfig is needed);
@@ -158,6 +160,55 @@ impl CsvLog {
             tb.scalars(env_steps as i64, &scalars)?;
         }
         Ok(())
+    }
+}
+
+/// The header of `NanLog`.
+pub const NAN_COLUMNS: &[&str] = &["epoch", "step", "env", "system", "column"];
+
+/// Per-event log of NaN/inf isolations (`nan_events.csv` next to `log.csv`): which system
+/// produced the non-finite value in which env and step, so a run that is not watched keeps
+/// the trace (the CSV row of the epoch only counts them).
+#[derive(Debug)]
+pub struct NanLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl NanLog {
+    /// Creates `path` (header only), or with `resume_epoch = Some(e)` keeps the rows of epochs
+    /// < e of an existing log and appends after them.
+    pub fn open(path: &Path, resume_epoch: Option<usize>) -> std::io::Result<Self> {
+        let mut kept = Vec::new();
+        if let (Some(start), Ok(text)) = (resume_epoch, std::fs::read_to_string(path)) {
+            for line in text.lines().skip(1) {
+                let epoch = line.split(',').next().and_then(|e| e.parse::<usize>().ok());
+                if epoch.is_some_and(|e| e < start) && line.split(',').count() == NAN_COLUMNS.len() {
+                    kept.push(line.to_string());
+                }
+            }
+        }
+        let mut file = std::fs::File::create(path)?;
+        writeln!(file, "{}", NAN_COLUMNS.join(","))?;
+        for line in kept {
+            writeln!(file, "{line}")?;
+        }
+        file.flush()?;
+        Ok(Self { path: path.to_path_buf(), file })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends the NaN events of epoch `s` (nothing if it had none).
+    pub fn write(&mut self, s: &EpochStats) -> std::io::Result<()> {
+        // Names never hold commas today; keep the columns aligned if one ever does.
+        let field = |x: &str| x.replace(',', ";");
+        for ev in &s.nan_events {
+            writeln!(self.file, "{},{},{},{},{}", s.epoch, ev.step, ev.env, field(&ev.system), field(&ev.column))?;
+        }
+        self.file.flush()
     }
 }
 

@@ -5,10 +5,13 @@
 
 use std::path::{Path, PathBuf};
 
+use diffsim_engine::{
+    ColumnAccess, Columns, EngineError, ModelView, Real, Sim, SimFactory, Stage, StepCx, System, View, ViewMut,
+};
 use diffsim_learners::checkpoint::{self, Checkpoint, CheckpointError};
-use diffsim_learners::log::{COLUMNS, CsvLog, plot_returns};
+use diffsim_learners::log::{COLUMNS, CsvLog, NAN_COLUMNS, NanLog, plot_returns};
 use diffsim_learners::{ConfigBuilder, ConfigError, DiffRl, TrainConfig};
-use diffsim_tasks::{Cartpole, CartpoleConfig, VecEnv};
+use diffsim_tasks::{Cartpole, CartpoleConfig, Task, TaskRng, TaskSpec, VecEnv};
 use ndarray::Array2;
 use tch::Tensor;
 
@@ -323,4 +326,108 @@ fn csv_log_resumes_without_duplicate_epochs_and_the_plot_is_a_png() {
     plot_returns(&png, "test", &log.curve).unwrap();
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
     let _ = Path::new(&png);
+}
+
+// ---------------------------------------------------------------- a NaN mid-rollout, end to end
+
+/// Cart-pole plus a system that writes a NaN into one env's `joint_qd` at one env step: a fault
+/// injected mid-rollout from inside the schedule, as a diverging system would produce it.
+#[derive(Clone, Debug)]
+struct FaultyCartpole {
+    inner: Cartpole,
+    env: usize,
+    step: usize,
+}
+
+struct InjectNan {
+    env: usize,
+    step: usize,
+}
+
+impl<R: Real> System<R> for InjectNan {
+    fn name(&self) -> &str {
+        "test.inject_nan"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![ColumnAccess::accumulate("joint_qd", 2)]
+    }
+    fn forward(&self, cx: &StepCx, _: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let env0 = state.env0();
+        if cx.step == self.step && cx.substep == 0 && (env0..env0 + state.num_envs()).contains(&self.env) {
+            state.col_mut("joint_qd")[2 * (self.env - env0)] = R::from_f64(f64::NAN);
+        }
+    }
+    fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, _: &mut ViewMut<R>, _: &mut ViewMut<R>) {}
+}
+
+impl SimFactory for FaultyCartpole {
+    fn sim<R: Real>(&self) -> Result<Sim<R>, EngineError> {
+        let mut sim = self.inner.sim::<R>()?;
+        sim.schedule.push(Stage::Substep, Box::new(InjectNan { env: self.env, step: self.step }));
+        Ok(sim)
+    }
+}
+
+impl Task for FaultyCartpole {
+    fn spec(&self) -> TaskSpec {
+        self.inner.spec()
+    }
+    fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
+        self.inner.reset_env(env, rng, state)
+    }
+}
+
+/// The acceptance test: a NaN appears in env 2 at env step 3 of a 6-step rollout;
+/// training goes on (the epoch updates, the next one is clean), env 2 is reset (its episode
+/// restarted there, its state is finite) while the others carry on, and the logs name the
+/// system and env (`nan_events.csv`) and count the event (`log.csv`).
+#[test]
+fn a_nan_injected_mid_rollout_is_isolated_logged_and_training_continues() {
+    let _g = lock();
+    let c = cfg("sapo");
+    let task =
+        FaultyCartpole { inner: Cartpole::new(CartpoleConfig { num_envs: 3, ..Default::default() }), env: 2, step: 3 };
+    let mut e = VecEnv::new(task).unwrap();
+    let mut l = learner(&c);
+    let mut o = e.reset(1).unwrap();
+    let dir = tmp_dir("nan-mid-rollout");
+    let mut csv = CsvLog::open(&dir.join("log.csv"), None).unwrap();
+    let mut nan_log = NanLog::open(&dir.join("nan_events.csv"), None).unwrap();
+    let before = params(&l);
+    let mut stats = Vec::new();
+    for _ in 0..2 {
+        let s = l.train_epoch(&mut e, &mut o).expect("a diverged env must not end training");
+        csv.write(&s, l.env_steps, 1.0, 1.0).unwrap();
+        nan_log.write(&s).unwrap();
+        stats.push(s);
+    }
+    let ev = &stats[0].nan_events;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(
+        (ev[0].env, ev[0].step, ev[0].system.as_str(), ev[0].column.as_str()),
+        (2, 3, "test.inject_nan", "joint_qd")
+    );
+    assert!(stats[1].nan_events.is_empty());
+    for s in &stats {
+        assert!(!s.skipped && s.grad_norm.is_finite(), "{s:?}");
+    }
+    assert_ne!(before, params(&l), "training updated the networks");
+    // Env 2 restarted its episode after step 3 (12 steps: 8 since the reset), the others did not.
+    assert_eq!(e.progress(), [12, 12, 8]);
+    assert!(e.sim().non_finite_envs().is_empty() && o.iter().all(|x| x.is_finite()));
+
+    let nan_csv = std::fs::read_to_string(dir.join("nan_events.csv")).unwrap();
+    let lines: Vec<&str> = nan_csv.lines().collect();
+    assert_eq!(lines, [NAN_COLUMNS.join(",").as_str(), "0,3,2,test.inject_nan,joint_qd"]);
+    let log = std::fs::read_to_string(dir.join("log.csv")).unwrap();
+    let col = |name: &str| COLUMNS.iter().position(|c| *c == name).unwrap();
+    let rows: Vec<Vec<&str>> = log.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows.iter().map(|r| (r[col("nan_events")], r[col("nan_events_total")])).collect::<Vec<_>>(),
+        [("1", "1"), ("0", "1")]
+    );
+    // Resuming at epoch 1 keeps epoch 0's event.
+    drop(nan_log);
+    NanLog::open(&dir.join("nan_events.csv"), Some(1)).unwrap();
+    assert_eq!(std::fs::read_to_string(dir.join("nan_events.csv")).unwrap(), nan_csv);
 }

@@ -120,6 +120,8 @@ fn nan_in_an_action_names_system_column_and_environment() {
         }
         other => panic!("unexpected {other}"),
     }
+    // The failed check still stepped the state: the next step is step 2, not step 1 again.
+    assert_eq!(sim.steps_taken(), 2);
 }
 
 #[test]

@@ -5,6 +5,8 @@
 //! - `train`: open-loop trajectory optimization of a task's actions, or SAPO/SHAC/APG with a TOML
 //!   config, logs and checkpoints;
 //! - `eval`: mean ± 95% CI return of a checkpoint's policy;
+//! - `render`: a rollout (random, zero or a checkpoint's policy) drawn headless with wgpu into a
+//!   GIF or PNG frames;
 //! - `gpu-info`: the wgpu adapter and its limits.
 //!
 //! Exit codes: 0 success, 1 an error or a failed gradient check, 2 bad flags (clap) or no GPU.
@@ -14,6 +16,7 @@ mod check_grad;
 mod eval;
 mod gpu_info;
 mod parse;
+mod render;
 mod task;
 mod train;
 mod train_rl;
@@ -40,6 +43,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Mean ± 95% CI episode return of a checkpoint's policy.
     Eval(eval::EvalArgs),
+    /// Render a rollout headless (wgpu) into an animated GIF or a directory of PNG frames.
+    Render(render::RenderArgs),
     /// The wgpu adapter the GPU backend would use, and its limits.
     GpuInfo,
 }
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Train(a) => train::run(&a),
         Command::Eval(a) => eval::run(&a),
+        Command::Render(a) => render::run(&a),
         Command::GpuInfo => Ok(gpu_info::run()),
     };
     result.unwrap_or_else(|e| {

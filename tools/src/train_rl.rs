@@ -3,11 +3,12 @@
 //! flags < `--set`), with everything a run writes in `<out>/<name>/`:
 //! - `config.toml`: the effective configuration (what `--resume` reads back);
 //! - `log.csv`: one row per epoch (`diffsim_learners::log::COLUMNS`);
+//! - `nan_events.csv`: one row per env isolated after a NaN/inf (epoch, step, env, system, column);
 //! - `checkpoint.safetensors`: every `run.checkpoint_every` epochs and at the end, atomically;
 //! - `returns.png`: episode return vs env steps, redrawn at each checkpoint.
 //!
 //! A progress bar shows the latest return and env-steps/s; NaN events and skipped updates are
-//! printed above it with the system and env that produced them.
+//! printed above it (on stderr when it is hidden) with the system and env that produced them.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use diffsim_learners::checkpoint::{self, Checkpoint};
-use diffsim_learners::log::{CsvLog, mean_ci95, plot_returns};
+use diffsim_learners::log::{CsvLog, NanLog, mean_ci95, plot_returns};
 use diffsim_learners::{ConfigBuilder, DiffRl, TrainConfig, episode_returns_with};
 use diffsim_tasks::{Task as VecTask, VecEnv};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -147,6 +148,8 @@ impl WithTask for Train {
         let mut csv = CsvLog::open(&dir.join("log.csv"), resume.then_some(start))
             .and_then(|c| c.with_tensorboard(&dir))
             .with_context(|| format!("opening {} and a TensorBoard event file there", dir.join("log.csv").display()))?;
+        let mut nan_log = NanLog::open(&dir.join("nan_events.csv"), resume.then_some(start))
+            .with_context(|| format!("opening {}", dir.join("nan_events.csv").display()))?;
         let steps_per_epoch = (cfg.learner.horizon * spec.num_envs) as u64;
         println!(
             "train `{name}` with {}: {} envs, H = {}, epochs {start}..{epochs} ({} env steps), seed {}; outputs in {}",
@@ -172,14 +175,18 @@ impl WithTask for Train {
             last_return = s.episode_return.or(last_return);
             let wall = t0.elapsed().as_secs_f64();
             let fps = (learner.env_steps - start as u64 * steps_per_epoch) as f64 / wall.max(1e-9);
+            // Above the bar, or on stderr when the bar is hidden (--quiet, or stderr not a
+            // terminal), where `println` would drop them.
+            let note = |msg: String| if bar.is_hidden() { eprintln!("{msg}") } else { bar.println(msg) };
             for ev in &s.nan_events {
-                bar.println(format!(
+                note(format!(
                     "epoch {}: env {} diverged at step {} (non-finite `{}` from system `{}`); it was reset",
                     s.epoch, ev.env, ev.step, ev.column, ev.system
                 ));
             }
+            nan_log.write(&s)?;
             if s.skipped {
-                bar.println(format!(
+                note(format!(
                     "epoch {}: update skipped (actor gradient norm {:.3e}{})",
                     s.epoch,
                     s.grad_norm,
