@@ -216,9 +216,10 @@ proptest::proptest! {
         // 2% relative, plus the noise floor of the extrapolated difference: the rollout loss is
         // f32 (≈1e-6 of rounding over 10 steps), over 2ε = 4e-3 and × 4/3 → ≈3e-4 absolute.
         let tol = 0.02 * fd.abs() + 3e-4;
-        // Differences that change with ε straddle a kink (the cart's position limit): no
-        // derivative to compare with there.
-        proptest::prop_assume!(spread < 5.0 * tol, "kink within ε: differences differ by {}", spread);
+        // Differences that change with ε by more than the tolerance straddle a kink (the cart's
+        // position limit; e.g. s = 8752, where ε = 2e-4 instead agrees to 4e-4): no derivative to
+        // compare with there.
+        proptest::prop_assume!(spread < tol, "kink within ε: differences differ by {}", spread);
         proptest::prop_assert!((exact - fd).abs() < tol, "{}: bridge {} vs central difference {} (tol {:.1e})", name, exact, fd, tol);
     }
 

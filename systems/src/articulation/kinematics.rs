@@ -13,7 +13,7 @@
 //! (Featherstone §3, eq. 3.4 in world coordinates), the velocity-product term c.
 
 use diffsim_engine::articulation::{KIND_BALL, KIND_FIXED, KIND_FREE, KIND_PRISMATIC, KIND_REVOLUTE, WORLD};
-use diffsim_engine::{ModelView, Real, vjp};
+use diffsim_engine::{Dual, ModelView, Real};
 
 use super::spatial::*;
 
@@ -216,11 +216,6 @@ impl KinematicsBar {
     }
 }
 
-/// Row-major 3×3 as 9 scalars (for `vjp` of the small rotation maps).
-fn flat<R: Copy>(m: &M3<R>) -> [R; 9] {
-    std::array::from_fn(|i| m[i / 3][i % 3])
-}
-
 /// m += s a bᵀ.
 fn add_outer(m: &mut M3<f64>, a: V3<f64>, b: V3<f64>, s: f64) {
     for i in 0..3 {
@@ -307,8 +302,8 @@ pub fn body_inertia_adjoint(
 /// Adjoint of [`kinematics`] at (q, q̇), whose outputs are `kin`: pulls `bar` (∂L/∂ of every
 /// output) back into `q_bar`, `qd_bar` (added). Bodies in reverse order, each passing its
 /// parent's share (R̄_p, x̄_p, v̄_p) up; per joint kind the derivatives of the module-doc
-/// equations, with the rotation maps (axis–angle, quaternion → matrix) differentiated by
-/// `engine::vjp` on their few scalars. `bar` is left holding partial sums.
+/// equations (the quaternion → matrix map by `quat_to_mat_adjoint`, the axis–angle map by a
+/// dual number). `bar` is left holding partial sums.
 pub fn kinematics_adjoint(
     m: &ArticulationModel,
     q: &[f64],
@@ -358,7 +353,7 @@ pub fn kinematics_adjoint(
                     q_bar[qs + i] += pos_bar[i];
                 }
                 let quat = [q[qs + 3], q[qs + 4], q[qs + 5], q[qs + 6]];
-                let g = vjp(quat, flat(&rot_bar), |x| flat(&quat_to_mat(x)));
+                let g = quat_to_mat_adjoint(quat, &rot_bar);
                 for i in 0..4 {
                     q_bar[qs + 3 + i] += g[i];
                 }
@@ -375,7 +370,9 @@ pub fn kinematics_adjoint(
                 let a = axis_angle(u, q[qs]);
                 add_m3(&mut rp_bar, &mat_mul(&rot_bar, &transpose(&a)));
                 let a_bar = mat_mul(&transpose(&rp), &rot_bar);
-                q_bar[qs] += vjp([q[qs]], flat(&a_bar), |[t]| flat(&axis_angle(u, t)))[0];
+                // One input: a forward-mode (dual) derivative dA/dθ is cheapest.
+                let da = axis_angle(u, Dual::new(q[qs], 1.0));
+                q_bar[qs] += (0..9).map(|i| a_bar[i / 3][i % 3] * da[i / 3][i % 3].t).sum::<f64>();
             }
             KIND_PRISMATIC => {
                 // x = r + q u_w − R_p a_c; S = (0, u_w); R = R_p.
@@ -405,7 +402,7 @@ pub fn kinematics_adjoint(
                 let local = quat_to_mat(quat);
                 add_m3(&mut rp_bar, &mat_mul(&rot_bar, &transpose(&local)));
                 let l_bar = mat_mul(&transpose(&rp), &rot_bar);
-                let g = vjp(quat, flat(&l_bar), |x| flat(&quat_to_mat(x)));
+                let g = quat_to_mat_adjoint(quat, &l_bar);
                 for i in 0..4 {
                     q_bar[qs + i] += g[i];
                 }

@@ -75,6 +75,22 @@ pub fn quat_to_mat<R: Real>(q: Quat<R>) -> M3<R> {
         [two * (x * z - y * w), two * (y * z + x * w), one - two * (x * x + y * y)],
     ]
 }
+/// Adjoint of [`quat_to_mat`]: q̄ = Σ_ij R̄_ij ∂R_ij/∂q (the map is quadratic in q, so the
+/// partials are linear; no normalization is involved, as in the forward).
+pub fn quat_to_mat_adjoint(q: Quat<f64>, r: &M3<f64>) -> Quat<f64> {
+    let [x, y, z, w] = q;
+    let t = 2.0;
+    [
+        t * (y * (r[0][1] + r[1][0]) + z * (r[0][2] + r[2][0]) + w * (r[2][1] - r[1][2]))
+            - 2.0 * t * x * (r[1][1] + r[2][2]),
+        t * (x * (r[0][1] + r[1][0]) + z * (r[1][2] + r[2][1]) + w * (r[0][2] - r[2][0]))
+            - 2.0 * t * y * (r[0][0] + r[2][2]),
+        t * (x * (r[0][2] + r[2][0]) + y * (r[1][2] + r[2][1]) + w * (r[1][0] - r[0][1]))
+            - 2.0 * t * z * (r[0][0] + r[1][1]),
+        t * (x * (r[2][1] - r[1][2]) + y * (r[0][2] - r[2][0]) + z * (r[1][0] - r[0][1])),
+    ]
+}
+
 /// Rotation by `angle` about the unit `axis` (Rodrigues).
 pub fn axis_angle<R: Real>(axis: V3<f64>, angle: R) -> M3<R> {
     // Through the quaternion (sin θ/2 · axis, cos θ/2).
@@ -149,6 +165,20 @@ pub fn spatial_inertia<R: Real>(m: R, c: V3<R>, ic: &M3<R>) -> M6<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quat_to_mat_adjoint_matches_dual_numbers() {
+        use diffsim_engine::Dual;
+        let q = [0.3, -0.5, 0.2, 0.8];
+        let r_bar: M3<f64> = [[0.7, -1.1, 0.4], [0.2, 0.9, -0.6], [-0.3, 0.5, 1.3]];
+        let got = quat_to_mat_adjoint(q, &r_bar);
+        for (k, g) in got.iter().enumerate() {
+            let qd: Quat<Dual> = std::array::from_fn(|i| Dual::new(q[i], if i == k { 1.0 } else { 0.0 }));
+            let d = quat_to_mat(qd);
+            let want: f64 = (0..9).map(|i| r_bar[i / 3][i % 3] * d[i / 3][i % 3].t).sum();
+            assert!((g - want).abs() < 1e-14, "component {k}: {g} vs {want}");
+        }
+    }
 
     #[test]
     fn inertia_gives_momentum_of_a_translating_and_spinning_body() {
