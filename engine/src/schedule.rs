@@ -200,56 +200,39 @@ impl<R: Real> Schedule<R> {
         segs
     }
 
-    /// Runs system `index` forward, then (if enabled) checks the columns it wrote.
-    fn run_system(
-        &self,
-        (index, sys): (usize, &dyn System<R>),
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        state: &mut ViewMut<R>,
-    ) -> Result<(), EngineError> {
-        self.run_system_checked((index, sys), cx, model, control, state, self.nan_check == NanCheck::EverySystem)
-    }
-
-    /// `run_system` of the backward sweep's recomputation (timed as `Phase::Recompute`).
+    /// A system's forward in the backward sweep's recomputation (timed as `Phase::Recompute`), with
+    /// NaN checks if `NanCheck::EverySystem`.
     fn recompute_system(
         &self,
-        (index, sys): (usize, &dyn System<R>),
+        sys: (usize, &dyn System<R>),
         cx: &StepCx,
         model: &ModelView,
         control: &View<R>,
         state: &mut ViewMut<R>,
     ) -> Result<(), EngineError> {
-        match &self.profile {
-            Some(p) => p.time(index, Phase::Recompute, || {
-                self.run_system_unprofiled(
-                    (index, sys),
-                    cx,
-                    model,
-                    control,
-                    state,
-                    self.nan_check == NanCheck::EverySystem,
-                )
-            }),
-            None => self.run_system((index, sys), cx, model, control, state),
-        }
+        let check = self.nan_check == NanCheck::EverySystem;
+        self.timed(sys.0, Phase::Recompute, || self.run_system_unprofiled(sys, cx, model, control, state, check))
     }
 
+    /// Runs system `index` forward (timed as `Phase::Forward`), then if `check` scans the columns
+    /// it wrote for NaN/inf.
     fn run_system_checked(
         &self,
-        (index, sys): (usize, &dyn System<R>),
+        sys: (usize, &dyn System<R>),
         cx: &StepCx,
         model: &ModelView,
         control: &View<R>,
         state: &mut ViewMut<R>,
         check: bool,
     ) -> Result<(), EngineError> {
+        self.timed(sys.0, Phase::Forward, || self.run_system_unprofiled(sys, cx, model, control, state, check))
+    }
+
+    /// `f()`, timed into system `index`'s `phase` when profiling.
+    fn timed<T>(&self, index: usize, phase: Phase, f: impl FnOnce() -> T) -> T {
         match &self.profile {
-            Some(p) => p.time(index, Phase::Forward, || {
-                self.run_system_unprofiled((index, sys), cx, model, control, state, check)
-            }),
-            None => self.run_system_unprofiled((index, sys), cx, model, control, state, check),
+            Some(p) => p.time(index, phase, f),
+            None => f(),
         }
     }
 
@@ -382,11 +365,9 @@ impl<R: Real> Schedule<R> {
                 self.recompute_system(*sys, &cx, model, control, &mut rest[0].view_all_mut())?;
             }
             for (&(index, sys), pre) in systems.iter().zip(pres.iter()).rev() {
-                let mut adjoint = || sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control);
-                match &self.profile {
-                    Some(p) => p.time(index, Phase::Adjoint, adjoint),
-                    None => adjoint(),
-                }
+                self.timed(index, Phase::Adjoint, || {
+                    sys.adjoint(&cx, model, control, &pre.view_all(), adj_state, adj_control)
+                });
             }
         }
         Ok(())

@@ -101,19 +101,19 @@ impl<R: Real> System<R> for GroundContact {
     }
 }
 
-/// The shape columns of a chunk, looked up once.
-struct Shapes<'a> {
-    ns: usize,
-    nb: usize,
-    size: &'a [f64],
-    pose: &'a [f64],
-    contact: &'a [f64],
-    body: &'a [u32],
-    kind: &'a [u32],
+/// The shape columns of a chunk, looked up once (shared with `shape_contact`).
+pub(super) struct Shapes<'a> {
+    pub ns: usize,
+    pub nb: usize,
+    pub size: &'a [f64],
+    pub pose: &'a [f64],
+    pub contact: &'a [f64],
+    pub body: &'a [u32],
+    pub kind: &'a [u32],
 }
 
 impl<'a> Shapes<'a> {
-    fn of(model: &'a ModelView) -> Self {
+    pub fn of(model: &'a ModelView) -> Self {
         Self {
             ns: model.count("shape_kind"),
             nb: model.count("joint_kind"),

@@ -44,7 +44,7 @@
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE, WORLD};
 use diffsim_engine::{ColumnAccess, Model, ModelView, Real, Rev, StepCx, System, View, ViewMut, vjp};
 
-use super::contact::penalty_force;
+use super::contact::{self, penalty_force};
 use super::spatial::*;
 
 /// Contact between every pair of shapes on different, non-adjacent bodies.
@@ -377,32 +377,23 @@ fn contact_access() -> Vec<ColumnAccess> {
     ]
 }
 
-/// The shape columns of a chunk, looked up once, and the pairs to test.
+/// The shape columns of a chunk and the joint tree, looked up once, and the pairs to test.
 struct Shapes<'a> {
-    ns: usize,
-    nb: usize,
-    size: &'a [f64],
-    pose: &'a [f64],
-    contact: &'a [f64],
-    body: &'a [u32],
-    kind: &'a [u32],
+    cols: contact::Shapes<'a>,
     parent: &'a [u32],
     mass: &'a [f64],
 }
 
+impl<'a> std::ops::Deref for Shapes<'a> {
+    type Target = contact::Shapes<'a>;
+    fn deref(&self) -> &Self::Target {
+        &self.cols
+    }
+}
+
 impl<'a> Shapes<'a> {
     fn of(model: &'a ModelView) -> Self {
-        Self {
-            ns: model.count("shape_kind"),
-            nb: model.count("joint_kind"),
-            size: model.param("shape_size"),
-            pose: model.param("shape_pose"),
-            contact: model.param("shape_contact"),
-            body: model.topo("shape_body"),
-            kind: model.topo("shape_kind"),
-            parent: model.topo("joint_parent"),
-            mass: model.param("body_mass"),
-        }
+        Self { cols: contact::Shapes::of(model), parent: model.topo("joint_parent"), mass: model.param("body_mass") }
     }
 
     /// Env `e`'s pairs (shape indices within the env) into `out`: `pairs`, or if None every pair
