@@ -372,16 +372,12 @@ impl GpuSim {
     /// naming it, on the first system of the schedule that has no GPU kernels.
     pub fn new(gpu: Arc<Gpu>, sim: &Sim<f32>, opts: GpuOptions) -> Result<Self, EngineError> {
         let schedule = &sim.schedule;
-        let mut gpu_systems = Vec::new();
-        for (stage, sys) in schedule.systems() {
-            let g = sys.gpu().ok_or_else(|| {
-                EngineError::Gpu(format!(
-                    "system `{}` ({stage} stage) has no GPU kernels yet; run this task with --backend cpu",
-                    sys.name()
-                ))
-            })?;
-            gpu_systems.push((stage, g));
+        if let Some((name, stage)) = Self::first_without_kernels(sim) {
+            return Err(EngineError::Gpu(format!(
+                "system `{name}` ({stage} stage) has no GPU kernels yet; run this task with --backend cpu"
+            )));
         }
+        let gpu_systems: Vec<_> = schedule.systems().filter_map(|(stage, sys)| sys.gpu().map(|g| (stage, g))).collect();
         let num_envs = sim.num_envs();
         let state_layout = sim.state.layout().clone();
         let control_layout = sim.control.layout().clone();
@@ -452,6 +448,12 @@ impl GpuSim {
             host: HashMap::new(),
             steps: sim.steps_taken(),
         })
+    }
+
+    /// The first system of `sim`'s schedule with no GPU kernels (its name and stage), if any:
+    /// what decides whether a task can run on the GPU at all, without touching a device.
+    pub fn first_without_kernels(sim: &Sim<f32>) -> Option<(String, Stage)> {
+        sim.schedule.systems().find(|(_, s)| s.gpu().is_none()).map(|(st, s)| (s.name().to_string(), st))
     }
 
     pub fn gpu(&self) -> &Gpu {
