@@ -180,6 +180,7 @@ impl GpuKernel {
 pub struct Pass {
     pub kernel: GpuKernel,
     pub binds: Vec<Src>,
+    pub kinds: Vec<BindKind>,
     pub invocations: u32,
 }
 
@@ -199,6 +200,7 @@ impl Pass {
         Ok(Self {
             kernel: GpuKernel::new(cx.gpu, label, wgsl, entry, &kinds)?,
             binds: binds.into_iter().map(|b| b.src).collect(),
+            kinds,
             invocations,
         })
     }
@@ -312,6 +314,29 @@ struct Built {
     name: String,
     stage: Stage,
     k: GpuKernels,
+    /// State columns its forward passes bind read-write (what it may change).
+    writes: Vec<String>,
+    /// State columns its adjoint passes bind (what of the pre-state its adjoint reads).
+    adjoint_reads: Vec<String>,
+}
+
+impl Built {
+    fn new(name: String, stage: Stage, k: GpuKernels) -> Self {
+        let states = |passes: &[Pass], rw_only: bool| -> Vec<String> {
+            let mut v: Vec<String> = passes
+                .iter()
+                .flat_map(|p| p.binds.iter().zip(&p.kinds))
+                .filter(|(_, kind)| !rw_only || **kind == BindKind::ReadWrite)
+                .filter_map(|(src, _)| if let Src::State(n) = src { Some(n.clone()) } else { None })
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        let writes = states(&k.forward, true);
+        let adjoint_reads = states(&k.adjoint, false);
+        Self { name, stage, k, writes, adjoint_reads }
+    }
 }
 
 /// One recorded command: a dispatch, or a buffer copy/clear between dispatches.
@@ -392,7 +417,7 @@ impl GpuSim {
         };
         let systems = gpu_systems
             .into_iter()
-            .map(|(stage, g)| Ok(Built { name: g.name().to_string(), stage, k: g.build(&cx)? }))
+            .map(|(stage, g)| Ok(Built::new(g.name().to_string(), stage, g.build(&cx)?)))
             .collect::<Result<Vec<_>, EngineError>>()?;
         let of = |st: Stage| -> Vec<usize> { (0..systems.len()).filter(|&i| systems[i].stage == st).collect() };
         let mut segments = vec![of(Stage::Step)];
@@ -559,6 +584,22 @@ impl GpuSim {
         })?;
         self.bind_groups.insert(key, bg.clone());
         Ok(bg)
+    }
+
+    /// The state slot each system of `seg` runs its adjoint on: `boundary` when no earlier
+    /// system of the segment writes a state column the adjoint reads, else its recomputed
+    /// pre-state slot `pre0 + j`.
+    fn pre_slots(&self, seg: &[usize], boundary: usize, pre0: usize) -> Vec<usize> {
+        let mut written: Vec<&str> = Vec::new();
+        seg.iter()
+            .enumerate()
+            .map(|(j, &sys)| {
+                let b = &self.systems[sys];
+                let stale = b.adjoint_reads.iter().any(|c| written.contains(&c.as_str()));
+                written.extend(b.writes.iter().map(String::as_str));
+                if stale { pre0 + j } else { boundary }
+            })
+            .collect()
     }
 
     /// Appends the forward (or adjoint) passes of system `sys` on state slot `slot`.
@@ -801,18 +842,22 @@ impl GpuSim {
                     self.push_system(&mut ops, sys, false, boundary(i + 1), 1)?;
                 }
             }
-            // Per segment in reverse: pre-states of its systems, then their adjoints in reverse.
+            // Per segment in reverse: the pre-state of each system, then the adjoints in reverse.
+            // A system whose adjoint reads no state column that an earlier system of the
+            // segment writes sees the segment's boundary state unchanged in what it reads, so
+            // it binds the boundary slot and nothing is recomputed for it (for the particle
+            // substep: every system); only the others get a recomputed pre-state.
             for (i, seg) in segments.iter().enumerate().rev() {
-                if seg.is_empty() {
-                    continue;
-                }
-                Self::push_copy(&mut ops, &self.states[boundary(i)], &self.states[pre(0)]);
-                for (j, &sys) in seg[..seg.len() - 1].iter().enumerate() {
-                    Self::push_copy(&mut ops, &self.states[pre(j)], &self.states[pre(j + 1)]);
-                    self.push_system(&mut ops, sys, false, pre(j + 1), 1)?;
+                let slots = self.pre_slots(seg, boundary(i), pre(0));
+                if let Some(last) = slots.iter().rposition(|&s| s != boundary(i)) {
+                    Self::push_copy(&mut ops, &self.states[boundary(i)], &self.states[pre(0)]);
+                    for (j, &sys) in seg[..last].iter().enumerate() {
+                        Self::push_copy(&mut ops, &self.states[pre(j)], &self.states[pre(j + 1)]);
+                        self.push_system(&mut ops, sys, false, pre(j + 1), 1)?;
+                    }
                 }
                 for (j, &sys) in seg.iter().enumerate().rev() {
-                    self.push_system(&mut ops, sys, true, pre(j), 1)?;
+                    self.push_system(&mut ops, sys, true, slots[j], 1)?;
                 }
             }
             Self::push_copy(&mut ops, &self.adj_control, &self.grads[t]);

@@ -157,24 +157,65 @@ const ATOMIC_ROLLOUT_TOL: f64 = 1e-2;
 
 #[test]
 fn gpu_chain_reach_rollout_matches_cpu() {
-    rollout_matches_cpu(Scatter::Deterministic, ROLLOUT_TOL, "gpu_chain_reach_rollout_matches_cpu");
+    let task = chain(4, 4);
+    rollout_matches_cpu(
+        || task.sim().unwrap(),
+        32,
+        Scatter::Deterministic,
+        ROLLOUT_TOL,
+        "gpu_chain_reach_rollout_matches_cpu",
+    );
 }
 
 #[test]
 fn gpu_chain_reach_rollout_matches_cpu_atomic() {
-    rollout_matches_cpu(Scatter::Atomic, ATOMIC_ROLLOUT_TOL, "gpu_chain_reach_rollout_matches_cpu_atomic");
+    let task = chain(4, 4);
+    let test = "gpu_chain_reach_rollout_matches_cpu_atomic";
+    rollout_matches_cpu(|| task.sim().unwrap(), 32, Scatter::Atomic, ATOMIC_ROLLOUT_TOL, test);
 }
 
-fn rollout_matches_cpu(scatter: Scatter, tol: f64, test: &str) {
+/// chain_reach with an extra substep in the Post stage before observe and reward:
+/// [clear, gravity, springs, integrate, observe, reward]. The reward's adjoint reads `particle_q`,
+/// which `integrate` wrote earlier in the same segment, so backward cannot use the segment's
+/// boundary state for it and must recompute its pre-state (in chain_reach's own schedule no
+/// adjoint needs that); this checks that path against the CPU.
+#[test]
+fn gpu_backward_recomputes_pre_states_a_segment_changed() {
+    use diffsim_engine::Stage;
+    use diffsim_systems::particles::{ClearForces, Gravity, Integrate, Springs};
+    use diffsim_tasks::chain_reach::{Observe, Reward};
+    // Falling from 5 cm with 2 substeps, so one substep moves the tail visibly: with the
+    // boundary state in place of the recomputed pre-state (tried), ∂L/∂(initial state) is off by
+    // 2.9e-4 relative, ∂L/∂act by less; the correct path is bitwise equal on lavapipe.
+    let task =
+        ChainReach::new(ChainReachConfig { num_envs: 3, links: 4, lift: 0.05, substeps: 2, ..Default::default() });
+    let build = || {
+        let mut sim: Sim<f32> = task.sim().unwrap();
+        let c = &task.cfg;
+        let actuation = diffsim_systems::particles::Actuation { particles: vec![0], scale: c.action_scale };
+        sim.schedule = diffsim_systems::particles::schedule(c.dt, c.substeps, true, Some(actuation))
+            .with(Stage::Post, ClearForces)
+            .with(Stage::Post, Gravity)
+            .with(Stage::Post, Springs)
+            .with(Stage::Post, Integrate)
+            .with(Stage::Post, Observe { links: c.links })
+            .with(Stage::Post, Reward { tail: c.links - 1, action_cost: c.action_cost });
+        sim.schedule.validate(sim.state.layout(), sim.control.layout(), &sim.model).unwrap();
+        sim
+    };
+    let test = "gpu_backward_recomputes_pre_states_a_segment_changed";
+    rollout_matches_cpu(build, 8, Scatter::Deterministic, ROLLOUT_TOL, test);
+}
+
+fn rollout_matches_cpu(build: impl Fn() -> Sim<f32>, h: usize, scatter: Scatter, tol: f64, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
-    const H: usize = 32;
-    let task = chain(4, 4);
-    let mut cpu: Sim<f32> = task.sim().unwrap();
+    let mut cpu = build();
+    let init = cpu.state.clone();
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter, readback }).unwrap();
     let mut rng = Rng::new(7);
     let actions: Vec<Vec<f32>> =
-        (0..H).map(|_| (0..3 * cpu.num_envs()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+        (0..h).map(|_| (0..3 * cpu.num_envs()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
 
     cpu.record();
@@ -191,13 +232,13 @@ fn rollout_matches_cpu(scatter: Scatter, tol: f64, test: &str) {
         worst_obs = worst_obs.max(eo);
         worst_rew = worst_rew.max(er);
     }
-    assert_eq!(g.tape_len(), H);
+    assert_eq!(g.tape_len(), h);
     // L = −mean reward over the rollout + a random linear function of the last observation.
-    let w = -1.0 / (H * cpu.num_envs()) as f32;
+    let w = -1.0 / (h * cpu.num_envs()) as f32;
     let cpu_grads = cpu
         .backward(|t, adj| {
             adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == H - 1 {
+            if t == h - 1 {
                 adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
             }
         })
@@ -206,14 +247,14 @@ fn rollout_matches_cpu(scatter: Scatter, tol: f64, test: &str) {
     let gpu_grads = g
         .backward(|t, seeds: &mut Seeds| {
             seeds.add("reward", vec![w; n]);
-            if t == H - 1 {
+            if t == h - 1 {
                 seeds.add("obs", obs_seed.clone());
             }
         })
         .unwrap();
-    assert_eq!(gpu_grads.controls.len(), H);
+    assert_eq!(gpu_grads.controls.len(), h);
     let mut worst_grad = 0.0f64;
-    for t in 0..H {
+    for t in 0..h {
         let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
         assert!(e <= tol, "∂L/∂act of step {t}: max relative error {e:e}");
         worst_grad = worst_grad.max(e);
@@ -222,11 +263,11 @@ fn rollout_matches_cpu(scatter: Scatter, tol: f64, test: &str) {
     // The gradient is not trivially zero.
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6));
     eprintln!(
-        "{scatter:?} rollout parity (32 steps): max rel err obs {worst_obs:e}, reward {worst_rew:e}, ∂L/∂act {worst_grad:e}"
+        "{test}: {scatter:?} rollout parity ({h} steps): max rel err obs {worst_obs:e}, reward {worst_rew:e}, ∂L/∂act {worst_grad:e}"
     );
 
     // A second rollout on the same GpuSim reuses the tape and gives the same gradients.
-    g.write_state(&task.sim::<f32>().unwrap().state).unwrap();
+    g.write_state(&init).unwrap();
     g.record();
     for a in &actions {
         g.set_control("act", a).unwrap();
@@ -235,17 +276,17 @@ fn rollout_matches_cpu(scatter: Scatter, tol: f64, test: &str) {
     let again = g
         .backward(|t, seeds: &mut Seeds| {
             seeds.add("reward", vec![w; n]);
-            if t == H - 1 {
+            if t == h - 1 {
                 seeds.add("obs", obs_seed.clone());
             }
         })
         .unwrap();
     if scatter == Scatter::Deterministic {
-        for t in 0..H {
+        for t in 0..h {
             assert_eq!(again.controls[t], gpu_grads.controls[t], "deterministic mode reproduces step {t} bitwise");
         }
     } else {
-        for t in 0..H {
+        for t in 0..h {
             let e = max_rel_err(again.controls[t].get("act").unwrap(), gpu_grads.controls[t].get("act").unwrap());
             assert!(e <= tol, "atomic rerun, step {t}: {e:e}");
         }
