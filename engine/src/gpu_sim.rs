@@ -212,7 +212,9 @@ impl Pass {
 pub enum Scatter {
     /// A gather over a CSR entity → elements adjacency built at upload: every output is summed by
     /// one invocation in element order, the CPU's order, so results are bitwise reproducible
-    /// (and on lavapipe equal to the CPU's). Costs each element's evaluation once per endpoint.
+    /// (and on lavapipe equal to the CPU's). Costs each element's evaluation once per endpoint:
+    /// measured ~15% slower forward and ~35% slower forward+backward than `Atomic` on a
+    /// 61-spring chain (see `particles::springs`), within noise on chain_reach's 5 springs.
     #[default]
     Deterministic,
     /// One invocation per element, adding into both endpoints with atomics: native `atomicAdd`
