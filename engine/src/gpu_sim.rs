@@ -346,6 +346,8 @@ enum Op {
     Dispatch(wgpu::ComputePipeline, wgpu::BindGroup, [u32; 3]),
     Copy(wgpu::Buffer, wgpu::Buffer),
     Clear(wgpu::Buffer),
+    /// Zero `size` bytes at `offset` (one env's rows of a column).
+    ClearRange(wgpu::Buffer, u64, u64),
 }
 
 /// Key of a cached bind group: (system, adjoint?, pass, state slot, control slot).
@@ -372,6 +374,9 @@ pub struct GpuSim {
     tape: Vec<(GpuMirror, GpuMirror)>,
     tape_len: usize,
     recording: bool,
+    /// `cuts[t]`: envs reset right before recorded step t (their adjoint stops there).
+    cuts: Vec<Vec<usize>>,
+    pending_cuts: Vec<usize>,
     /// ∂L/∂control of each recorded step, filled by backward.
     grads: Vec<GpuMirror>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
@@ -467,6 +472,8 @@ impl GpuSim {
             tape: Vec::new(),
             tape_len: 0,
             recording: false,
+            cuts: Vec::new(),
+            pending_cuts: Vec::new(),
             grads: Vec::new(),
             bind_groups: HashMap::new(),
             seeds: HashMap::new(),
@@ -512,9 +519,51 @@ impl GpuSim {
     pub fn write_control(&self, control: &Columns<f32>) -> Result<(), EngineError> {
         self.controls[0].write(&self.gpu, control)
     }
-    /// Replaces the live state (e.g. a reset to the initial state).
-    pub fn write_state(&self, state: &Columns<f32>) -> Result<(), EngineError> {
-        self.states[0].write(&self.gpu, state)
+    /// Replaces the live state of every env; while recording, this cuts every env's gradient
+    /// path there (as `reset_envs` of all envs).
+    pub fn write_state(&mut self, state: &Columns<f32>) -> Result<(), EngineError> {
+        self.states[0].write(&self.gpu, state)?;
+        if self.recording {
+            self.pending_cuts = (0..self.num_envs).collect();
+        }
+        Ok(())
+    }
+
+    /// Replaces the state of `envs` by their rows in `init` (same layout); on a tape this cuts
+    /// only those envs' gradient paths, as `Sim::reset_envs`.
+    pub fn reset_envs(&mut self, envs: &[usize], init: &Columns<f32>) -> Result<(), EngineError> {
+        if init.layout() != &self.state_layout || init.num_envs() != self.num_envs {
+            return Err(EngineError::Gpu("reset_envs: `init` has another layout or env count than the state".into()));
+        }
+        for &e in envs {
+            if e >= self.num_envs {
+                return Err(EngineError::Gpu(format!("reset_envs: env {e} of {}", self.num_envs)));
+            }
+            for (spec, buf) in self.state_layout.specs.iter().zip(self.states[0].buffers()) {
+                let row = init.env(&spec.name, e)?;
+                if !row.is_empty() {
+                    let bytes: Vec<u8> = row.iter().flat_map(|x| x.to_le_bytes()).collect();
+                    let offset = (e * spec.per_env() * 4) as u64;
+                    self.gpu.scoped("reset_envs", || self.gpu.queue.write_buffer(buf, offset, &bytes))?;
+                }
+            }
+        }
+        if self.recording {
+            self.pending_cuts.extend_from_slice(envs);
+        }
+        Ok(())
+    }
+
+    /// Runs the systems of one stage once on the live state (e.g. `Stage::Post` to refresh
+    /// observations after `reset_envs`), then reads back the `readback` columns.
+    pub fn run_stage(&mut self, stage: Stage) -> Result<(), EngineError> {
+        let mut ops = Vec::new();
+        for sys in 0..self.systems.len() {
+            if self.systems[sys].stage == stage {
+                self.push_system(&mut ops, sys, false, 0, 0)?;
+            }
+        }
+        self.submit_and_read("gpu run_stage", ops)
     }
     /// Downloads the live state (every column; for tests and checkpoints, not the hot path).
     pub fn read_state(&self) -> Result<Columns<f32>, EngineError> {
@@ -533,6 +582,8 @@ impl GpuSim {
     pub fn record(&mut self) {
         self.recording = true;
         self.tape_len = 0;
+        self.cuts.clear();
+        self.pending_cuts.clear();
     }
     pub fn stop_recording(&mut self) {
         self.recording = false;
@@ -658,6 +709,7 @@ impl GpuSim {
                     match &ops[i] {
                         Op::Copy(s, d) => enc.copy_buffer_to_buffer(s, 0, d, 0, s.size()),
                         Op::Clear(b) => enc.clear_buffer(b, 0, None),
+                        Op::ClearRange(b, offset, size) => enc.clear_buffer(b, *offset, Some(*size)),
                         Op::Dispatch(..) => unreachable!(),
                     }
                     i += 1;
@@ -716,12 +768,20 @@ impl GpuSim {
             Self::push_copy(&mut ops, &self.states[0], s);
             Self::push_copy(&mut ops, &self.controls[0], c);
             self.tape_len += 1;
+            self.cuts.truncate(self.tape_len - 1);
+            self.cuts.push(std::mem::take(&mut self.pending_cuts));
         }
         for seg in self.segments.clone() {
             for sys in seg {
                 self.push_system(&mut ops, sys, false, 0, 0)?;
             }
         }
+        self.steps += 1;
+        self.submit_and_read("gpu step", ops)
+    }
+
+    /// Submits `ops` with a copy of the `readback` columns appended, and reads those back.
+    fn submit_and_read(&mut self, what: &str, ops: Vec<Op>) -> Result<(), EngineError> {
         let cols: Vec<(u64, &wgpu::Buffer)> = self
             .readback
             .iter()
@@ -735,7 +795,7 @@ impl GpuSim {
             self.staging = Some(self.staging("step readback", total));
         }
         let staging = self.staging.clone();
-        self.submit("gpu step", ops, |enc| {
+        self.submit(what, ops, |enc| {
             if let Some(st) = &staging {
                 let mut off = 0;
                 for (n, b) in &cols {
@@ -746,9 +806,8 @@ impl GpuSim {
                 }
             }
         })?;
-        self.steps += 1;
         if let (Some(st), true) = (&staging, total > 0) {
-            let bytes = self.map_read("gpu step readback", st, total)?;
+            let bytes = self.map_read(what, st, total)?;
             let mut off = 0;
             for (name, (n, _)) in self.readback.iter().zip(&cols) {
                 let v: Vec<f32> = bytes[off..off + *n as usize]
@@ -762,7 +821,7 @@ impl GpuSim {
             self.gpu
                 .device
                 .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| EngineError::Gpu(format!("gpu step: device poll failed: {e}")))?;
+                .map_err(|e| EngineError::Gpu(format!("{what}: device poll failed: {e}")))?;
         }
         Ok(())
     }
@@ -807,6 +866,24 @@ impl GpuSim {
     /// ∂L/∂(state after step t) for t = H-1 .. 0. One command buffer per step; the gradients
     /// are read back once at the end.
     pub fn backward(&mut self, mut seed: impl FnMut(usize, &mut Seeds)) -> Result<Gradients<f32>, EngineError> {
+        self.sweep(false, |t, s, _| seed(t, s))
+    }
+
+    /// `Sim::backward_sweep` (the gradient bridge): `seed(t, seeds, next)` also receives
+    /// ∂L/∂control_{t+1} (`None` for the last step). That costs one host round trip per step
+    /// (the control gradient is read back after each step's command buffer).
+    pub fn backward_sweep(
+        &mut self,
+        seed: impl FnMut(usize, &mut Seeds, Option<&Columns<f32>>),
+    ) -> Result<Gradients<f32>, EngineError> {
+        self.sweep(true, seed)
+    }
+
+    fn sweep(
+        &mut self,
+        need_next: bool,
+        mut seed: impl FnMut(usize, &mut Seeds, Option<&Columns<f32>>),
+    ) -> Result<Gradients<f32>, EngineError> {
         if !self.recording || self.tape_len == 0 {
             return Err(EngineError::Tape("gpu backward without `record()` and at least one step".into()));
         }
@@ -818,6 +895,7 @@ impl GpuSim {
         let boundary = |i: usize| 1 + i;
         let pre = |j: usize| 1 + nseg + j;
         let segments = self.segments.clone();
+        let mut next: Option<Columns<f32>> = None;
         for t in (0..self.tape_len).rev() {
             let mut ops = Vec::new();
             if t + 1 == self.tape_len {
@@ -826,7 +904,7 @@ impl GpuSim {
                 }
             }
             let mut seeds = Seeds::default();
-            seed(t, &mut seeds);
+            seed(t, &mut seeds, next.as_ref());
             for (name, values) in &seeds.entries {
                 let op = self.seed_op(name, values)?;
                 ops.push(op);
@@ -862,8 +940,22 @@ impl GpuSim {
                     self.push_system(&mut ops, sys, true, slots[j], 1)?;
                 }
             }
+            // A reset before step t cuts the path into step t−1 (its control gradient stays).
+            for &e in &self.cuts[t] {
+                for (spec, b) in self.state_layout.specs.iter().zip(self.adj_state.buffers()) {
+                    let size = (spec.per_env() * 4) as u64;
+                    if size > 0 {
+                        ops.push(Op::ClearRange(b.clone(), e as u64 * size, size));
+                    }
+                }
+            }
             Self::push_copy(&mut ops, &self.adj_control, &self.grads[t]);
             self.submit("gpu backward step", ops, |_| {})?;
+            if need_next && t > 0 {
+                let mut c = Columns::zeros(self.control_layout.clone(), self.num_envs);
+                self.grads[t].download(&self.gpu, &mut c)?;
+                next = Some(c);
+            }
         }
         // One readback of every step's control gradient.
         let per = self.grads[0].bytes();
