@@ -38,9 +38,13 @@ fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
 /// max |a − b| / max(|b|, 1e-3 · max|b|): relative, with values near zero compared against the
 /// column's scale (sums that cancel have no meaningful relative error of their own).
 fn max_rel_err(a: &[f32], b: &[f32]) -> f64 {
+    max_rel_err_floor(a, b, 1e-3)
+}
+
+fn max_rel_err_floor(a: &[f32], b: &[f32], floor: f64) -> f64 {
     assert_eq!(a.len(), b.len());
     let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
-    let floor = (1e-3 * scale).max(1e-30);
+    let floor = (floor * scale).max(1e-30);
     a.iter()
         .zip(b)
         .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
@@ -48,8 +52,14 @@ fn max_rel_err(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn assert_columns_close(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64) {
+    assert_columns_close_floor(what, gpu, cpu, tol, 1e-3);
+}
+
+/// As `assert_columns_close`, values below `floor` × the column's max |value| compared against
+/// that floor.
+fn assert_columns_close_floor(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) {
     for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = max_rel_err(g, c);
+        let e = max_rel_err_floor(g, c, floor);
         assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
     }
 }
@@ -80,7 +90,14 @@ fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
 }
 
 /// Every system of chain_reach's schedule, forward and adjoint, GPU vs CPU, over random inputs.
+///
+/// Atomic scatter adds a particle's spring terms in another order than the CPU: the rounding of
+/// a reordered sum is bounded by a few ulps of the sum of |terms|, not of the (possibly cancelled)
+/// result, so there values are compared relative to max(|value|, 1e-2 × the column's scale)
+/// (measured: up to 1.4e-5 against 1e-3 × scale, from cancellation in ∂L/∂q). Deterministic
+/// mode keeps the CPU's order and is held to 1e-3 × scale.
 fn kernels_match_cpu(scatter: Scatter, test: &str) {
+    let floor = if scatter == Scatter::Atomic { 1e-2 } else { 1e-3 };
     let Some(gpu) = gpu_or_skip(test) else { return };
     let task = chain(3, 5);
     let sim: Sim<f32> = task.sim().unwrap();
@@ -111,7 +128,7 @@ fn kernels_match_cpu(scatter: Scatter, test: &str) {
                 g.write_state(&state).unwrap();
                 g.forward_system(i).unwrap();
                 let got = g.read_state().unwrap();
-                assert_columns_close(&format!("{name} forward (seed {seed})"), &got, &cpu, 1e-5);
+                assert_columns_close_floor(&format!("{name} forward (seed {seed})"), &got, &cpu, 1e-5, floor);
                 // Adjoint, with `state` as the state the forward saw.
                 let (mut a, mut ac) = (adj.clone(), adj_c.clone());
                 sys.adjoint(
@@ -125,8 +142,8 @@ fn kernels_match_cpu(scatter: Scatter, test: &str) {
                 g.write_adjoints(&adj, &adj_c).unwrap();
                 g.adjoint_system(i, &state).unwrap();
                 let (ga, gac) = g.read_adjoints().unwrap();
-                assert_columns_close(&format!("{name} adjoint state (seed {seed})"), &ga, &a, 1e-5);
-                assert_columns_close(&format!("{name} adjoint control (seed {seed})"), &gac, &ac, 1e-5);
+                assert_columns_close_floor(&format!("{name} adjoint state (seed {seed})"), &ga, &a, 1e-5, floor);
+                assert_columns_close_floor(&format!("{name} adjoint control (seed {seed})"), &gac, &ac, 1e-5, floor);
             }
             Ok(())
         })
@@ -385,4 +402,50 @@ fn gpu_resets_and_bridge_sweep_match_cpu() {
     assert_columns_close("∂L/∂(initial state)", &gpu_grads.initial_state, &cpu_grads.initial_state, ROLLOUT_TOL);
     // Parity covers the cuts: ignoring them on the GPU (tried) leaves
     // ∂L/∂act of step 0 off by 25× relative.
+}
+
+/// The `VecEnv` on the GPU (`VecEnv::on_gpu`) against the same env on the CPU: observations,
+/// rewards and autoresets over 24 steps with 10-step episodes, and the gradient-bridge sweep
+/// (`backward_sweep` with seeds that use ∂L/∂a_{t+1}) through those resets.
+#[test]
+fn gpu_vec_env_matches_cpu() {
+    use diffsim_tasks::vec_env::{StepSeeds, VecEnv};
+    use ndarray::{Array1, Array2};
+    let Some(gpu) = gpu_or_skip("gpu_vec_env_matches_cpu") else { return };
+    let cfg = ChainReachConfig { num_envs: 4, links: 4, episode_length: 10, ..ChainReachConfig::default() };
+    let mut cpu = VecEnv::new(ChainReach::new(cfg.clone())).unwrap();
+    let mut g = VecEnv::new(ChainReach::new(cfg)).unwrap().on_gpu(gpu, Scatter::Deterministic).unwrap();
+    assert!(g.is_on_gpu() && !cpu.is_on_gpu());
+    assert_eq!(g.reset(3).unwrap(), cpu.reset(3).unwrap());
+    cpu.record();
+    g.record();
+    let (n, h) = (4, 24);
+    let mut rng = Rng::new(5);
+    let mut resets = 0;
+    for t in 0..h {
+        let a = Array2::from_shape_fn((n, 3), |_| rng.uniform(-1.2, 1.2) as f32);
+        let rc = cpu.step(a.view()).unwrap();
+        let rg = g.step(a.view()).unwrap();
+        assert_eq!(rg.truncated, rc.truncated, "step {t}");
+        resets += rc.truncated.iter().filter(|&&x| x).count();
+        let eo = max_rel_err(rg.obs.as_slice().unwrap(), rc.obs.as_slice().unwrap());
+        let er = max_rel_err(rg.reward.as_slice().unwrap(), rc.reward.as_slice().unwrap());
+        assert!(eo <= ROLLOUT_TOL && er <= ROLLOUT_TOL, "step {t}: obs {eo:e}, reward {er:e}");
+    }
+    assert_eq!(resets, 8, "two autoresets of every env");
+    let seeds = |t: usize, next: Option<ndarray::ArrayView2<f32>>| {
+        let mut obs = Array2::from_shape_fn((n, 24), |(e, k)| 0.01 * ((e + k + t) % 5) as f32);
+        if let Some(next) = next {
+            obs.indexed_iter_mut().for_each(|((e, k), o)| *o += 0.3 * next[[e, k % 3]]);
+        }
+        Ok(StepSeeds { obs, reward: Array1::from_elem(n, -1.0 / (h * n) as f32), final_obs: vec![None; n] })
+    };
+    let gc = cpu.backward_sweep(seeds).unwrap();
+    let gg = g.backward_sweep(seeds).unwrap();
+    assert_eq!(gg.len(), h);
+    for t in 0..h {
+        let e = max_rel_err(gg[t].as_slice().unwrap(), gc[t].as_slice().unwrap());
+        assert!(e <= ROLLOUT_TOL, "∂L/∂action of step {t}: {e:e}");
+    }
+    assert!(gc[0].iter().any(|x| x.abs() > 1e-6));
 }
