@@ -7,6 +7,8 @@ LVP_ICD := /usr/share/vulkan/icd.d/lvp_icd.x86_64.json
 export LIBTORCH := $(TORCH_DIR)/torch
 export LD_LIBRARY_PATH := $(TORCH_DIR)/torch/lib$(if $(LD_LIBRARY_PATH),:$(LD_LIBRARY_PATH),)
 export OMP_NUM_THREADS := 1
+# `make test` installs lavapipe, so the GPU parity tests must find an adapter (no skipping).
+export DIFFSIM_REQUIRE_GPU := 1
 export XDG_RUNTIME_DIR := $(shell d=$${XDG_RUNTIME_DIR:-}; if [ -z "$$d" ] || [ ! -d "$$d" ]; then d=$$(mktemp -d); chmod 700 $$d; fi; echo $$d)
 TASK ?= ant-run
 LEARNER ?= sapo
@@ -44,6 +46,9 @@ test: setup
 	# Doctests of the crates that do not link libtorch: `cargo test --doc` on the tch crates rebuilds
 	# torch-sys's C++ shim (~1-2 min) for crates that have no doctests.
 	cargo test --doc -p diffsim-engine -p diffsim-systems -p diffsim-tasks -p diffsim-tests
+	# GPU backend throughput on this machine's adapter (lavapipe in CI), for the log; a debug
+	# build, so the host side is slow: compare GPU rows with each other, not with release numbers.
+	cargo run -q -p diffsim-tools --bin diffsim -- bench --task chain-reach --backend gpu --envs 16,256 --steps 32 --horizon 16
 
 train: setup
 	cargo run --release -p diffsim-tools --bin diffsim -- train --task $(TASK) --learner $(LEARNER) $(ARGS)

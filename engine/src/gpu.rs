@@ -99,7 +99,9 @@ impl Gpu {
             "request_device",
             adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("diffsim"),
-                required_features: wgpu::Features::empty(),
+                // Native f32 atomics where the adapter has them (Vulkan/lavapipe, most GPUs); the
+                // scatter kernels fall back to a compare-exchange loop on the u32 bits otherwise.
+                required_features: adapter.features() & wgpu::Features::SHADER_FLOAT32_ATOMIC,
                 required_limits: adapter.limits(),
                 ..Default::default()
             }),
@@ -116,6 +118,11 @@ impl Gpu {
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
     pub fn adapter_name(&self) -> &str {
         &self.adapter_info.name
+    }
+
+    /// Whether the device supports `atomic<f32>` with `atomicAdd` (`SHADER_FLOAT32_ATOMIC`).
+    pub fn has_f32_atomics(&self) -> bool {
+        self.device.features().contains(wgpu::Features::SHADER_FLOAT32_ATOMIC)
     }
 
     /// The limits the device was created with (the adapter's own).
@@ -200,6 +207,18 @@ impl Gpu {
         self.buffer_with_bytes(
             label,
             &f32_to_bytes(data),
+            4,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        )
+    }
+
+    /// Uploads `data` as a storage buffer of `u32` (topology: spring endpoints, adjacency lists),
+    /// bound in WGSL as `array<u32>`; an empty slice gives one zero, as [`Gpu::storage_f32`].
+    pub fn storage_u32(&self, label: &str, data: &[u32]) -> Result<wgpu::Buffer, EngineError> {
+        let bytes: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+        self.buffer_with_bytes(
+            label,
+            &bytes,
             4,
             wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
         )

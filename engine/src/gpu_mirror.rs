@@ -30,6 +30,48 @@ impl GpuMirror {
         Ok(Self { layout: set.layout().clone(), num_envs: set.num_envs(), buffers })
     }
 
+    /// Uploads an integer column set (model topology) as `u32` buffers, bit for bit.
+    pub fn upload_u32(gpu: &Gpu, set: &Columns<u32>) -> Result<Self, EngineError> {
+        let buffers = set.columns().map(|(spec, col)| gpu.storage_u32(&spec.name, col)).collect::<Result<_, _>>()?;
+        Ok(Self { layout: set.layout().clone(), num_envs: set.num_envs(), buffers })
+    }
+
+    /// A mirror of `layout` for `num_envs` environments, all zeros (adjoints, scratch, tape).
+    pub fn zeros(gpu: &Gpu, label: &str, layout: &Layout, num_envs: usize) -> Result<Self, EngineError> {
+        let buffers = layout
+            .specs
+            .iter()
+            .map(|s| gpu.storage_f32_zeroed(&format!("{label}.{}", s.name), s.per_env() * num_envs))
+            .collect::<Result<_, _>>()?;
+        Ok(Self { layout: layout.clone(), num_envs, buffers })
+    }
+
+    /// The column buffers in layout order.
+    pub fn buffers(&self) -> &[Buffer] {
+        &self.buffers
+    }
+
+    /// Bytes of GPU memory the mirror holds.
+    pub fn bytes(&self) -> u64 {
+        self.buffers.iter().map(Buffer::size).sum()
+    }
+
+    /// Records a copy of every column into `dst` (same layout and env count) on `encoder`; it
+    /// runs in submission order with the kernels around it, with no host round trip.
+    pub fn encode_copy_to(&self, encoder: &mut wgpu::CommandEncoder, dst: &GpuMirror) {
+        debug_assert!(self.layout == dst.layout && self.num_envs == dst.num_envs);
+        for (s, d) in self.buffers.iter().zip(&dst.buffers) {
+            encoder.copy_buffer_to_buffer(s, 0, d, 0, s.size());
+        }
+    }
+
+    /// Records zeroing every column on `encoder`.
+    pub fn encode_clear(&self, encoder: &mut wgpu::CommandEncoder) {
+        for b in &self.buffers {
+            encoder.clear_buffer(b, 0, None);
+        }
+    }
+
     pub fn layout(&self) -> &Layout {
         &self.layout
     }

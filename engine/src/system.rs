@@ -132,4 +132,9 @@ pub trait System<R: Real>: Send + Sync {
         adj_state: &mut ViewMut<R>,
         adj_control: &mut ViewMut<R>,
     );
+    /// The system's GPU mirror (WGSL forward and adjoint kernels with the same semantics, see
+    /// `gpu_sim`), or `None` when it has none yet; `GpuSim::new` names the first such system.
+    fn gpu(&self) -> Option<Box<dyn crate::gpu_sim::GpuSystem>> {
+        None
+    }
 }

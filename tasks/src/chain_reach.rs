@@ -7,6 +7,9 @@
 
 use diffsim_engine::Cpu;
 use diffsim_engine::components::Ground;
+use diffsim_engine::gpu_sim::{
+    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, model, state,
+};
 use diffsim_engine::scalar::vec3;
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System,
@@ -183,6 +186,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// `chain_reach.reward`: r = −|x_tail − target|² − c_a |a|².
@@ -246,6 +252,103 @@ impl<R: Real> System<R> for Reward {
             let a = vec3::load(act, e);
             vec3::add_to(aact, e, vec3::scale(a, -two * ca * r_bar));
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// Uniform block of the chain_reach kernels (WGSL `struct Params` in
+/// `wgsl/chain_reach_params.wgsl`), laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct ChainReachParams {
+    pub n: u32,
+    pub np: u32,
+    pub tail: u32,
+    pub action_cost: f32,
+}
+
+fn chain_reach_source(kernel: &str) -> String {
+    format!("{}\n{kernel}", include_str!("wgsl/chain_reach_params.wgsl"))
+}
+
+fn u32_of(n: usize, what: &str) -> Result<u32, EngineError> {
+    u32::try_from(n).map_err(|_| EngineError::Gpu(format!("chain_reach: {what} = {n} does not fit u32")))
+}
+
+/// GPU: `wgsl/chain_reach_observe.wgsl` and its adjoint, one invocation per particle.
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "chain_reach.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = self.links * cx.num_envs;
+        let params = ChainReachParams {
+            n: u32_of(n, "particles")?,
+            np: u32_of(self.links, "links")?,
+            tail: 0,
+            action_cost: 0.0,
+        };
+        let params = cx.uniform("chain_reach.observe", &params)?;
+        let fwd = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(state("particle_qd")),
+            Bind::read(model("target")),
+            Bind::rw(state("obs")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::rw(adj_state("particle_q")),
+            Bind::rw(adj_state("particle_qd")),
+            Bind::rw(adj_state("obs")),
+            Bind::uniform(0),
+        ];
+        let fsrc = chain_reach_source(include_str!("wgsl/chain_reach_observe.wgsl"));
+        let asrc = chain_reach_source(include_str!("wgsl/chain_reach_observe_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "chain_reach.observe", &fsrc, "observe_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "chain_reach.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
+            buffers: vec![params],
+        })
+    }
+}
+
+/// GPU: `wgsl/chain_reach_reward.wgsl` and its adjoint, one invocation per env.
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "chain_reach.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = ChainReachParams {
+            n: u32_of(cx.num_envs, "envs")?,
+            np: u32_of(cx.count("particle_q"), "particles")?,
+            tail: u32_of(self.tail, "tail")?,
+            action_cost: self.action_cost as f32,
+        };
+        let params = cx.uniform("chain_reach.reward", &params)?;
+        let fwd = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(model("target")),
+            Bind::read(control("act")),
+            Bind::rw(state("reward")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(model("target")),
+            Bind::read(control("act")),
+            Bind::rw(adj_state("particle_q")),
+            Bind::rw(adj_control("act")),
+            Bind::rw(adj_state("reward")),
+            Bind::uniform(0),
+        ];
+        let fsrc = chain_reach_source(include_str!("wgsl/chain_reach_reward.wgsl"));
+        let asrc = chain_reach_source(include_str!("wgsl/chain_reach_reward_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "chain_reach.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "chain_reach.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
     }
 }
 

@@ -24,6 +24,8 @@
 use diffsim_engine::{ColumnSet, ColumnSpec, Columns, EngineError, NanCheck, Packed, Real, Sim, SimFactory, Stage};
 use ndarray::{Array1, Array2, ArrayView2};
 
+mod gpu;
+
 /// What a learner feeds the reverse sweep at step t (see `VecEnv::backward_sweep`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepSeeds<R = f32> {
@@ -179,6 +181,9 @@ pub struct VecEnv<T: Task, R: Real = f32> {
     recording: Option<Recording<R>>,
     /// Environments isolated after a NaN/inf since construction (see `StepResult::diverged`).
     nan_events: usize,
+    /// The GPU backend (`VecEnv::on_gpu`): when set, physics, the tape and backward run on it and
+    /// `sim` only holds the host copies of obs/reward/terminated and does the resets' bookkeeping.
+    gpu: Option<std::sync::Mutex<diffsim_engine::GpuSim>>,
 }
 
 /// Checks that `name` exists in `cols` with `per_env` scalars per env.
@@ -295,6 +300,7 @@ impl<T: Task, R: Real> VecEnv<T, R> {
             progress: vec![0; n],
             recording: None,
             nan_events: 0,
+            gpu: None,
         })
     }
 
@@ -394,17 +400,22 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         }
         self.sim.reset_envs(envs, &self.reset_state)?;
         refresh_post(&mut self.sim, envs)?;
+        self.gpu_reset_envs(envs)?;
         Ok(())
     }
 
     /// Starts recording a fresh tape: the following `step`s are differentiable by `backward`.
     pub fn record(&mut self) {
-        self.sim.record();
+        if !self.gpu_record(true) {
+            self.sim.record();
+        }
         self.recording = Some(Recording { clip_grad: Vec::new(), autoreset: Vec::new() });
     }
     /// Stops recording and drops the tape.
     pub fn stop_recording(&mut self) {
-        self.sim.stop_recording();
+        if !self.gpu_record(false) {
+            self.sim.stop_recording();
+        }
         self.recording = None;
     }
     pub fn is_recording(&self) -> bool {
@@ -447,7 +458,8 @@ impl<T: Task, R: Real> VecEnv<T, R> {
             rec.autoreset.push(Vec::new());
         }
         let mut diverged = Vec::new();
-        match self.sim.step() {
+        let stepped = if self.gpu.is_some() { self.gpu_step() } else { self.sim.step() };
+        match stepped {
             Ok(()) => {}
             // Isolate: name the origin, mark every non-finite env diverged, reset them below.
             Err(EngineError::NonFinite { system, column, env, step, set: ColumnSet::State, .. }) => {
@@ -527,7 +539,7 @@ impl<T: Task, R: Real> VecEnv<T, R> {
     ) -> Result<Vec<Array2<R>>, EngineError> {
         let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
         let h = rec.clip_grad.len();
-        let tape_len = self.sim.tape().map_or(0, |t| t.len());
+        let tape_len = self.gpu_tape_len().unwrap_or_else(|| self.sim.tape().map_or(0, |t| t.len()));
         if tape_len != h {
             return Err(EngineError::Tape(format!(
                 "the sim's tape holds {tape_len} steps but the env recorded {h} (was the sim stepped directly?)"
@@ -593,6 +605,9 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         let n = self.num_envs();
         let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
         let (obs_name, reward_name, act_name) = (&self.spec.obs, &self.spec.reward, &self.spec.act);
+        if self.gpu.is_some() {
+            return self.gpu_backward_sweep(seeds);
+        }
         let mut failure: Option<EngineError> = None;
         let grads = self.sim.backward_sweep(|t, adj, next| {
             if failure.is_some() {

@@ -28,11 +28,12 @@ use diffsim_tasks::TASKS;
 use diffsim_tests::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::bench_gpu::{self, Backend, GpuScatter};
 use crate::parse;
 use crate::task::{self, Task, TaskOptions};
 
 const REPEATS: usize = 3;
-const ACTION_POOL: usize = 16;
+pub(crate) const ACTION_POOL: usize = 16;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum NanMode {
@@ -94,19 +95,27 @@ pub struct BenchArgs {
     pub mode: BenchMode,
     /// After each row, a table of where the time went per system: forward while stepping, the
     /// forward recomputed by the backward sweep, and the adjoint (CPU time summed over threads).
+    /// CPU backend only.
     #[arg(long)]
     pub profile: bool,
+    /// Where to simulate: cpu, gpu (wgpu; errors without an adapter or GPU kernels), or auto.
+    /// GPU rows ignore --threads (one row per env count), --nan-check and --mode.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// How the GPU's spring kernels reduce.
+    #[arg(long, value_enum, default_value_t = GpuScatter::Deterministic)]
+    pub gpu_scatter: GpuScatter,
 }
 
 /// One row of the table.
-struct Measurement {
-    fwd: Option<f64>,
-    fwd_bwd: Option<f64>,
-    tape_bytes: Option<usize>,
-    tape_per_env_step: Option<f64>,
-    peak_rss: Option<u64>,
+pub(crate) struct Measurement {
+    pub fwd: Option<f64>,
+    pub fwd_bwd: Option<f64>,
+    pub tape_bytes: Option<usize>,
+    pub tape_per_env_step: Option<f64>,
+    pub peak_rss: Option<u64>,
     /// Per-system times of the timed runs (`--profile`).
-    profile: Option<Vec<SystemTimes>>,
+    pub profile: Option<Vec<SystemTimes>>,
 }
 
 /// Asks the kernel to reset this process's peak RSS (Linux ≥ 4.0); false if it refused.
@@ -122,7 +131,7 @@ fn peak_rss() -> Option<u64> {
     Some(kib * 1024)
 }
 
-fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Result<Duration> {
+pub(crate) fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..REPEATS {
         let start = Instant::now();
@@ -244,6 +253,13 @@ pub struct BenchRow {
     pub tape_bytes: Option<usize>,
     pub tape_bytes_per_env_step: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// `cpu` or `gpu` (reports written before the GPU backend have none: cpu).
+    #[serde(default = "cpu_backend")]
+    pub backend: String,
+}
+
+fn cpu_backend() -> String {
+    "cpu".to_string()
 }
 
 /// What `--json` writes and `--compare` reads.
@@ -299,6 +315,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     };
     let mut rng = Rng::new(args.seed);
     let mut rows = Vec::new();
+    let device = bench_gpu::open(args.backend)?;
     for name in &tasks {
         println!(
             "bench `{name}` on {cores} core(s): f32, {} steps forward, H = {} forward+backward, nan-check {}, \
@@ -320,11 +337,22 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 if per_row {
                     reset_peak_rss();
                 }
-                let m = measure(&task, args, &mut rng)
-                    .with_context(|| format!("bench `{name}` with --envs {envs} --threads {threads}"))?;
+                let gpu = bench_gpu::choose(&device, args.backend, &task.sim()?, name)?;
+                if gpu.is_some() && threads != args.threads[0] {
+                    continue;
+                }
+                let backend = if gpu.is_some() { "gpu" } else { "cpu" };
+                let m = match gpu {
+                    Some(g) => {
+                        bench_gpu::measure(g, &task.sim()?, args.gpu_scatter, args.steps, args.horizon, &mut rng)
+                    }
+                    None => measure(&task, args, &mut rng),
+                }
+                .with_context(|| format!("bench `{name}` with --envs {envs} --threads {threads} on the {backend}"))?;
+                let threads_cell = if backend == "gpu" { "gpu".to_string() } else { threads.to_string() };
                 let rss = m.peak_rss.map(|b| b as f64 / MIB);
                 println!(
-                    "| {envs} | {threads} | {} | {} | {} | {} | {} |",
+                    "| {envs} | {threads_cell} | {} | {} | {} | {} | {} |",
                     cell(m.fwd, 0),
                     cell(m.fwd_bwd, 0),
                     cell(m.tape_bytes.map(|b| b as f64 / MIB), 3),
@@ -343,6 +371,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                     tape_bytes: m.tape_bytes,
                     tape_bytes_per_env_step: m.tape_per_env_step,
                     peak_rss_mib: rss,
+                    backend: backend.to_string(),
                 });
             }
         }
@@ -354,7 +383,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         println!("| task | envs | threads | fwd | fwd+bwd |");
         println!("|---|---|---|---|---|");
         for r in &rows {
-            let o = old.rows.iter().find(|o| o.task == r.task && o.envs == r.envs && o.threads == r.threads);
+            let o = old
+                .rows
+                .iter()
+                .find(|o| o.task == r.task && o.envs == r.envs && o.threads == r.threads && o.backend == r.backend);
             match o {
                 Some(o) => println!(
                     "| {} | {} | {} | {} | {} |",

@@ -12,6 +12,7 @@
 //! Exit codes: 0 success, 1 an error or a failed gradient check, 2 bad flags (clap) or no GPU.
 
 mod bench;
+mod bench_gpu;
 mod check_grad;
 mod eval;
 mod gpu_info;
@@ -76,6 +77,18 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bench_parses_backend_and_scatter() {
+        let Ok(Command::Bench(b)) = parse(&["bench", "--backend", "gpu", "--gpu-scatter", "atomic"]) else {
+            panic!("bench did not parse");
+        };
+        assert_eq!(b.backend, bench_gpu::Backend::Gpu);
+        assert_eq!(b.gpu_scatter, bench_gpu::GpuScatter::Atomic);
+        assert!(parse(&["bench", "--backend", "tpu"]).is_err());
+        let Ok(Command::Bench(b)) = parse(&["bench"]) else { panic!("bench did not parse") };
+        assert_eq!(b.backend, bench_gpu::Backend::Cpu);
     }
 
     #[test]

@@ -14,7 +14,11 @@
 //! The branches are kinks: gradients are exact within a branch (dual test) and finite-difference
 //! tests sample states away from the switching surfaces.
 
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, model, state};
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+use super::gpu::{self as pgpu, ParticleParams};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GroundContact;
@@ -120,5 +124,45 @@ impl<R: Real> System<R> for GroundContact {
             aq[3 * k + 1] -= ke * adj_n;
             aqd[3 * k + 1] -= kd * adj_n;
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// GPU: `wgsl/ground.wgsl` and `wgsl/ground_adjoint.wgsl` (regime in `wgsl/ground_common.wgsl`),
+/// one invocation per particle each.
+impl GpuSystem for GroundContact {
+    fn name(&self) -> &str {
+        "particles.ground_contact"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.count("particle_radius") * cx.num_envs;
+        let params = cx.uniform("particles.ground_contact", &ParticleParams::of(cx)?.with_n(n)?)?;
+        let fwd = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(state("particle_qd")),
+            Bind::rw(state("particle_f")),
+            Bind::read(model("particle_radius")),
+            Bind::read(model("ground")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(state("particle_qd")),
+            Bind::read(adj_state("particle_f")),
+            Bind::rw(adj_state("particle_q")),
+            Bind::rw(adj_state("particle_qd")),
+            Bind::read(model("particle_radius")),
+            Bind::read(model("ground")),
+            Bind::uniform(0),
+        ];
+        let fsrc = pgpu::source(&[pgpu::GROUND_COMMON, pgpu::GROUND]);
+        let asrc = pgpu::source(&[pgpu::GROUND_COMMON, pgpu::GROUND_ADJOINT]);
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "particles.ground_contact", &fsrc, "ground_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "particles.ground_contact adjoint", &asrc, "ground_adjoint", adj, n)?],
+            buffers: vec![params],
+        })
     }
 }

@@ -8,7 +8,11 @@
 //!   f̄ += dt / m · s          (∂qd'/∂f = dt/m · I)
 //! The WGSL kernel in `integrate_gpu.rs` implements the same forward.
 
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, model, state};
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+use super::gpu::{self as pgpu, ParticleParams};
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Integrate;
@@ -61,5 +65,51 @@ impl<R: Real> System<R> for Integrate {
                 af[i] += dt * inv_m * s;
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// GPU: the forward is `integrate.wgsl` (shared with `integrate_gpu.rs`), the adjoint
+/// `wgsl/integrate_adjoint.wgsl`; one invocation per particle each.
+impl GpuSystem for Integrate {
+    fn name(&self) -> &str {
+        "particles.integrate"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.count("particle_mass") * cx.num_envs;
+        let fwd_params = cx.uniform(
+            "particles.integrate",
+            &super::integrate_gpu::IntegrateParams { dt: cx.dt, n: pgpu::to_u32(n, "particles")? },
+        )?;
+        let adj_params = cx.uniform("particles.integrate adjoint", &ParticleParams::of(cx)?.with_n(n)?)?;
+        let fwd = vec![
+            Bind::rw(state("particle_q")),
+            Bind::rw(state("particle_qd")),
+            Bind::read(state("particle_f")),
+            Bind::read(model("particle_mass")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(adj_state("particle_q")),
+            Bind::rw(adj_state("particle_qd")),
+            Bind::rw(adj_state("particle_f")),
+            Bind::read(model("particle_mass")),
+            Bind::uniform(1),
+        ];
+        let asrc = pgpu::source(&[pgpu::INTEGRATE_ADJOINT]);
+        Ok(GpuKernels {
+            forward: vec![Pass::new(
+                cx,
+                "particles.integrate",
+                super::integrate_gpu::INTEGRATE_WGSL,
+                "integrate",
+                fwd,
+                n,
+            )?],
+            adjoint: vec![Pass::new(cx, "particles.integrate adjoint", &asrc, "integrate_adjoint", adj, n)?],
+            buffers: vec![fwd_params, adj_params],
+        })
     }
 }

@@ -11,6 +11,7 @@
 
 pub mod actuation;
 pub mod clear_forces;
+pub mod gpu;
 pub mod gravity;
 pub mod ground;
 pub mod integrate;

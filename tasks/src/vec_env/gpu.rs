@@ -1,0 +1,165 @@
+//! The `VecEnv` on the GPU backend (`VecEnv::on_gpu`): the task's schedule runs on a `GpuSim`
+//! (physics, tape and backward on the device); the env's own `Sim` keeps only host copies of the
+//! obs/reward/terminated columns (read back after every step) and does the reset bookkeeping
+//! (init noise, refreshing the observations of reset envs), whose rows are then written to the
+//! GPU with a tape cut. Everything the learner sees (arrays, autoreset, the gradient bridge) is
+//! the CPU path's code.
+//!
+//! Not supported on the GPU yet: isolating a diverged env (a NaN/inf in a read-back column is an
+//! error naming the env, not a `StepResult::diverged` entry), and `VecEnv::sim()` shows stale
+//! physics columns (only the read-back ones are current).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Real};
+use ndarray::{Array2, ArrayView2};
+
+use super::{StepSeeds, Task, VecEnv, column_array};
+
+impl<T: Task> VecEnv<T, f32> {
+    /// Moves the physics onto `gpu` (every system of the task needs GPU kernels; the error names
+    /// the first that has none). Any tape being recorded is dropped.
+    pub fn on_gpu(mut self, gpu: Arc<Gpu>, scatter: Scatter) -> Result<Self, EngineError> {
+        let mut readback = vec![self.spec.obs.clone(), self.spec.reward.clone()];
+        if let Some(t) = &self.spec.terminated {
+            readback.push(t.clone());
+        }
+        self.stop_recording();
+        let g = GpuSim::new(gpu, &self.sim, GpuOptions { scatter, readback })?;
+        self.gpu = Some(Mutex::new(g));
+        Ok(self)
+    }
+}
+
+impl<T: Task, R: Real> VecEnv<T, R> {
+    /// Whether physics runs on the GPU.
+    pub fn is_on_gpu(&self) -> bool {
+        self.gpu.is_some()
+    }
+
+    fn gpu_lock(&self) -> Option<Result<MutexGuard<'_, GpuSim>, EngineError>> {
+        self.gpu.as_ref().map(|m| m.lock().map_err(|_| EngineError::Gpu("the GpuSim lock is poisoned".into())))
+    }
+
+    /// Mirrors a reset of `envs` (rows of `reset_buf`) onto the GPU, cutting their tape paths.
+    pub(super) fn gpu_reset_envs(&self, envs: &[usize]) -> Result<(), EngineError> {
+        match self.gpu_lock() {
+            Some(g) => g?.reset_envs(envs, &self.reset_buf),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts (`on`) or stops recording on the GPU; false when there is no GPU.
+    pub(super) fn gpu_record(&self, on: bool) -> bool {
+        match self.gpu_lock() {
+            Some(Ok(mut g)) => {
+                if on {
+                    g.record();
+                } else {
+                    g.stop_recording();
+                }
+                true
+            }
+            // A poisoned lock: the next GPU call reports it.
+            Some(Err(_)) => true,
+            None => false,
+        }
+    }
+
+    pub(super) fn gpu_tape_len(&self) -> Option<usize> {
+        self.gpu_lock().map(|g| g.map_or(0, |g| g.tape_len()))
+    }
+
+    /// One env step on the GPU with the control the env just wrote; the read-back columns are
+    /// copied into the host `Sim`'s state, where the rest of `step` reads them.
+    pub(super) fn gpu_step(&mut self) -> Result<(), EngineError> {
+        let control: Columns<f32> = self.sim.control.map(|x| x.to_f64() as f32);
+        let step = self.sim.steps_taken();
+        let Some(g) = self.gpu_lock() else { return Err(EngineError::Gpu("gpu_step without a GPU".into())) };
+        let mut g = g?;
+        g.write_control(&control)?;
+        g.step()?;
+        let mut names = vec![self.spec.obs.clone(), self.spec.reward.clone()];
+        names.extend(self.spec.terminated.clone());
+        let mut host: Vec<(String, Vec<f32>)> = Vec::new();
+        for name in names {
+            let v = g.host(&name)?.to_vec();
+            let per_env = v.len() / self.spec.num_envs.max(1);
+            if let Some(k) = v.iter().position(|x| !x.is_finite()) {
+                return Err(EngineError::Gpu(format!(
+                    "env step {step}: column `{name}` of env {} is {} on the GPU backend; isolating diverged envs \
+                     needs the CPU backend",
+                    k / per_env.max(1),
+                    v[k]
+                )));
+            }
+            host.push((name, v));
+        }
+        drop(g);
+        for (name, v) in host {
+            let dst = self.sim.state.get_mut(&name)?;
+            dst.iter_mut().zip(&v).for_each(|(d, &x)| *d = R::from_f64(f64::from(x)));
+        }
+        Ok(())
+    }
+
+    /// `backward_sweep` on the GPU's tape: the same seeds, autoreset and clip conventions.
+    pub(super) fn gpu_backward_sweep(
+        &self,
+        mut seeds: impl FnMut(usize, Option<ArrayView2<R>>) -> Result<StepSeeds<R>, EngineError>,
+    ) -> Result<Vec<Array2<R>>, EngineError> {
+        let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
+        let n = self.num_envs();
+        let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
+        let (obs_name, reward_name, act_name) = (&self.spec.obs, &self.spec.reward, &self.spec.act);
+        let widen = |c: &Columns<f32>| c.map(|x| R::from_f64(f64::from(x)));
+        let mut failure: Option<EngineError> = None;
+        let Some(g) = self.gpu_lock() else { return Err(EngineError::Gpu("no GPU".into())) };
+        let grads = g?.backward_sweep(|t, out: &mut Seeds, next| {
+            if failure.is_some() {
+                return;
+            }
+            let next = match next.map(|c| column_array(&widen(c), act_name, ad).map(|g| g * &rec.clip_grad[t + 1])) {
+                Some(Ok(g)) => Some(g),
+                Some(Err(e)) => return failure = Some(e),
+                None => None,
+            };
+            let s = match seeds(t, next.as_ref().map(|g| g.view())) {
+                Ok(s) if s.obs.dim() == (n, od) && s.reward.len() == n && s.final_obs.len() == n => s,
+                Ok(s) => {
+                    return failure = Some(EngineError::ShapeMismatch {
+                        column: obs_name.clone(),
+                        expected: n * od,
+                        found: s.obs.len(),
+                    });
+                }
+                Err(e) => return failure = Some(e),
+            };
+            let mut obs = vec![0.0f32; n * od];
+            for (e, dst) in obs.chunks_exact_mut(od).enumerate() {
+                // The state after step t is the returned obs, or the terminal one if e reset.
+                let src = if rec.autoreset[t].contains(&e) {
+                    match s.final_obs[e].as_ref() {
+                        Some(a) => a.view(),
+                        None => continue,
+                    }
+                } else {
+                    s.obs.row(e)
+                };
+                dst.iter_mut().zip(src).for_each(|(d, v)| *d = v.to_f64() as f32);
+            }
+            out.add(obs_name, obs);
+            out.add(reward_name, s.reward.iter().map(|x| x.to_f64() as f32).collect());
+        })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        grads
+            .controls
+            .iter()
+            .zip(&rec.clip_grad)
+            .map(|(c, clip)| Ok(column_array(&widen(c), act_name, ad)? * clip))
+            .collect()
+    }
+}
