@@ -446,9 +446,9 @@ mod tests {
         let t = p.model.params.get("tet_params").unwrap();
         // Edges (2,0,0), (0,0,−1), (0,3,0) as the columns of D_m (det 6, V₀ = 1); check D_m D_m⁻¹ = I.
         let dm = [[2.0, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, -1.0, 0.0]];
-        for i in 0..3 {
+        for (i, row) in dm.iter().enumerate() {
             for j in 0..3 {
-                let id: f64 = (0..3).map(|k| dm[i][k] * t[3 * k + j]).sum();
+                let id: f64 = (0..3).map(|k| row[k] * t[3 * k + j]).sum();
                 assert!((id - f64::from(u8::from(i == j))).abs() < 1e-12, "D_m D_m⁻¹ [{i}][{j}] = {id}");
             }
         }

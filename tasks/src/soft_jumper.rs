@@ -334,9 +334,9 @@ impl<R: Real> System<R> for Observe {
         let per = R::from_f64(OBS_SCALE / np.max(1) as f64);
         for e in 0..model.num_envs() {
             let o = &mut aobs[no * e..no * (e + 1)];
-            for p in 0..PHASES {
+            for (p, &g) in o[..PHASES].iter().enumerate() {
                 let angle = R::from_f64(PHASE_FREQ) * time[e] + R::from_f64(p as f64 * 2.0 * PI / PHASES as f64);
-                atime[e] += R::from_f64(PHASE_FREQ) * angle.sin_cos().1 * o[p];
+                atime[e] += R::from_f64(PHASE_FREQ) * angle.sin_cos().1 * g;
             }
             let cqd = mean3(&qd[3 * np * e..3 * np * (e + 1)]);
             let wq = [o[COM_Q], o[COM_Q + 1], o[COM_Q + 2]].map(|w| w * per);

@@ -160,6 +160,36 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The hand-written adjoint equals the recorded-replay (`Rev` tape) adjoint of the same forward.
+    #[test]
+    fn tetrahedra_adjoint_matches_the_replay_adjoint(seed in any::<u64>(), large in any::<bool>()) {
+        let mut rng = Rng::new(seed);
+        let (sim, s, c) = random_point(&Block::small(), if large { 1.0 } else { 0.2 }, &mut rng);
+        let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+        let ybar = rng.like(&s);
+        let sys = Tetrahedra { activated: true };
+        let run = |replay: bool| {
+            let (mut a, mut ac) = (ybar.clone(), c.zeros_like::<f64>());
+            let (m, cv, pv) = (sim.model.view_all(), c.view_all(), s.view_all());
+            if replay {
+                diffsim_engine::replay_adjoint(&sys, &cx, &m, &cv, &pv, &mut a.view_all_mut(), &mut ac.view_all_mut());
+            } else {
+                System::<f64>::adjoint(&sys, &cx, &m, &cv, &pv, &mut a.view_all_mut(), &mut ac.view_all_mut());
+            }
+            a
+        };
+        let (hand, replay) = (run(false), run(true));
+        for ((spec, a), (_, b)) in hand.columns().zip(replay.columns()) {
+            for (k, (u, v)) in a.iter().zip(b).enumerate() {
+                prop_assert!((u - v).abs() <= 1e-10 * (1.0 + u.abs()), "`{}`[{k}]: hand {u} vs replay {v}", spec.name);
+            }
+        }
+    }
+}
+
 /// Forces at the rest shape with zero activation, for the small block and the jumper body.
 #[test]
 fn rest_shape_without_activation_is_force_free() {

@@ -119,7 +119,7 @@ impl BoxWithLegs {
                         continue;
                     }
                     let corner = |c: [usize; 3]| index[lattice(i + c[0], j + c[1], k + c[2])];
-                    let even = |c: [usize; 3]| (i + j + k + c[0] + c[1] + c[2]) % 2 == 0;
+                    let even = |c: [usize; 3]| (i + j + k + c[0] + c[1] + c[2]).is_multiple_of(2);
                     let corners: Vec<[usize; 3]> = (0..8).map(|c| [c & 1, c >> 1 & 1, c >> 2]).collect();
                     let centre: Vec<[usize; 3]> = corners.iter().copied().filter(|&c| even(c)).collect();
                     tets.push(orient(&vertices, [0, 1, 2, 3].map(|a| corner(centre[a]))));
@@ -332,7 +332,7 @@ impl TetMesh {
             let vol = signed_volume(x);
             let size =
                 (1..4).map(|i| (0..3).map(|k| (x[i][k] - x[0][k]).powi(2)).sum::<f64>()).fold(0.0, f64::max).sqrt();
-            if !(vol.abs() > 1e-9 * size.powi(3)) {
+            if vol.abs().partial_cmp(&(1e-9 * size.powi(3))) != Some(std::cmp::Ordering::Greater) {
                 return Err(MeshError::Degenerate { path: ele_name.into(), line, tet: base + t, volume: vol });
             }
             tets.push(orient(&vertices, v));

@@ -205,6 +205,7 @@ impl<R: Real> System<R> for Tetrahedra {
         let (idx, prm) = (model.topo("tet_indices"), model.param("tet_params"));
         let nt = model.count("tet_indices");
         let np = state.layout().spec("particle_q").map_or(0, |s| s.count);
+        #[allow(clippy::type_complexity)]
         let (q, qd, f, act): (&[R], &[R], &mut [R], Option<&[R]>) = if self.activated {
             let [q, qd, f, a] = state.cols_mut(["particle_q", "particle_qd", "particle_f", "tet_activation"]);
             (q, qd, f, Some(a))
@@ -307,8 +308,8 @@ fn tet_adjoint<R: Real>(ev: &TetEval<R>, ybar: &[V3<R>; 3], p: &Params<R>) -> ([
     let abar = jbar;
     let jdotbar = p.vol * p.damp * sbar;
     // J̇ = Σ gᵢ · uᵢ.
-    for i in 0..3 {
-        axpy(&mut gbar[i], jdotbar, ev.u[i]);
+    for (gb, &u) in gbar.iter_mut().zip(&ev.u) {
+        axpy(gb, jdotbar, u);
     }
     // F = D_s B → D̄_s = F̄ Bᵀ; Ḟ = U B → Ū = Ḟ̄ Bᵀ.
     let ds_bar = mul_bt(&fbar, &p.b);
@@ -321,9 +322,9 @@ fn tet_adjoint<R: Real>(ev: &TetEval<R>, ybar: &[V3<R>; 3], p: &Params<R>) -> ([
         axpy(&mut dbar[i], jbar, ev.g[i]);
     }
     // gᵢ = det B (d_{i+1} × d_{i+2}) (cyclic): ḡ·(a × b) → ā += b × ḡ, b̄ += ḡ × a.
-    for i in 0..3 {
+    for (i, &g) in gbar.iter().enumerate() {
         let (a, b) = ((i + 1) % 3, (i + 2) % 3);
-        let gb = scale(gbar[i], p.det_b);
+        let gb = scale(g, p.det_b);
         let (ta, tb) = (cross(ev.d[b], gb), cross(gb, ev.d[a]));
         axpy(&mut dbar[a], R::one(), ta);
         axpy(&mut dbar[b], R::one(), tb);
