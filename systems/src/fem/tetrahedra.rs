@@ -45,24 +45,30 @@ type V3<R> = [R; 3];
 /// Row-major 3×3.
 type M3<R> = [[R; 3]; 3];
 
+#[inline(always)]
 fn sub<R: Real>(a: V3<R>, b: V3<R>) -> V3<R> {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
 }
+#[inline(always)]
 fn cross<R: Real>(a: V3<R>, b: V3<R>) -> V3<R> {
     [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
 }
+#[inline(always)]
 fn dot<R: Real>(a: V3<R>, b: V3<R>) -> R {
     a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 }
+#[inline(always)]
 fn scale<R: Real>(a: V3<R>, s: R) -> V3<R> {
     [a[0] * s, a[1] * s, a[2] * s]
 }
+#[inline(always)]
 fn axpy<R: Real>(y: &mut V3<R>, s: R, x: V3<R>) {
     for k in 0..3 {
         y[k] += s * x[k];
     }
 }
 /// C = A B.
+#[inline(always)]
 fn mul<R: Real>(a: &M3<R>, b: &M3<R>) -> M3<R> {
     let mut c = [[R::zero(); 3]; 3];
     for i in 0..3 {
@@ -73,6 +79,7 @@ fn mul<R: Real>(a: &M3<R>, b: &M3<R>) -> M3<R> {
     c
 }
 /// C = A Bᵀ.
+#[inline(always)]
 fn mul_bt<R: Real>(a: &M3<R>, b: &M3<R>) -> M3<R> {
     let mut c = [[R::zero(); 3]; 3];
     for i in 0..3 {
@@ -83,12 +90,15 @@ fn mul_bt<R: Real>(a: &M3<R>, b: &M3<R>) -> M3<R> {
     c
 }
 /// The matrix whose columns are `c`.
+#[inline(always)]
 fn from_cols<R: Real>(c: &[V3<R>; 3]) -> M3<R> {
     [[c[0][0], c[1][0], c[2][0]], [c[0][1], c[1][1], c[2][1]], [c[0][2], c[1][2], c[2][2]]]
 }
+#[inline(always)]
 fn col<R: Real>(m: &M3<R>, j: usize) -> V3<R> {
     [m[0][j], m[1][j], m[2][j]]
 }
+#[inline(always)]
 fn det<R: Real>(m: &M3<R>) -> R {
     dot([m[0][0], m[0][1], m[0][2]], cross([m[1][0], m[1][1], m[1][2]], [m[2][0], m[2][1], m[2][2]]))
 }
@@ -104,11 +114,16 @@ struct Params<R> {
     alpha: R,
 }
 
+#[inline(always)]
 fn params<R: Real>(p: &[f64]) -> Params<R> {
     let b = [[p[0], p[1], p[2]], [p[3], p[4], p[5]], [p[6], p[7], p[8]]];
     let (mu, lambda) = (p[10], p[11]);
     Params {
-        b: b.map(|r| r.map(R::from_f64)),
+        b: [
+            [R::from_f64(b[0][0]), R::from_f64(b[0][1]), R::from_f64(b[0][2])],
+            [R::from_f64(b[1][0]), R::from_f64(b[1][1]), R::from_f64(b[1][2])],
+            [R::from_f64(b[2][0]), R::from_f64(b[2][1]), R::from_f64(b[2][2])],
+        ],
         // det B = 1 / det D_m = 1 / (6 V).
         det_b: R::from_f64(1.0 / (6.0 * p[9])),
         vol: R::from_f64(p[9]),
@@ -134,12 +149,13 @@ struct TetEval<R> {
     force: [V3<R>; 3],
 }
 
+#[inline(always)]
 fn eval<R: Real>(x: [V3<R>; 4], v: [V3<R>; 4], act: R, p: &Params<R>) -> TetEval<R> {
     let d = [sub(x[1], x[0]), sub(x[2], x[0]), sub(x[3], x[0])];
     let u = [sub(v[1], v[0]), sub(v[2], v[0]), sub(v[3], v[0])];
     let f = mul(&from_cols(&d), &p.b);
     let fdot = mul(&from_cols(&u), &p.b);
-    let ic = f.iter().flatten().fold(R::zero(), |s, &a| s + a * a);
+    let ic = dot(f[0], f[0]) + dot(f[1], f[1]) + dot(f[2], f[2]);
     let j = det(&f);
     let g = [scale(cross(d[1], d[2]), p.det_b), scale(cross(d[2], d[0]), p.det_b), scale(cross(d[0], d[1]), p.det_b)];
     let jdot = dot(g[0], u[0]) + dot(g[1], u[1]) + dot(g[2], u[2]);
@@ -152,10 +168,12 @@ fn eval<R: Real>(x: [V3<R>; 4], v: [V3<R>; 4], act: R, p: &Params<R>) -> TetEval
     }
     let h = mul_bt(&pk, &p.b);
     let s = p.vol * (p.lambda * (j - p.alpha + act) + p.damp * jdot);
-    let force = [0, 1, 2].map(|i| {
-        let hi = col(&h, i);
-        [0, 1, 2].map(|k| -(p.vol * hi[k] + s * g[i][k]))
-    });
+    let mut force = [[R::zero(); 3]; 3];
+    for (i, (fi, gi)) in force.iter_mut().zip(&g).enumerate() {
+        for k in 0..3 {
+            fi[k] = -(p.vol * h[k][i] + s * gi[k]);
+        }
+    }
     TetEval { d, u, f, ic, g, s, c, force }
 }
 
@@ -170,9 +188,11 @@ pub fn tet_energy(x: [[f64; 3]; 4], act: f64, p: &[f64]) -> f64 {
     p.vol * psi
 }
 
+#[inline(always)]
 fn load<R: Real>(s: &[R], i: usize) -> V3<R> {
     [s[3 * i], s[3 * i + 1], s[3 * i + 2]]
 }
+#[inline(always)]
 fn add_at<R: Real>(s: &mut [R], i: usize, v: V3<R>) {
     for k in 0..3 {
         s[3 * i + k] += v[k];
@@ -180,8 +200,15 @@ fn add_at<R: Real>(s: &mut [R], i: usize, v: V3<R>) {
 }
 
 /// Particle indices (within the env) of tetrahedron `t`.
+#[inline(always)]
 fn verts(idx: &[u32], t: usize) -> [usize; 4] {
-    [0, 1, 2, 3].map(|k| idx[4 * t + k] as usize)
+    [idx[4 * t] as usize, idx[4 * t + 1] as usize, idx[4 * t + 2] as usize, idx[4 * t + 3] as usize]
+}
+
+/// The four vertices' entries of a `[P, 3]` column.
+#[inline(always)]
+fn gather<R: Real>(s: &[R], v: [usize; 4]) -> [V3<R>; 4] {
+    [load(s, v[0]), load(s, v[1]), load(s, v[2]), load(s, v[3])]
 }
 
 impl<R: Real> System<R> for Tetrahedra {
@@ -220,7 +247,7 @@ impl<R: Real> System<R> for Tetrahedra {
                 let vs = verts(idx, t);
                 let p = params::<R>(&prm[TET_PARAMS * t..TET_PARAMS * (t + 1)]);
                 let a = act.map_or(R::zero(), |a| a[t]);
-                let ev = eval(vs.map(|i| load(q, i)), vs.map(|i| load(qd, i)), a, &p);
+                let ev = eval(gather(q, vs), gather(qd, vs), a, &p);
                 let mut f0 = [R::zero(); 3];
                 for i in 0..3 {
                     add_at(f, vs[i + 1], ev.force[i]);
@@ -255,9 +282,9 @@ impl<R: Real> System<R> for Tetrahedra {
                     let vs = verts(idx, t);
                     let p = params::<R>(&prm[TET_PARAMS * t..TET_PARAMS * (t + 1)]);
                     let a = act.map_or(R::zero(), |a| a[t]);
-                    let ev = eval(vs.map(|i| load(q, i)), vs.map(|i| load(qd, i)), a, &p);
+                    let ev = eval(gather(q, vs), gather(qd, vs), a, &p);
                     let f0bar = load(af, vs[0]);
-                    let ybar = [1, 2, 3].map(|i| sub(load(af, vs[i]), f0bar));
+                    let ybar = [sub(load(af, vs[1]), f0bar), sub(load(af, vs[2]), f0bar), sub(load(af, vs[3]), f0bar)];
                     let (dx, dv, abar) = tet_adjoint(&ev, &ybar, &p);
                     let (mut x0, mut v0) = ([R::zero(); 3], [R::zero(); 3]);
                     for i in 0..3 {
@@ -284,11 +311,12 @@ impl<R: Real> System<R> for Tetrahedra {
 
 /// Pulls ȳᵢ (cotangents of f₁..f₃ after folding in f₀ = −Σ) back to (d̄ᵢ, ūᵢ, ā), see module docs.
 #[allow(clippy::type_complexity)]
+#[inline(always)]
 fn tet_adjoint<R: Real>(ev: &TetEval<R>, ybar: &[V3<R>; 3], p: &Params<R>) -> ([V3<R>; 3], [V3<R>; 3], R) {
     // fᵢ = −(V (P Bᵀ)ᵢ + s gᵢ).
-    let hbar: M3<R> = from_cols(&[0, 1, 2].map(|i| scale(ybar[i], -p.vol)));
+    let hbar: M3<R> = from_cols(&[scale(ybar[0], -p.vol), scale(ybar[1], -p.vol), scale(ybar[2], -p.vol)]);
     let sbar = -(dot(ybar[0], ev.g[0]) + dot(ybar[1], ev.g[1]) + dot(ybar[2], ev.g[2]));
-    let mut gbar = [0, 1, 2].map(|i| scale(ybar[i], -ev.s));
+    let mut gbar = [scale(ybar[0], -ev.s), scale(ybar[1], -ev.s), scale(ybar[2], -ev.s)];
     // H = P Bᵀ → P̄ = H̄ B.
     let pbar = mul(&hbar, &p.b);
     // P = c F + k Ḟ, c = μ (1 − 1/(I_C + 1)), I_C = ‖F‖².
@@ -314,8 +342,8 @@ fn tet_adjoint<R: Real>(ev: &TetEval<R>, ybar: &[V3<R>; 3], p: &Params<R>) -> ([
     // F = D_s B → D̄_s = F̄ Bᵀ; Ḟ = U B → Ū = Ḟ̄ Bᵀ.
     let ds_bar = mul_bt(&fbar, &p.b);
     let u_bar = mul_bt(&fdotbar, &p.b);
-    let mut dbar = [0, 1, 2].map(|i| col(&ds_bar, i));
-    let mut ubar = [0, 1, 2].map(|i| col(&u_bar, i));
+    let mut dbar = [col(&ds_bar, 0), col(&ds_bar, 1), col(&ds_bar, 2)];
+    let mut ubar = [col(&u_bar, 0), col(&u_bar, 1), col(&u_bar, 2)];
     for i in 0..3 {
         axpy(&mut ubar[i], jdotbar, ev.g[i]);
         // J = det(D_s) det B: ∂J/∂dᵢ = gᵢ.
