@@ -185,9 +185,15 @@ pub enum Material {
     Sand { youngs: f32, poisson: f32, friction_angle: f32 },
 }
 
-/// A tetrahedral finite element over four particles, with a material entity and muscle activation index.
+/// A tetrahedral finite element over four particles of its environment. Its rest shape is the
+/// particles' initial positions (vertices 1–3 must lie on the positive side of vertex 0's
+/// opposite face: det[x₁−x₀, x₂−x₀, x₃−x₀] > 0); `material` is an entity carrying a
+/// `Material::Elastic` (Lamé μ, λ from Young's modulus and Poisson ratio); `damping` is the
+/// viscous coefficient k_d of the FEM systems (Pa·s, Rewarped's `k_damp`). Muscle activation is
+/// state (`tet_activation`), not a component.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Tetrahedron {
     pub vertices: [Entity; 4],
     pub material: Entity,
+    pub damping: f32,
 }

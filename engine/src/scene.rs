@@ -10,7 +10,7 @@ use glam::Vec3;
 use hecs::{Entity, World};
 
 use crate::columns::{ColumnSpec, Columns, Layout};
-use crate::components::{EnvId, Gravity, Ground, Particle, Slot, Spring, Tetrahedron};
+use crate::components::{EnvId, Gravity, Ground, Material, Particle, Slot, Spring, Tetrahedron};
 use crate::error::{EngineError, SceneError};
 use crate::model::Model;
 
@@ -141,7 +141,9 @@ impl Scene {
     ///
     /// State: `particle_q`, `particle_qd`, `particle_f` `[P, 3]`. Model params: `particle_mass`,
     /// `particle_radius` `[P, 1]`, `spring_params` `[S, 3]` (rest, ke, kd), `gravity` `[1, 3]`,
-    /// `ground` `[1, 4]` (ke, kd, kf, mu). Topology: `spring_indices` `[S, 2]`, `tet_indices` `[T, 4]`.
+    /// `ground` `[1, 4]` (ke, kd, kf, mu), and with tetrahedra `tet_params` `[T, 13]` (see
+    /// `TET_PARAMS`) plus the state `tet_activation` `[T, 1]` (zeros). Topology: `spring_indices`
+    /// `[S, 2]`, `tet_indices` `[T, 4]`.
     pub fn pack(&self) -> Result<Packed, EngineError> {
         let n = self.num_envs;
         if n == 0 {
@@ -243,11 +245,20 @@ impl Scene {
             }),
         )?;
         let mut tet_indices = Vec::with_capacity(n * nt * 4);
+        let mut tet_params = Vec::with_capacity(n * nt * TET_PARAMS);
         for (env, ts) in tets.iter().enumerate() {
             for (_, t) in ts {
-                for v in t.vertices {
+                let mut x = [[0.0f64; 3]; 4];
+                for (xv, v) in x.iter_mut().zip(t.vertices) {
                     tet_indices.push(slot_of(env, v, "tetrahedron")?);
+                    let p = self.world.get::<&Particle>(v).map_err(|_| SceneError::BadReference {
+                        kind: "tetrahedron",
+                        env,
+                        reason: format!("{v:?} that is not a particle"),
+                    })?;
+                    *xv = p.q.to_array().map(f64::from);
                 }
+                tet_params.extend(tet_rest_params(&self.world, env, t, &x)?);
             }
         }
         // Per-env singletons with defaults.
@@ -284,9 +295,78 @@ impl Scene {
         }
         model.topology.add_column(ColumnSpec::new("spring_indices", ns, 2), spring_indices)?;
         model.topology.add_column(ColumnSpec::new("tet_indices", nt, 4), tet_indices)?;
+        if nt > 0 {
+            model.params.add_column(ColumnSpec::new("tet_params", nt, TET_PARAMS), tet_params)?;
+            state.add_column(ColumnSpec::new("tet_activation", nt, 1), vec![0.0; n * nt])?;
+        }
         crate::articulation::pack(&self.world, n, &mut state, &mut model)?;
         Ok(Packed { model, state, control: Layout::default() })
     }
+}
+
+/// Scalars per tetrahedron in the `tet_params` model column: D_m⁻¹ row-major (9), rest volume
+/// V₀, Lamé μ, Lamé λ, damping k_d.
+pub const TET_PARAMS: usize = 13;
+
+/// A tetrahedron's rest parameters (see `TET_PARAMS`) from its vertices' initial positions `x`
+/// and its material entity. D_m = [x₁−x₀, x₂−x₀, x₃−x₀] (columns), V₀ = det(D_m)/6 must be > 0.
+fn tet_rest_params(world: &World, env: usize, t: &Tetrahedron, x: &[[f64; 3]; 4]) -> Result<[f64; 13], SceneError> {
+    let bad =
+        |field, value: f64, expected| SceneError::BadParameter { kind: "tetrahedron", env, field, value, expected };
+    let (mu, lambda) = match world.get::<&Material>(t.material).map(|m| *m) {
+        Ok(Material::Elastic { youngs, poisson }) => {
+            let (e, nu) = (f64::from(youngs), f64::from(poisson));
+            if !(e.is_finite() && e > 0.0) {
+                return Err(bad("youngs", e, "a finite Young's modulus > 0"));
+            }
+            if !(nu > 0.0 && nu < 0.5) {
+                return Err(bad("poisson", nu, "a Poisson ratio in (0, 0.5)"));
+            }
+            (e / (2.0 * (1.0 + nu)), e * nu / ((1.0 + nu) * (1.0 - 2.0 * nu)))
+        }
+        Ok(_) => {
+            return Err(SceneError::BadReference {
+                kind: "tetrahedron",
+                env,
+                reason: format!("{:?} whose material is not `Material::Elastic`", t.material),
+            });
+        }
+        Err(_) => {
+            return Err(SceneError::BadReference {
+                kind: "tetrahedron",
+                env,
+                reason: format!("{:?} that has no `Material` component", t.material),
+            });
+        }
+    };
+    let damping = f64::from(t.damping);
+    if !(damping.is_finite() && damping >= 0.0) {
+        return Err(bad("damping", damping, "a finite damping >= 0"));
+    }
+    // D_m with columns x_i − x₀, as rows of its transpose.
+    let c = [1, 2, 3].map(|i| [0, 1, 2].map(|k| x[i][k] - x[0][k]));
+    let dm = [[c[0][0], c[1][0], c[2][0]], [c[0][1], c[1][1], c[2][1]], [c[0][2], c[1][2], c[2][2]]];
+    let det = dm[0][0] * (dm[1][1] * dm[2][2] - dm[1][2] * dm[2][1])
+        - dm[0][1] * (dm[1][0] * dm[2][2] - dm[1][2] * dm[2][0])
+        + dm[0][2] * (dm[1][0] * dm[2][1] - dm[1][1] * dm[2][0]);
+    let size = c.iter().map(|v| v.iter().map(|a| a * a).sum::<f64>()).fold(0.0, f64::max).sqrt();
+    if !(det.is_finite() && det > 1e-9 * size * size * size) {
+        return Err(bad("rest volume", det / 6.0, "> 0: four non-coplanar vertices, x₁−x₀, x₂−x₀, x₃−x₀ right-handed"));
+    }
+    // D_m⁻¹ = adj(D_m) / det, row-major.
+    let m = |r: usize, k: usize| dm[r % 3][k % 3];
+    let mut out = [0.0; 13];
+    for i in 0..3 {
+        for j in 0..3 {
+            // Cofactor C_ji (transposed), i.e. adj(D_m)_ij.
+            out[3 * i + j] = (m(j + 1, i + 1) * m(j + 2, i + 2) - m(j + 1, i + 2) * m(j + 2, i + 1)) / det;
+        }
+    }
+    out[9] = det / 6.0;
+    out[10] = mu;
+    out[11] = lambda;
+    out[12] = damping;
+    Ok(out)
 }
 
 fn same_count(kind: &'static str, counts: impl Iterator<Item = usize>) -> Result<usize, SceneError> {
@@ -346,6 +426,42 @@ mod tests {
         });
         let err = scene.pack().unwrap_err().to_string();
         assert!(err.contains("spring in environment 1"), "{err}");
+    }
+
+    #[test]
+    fn tetrahedra_pack_rest_shape_and_reject_bad_input() {
+        use crate::components::Material;
+        let build = |apex: Vec3, material: Option<Material>| {
+            let mut scene = Scene::new();
+            scene.spawn_envs(1, |env| {
+                let m = env.spawn((material.unwrap_or(Material::Water { bulk: 1.0 }),));
+                let v = [Vec3::ZERO, Vec3::new(2.0, 0.0, 0.0), Vec3::new(0.0, 0.0, -1.0), apex]
+                    .map(|q| env.particle(q, Vec3::ZERO, 1.0, 0.1));
+                env.tetrahedron(Tetrahedron { vertices: v, material: m, damping: 1.0 });
+            });
+            scene.pack()
+        };
+        let elastic = Some(Material::Elastic { youngs: 2500.0, poisson: 0.25 });
+        let p = build(Vec3::new(0.0, 3.0, 0.0), elastic).unwrap();
+        let t = p.model.params.get("tet_params").unwrap();
+        // Edges (2,0,0), (0,0,−1), (0,3,0) as the columns of D_m (det 6, V₀ = 1); check D_m D_m⁻¹ = I.
+        let dm = [[2.0, 0.0, 0.0], [0.0, 0.0, 3.0], [0.0, -1.0, 0.0]];
+        for (i, row) in dm.iter().enumerate() {
+            for j in 0..3 {
+                let id: f64 = (0..3).map(|k| row[k] * t[3 * k + j]).sum();
+                assert!((id - f64::from(u8::from(i == j))).abs() < 1e-12, "D_m D_m⁻¹ [{i}][{j}] = {id}");
+            }
+        }
+        assert!((t[9] - 1.0).abs() < 1e-12, "volume {}", t[9]);
+        assert!((t[10] - 1000.0).abs() < 1e-9 && (t[11] - 1000.0).abs() < 1e-9, "Lamé {} {}", t[10], t[11]);
+        assert_eq!(p.state.get("tet_activation").unwrap(), &[0.0]);
+        let err = build(Vec3::new(0.0, -3.0, 0.0), elastic).unwrap_err().to_string();
+        assert!(err.contains("tetrahedron") && err.contains("rest volume"), "{err}");
+        let err = build(Vec3::new(0.0, 3.0, 0.0), None).unwrap_err().to_string();
+        assert!(err.contains("not `Material::Elastic`"), "{err}");
+        let bad_nu = Some(Material::Elastic { youngs: 1.0, poisson: 0.5 });
+        let err = build(Vec3::new(0.0, 3.0, 0.0), bad_nu).unwrap_err().to_string();
+        assert!(err.contains("poisson") && err.contains("(0, 0.5)"), "{err}");
     }
 
     #[test]
