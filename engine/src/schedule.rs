@@ -10,9 +10,15 @@
 //! provides, an accumulate before the stage initializes the column, two overwriting writers of one
 //! column in one stage, and a column absent from or of the wrong width in the scene.
 //!
-//! Backward for one step recomputes from the step's checkpoint: it stores the K+2 stage boundary
-//! states, then, segment by segment in reverse, recomputes the pre-state of every system of that
-//! segment and runs the adjoints in reverse. Memory: O(K + S) states for one step.
+//! Backward for one step recomputes from the step's checkpoint, in one of two ways:
+//! - when the pre-states of all the step's systems (1 + K·S + P of them) fit in
+//!   `pre_state_budget` bytes per env, one forward pass stores every system's pre-state and the
+//!   adjoints then run in reverse over them (each system's forward recomputed once);
+//! - otherwise it stores the K+2 stage boundary states, then, segment by segment in reverse,
+//!   recomputes the pre-state of every system of that segment and runs the adjoints in reverse
+//!   (each system recomputed twice). Memory: O(K + S) states for one step.
+//!
+//! Both give bitwise the same gradients (same forward code on the same inputs).
 
 use crate::columns::{Columns, Layout, View, ViewMut};
 use crate::error::{ColumnSet, EngineError, ScheduleError};
@@ -44,11 +50,26 @@ pub struct Schedule<R: Real> {
     writes: Vec<Vec<(String, usize)>>,
     /// Per-system timing, when enabled by `enable_profile`.
     profile: Option<SystemProfile>,
+    /// Bytes per env of stored pre-states up to which `backward_step` keeps every system's
+    /// pre-state from one recompute pass (see the module docs). 0 forces the two-pass scheme.
+    pub pre_state_budget: usize,
 }
+
+/// Default `Schedule::pre_state_budget`: 4 MiB per env (AntRun needs ~0.3, Humanoid and
+/// HandReorient ~3-4; an MPM env's ~30 falls back to the two-pass scheme).
+pub const PRE_STATE_BUDGET: usize = 4 << 20;
 
 impl<R: Real> Schedule<R> {
     pub fn new(dt: f64, substeps: usize) -> Self {
-        Self { dt, substeps, nan_check: NanCheck::EveryStep, systems: Vec::new(), writes: Vec::new(), profile: None }
+        Self {
+            dt,
+            substeps,
+            nan_check: NanCheck::EveryStep,
+            systems: Vec::new(),
+            writes: Vec::new(),
+            profile: None,
+            pre_state_budget: PRE_STATE_BUDGET,
+        }
     }
 
     /// Starts timing every system call from now on (see `SystemProfile`); resets the counters if
@@ -341,6 +362,10 @@ impl<R: Real> Schedule<R> {
     ) -> Result<(), EngineError> {
         let dt = self.substep_dt();
         let segs = self.segments();
+        let per_env = pre_step.layout().per_env() * std::mem::size_of::<R>();
+        if self.stores_all_pre_states(per_env) {
+            return self.backward_step_stored(step, &segs, model, control, pre_step, adj_state, adj_control, scratch);
+        }
         let longest = segs.iter().map(|(_, s)| s.len()).max().unwrap_or(0);
         // states[i], i < segs.len(): the state before segment i; then the pre-state of every
         // system of the segment being differentiated.
@@ -373,8 +398,66 @@ impl<R: Real> Schedule<R> {
         Ok(())
     }
 
-    /// Number of state copies `backward_step` holds at its peak (K + 2 boundaries + S pre-states).
-    pub fn recompute_states(&self) -> usize {
+    /// `backward_step` keeping every system's pre-state from one recompute pass.
+    #[allow(clippy::too_many_arguments)]
+    fn backward_step_stored(
+        &self,
+        step: usize,
+        segs: &[Segment<'_, R>],
+        model: &ModelView,
+        control: &View<R>,
+        pre_step: &View<R>,
+        adj_state: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+        scratch: &mut Scratch<R>,
+    ) -> Result<(), EngineError> {
+        let dt = self.substep_dt();
+        let total: usize = segs.iter().map(|(_, s)| s.len()).sum();
+        // states[k]: the pre-state of the k-th system of the step in execution order.
+        let states = scratch.states(total.max(1), pre_step);
+        states[0].copy_from_view(pre_step);
+        let mut k = 0;
+        for (substep, systems) in segs {
+            let cx = StepCx { dt, step, substep: *substep };
+            for sys in systems {
+                if k + 1 == total {
+                    break; // the last system's output is the step's result: not needed here
+                }
+                let (done, rest) = states.split_at_mut(k + 1);
+                rest[0].copy_from(&done[k]);
+                self.recompute_system(*sys, &cx, model, control, &mut rest[0].view_all_mut())?;
+                k += 1;
+            }
+        }
+        let mut k = total;
+        for (substep, systems) in segs.iter().rev() {
+            let cx = StepCx { dt, step, substep: *substep };
+            for &(index, sys) in systems.iter().rev() {
+                k -= 1;
+                let pre = states[k].view_all();
+                self.timed(index, Phase::Adjoint, || sys.adjoint(&cx, model, control, &pre, adj_state, adj_control));
+            }
+        }
+        Ok(())
+    }
+
+    /// Systems run in one env step (step-stage, K × substep-stage and post-stage systems).
+    fn systems_per_step(&self) -> usize {
+        let count = |stage| self.systems.iter().filter(|(st, _)| *st == stage).count();
+        count(Stage::Step) + self.substeps * count(Stage::Substep) + count(Stage::Post)
+    }
+
+    /// Whether `backward_step` stores every pre-state, for states of `per_env` bytes per env.
+    pub fn stores_all_pre_states(&self, per_env: usize) -> bool {
+        self.systems_per_step() * per_env <= self.pre_state_budget
+    }
+
+    /// Number of state copies `backward_step` holds at its peak for states of `per_env` bytes per
+    /// env: every system's pre-state, or K + 2 boundaries + S pre-states.
+    pub fn recompute_states(&self, per_env: usize) -> usize {
+        if self.stores_all_pre_states(per_env) {
+            return self.systems_per_step().max(1);
+        }
         let s = self.systems.iter().map(|(st, _)| *st).filter(|s| *s == Stage::Substep).count();
         self.substeps + 2 + s.max(self.stage(Stage::Step).len()).max(self.stage(Stage::Post).len())
     }

@@ -68,7 +68,8 @@ impl<R: Real> Sim<R> {
         self.tape.as_ref()
     }
     pub fn tape_memory(&self) -> Option<TapeMemory> {
-        self.tape.as_ref().map(|t| t.memory(self.schedule.recompute_states()))
+        let per_env = self.state.layout().per_env() * std::mem::size_of::<R>();
+        self.tape.as_ref().map(|t| t.memory(self.schedule.recompute_states(per_env)))
     }
 
     /// One env step for every environment.

@@ -1,8 +1,9 @@
 //! The tape over multi-step rollouts: memory is O(H · state) + O(K · state), resets cut only the
 //! reset environment's gradient, and threading does not change a single bit of the result.
 
-use diffsim_engine::{Columns, Sim, SimFactory};
-use diffsim_tasks::{ChainReach, ChainReachConfig};
+use diffsim_engine::schedule::PRE_STATE_BUDGET;
+use diffsim_engine::{Columns, Sim, SimFactory, Stage};
+use diffsim_tasks::{AntRun, AntRunConfig, ChainReach, ChainReachConfig};
 use diffsim_tests::Rng;
 
 /// Records `horizon` steps of random actions (reset of `reset_env` before step `reset_at`), then
@@ -68,25 +69,59 @@ fn gradients_are_identical_on_one_and_two_threads() {
 
 #[test]
 fn tape_memory_is_one_state_per_step_plus_one_step_of_recompute() {
-    let measure = |substeps: usize| {
+    let measure = |substeps: usize, budget: usize| {
         let mut sim: Sim<f32> =
             ChainReach::new(ChainReachConfig { num_envs: 4, substeps, ..Default::default() }).sim().unwrap();
+        sim.schedule.pre_state_budget = budget;
         let state_bytes = sim.state.bytes();
         sim.record();
         for _ in 0..10 {
             sim.step().unwrap();
         }
-        (sim.tape_memory().unwrap(), state_bytes, sim.schedule.recompute_states())
+        (sim.tape_memory().unwrap(), state_bytes, sim.schedule.recompute_states(state_bytes / 4))
     };
-    let (m8, state_bytes, r8) = measure(8);
-    let (m32, _, r32) = measure(32);
-    assert_eq!(m8.steps, 10);
-    assert_eq!(m8.checkpoint_bytes, 10 * state_bytes);
-    // Checkpoints do not grow with substeps; only the one-step recompute scratch does.
-    assert_eq!(m8.checkpoint_bytes, m32.checkpoint_bytes);
-    assert_eq!(m8.recompute_bytes, r8 * state_bytes);
-    assert_eq!(m32.recompute_bytes - m8.recompute_bytes, (r32 - r8) * state_bytes);
-    assert_eq!(r32 - r8, 24);
+    let substep_systems = {
+        let sim: Sim<f32> = ChainReach::default().sim().unwrap();
+        sim.schedule.systems().filter(|(stage, _)| *stage == Stage::Substep).count()
+    };
+    // Two-pass recompute (budget 0): K + 2 boundaries + S pre-states; stored pre-states (the
+    // default budget, which a 4-link chain fits): every system's pre-state.
+    for (budget, per_substep) in [(0, 1), (PRE_STATE_BUDGET, substep_systems)] {
+        let (m8, state_bytes, r8) = measure(8, budget);
+        let (m32, _, r32) = measure(32, budget);
+        assert_eq!(m8.steps, 10);
+        assert_eq!(m8.checkpoint_bytes, 10 * state_bytes);
+        // Checkpoints do not grow with substeps; only the one-step recompute scratch does.
+        assert_eq!(m8.checkpoint_bytes, m32.checkpoint_bytes);
+        assert_eq!(m8.recompute_bytes, r8 * state_bytes);
+        assert_eq!(m32.recompute_bytes - m8.recompute_bytes, (r32 - r8) * state_bytes);
+        assert_eq!(r32 - r8, 24 * per_substep, "budget {budget}");
+    }
+}
+
+/// AntRun's gradients (initial state and every action) over `horizon` steps with the given
+/// pre-state budget.
+fn ant_grads(budget: usize, horizon: usize) -> (Columns<f64>, Vec<Columns<f64>>) {
+    let mut sim: Sim<f64> = AntRun::new(AntRunConfig { num_envs: 2, threads: 1, ..Default::default() }).sim().unwrap();
+    sim.schedule.pre_state_budget = budget;
+    let mut rng = Rng::new(11);
+    sim.record();
+    for _ in 0..horizon {
+        let a = rng.like(&sim.control);
+        sim.control.copy_from(&a);
+        sim.step().unwrap();
+    }
+    let g = sim.backward(|_, adj| adj.get_mut("reward").unwrap().iter_mut().for_each(|r| *r += 1.0)).unwrap();
+    (g.initial_state, g.controls)
+}
+
+#[test]
+fn stored_and_two_pass_recompute_give_bitwise_equal_gradients() {
+    let stored = ant_grads(PRE_STATE_BUDGET, 3);
+    let two_pass = ant_grads(0, 3);
+    assert_eq!(stored.0, two_pass.0);
+    assert_eq!(stored.1, two_pass.1);
+    assert!(stored.1[0].get("act").unwrap().iter().any(|&x| x != 0.0));
 }
 
 #[test]
