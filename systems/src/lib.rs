@@ -3,4 +3,5 @@
 //! (`diffsim_engine::Real`) so the code that runs in f32 is the code tested in f64 and duals.
 
 pub mod articulation;
+pub mod mpm;
 pub mod particles;
