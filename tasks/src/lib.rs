@@ -7,6 +7,7 @@ pub mod chain_reach;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
+pub mod rolling_flat;
 pub mod torso;
 pub mod vec_env;
 
@@ -16,7 +17,9 @@ pub use chain_reach::{ChainReach, ChainReachConfig};
 pub use hand_reorient::{HandReorient, HandReorientConfig};
 pub use hopper::{Hopper, HopperConfig};
 pub use humanoid::{Humanoid, HumanoidConfig};
+pub use rolling_flat::{RollingFlat, RollingFlatConfig};
 pub use vec_env::{NanEvent, StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts (it also accepts them with `_` for `-`).
-pub const TASKS: &[&str] = &["chain-reach", "cartpole", "ant-run", "hopper", "humanoid", "hand-reorient"];
+pub const TASKS: &[&str] =
+    &["chain-reach", "cartpole", "ant-run", "hopper", "humanoid", "hand-reorient", "rolling-flat"];

@@ -6,10 +6,15 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
+use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 
 /// Underscore spellings the `--task` parser also accepts.
-const ALIASES: &[(&str, &str)] =
-    &[("chain-reach", "chain_reach"), ("ant-run", "ant_run"), ("hand-reorient", "hand_reorient")];
+const ALIASES: &[(&str, &str)] = &[
+    ("chain-reach", "chain_reach"),
+    ("ant-run", "ant_run"),
+    ("hand-reorient", "hand_reorient"),
+    ("rolling-flat", "rolling_flat"),
+];
 
 /// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
 fn task_values() -> impl Iterator<Item = PossibleValue> {
@@ -47,6 +52,7 @@ pub enum Task {
     Hopper(Hopper),
     Humanoid(Humanoid),
     HandReorient(HandReorient),
+    RollingFlat(RollingFlat),
 }
 
 impl Task {
@@ -86,6 +92,11 @@ impl Task {
                 threads: opts.threads,
                 ..HandReorientConfig::default()
             }))),
+            "rolling-flat" => Ok(Task::RollingFlat(RollingFlat::new(RollingFlatConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..RollingFlatConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -100,6 +111,7 @@ impl SimFactory for Task {
             Task::Hopper(t) => t.sim(),
             Task::Humanoid(t) => t.sim(),
             Task::HandReorient(t) => t.sim(),
+            Task::RollingFlat(t) => t.sim(),
         }
     }
 }

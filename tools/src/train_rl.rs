@@ -39,6 +39,7 @@ pub fn with_task<W: WithTask>(task: Task, w: W) -> anyhow::Result<W::Out> {
         Task::Hopper(t) => w.run(t),
         Task::Humanoid(t) => w.run(t),
         Task::HandReorient(t) => w.run(t),
+        Task::RollingFlat(t) => w.run(t),
     }
 }
 
