@@ -166,7 +166,8 @@ impl SimFactory for RollingFlat {
         self.spec().add_columns(&mut packed)?;
         let dt = c.substep_dt * c.substeps as f64;
         let obs = Observe { particles: self.obs_particles() };
-        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid(), Some((Self::collider(), self.drive())))
+        let collider = Some((Self::collider(), self.drive()));
+        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid(), collider, c.threads)
             .with(Stage::Post, obs)
             .with(Stage::Post, Reward);
         let state = packed.state.map(|x| R::from_f64(x as f64));

@@ -29,6 +29,8 @@ struct Block {
     dt: f64,
     substeps: usize,
     jitter_seed: u64,
+    /// Threads within one env (`Transfer::threads`).
+    threads: usize,
 }
 
 impl Block {
@@ -46,6 +48,7 @@ impl Block {
             dt: 4e-3,
             substeps: 2,
             jitter_seed: seed,
+            threads: 1,
         }
     }
     fn roller() -> Collider {
@@ -114,7 +117,7 @@ impl SimFactory for Block {
             }
             None => None,
         };
-        let schedule = mpm::schedule::<R>(self.dt, self.substeps, self.grid.clone(), collider);
+        let schedule = mpm::schedule::<R>(self.dt, self.substeps, self.grid.clone(), collider, self.threads);
         let state = packed.state.map(|x| R::from_f64(x as f64));
         Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1))
     }
@@ -185,7 +188,7 @@ proptest! {
         let sim: Sim<f64> = block.sim().unwrap();
         let mut rng = Rng::new(seed);
         let s = random_state(&sim, &mut rng, amp);
-        let r = check(&sim, &Material, &s, &mut rng);
+        let r = check(&sim, &Material::default(), &s, &mut rng);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
         prop_assert!(r.fd_err() < FD_TOL, "{r:?}");
     }
@@ -210,7 +213,7 @@ proptest! {
                 *x = rng.uniform(-1.0, 1.0);
             }
         }
-        let sys = Transfer { grid: block.grid.clone(), collider: block.collider.as_ref().map(|c| c.0.clone()) };
+        let sys = Transfer { grid: block.grid.clone(), collider: block.collider.as_ref().map(|c| c.0.clone()), threads: 1 };
         let r = check(&sim, &sys, &s, &mut rng);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
         prop_assert!(r.fd_err() < FD_TOL, "{r:?}");
@@ -281,6 +284,7 @@ fn elastic_cube_bounces_and_keeps_volume() {
         dt: 2e-3,
         substeps: 20,
         jitter_seed: 1,
+        threads: 1,
     };
     let mut sim: Sim<f32> = block.sim().unwrap();
     let mut min_vy = f64::INFINITY;
@@ -330,6 +334,7 @@ fn plasticine_keeps_its_deformation() {
             dt: 1e-3,
             substeps: 10,
             jitter_seed: 3,
+            threads: 1,
         };
         block.collider.as_mut().unwrap().1[1] = 0.25;
         let mut sim: Sim<f32> = block.sim().unwrap();
@@ -405,4 +410,29 @@ fn rolling_flat_runs_in_a_vec_env() {
     }
     let y1 = last[[0, k + 4]];
     assert!((y1 - 0.1225).abs() < 1e-4 && y0 > 0.25, "roller y {y0} -> {y1}: not driven to its lower limit");
+}
+
+/// A lone env split over particle blocks (per-block sub-grids summed, G2P and the material on
+/// particle blocks) steps like the serial path, up to the order of the grid sums.
+#[test]
+fn intra_env_threads_match_serial() {
+    let run = |threads: usize| {
+        let mut block = Block::small(materials()[1], 9);
+        block.num_envs = 1;
+        block.per_axis = [5, 4, 5];
+        block.threads = threads;
+        block.collider = Some((Block::roller(), [0.5, 0.5, 0.5, 0.3]));
+        let mut sim: Sim<f64> = block.sim().unwrap();
+        for _ in 0..5 {
+            sim.set_control("act", &[0.5, -1.0, 0.2]).unwrap();
+            sim.step().unwrap();
+        }
+        sim.state
+    };
+    let (a, b) = (run(1), run(3));
+    for ((spec, x), (_, y)) in a.columns().zip(b.columns()) {
+        for (u, v) in x.iter().zip(y) {
+            assert!((u - v).abs() <= 1e-9 * (1.0 + u.abs()), "{}: {u} vs {v}", spec.name);
+        }
+    }
 }

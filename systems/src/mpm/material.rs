@@ -21,6 +21,7 @@
 use std::any::TypeId;
 
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+use rayon::prelude::*;
 
 use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, transpose};
 
@@ -35,8 +36,43 @@ const HENCKY_SIGMA_MIN: f64 = 1e-5;
 /// Lower clamp of J in log J (neo-Hookean).
 const J_MIN: f64 = 1e-6;
 
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Material;
+#[derive(Clone, Copy, Debug)]
+pub struct Material {
+    /// Threads over one env's particles when a chunk holds fewer envs than this (see
+    /// `Transfer::threads`); 1 = serial.
+    pub threads: usize,
+}
+
+impl Default for Material {
+    fn default() -> Self {
+        Self { threads: 1 }
+    }
+}
+
+/// Forward of one block of particles: `params` [4 each], F in, Fp and τ out.
+fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R]) {
+    let tangent = has_tangent::<R>();
+    for p in 0..fcol.len() / 9 {
+        let f = load(fcol, p);
+        let f0 = primal(&f);
+        let ev = eval(&f0, &params[4 * p..4 * p + 4]);
+        let Svd { u, v, .. } = ev.svd;
+        // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
+        let dm = tangent.then(|| {
+            let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
+            mul_rc(&mul_cr(&transpose(&u), &df), &v)
+        });
+        let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
+        store(tcol, p, &tau);
+        match &ev.plastic {
+            Some(pl) => {
+                let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), &v);
+                store(fpcol, p, &fnew);
+            }
+            None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
+        }
+    }
+}
 
 /// What one particle's forward computed, kept for the adjoint.
 struct Eval {
@@ -173,27 +209,18 @@ impl<R: Real> System<R> for Material {
     }
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
         let params = model.param("mpm_material");
-        let tangent = has_tangent::<R>();
         let [fcol, fpcol, tcol] = state.cols_mut(["mpm_F", "mpm_Fp", "mpm_stress"]);
-        for p in 0..fcol.len() / 9 {
-            let f = load(fcol, p);
-            let f0 = primal(&f);
-            let ev = eval(&f0, &params[4 * p..4 * p + 4]);
-            let Svd { u, v, .. } = ev.svd;
-            // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
-            let dm = tangent.then(|| {
-                let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
-                mul_rc(&mul_cr(&transpose(&u), &df), &v)
-            });
-            let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
-            store(tcol, p, &tau);
-            match &ev.plastic {
-                Some(pl) => {
-                    let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), &v);
-                    store(fpcol, p, &fnew);
-                }
-                None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
-            }
+        let (fcol, np): (&[R], usize) = (fcol, fcol.len() / 9);
+        if self.threads > 1 && model.num_envs() < self.threads {
+            let bs = (np / model.num_envs().max(1)).div_ceil(self.threads).max(1);
+            params
+                .par_chunks(4 * bs)
+                .zip(fcol.par_chunks(9 * bs))
+                .zip(fpcol.par_chunks_mut(9 * bs))
+                .zip(tcol.par_chunks_mut(9 * bs))
+                .for_each(|(((pa, f), fp), t)| forward_block(pa, f, fp, t));
+        } else {
+            forward_block(params, fcol, fpcol, tcol);
         }
     }
     fn adjoint(

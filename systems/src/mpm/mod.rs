@@ -142,12 +142,13 @@ pub fn spawn(env: &mut diffsim_engine::EnvBuilder, slot: u32, p: MpmParticle) {
 }
 
 /// The substep systems (module docs) on a schedule of env step `dt` and `substeps`, with an
-/// optional collider driven by `drive`.
+/// optional collider driven by `drive`; `threads` > 1 lets a lone env use that many threads.
 pub fn schedule<R: Real>(
     dt: f64,
     substeps: usize,
     grid: Grid,
     collider: Option<(Collider, ColliderDrive)>,
+    threads: usize,
 ) -> Schedule<R> {
     let mut s = Schedule::new(dt, substeps);
     let (collider, drive) = match collider {
@@ -158,7 +159,7 @@ pub fn schedule<R: Real>(
         s = s.with(Stage::Step, d);
     }
     let has_collider = collider.is_some();
-    s = s.with(Stage::Substep, Material).with(Stage::Substep, Transfer { grid, collider });
+    s = s.with(Stage::Substep, Material { threads }).with(Stage::Substep, Transfer { grid, collider, threads });
     if has_collider {
         s = s.with(Stage::Substep, ColliderIntegrate);
     }

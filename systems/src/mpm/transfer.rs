@@ -32,6 +32,7 @@ use std::cell::RefCell;
 
 use diffsim_engine::reverse::{clear_tape, gradients};
 use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
+use rayon::prelude::*;
 
 use super::collider::Collider;
 
@@ -68,6 +69,10 @@ const MASS_EPS: f64 = 1e-15;
 pub struct Transfer {
     pub grid: Grid,
     pub collider: Option<Collider>,
+    /// Threads for one env's particles (P2G on per-block sub-grids then summed, G2P on particle
+    /// blocks), used when a chunk holds fewer envs than this (e.g. a single env); 1 = serial.
+    /// The work goes to the rayon pool the call runs in (the engine's, or the global one).
+    pub threads: usize,
 }
 
 /// Quadratic B-spline weights and their x-derivatives of one particle, per axis.
@@ -162,6 +167,15 @@ fn matvec_t<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
     [0, 1, 2].map(|j| a[0][j] * v[0] + a[1][j] * v[1] + a[2][j] * v[2])
 }
 
+/// The particle rows G2P writes (and the Fp it reads), for one block of particles.
+struct G2pOut<'a, R> {
+    x: &'a mut [R],
+    v: &'a mut [R],
+    c: &'a mut [R],
+    f: &'a mut [R],
+    fp: &'a [R],
+}
+
 /// Per-env inputs of one substep.
 struct EnvIn<'a, R> {
     x: &'a [R],
@@ -198,7 +212,8 @@ impl Transfer {
         if x.is_empty() {
             return Region { lo: [0; 3], n: [0; 3] };
         }
-        let hi = hi.map(|h| h.min(self.grid.res - 1));
+        // Not clamped to the grid: a particle placed outside (bad input) still gets its stencil,
+        // and the walls (g ≥ G − bound) act on those nodes.
         Region { lo, n: [0, 1, 2].map(|d| hi[d] + 1 - lo[d]) }
     }
 
@@ -231,6 +246,87 @@ impl Transfer {
                     }
                 }
             }
+        }
+    }
+
+    /// P2G split over particle blocks, one sub-grid per block, summed (no shared writes).
+    fn p2g_par<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
+        let np = inp.x.len() / 3;
+        let bs = np.div_ceil(self.threads).max(1);
+        let n = reg.len();
+        let grids: Vec<Vec<R>> = (0..np.div_ceil(bs))
+            .into_par_iter()
+            .map(|b| {
+                let r = b * bs..((b + 1) * bs).min(np);
+                let sub = EnvIn {
+                    x: &inp.x[3 * r.start..3 * r.end],
+                    v: &inp.v[3 * r.start..3 * r.end],
+                    c: &inp.c[9 * r.start..9 * r.end],
+                    tau: &inp.tau[9 * r.start..9 * r.end],
+                    mass_vol: &inp.mass_vol[2 * r.start..2 * r.end],
+                    q: inp.q,
+                    qd: inp.qd,
+                };
+                let mut g = vec![R::zero(); 4 * n];
+                let (gm, gmv) = g.split_at_mut(n);
+                self.p2g(dt, &sub, reg, gm, gmv);
+                g
+            })
+            .collect();
+        for g in &grids {
+            for (a, &b) in m.iter_mut().zip(&g[..n]) {
+                *a += b;
+            }
+            for (a, &b) in mv.iter_mut().zip(&g[n..]) {
+                *a += b;
+            }
+        }
+    }
+
+    /// G2P for a block of particles (slices of that block), from grid velocities `gv` [3n].
+    fn g2p<R: Real>(&self, dt: f64, reg: &Region, gv: &[R], out: G2pOut<'_, R>) {
+        let (lo, hi) = self.clamp_range();
+        let dx = self.grid.dx();
+        let k = R::from_f64(4.0 * self.inv_dx() * self.inv_dx());
+        let dtr = R::from_f64(dt);
+        for p in 0..out.x.len() / 3 {
+            let x = load3(out.x, p);
+            let st = stencil(x, self.inv_dx());
+            let mut vp = [R::zero(); 3];
+            let mut cp = [[R::zero(); 3]; 3];
+            for i in 0..3 {
+                for j in 0..3 {
+                    let wij = st.w[0][i] * st.w[1][j];
+                    for l in 0..3 {
+                        let w = wij * st.w[2][l];
+                        let g = [st.base[0] + i, st.base[1] + j, st.base[2] + l];
+                        let n = reg.index(g);
+                        let vi = [gv[3 * n], gv[3 * n + 1], gv[3 * n + 2]];
+                        let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
+                        for a in 0..3 {
+                            vp[a] += w * vi[a];
+                            let wk = w * k * vi[a];
+                            for b in 0..3 {
+                                cp[a][b] += wk * dpos[b];
+                            }
+                        }
+                    }
+                }
+            }
+            for d in 0..3 {
+                let nx = x[d] + dtr * vp[d];
+                out.x[3 * p + d] = nx.max(R::from_f64(lo)).min(R::from_f64(hi));
+                out.v[3 * p + d] = vp[d];
+            }
+            let f = load9(out.fp, p);
+            let mut fnew = f;
+            for a in 0..3 {
+                for b in 0..3 {
+                    fnew[a][b] += dtr * (cp[a][0] * f[0][b] + cp[a][1] * f[1][b] + cp[a][2] * f[2][b]);
+                }
+            }
+            store9(out.c, p, &cp);
+            store9(out.f, p, &fnew);
         }
     }
 
@@ -340,65 +436,42 @@ impl<R: Real> System<R> for Transfer {
         } else {
             (Vec::new(), Vec::new())
         };
-        let (lo, hi) = self.clamp_range();
-        let kc = 4.0 * self.inv_dx() * self.inv_dx();
-        let dx = self.grid.dx();
+        let par = self.threads > 1 && model.num_envs() < self.threads;
         let [xs, vs, cs, fs, fps, tau_all] =
             state.cols_mut(["mpm_x", "mpm_v", "mpm_C", "mpm_F", "mpm_Fp", "mpm_stress"]);
         let (tau_all, fps): (&[R], &[R]) = (tau_all, fps);
         for e in 0..model.num_envs() {
-            let reg = {
-                let x = &xs[3 * np * e..3 * np * (e + 1)];
-                self.region(x)
-            };
+            let reg = self.region(&xs[3 * np * e..3 * np * (e + 1)]);
             with_scratch::<R, _>(4 * reg.len(), |buf| {
                 let (m, mv) = buf.split_at_mut(reg.len());
                 {
                     let inp = self.env_in(e, np, [&*xs, &*vs, &*cs, tau_all], mass_vol, &q, &qd);
-                    self.p2g(dt, &inp, &reg, m, mv);
+                    if par {
+                        self.p2g_par(dt, &inp, &reg, m, mv);
+                    } else {
+                        self.p2g(dt, &inp, &reg, m, mv);
+                    }
                     self.grid_update(dt, &reg, m, mv, &inp.q, &inp.qd);
                 }
-                // G2P.
-                let k = R::from_f64(kc);
-                let dtr = R::from_f64(dt);
-                for p in np * e..np * (e + 1) {
-                    let x = load3(xs, p);
-                    let st = stencil(x, self.inv_dx());
-                    let mut vp = [R::zero(); 3];
-                    let mut cp = [[R::zero(); 3]; 3];
-                    for i in 0..3 {
-                        for j in 0..3 {
-                            let wij = st.w[0][i] * st.w[1][j];
-                            for l in 0..3 {
-                                let w = wij * st.w[2][l];
-                                let g = [st.base[0] + i, st.base[1] + j, st.base[2] + l];
-                                let n = reg.index(g);
-                                let vi = [mv[3 * n], mv[3 * n + 1], mv[3 * n + 2]];
-                                let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
-                                for a in 0..3 {
-                                    vp[a] += w * vi[a];
-                                    let wk = w * k * vi[a];
-                                    for b in 0..3 {
-                                        cp[a][b] += wk * dpos[b];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    for d in 0..3 {
-                        let nx = x[d] + dtr * vp[d];
-                        xs[3 * p + d] = nx.max(R::from_f64(lo)).min(R::from_f64(hi));
-                        vs[3 * p + d] = vp[d];
-                    }
-                    let f = load9(fps, p);
-                    let mut fnew = f;
-                    for a in 0..3 {
-                        for b in 0..3 {
-                            fnew[a][b] += dtr * (cp[a][0] * f[0][b] + cp[a][1] * f[1][b] + cp[a][2] * f[2][b]);
-                        }
-                    }
-                    store9(cs, p, &cp);
-                    store9(fs, p, &fnew);
+                let (p3, p9) = (3 * np * e..3 * np * (e + 1), 9 * np * e..9 * np * (e + 1));
+                let out = G2pOut {
+                    x: &mut xs[p3.clone()],
+                    v: &mut vs[p3],
+                    c: &mut cs[p9.clone()],
+                    f: &mut fs[p9.clone()],
+                    fp: &fps[p9],
+                };
+                if par {
+                    let bs = np.div_ceil(self.threads).max(1);
+                    out.x
+                        .par_chunks_mut(3 * bs)
+                        .zip(out.v.par_chunks_mut(3 * bs))
+                        .zip(out.c.par_chunks_mut(9 * bs))
+                        .zip(out.f.par_chunks_mut(9 * bs))
+                        .zip(out.fp.par_chunks(9 * bs))
+                        .for_each(|((((x, v), c), f), fp)| self.g2p(dt, &reg, mv, G2pOut { x, v, c, f, fp }));
+                } else {
+                    self.g2p(dt, &reg, mv, out);
                 }
             });
         }
