@@ -56,6 +56,7 @@ impl Block {
             shapes: vec![
                 Shape::Capsule { center: [0.0; 3], radius: 0.06, half_height: 0.15 },
                 Shape::Box { center: [0.0, 0.12, 0.0], half_extents: [0.02, 0.04, 0.1] },
+                Shape::Cylinder { center: [0.08, 0.0, 0.0], radius: 0.04, half_height: 0.08 },
             ],
             friction: 0.9,
             softness: 666.0,
@@ -156,11 +157,13 @@ fn random_state(sim: &Sim<f64>, rng: &mut Rng, amp: f64) -> diffsim_engine::Colu
     s
 }
 
-fn check(
+/// `SystemCheck` at step `h` (directions drawn from `rng`).
+fn check_at(
     sim: &Sim<f64>,
     sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
     s: &diffsim_engine::Columns<f64>,
     rng: &mut Rng,
+    h: f64,
 ) -> GradReport {
     let c = rng.like(&sim.control);
     let check = SystemCheck {
@@ -168,9 +171,41 @@ fn check(
         state: s,
         control: &c,
         cx: StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 },
-        h: 1e-6,
+        h,
     };
     check.run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn check(
+    sim: &Sim<f64>,
+    sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
+    s: &diffsim_engine::Columns<f64>,
+    rng: &mut Rng,
+) -> GradReport {
+    check_at(sim, sys, s, rng, 1e-6)
+}
+
+/// What a central difference that disagrees with the adjoint at h = 1e-6 shows at h = 1e-7:
+/// `Some(true)` when it then agrees (truncation error: the influence exp(−666 d) is stiff, its
+/// third derivative ~3e8 makes h² f‴ ~ 1e-4), `Some(false)` when it moved by ≥ 3× as it does
+/// straddling a jump of the forward J within h (≈ J/2h; the grid-collider coupling jumps where
+/// the influence crosses 0.1 and where the nearest shape or box/cylinder face switches, as in
+/// Rewarped), `None` otherwise: a wrong derivative, which does not depend on h.
+fn smaller_step(
+    sim: &Sim<f64>,
+    sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
+    s: &diffsim_engine::Columns<f64>,
+    rng: &Rng,
+    r: &GradReport,
+) -> Option<bool> {
+    let small = check_at(sim, sys, s, &mut rng.clone(), 1e-7);
+    if small.fd_err() < FD_TOL {
+        Some(true)
+    } else if (small.fd - r.adjoint).abs() > 3.0 * (r.fd - r.adjoint).abs() {
+        Some(false)
+    } else {
+        None
+    }
 }
 
 fn cases(n: u32) -> ProptestConfig {
@@ -193,7 +228,8 @@ proptest! {
         prop_assert!(r.fd_err() < FD_TOL, "{r:?}");
     }
 
-    /// P2G + grid update + G2P, without and with a roller (capsule + box) cutting the block.
+    /// P2G + grid update + G2P, without and with a roller (capsule + box + cylinder) cutting
+    /// the block.
     #[test]
     fn transfer_adjoint(seed in any::<u64>(), with_collider in any::<bool>(), slip in any::<bool>()) {
         let mut block = Block::small(materials()[0], seed);
@@ -214,9 +250,14 @@ proptest! {
             }
         }
         let sys = Transfer { grid: block.grid.clone(), collider: block.collider.as_ref().map(|c| c.0.clone()), threads: 1 };
+        let start = rng.clone();
         let r = check(&sim, &sys, &s, &mut rng);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
-        prop_assert!(r.fd_err() < FD_TOL, "{r:?}");
+        if r.fd_err() >= FD_TOL {
+            let small = smaller_step(&sim, &sys, &s, &start, &r);
+            prop_assume!(small != Some(false), "jump within h");
+            prop_assert!(small == Some(true), "{r:?}");
+        }
     }
 
     #[test]

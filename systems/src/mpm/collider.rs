@@ -1,4 +1,4 @@
-//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, box) on one body whose pose is
+//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, cylinder, box) on one body whose pose is
 //! driven by actions, the grid-velocity projection against them, and the two systems that move
 //! the body.
 //!
@@ -10,12 +10,17 @@
 //! - `mpm.collider_integrate` (Substep stage, after the transfer): q ← q + dt · qd.
 //!
 //! Grid coupling (`Collider::project`, DexDeform / PlasticineLab's `grid_op` as in rewarped.md
-//! §4), per shape at a grid node x_g with velocity v:
+//! §4), at a grid node x_g with velocity v:
 //!   d, n = SDF(x_g) (world normal), influence ι = min(exp(−d · softness), 1);
 //!   if ι > 0.1 or d ≤ 0: v_b = ẋ + ω × (x_g − x) (body velocity at the node),
 //!   r = v − v_b, r_n = r · n, t = r − min(r_n, 0) n,
 //!   if r_n < 0: t ← t · max(0, |t| + μ r_n) / |t|  (Coulomb),
 //!   v ← v_b + (1 − ι) r + ι t.
+//! The body's SDF is the union of its shapes (the shape of least d gives d and n). Rewarped
+//! instead applies the rule once per shape in sequence; for nested or touching shapes (the
+//! roller's handle runs inside the roller) the second pass then sees a normal velocity the
+//! first one has just zeroed, r_n ≈ 0 up to rounding, i.e. it sits exactly on the friction kink
+//! and its gradient depends on rounding. The union has no such structural kink.
 //! It is written once, generic over `Real`; the transfer's adjoint replays it per affected node on
 //! the reverse tape (a handful of nodes near the body, not the grid).
 
@@ -27,6 +32,8 @@ use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMu
 pub enum Shape {
     /// Capsule whose axis is the body's local z, centred at `center`.
     Capsule { center: [f64; 3], radius: f64, half_height: f64 },
+    /// Cylinder whose axis is the body's local z (flat caps), centred at `center`.
+    Cylinder { center: [f64; 3], radius: f64, half_height: f64 },
     /// Axis-aligned (in the body frame) box.
     Box { center: [f64; 3], half_extents: [f64; 3] },
 }
@@ -64,6 +71,29 @@ impl Shape {
                 }
                 (len - R::from_f64(radius), vec3::scale(d, R::one() / len))
             }
+            Shape::Cylinder { center, radius, half_height } => {
+                let p = [0, 1, 2].map(|k| l[k] - R::from_f64(center[k]));
+                let rho = (p[0] * p[0] + p[1] * p[1]).sqrt();
+                let radial = if rho.to_f64() > 1e-12 {
+                    [p[0] / rho, p[1] / rho, R::zero()]
+                } else {
+                    [R::one(), R::zero(), R::zero()]
+                };
+                let sz = if p[2].to_f64() < 0.0 { -R::one() } else { R::one() };
+                let a = rho - R::from_f64(radius);
+                let b = p[2] * sz - R::from_f64(half_height);
+                let axial = [R::zero(), R::zero(), sz];
+                if a.to_f64() > 0.0 && b.to_f64() > 0.0 {
+                    // Outside, nearest the rim.
+                    let len = (a * a + b * b).sqrt();
+                    let n = vec3::scale(vec3::add(vec3::scale(radial, a), vec3::scale(axial, b)), R::one() / len);
+                    (len, n)
+                } else if a.to_f64() > b.to_f64() {
+                    (a, radial)
+                } else {
+                    (b, axial)
+                }
+            }
             Shape::Box { center, half_extents } => {
                 let p = [0, 1, 2].map(|k| l[k] - R::from_f64(center[k]));
                 let q = [0, 1, 2].map(|k| p[k].max(-p[k]) - R::from_f64(half_extents[k]));
@@ -87,17 +117,14 @@ impl Collider {
     /// Signed distance of the nearest shape at world point `x` for pose `q` (f64, for tests and
     /// for deciding which nodes the adjoint must replay).
     pub fn distance(&self, x: [f64; 3], q: [f64; 4]) -> f64 {
-        let l = to_local(x.map(f64::from), q);
+        let l = to_local(x, q);
         self.shapes.iter().map(|s| s.sdf(l).0).fold(f64::INFINITY, f64::min)
     }
 
-    /// Whether any shape touches the node (the projection is not the identity there).
+    /// Whether the body touches the node (the projection is not the identity there).
     pub fn touches(&self, x: [f64; 3], q: [f64; 4]) -> bool {
-        let l = to_local(x, q);
-        self.shapes.iter().any(|s| {
-            let d = s.sdf(l).0;
-            d <= 0.0 || (-d * self.softness).exp() > MIN_INFLUENCE
-        })
+        let d = self.distance(x, q);
+        d <= 0.0 || (-d * self.softness).exp() > MIN_INFLUENCE
     }
 
     /// Grid-node velocity after the body's boundary condition (module docs).
@@ -109,27 +136,33 @@ impl Collider {
         // ẋ + ω × r with ω = (0, θ̇, 0).
         let vb = [qd[0] + qd[3] * r[2], qd[1], qd[2] - qd[3] * r[0]];
         let mu = R::from_f64(self.friction);
+        // The body's SDF is the union of its shapes: the nearest (most negative) one decides.
+        let mut nearest: Option<(R, [R; 3])> = None;
         for shape in &self.shapes {
             let (d, nl) = shape.sdf(l);
-            let inside = d.to_f64() <= 0.0;
-            let infl = if inside { R::one() } else { (-d * R::from_f64(self.softness)).exp().min(R::one()) };
-            if !inside && infl.to_f64() <= MIN_INFLUENCE {
-                continue;
+            if nearest.as_ref().is_none_or(|(dn, _)| d.to_f64() < dn.to_f64()) {
+                nearest = Some((d, nl));
             }
-            let n = [c * nl[0] + s * nl[2], nl[1], -s * nl[0] + c * nl[2]];
-            let rel = vec3::sub(v, vb);
-            let rn = vec3::dot(rel, n);
-            let mut t = vec3::sub(rel, vec3::scale(n, rn.min(R::zero())));
-            if rn.to_f64() < 0.0 {
-                let tn = norm(t);
-                if tn.to_f64() > 1e-20 {
-                    t = vec3::scale(t, (tn + mu * rn).max(R::zero()) / tn);
-                } else {
-                    t = [R::zero(); 3];
-                }
-            }
-            v = vec3::add(vb, vec3::add(vec3::scale(rel, R::one() - infl), vec3::scale(t, infl)));
         }
+        let Some((d, nl)) = nearest else { return v };
+        let inside = d.to_f64() <= 0.0;
+        let infl = if inside { R::one() } else { (-d * R::from_f64(self.softness)).exp().min(R::one()) };
+        if !inside && infl.to_f64() <= MIN_INFLUENCE {
+            return v;
+        }
+        let n = [c * nl[0] + s * nl[2], nl[1], -s * nl[0] + c * nl[2]];
+        let rel = vec3::sub(v, vb);
+        let rn = vec3::dot(rel, n);
+        let mut t = vec3::sub(rel, vec3::scale(n, rn.min(R::zero())));
+        if rn.to_f64() < 0.0 {
+            let tn = norm(t);
+            if tn.to_f64() > 1e-20 {
+                t = vec3::scale(t, (tn + mu * rn).max(R::zero()) / tn);
+            } else {
+                t = [R::zero(); 3];
+            }
+        }
+        v = vec3::add(vb, vec3::add(vec3::scale(rel, R::one() - infl), vec3::scale(t, infl)));
         v
     }
 }
