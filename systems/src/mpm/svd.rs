@@ -82,15 +82,15 @@ fn jacobi_eigen(mut a: M3) -> ([f64; 3], M3) {
             let t = if theta == 0.0 { 1.0 } else { t };
             let c = 1.0 / (t * t + 1.0).sqrt();
             let s = t * c;
-            for k in 0..3 {
-                let (akp, akq) = (a[k][p], a[k][q]);
-                a[k][p] = c * akp - s * akq;
-                a[k][q] = s * akp + c * akq;
+            for row in a.iter_mut() {
+                let (akp, akq) = (row[p], row[q]);
+                row[p] = c * akp - s * akq;
+                row[q] = s * akp + c * akq;
             }
+            let (rp, rq) = (a[p], a[q]);
             for k in 0..3 {
-                let (apk, aqk) = (a[p][k], a[q][k]);
-                a[p][k] = c * apk - s * aqk;
-                a[q][k] = s * apk + c * aqk;
+                a[p][k] = c * rp[k] - s * rq[k];
+                a[q][k] = s * rp[k] + c * rq[k];
             }
             for row in v.iter_mut() {
                 let (vkp, vkq) = (row[p], row[q]);
@@ -205,11 +205,7 @@ impl IsoMap {
         let mut x = [[R::zero(); 3]; 3];
         let half = R::from_f64(0.5);
         for i in 0..3 {
-            let mut acc = R::zero();
-            for k in 0..3 {
-                acc += R::from_f64(self.jac[i][k]) * dm[k][k];
-            }
-            x[i][i] = acc;
+            x[i][i] = (0..3).fold(R::zero(), |acc, k| acc + R::from_f64(self.jac[i][k]) * dm[k][k]);
             for j in 0..3 {
                 if i != j {
                     let s = half * (dm[i][j] + dm[j][i]);
@@ -226,8 +222,8 @@ impl IsoMap {
     pub fn pullback<R: Real>(&self, xbar: &[[R; 3]; 3], mbar: &mut [[R; 3]; 3]) {
         let half = R::from_f64(0.5);
         for i in 0..3 {
-            for k in 0..3 {
-                mbar[k][k] += R::from_f64(self.jac[i][k]) * xbar[i][i];
+            for (k, row) in mbar.iter_mut().enumerate() {
+                row[k] += R::from_f64(self.jac[i][k]) * xbar[i][i];
             }
             for j in 0..3 {
                 if i != j {

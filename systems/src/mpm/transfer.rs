@@ -735,7 +735,11 @@ mod tests {
     /// rounding) and momentum up to the affine term, whose stencil moments vanish.
     #[test]
     fn p2g_conserves_mass_and_momentum() {
-        let t = Transfer { grid: Grid { res: 16, bound: 2, gravity: [0.0; 3], floor: Floor::Slip }, collider: None };
+        let t = Transfer {
+            grid: Grid { res: 16, bound: 2, gravity: [0.0; 3], floor: Floor::Slip },
+            collider: None,
+            threads: 1,
+        };
         let mut s = 12345u64;
         let mut u = || {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
