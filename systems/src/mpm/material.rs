@@ -55,7 +55,7 @@ fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mu
     for p in 0..fcol.len() / 9 {
         let f = load(fcol, p);
         let f0 = primal(&f);
-        let ev = eval(&f0, &params[4 * p..4 * p + 4]);
+        let ev = eval(&f0, &params[4 * p..4 * p + 4], tangent);
         let Svd { u, v, .. } = ev.svd;
         // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
         let dm = tangent.then(|| {
@@ -146,21 +146,24 @@ fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
     (h, jac)
 }
 
-fn eval(f: &M3, p: &[f64]) -> Eval {
+/// SVD, return mapping and stress of one particle; `derivatives` also builds the differentials
+/// (the plain-float forward needs only the values).
+fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
     let (kind, mu, lambda, yield_stress) = (p[0], p[1], p[2], p[3]);
     let svd = svd3(f);
+    let map = |form, val, jac| if derivatives { IsoMap::new(form, svd.s, val, jac) } else { IsoMap::values(val) };
     let plastic = if kind == PLASTICINE { von_mises(svd.s, mu, yield_stress) } else { None };
     let stress = match plastic {
         Some((fs, fj)) => {
             let (h, hj) = stress(kind, fs, mu, lambda);
-            IsoMap::new(Form::B, svd.s, h, matmul(&hj, &fj))
+            map(Form::B, h, matmul(&hj, &fj))
         }
         None => {
             let (h, hj) = stress(kind, svd.s, mu, lambda);
-            IsoMap::new(Form::B, svd.s, h, hj)
+            map(Form::B, h, hj)
         }
     };
-    let plastic = plastic.map(|(fs, fj)| IsoMap::new(Form::A, svd.s, fs, fj));
+    let plastic = plastic.map(|(fs, fj)| map(Form::A, fs, fj));
     Eval { svd, plastic, stress }
 }
 
@@ -237,7 +240,7 @@ impl<R: Real> System<R> for Material {
         let [af, afp, at] = adj.cols_mut(["mpm_F", "mpm_Fp", "mpm_stress"]);
         for p in 0..fpre.len() / 9 {
             let f0 = primal(&load(fpre, p));
-            let ev = eval(&f0, &params[4 * p..4 * p + 4]);
+            let ev = eval(&f0, &params[4 * p..4 * p + 4], true);
             let Svd { u, v, .. } = ev.svd;
             let ut = transpose(&u);
             let mut mbar = [[R::zero(); 3]; 3];

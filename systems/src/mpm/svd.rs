@@ -199,6 +199,12 @@ impl IsoMap {
         Self { val, jac, d, p }
     }
 
+    /// Values only (no differential): for forwards that carry no derivative.
+    pub fn values(val: [f64; 3]) -> Self {
+        let z = [[0.0; 3]; 3];
+        Self { val, jac: z, d: z, p: z }
+    }
+
     /// dX (rotated frame) from dM = Uᵀ dF V.
     #[inline]
     pub fn lift<R: Real>(&self, dm: &[[R; 3]; 3]) -> [[R; 3]; 3] {
