@@ -75,18 +75,23 @@ pub struct Transfer {
     pub threads: usize,
 }
 
-/// Quadratic B-spline weights and their x-derivatives of one particle, per axis.
+/// Quadratic B-spline weights and their x-derivatives of one particle, per axis, and the node
+/// offsets x_i − x_p per axis (the stencil is a tensor product, so every per-node quantity is
+/// assembled from these 3 × 3 numbers).
 struct Stencil<R> {
     base: [usize; 3],
     w: [[R; 3]; 3],
     dw: [[R; 3]; 3],
+    dpos: [[R; 3]; 3],
 }
 
 fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
     let mut base = [0usize; 3];
     let mut w = [[R::zero(); 3]; 3];
     let mut dw = [[R::zero(); 3]; 3];
+    let mut dpos = [[R::zero(); 3]; 3];
     let inv = R::from_f64(inv_dx);
+    let dx = R::from_f64(1.0 / inv_dx);
     for d in 0..3 {
         let xs = x[d] * inv;
         let b = (xs.to_f64() - 0.5).floor().max(0.0);
@@ -96,8 +101,10 @@ fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
         let m = fx - R::one();
         w[d] = [R::from_f64(0.5) * a * a, R::from_f64(0.75) - m * m, R::from_f64(0.5) * c * c];
         dw[d] = [-a * inv, R::from_f64(-2.0) * m * inv, c * inv];
+        // x_i − x_p = (i − fx) Δx for the node i steps above the base.
+        dpos[d] = [-fx * dx, (R::one() - fx) * dx, (R::from_f64(2.0) - fx) * dx];
     }
-    Stencil { base, w, dw }
+    Stencil { base, w, dw, dpos }
 }
 
 /// The sub-grid of one env's substep: global origin and extent.
@@ -114,6 +121,11 @@ impl Region {
     #[inline]
     fn index(&self, g: [usize; 3]) -> usize {
         ((g[0] - self.lo[0]) * self.n[1] + (g[1] - self.lo[1])) * self.n[2] + (g[2] - self.lo[2])
+    }
+    /// Index of the stencil's first node and the strides of the three axes.
+    #[inline]
+    fn strides(&self, base: [usize; 3]) -> (usize, [usize; 3]) {
+        (self.index(base), [self.n[1] * self.n[2], self.n[2], 1])
     }
     fn node(&self, k: usize) -> [usize; 3] {
         let c = k % self.n[2];
@@ -219,7 +231,6 @@ impl Transfer {
 
     /// P2G into `m` [n] and `mv` [3n] (both zero on entry).
     fn p2g<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
-        let dx = self.grid.dx();
         let k = 4.0 * self.inv_dx() * self.inv_dx();
         for p in 0..inp.x.len() / 3 {
             let (mp, vol) = (inp.mass_vol[2 * p], inp.mass_vol[2 * p + 1]);
@@ -230,18 +241,19 @@ impl Transfer {
             let (s1, s2) = (R::from_f64(-dt * vol * k), R::from_f64(mp));
             let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
             let mvp = vel_scaled(load3(inp.v, p), s2);
+            // A (x_i − x_p) = Σ_d A[:, d] dpos_d: one column product per axis offset.
+            let acol = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| a[r][d] * st.dpos[d][o])));
+            let (n0, stride) = reg.strides(st.base);
             for i in 0..3 {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
+                    let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
                     for l in 0..3 {
                         let w = wij * st.w[2][l];
-                        let g = [st.base[0] + i, st.base[1] + j, st.base[2] + l];
-                        let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
-                        let ad = matvec(&a, dpos);
-                        let n = reg.index(g);
+                        let n = n0 + i * stride[0] + j * stride[1] + l;
                         m[n] += w * s2;
                         for d in 0..3 {
-                            mv[3 * n + d] += w * (mvp[d] + ad[d]);
+                            mv[3 * n + d] += w * (mij[d] + acol[2][l][d]);
                         }
                     }
                 }
@@ -286,7 +298,6 @@ impl Transfer {
     /// G2P for a block of particles (slices of that block), from grid velocities `gv` [3n].
     fn g2p<R: Real>(&self, dt: f64, reg: &Region, gv: &[R], out: G2pOut<'_, R>) {
         let (lo, hi) = self.clamp_range();
-        let dx = self.grid.dx();
         let k = R::from_f64(4.0 * self.inv_dx() * self.inv_dx());
         let dtr = R::from_f64(dt);
         for p in 0..out.x.len() / 3 {
@@ -294,23 +305,27 @@ impl Transfer {
             let st = stencil(x, self.inv_dx());
             let mut vp = [R::zero(); 3];
             let mut cp = [[R::zero(); 3]; 3];
+            let (n0, stride) = reg.strides(st.base);
             for i in 0..3 {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
                     for l in 0..3 {
                         let w = wij * st.w[2][l];
-                        let g = [st.base[0] + i, st.base[1] + j, st.base[2] + l];
-                        let n = reg.index(g);
-                        let vi = [gv[3 * n], gv[3 * n + 1], gv[3 * n + 2]];
-                        let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
+                        let n = n0 + i * stride[0] + j * stride[1] + l;
+                        let wv = [w * gv[3 * n], w * gv[3 * n + 1], w * gv[3 * n + 2]];
+                        let dpos = [st.dpos[0][i], st.dpos[1][j], st.dpos[2][l]];
                         for a in 0..3 {
-                            vp[a] += w * vi[a];
-                            let wk = w * k * vi[a];
+                            vp[a] += wv[a];
                             for b in 0..3 {
-                                cp[a][b] += wk * dpos[b];
+                                cp[a][b] += wv[a] * dpos[b];
                             }
                         }
                     }
+                }
+            }
+            for row in cp.iter_mut() {
+                for c in row.iter_mut() {
+                    *c *= k;
                 }
             }
             for d in 0..3 {
