@@ -94,8 +94,10 @@ fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
     let dx = R::from_f64(1.0 / inv_dx);
     for d in 0..3 {
         let xs = x[d] * inv;
-        let b = (xs.to_f64() - 0.5).floor().max(0.0);
-        base[d] = b as usize;
+        // Truncation is floor here: the argument is clamped to ≥ 0 first.
+        let bi = (xs.to_f64() - 0.5).max(0.0) as usize;
+        let b = bi as f64;
+        base[d] = bi;
         let fx = xs - R::from_f64(b);
         let (a, c) = (R::from_f64(1.5) - fx, fx - R::from_f64(0.5));
         let m = fx - R::one();
@@ -216,7 +218,7 @@ impl Transfer {
         let mut hi = [0usize; 3];
         for p in 0..x.len() / 3 {
             for d in 0..3 {
-                let b = (x[3 * p + d].to_f64() * inv - 0.5).floor().max(0.0) as usize;
+                let b = (x[3 * p + d].to_f64() * inv - 0.5).max(0.0) as usize;
                 lo[d] = lo[d].min(b);
                 hi[d] = hi[d].max(b + 2);
             }
