@@ -515,7 +515,6 @@ impl<R: Real> System<R> for Transfer {
         };
         let (lo, hi) = self.clamp_range();
         let kc = 4.0 * self.inv_dx() * self.inv_dx();
-        let dx = self.grid.dx();
         let has_collider = self.collider.is_some();
         let mut aq_acc = vec![R::zero(); if has_collider { 8 * model.num_envs() } else { 0 }];
         {
@@ -541,16 +540,16 @@ impl<R: Real> System<R> for Transfer {
                         let p = np * e + pl;
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
+                        let (n0, stride) = reg.strides(st.base);
                         // Recompute v_p and C_p.
                         let mut vp = [R::zero(); 3];
                         let mut cp = [[R::zero(); 3]; 3];
                         for i in 0..27 {
                             let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
                             let w = st.w[0][a] * st.w[1][b] * st.w[2][c];
-                            let g = [st.base[0] + a, st.base[1] + b, st.base[2] + c];
-                            let nn = reg.index(g);
+                            let nn = n0 + a * stride[0] + b * stride[1] + c;
                             let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
-                            let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
+                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
                             for r in 0..3 {
                                 vp[r] += w * vi[r];
                                 for s in 0..3 {
@@ -594,10 +593,9 @@ impl<R: Real> System<R> for Transfer {
                             let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
                             let (w0, w1, w2) = (st.w[0][a], st.w[1][b], st.w[2][c]);
                             let w = w0 * w1 * w2;
-                            let g = [st.base[0] + a, st.base[1] + b, st.base[2] + c];
-                            let nn = reg.index(g);
+                            let nn = n0 + a * stride[0] + b * stride[1] + c;
                             let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
-                            let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
+                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
                             let cd = matvec(&cbar, dpos);
                             let mut wbar = R::zero();
                             for r in 0..3 {
@@ -645,6 +643,7 @@ impl<R: Real> System<R> for Transfer {
                         let (mp, vol) = (inp.mass_vol[2 * pl], inp.mass_vol[2 * pl + 1]);
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
+                        let (n0, stride) = reg.strides(st.base);
                         let cm = load9(inp.c, pl);
                         let tau = load9(inp.tau, pl);
                         let (s1, s2) = (R::from_f64(-dt * vol * kc), R::from_f64(mp));
@@ -658,9 +657,8 @@ impl<R: Real> System<R> for Transfer {
                             let (ia, ib, ic) = (i / 9, (i / 3) % 3, i % 3);
                             let (w0, w1, w2) = (st.w[0][ia], st.w[1][ib], st.w[2][ic]);
                             let w = w0 * w1 * w2;
-                            let g = [st.base[0] + ia, st.base[1] + ib, st.base[2] + ic];
-                            let nn = reg.index(g);
-                            let dpos = [0, 1, 2].map(|d| R::from_f64(g[d] as f64 * dx) - x[d]);
+                            let nn = n0 + ia * stride[0] + ib * stride[1] + ic;
+                            let dpos = [st.dpos[0][ia], st.dpos[1][ib], st.dpos[2][ic]];
                             let ad = matvec(&a, dpos);
                             let mvb = [vbar[3 * nn], vbar[3 * nn + 1], vbar[3 * nn + 2]];
                             let mut wbar = mbar[nn] * s2;
