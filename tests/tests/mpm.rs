@@ -314,7 +314,7 @@ fn elastic_cube_bounces_and_keeps_volume() {
     let (mu, lambda) = lame(5.0e6, 0.3);
     let block = Block {
         num_envs: 1,
-        per_axis: [8, 8, 8],
+        per_axis: [6, 6, 6],
         center: [0.5, 0.3, 0.5],
         size: [0.2, 0.2, 0.2],
         material: MpmMaterial::Corotated { mu, lambda },
