@@ -250,12 +250,12 @@ impl Transfer {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
                     let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
-                    for l in 0..3 {
-                        let w = wij * st.w[2][l];
+                    for (l, (&wl, az)) in st.w[2].iter().zip(&acol[2]).enumerate() {
+                        let w = wij * wl;
                         let n = n0 + i * stride[0] + j * stride[1] + l;
                         m[n] += w * s2;
                         for d in 0..3 {
-                            mv[3 * n + d] += w * (mij[d] + acol[2][l][d]);
+                            mv[3 * n + d] += w * (mij[d] + az[d]);
                         }
                     }
                 }
