@@ -283,9 +283,16 @@ proptest! {
     fn rollout_through_tape(seed in any::<u64>()) {
         let mut block = Block::small(materials()[1], seed);
         block.collider = Some((Block::roller(), [0.5, 0.55, 0.5, 0.2]));
-        let r = RolloutCheck { horizon: 3, h: 1e-6, state_dir_scale: 1e-3 }.run(&block, &mut Rng::new(seed)).unwrap();
+        let run = |h| RolloutCheck { horizon: 3, h, state_dir_scale: 1e-3 }.run(&block, &mut Rng::new(seed)).unwrap();
+        let r = run(1e-6);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");
-        prop_assert!(r.fd_err() < FD_TOL, "{r:?}");
+        if r.fd_err() >= FD_TOL {
+            // As in `smaller_step`: truncation of the stiff coupling passes at h = 1e-7, a jump
+            // of the forward within h moves the difference ≥ 3× (rejected), else it fails.
+            let small = run(1e-7);
+            prop_assume!((small.fd - r.adjoint).abs() <= 3.0 * (r.fd - r.adjoint).abs(), "jump within h");
+            prop_assert!(small.fd_err() < FD_TOL, "{r:?} / h = 1e-7: {small:?}");
+        }
     }
 }
 
