@@ -23,7 +23,7 @@ use std::any::TypeId;
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
 use rayon::prelude::*;
 
-use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, svd3_lanes, transpose};
+use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, transpose};
 
 pub const COROTATED: f64 = 0.0;
 pub const PLASTICINE: f64 = 1.0;
@@ -52,48 +52,25 @@ impl Default for Material {
 /// Forward of one block of particles: `params` [4 each], F in, Fp and τ out.
 fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R]) {
     let tangent = has_tangent::<R>();
-    let np = fcol.len() / 9;
-    // SVDs four at a time (`svd3_lanes`: same results, overlapped latency), the rest one by one.
-    const LANES: usize = 4;
-    let mut p = 0;
-    while p < np {
-        let n = LANES.min(np - p);
-        let fs: [M3; LANES] = std::array::from_fn(|l| primal(&load(fcol, p + l.min(n - 1))));
-        let svds = if n == LANES { svd3_lanes(&fs) } else { std::array::from_fn(|l| svd3(&fs[l])) };
-        for (l, svd) in svds.into_iter().enumerate().take(n) {
-            let ev = eval_svd(svd, &params[4 * (p + l)..4 * (p + l) + 4], tangent);
-            particle_forward(&ev, &load(fcol, p + l), &fs[l], p + l, fcol, fpcol, tcol, tangent);
+    for p in 0..fcol.len() / 9 {
+        let f = load(fcol, p);
+        let f0 = primal(&f);
+        let ev = eval(&f0, &params[4 * p..4 * p + 4], tangent);
+        let Svd { u, v, .. } = ev.svd;
+        // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
+        let dm = tangent.then(|| {
+            let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
+            mul_rc(&mul_cr(&transpose(&u), &df), &v)
+        });
+        let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
+        store(tcol, p, &tau);
+        match &ev.plastic {
+            Some(pl) => {
+                let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), &v);
+                store(fpcol, p, &fnew);
+            }
+            None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
         }
-        p += n;
-    }
-}
-
-/// Writes particle `p`'s Fp and τ from its evaluation (see the module docs for the tangent path).
-#[allow(clippy::too_many_arguments)] // one particle's inputs and the three columns it touches
-fn particle_forward<R: Real>(
-    ev: &Eval,
-    f: &[[R; 3]; 3],
-    f0: &M3,
-    p: usize,
-    fcol: &[R],
-    fpcol: &mut [R],
-    tcol: &mut [R],
-    tangent: bool,
-) {
-    let Svd { u, v, .. } = ev.svd;
-    // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
-    let dm = tangent.then(|| {
-        let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
-        mul_rc(&mul_cr(&transpose(&u), &df), &v)
-    });
-    let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
-    store(tcol, p, &tau);
-    match &ev.plastic {
-        Some(pl) => {
-            let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), &v);
-            store(fpcol, p, &fnew);
-        }
-        None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
     }
 }
 
@@ -172,12 +149,8 @@ fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
 /// SVD, return mapping and stress of one particle; `derivatives` also builds the differentials
 /// (the plain-float forward needs only the values).
 fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
-    eval_svd(svd3(f), p, derivatives)
-}
-
-/// `eval` from a computed SVD.
-fn eval_svd(svd: Svd, p: &[f64], derivatives: bool) -> Eval {
     let (kind, mu, lambda, yield_stress) = (p[0], p[1], p[2], p[3]);
+    let svd = svd3(f);
     let map = |form, val, jac| if derivatives { IsoMap::new(form, svd.s, val, jac) } else { IsoMap::values(val) };
     let plastic = if kind == PLASTICINE { von_mises(svd.s, mu, yield_stress) } else { None };
     let stress = match plastic {

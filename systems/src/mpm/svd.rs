@@ -65,63 +65,45 @@ fn det(a: &M3) -> f64 {
 /// Symmetric eigen-decomposition by cyclic Jacobi rotations: returns (eigenvalues, eigenvectors as
 /// columns). Converges quadratically: about 3 sweeps for the near-rotation F of MPM particles
 /// (measured on F = I + ε·rand, ε from 1e-4 to 0.1: 2.9 to 3.1 sweeps).
-fn jacobi_eigen(a: M3) -> ([f64; 3], M3) {
-    let [out] = jacobi_eigen_lanes([a]);
-    out
-}
-
-/// `jacobi_eigen` on `L` independent matrices at once, lane by lane inside each rotation step:
-/// the rotations' divide/square-root chains of different lanes overlap in the CPU (measured on
-/// the RollingFlat forward). A lane stops rotating once it has converged, so each lane's result
-/// is bit-for-bit that of `jacobi_eigen` on it alone.
-fn jacobi_eigen_lanes<const L: usize>(mut a: [M3; L]) -> [([f64; 3], M3); L] {
-    let mut v = [[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]; L];
-    let mut done = [false; L];
-    let mut diag = [0.0; L];
+fn jacobi_eigen(mut a: M3) -> ([f64; 3], M3) {
+    let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     for _sweep in 0..12 {
-        for l in 0..L {
-            let m = &a[l];
-            let off = m[0][1] * m[0][1] + m[0][2] * m[0][2] + m[1][2] * m[1][2];
-            diag[l] = m[0][0] * m[0][0] + m[1][1] * m[1][1] + m[2][2] * m[2][2];
-            // |off-diagonal| ≤ 1e-12 |diagonal|: far below f32 resolution, and the f64 tests'
-            // derivatives see the same U, V in forward and adjoint.
-            done[l] = done[l] || off <= 1e-24 * diag[l] || off < 1e-300;
-        }
-        if done.iter().all(|&d| d) {
+        let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
+        let diag = a[0][0] * a[0][0] + a[1][1] * a[1][1] + a[2][2] * a[2][2];
+        // |off-diagonal| ≤ 1e-12 |diagonal|: far below f32 resolution, and the f64 tests'
+        // derivatives see the same U, V in forward and adjoint.
+        if off <= 1e-24 * diag || off < 1e-300 {
             break;
         }
         for (p, q) in [(0, 1), (0, 2), (1, 2)] {
-            for l in 0..L {
-                let (a, v) = (&mut a[l], &mut v[l]);
-                // Converged lane, or already converged in this plane (cheaper than a rotation by ~0).
-                if done[l] || a[p][q] * a[p][q] <= 1e-26 * diag[l] || a[p][q].abs() < 1e-300 {
-                    continue;
-                }
-                // Rotation zeroing a[p][q] (Golub & Van Loan, Alg. 8.4.1).
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for row in a.iter_mut() {
-                    let (akp, akq) = (row[p], row[q]);
-                    row[p] = c * akp - s * akq;
-                    row[q] = s * akp + c * akq;
-                }
-                let (rp, rq) = (a[p], a[q]);
-                for k in 0..3 {
-                    a[p][k] = c * rp[k] - s * rq[k];
-                    a[q][k] = s * rp[k] + c * rq[k];
-                }
-                for row in v.iter_mut() {
-                    let (vkp, vkq) = (row[p], row[q]);
-                    row[p] = c * vkp - s * vkq;
-                    row[q] = s * vkp + c * vkq;
-                }
+            // Already converged in this plane (cheaper than a rotation by ~0).
+            if a[p][q] * a[p][q] <= 1e-26 * diag || a[p][q].abs() < 1e-300 {
+                continue;
+            }
+            // Rotation zeroing a[p][q] (Golub & Van Loan, Alg. 8.4.1).
+            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+            let t = if theta == 0.0 { 1.0 } else { t };
+            let c = 1.0 / (t * t + 1.0).sqrt();
+            let s = t * c;
+            for row in a.iter_mut() {
+                let (akp, akq) = (row[p], row[q]);
+                row[p] = c * akp - s * akq;
+                row[q] = s * akp + c * akq;
+            }
+            let (rp, rq) = (a[p], a[q]);
+            for k in 0..3 {
+                a[p][k] = c * rp[k] - s * rq[k];
+                a[q][k] = s * rp[k] + c * rq[k];
+            }
+            for row in v.iter_mut() {
+                let (vkp, vkq) = (row[p], row[q]);
+                row[p] = c * vkp - s * vkq;
+                row[q] = s * vkp + c * vkq;
             }
         }
     }
-    std::array::from_fn(|l| ([a[l][0][0], a[l][1][1], a[l][2][2]], v[l]))
+    ([a[0][0], a[1][1], a[2][2]], v)
 }
 
 fn col(m: &M3, j: usize) -> [f64; 3] {
@@ -145,19 +127,7 @@ fn orthogonal(a: [f64; 3]) -> [f64; 3] {
 }
 
 pub fn svd3(f: &M3) -> Svd {
-    let (lam, v) = jacobi_eigen(matmul(&transpose(f), f));
-    finish(f, lam, v)
-}
-
-/// `svd3` of `L` matrices, their eigen-decompositions interleaved (`jacobi_eigen_lanes`);
-/// identical results.
-pub fn svd3_lanes<const L: usize>(f: &[M3; L]) -> [Svd; L] {
-    let eig = jacobi_eigen_lanes::<L>(std::array::from_fn(|l| matmul(&transpose(&f[l]), &f[l])));
-    std::array::from_fn(|l| finish(&f[l], eig[l].0, eig[l].1))
-}
-
-/// From the eigenpairs (λ, V) of FᵀF to the SVD: sort, det V = 1, U by Gram–Schmidt on F V.
-fn finish(f: &M3, lam: [f64; 3], mut v: M3) -> Svd {
+    let (lam, mut v) = jacobi_eigen(matmul(&transpose(f), f));
     // Sort eigenpairs by eigenvalue, descending.
     let mut order = [0usize, 1, 2];
     order.sort_by(|&a, &b| lam[b].partial_cmp(&lam[a]).unwrap_or(std::cmp::Ordering::Equal));
@@ -342,14 +312,5 @@ mod tests {
         check_svd(&[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]);
         check_svd(&[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 0.0]]);
         check_svd(&[[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
-    }
-
-    #[test]
-    fn lanes_equal_one_at_a_time() {
-        let fs: [M3; 4] = [rand_m(1), [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], rand_m(2), rand_m(3)];
-        for (a, b) in svd3_lanes(&fs).iter().zip(&fs) {
-            let one = svd3(b);
-            assert_eq!((a.u, a.s, a.v), (one.u, one.s, one.v));
-        }
     }
 }
