@@ -134,6 +134,7 @@ fn materials() -> Vec<MpmMaterial> {
         MpmMaterial::Corotated { mu, lambda },
         MpmMaterial::Plasticine { mu, lambda, yield_stress: 50.0 },
         MpmMaterial::NeoHookean { mu, lambda },
+        MpmMaterial::Water { lambda: lame(1e5, 0.3).1 / 100.0 },
     ]
 }
 
@@ -218,7 +219,7 @@ proptest! {
     /// Return mapping + stress of every material, at large and near-rest deformations (the
     /// latter has nearly equal singular values: the divided-difference limit of svd.rs).
     #[test]
-    fn material_adjoint(seed in any::<u64>(), which in 0usize..3, amp in prop_oneof![Just(1e-7), 0.05f64..0.4]) {
+    fn material_adjoint(seed in any::<u64>(), which in 0usize..4, amp in prop_oneof![Just(1e-7), 0.05f64..0.4]) {
         let block = Block::small(materials()[which], seed);
         let sim: Sim<f64> = block.sim().unwrap();
         let mut rng = Rng::new(seed);

@@ -7,6 +7,8 @@
 //!   ε̄ = ε − tr(ε)/3, Δγ = ‖ε̄‖ − τ_y/(2μ); if Δγ > 0, ε ← ε − Δγ ε̄/‖ε̄‖ and F = U exp(ε) Vᵀ.
 //!   Stress (Hencky): τ = U diag(2μ log σ + λ tr log σ) Uᵀ with σ clamped to ≥ 1e-5.
 //! - `NEO_HOOKEAN` (2): τ = μ (F Fᵀ − I) + λ log J I = U diag(μ(σ² − 1) + λ log J) Uᵀ, Z = id.
+//! - `WATER` (3, weakly compressible): Z(F) = J^{1/3} I = U diag(J^{1/3}) Uᵀ (shear forgotten),
+//!   τ = λ J (J − 1) I.
 //!
 //! Both maps are isotropic matrix functions (`svd::IsoMap`), so the adjoint is the transpose of
 //! their differential in the SVD frame, with the documented safe treatment of equal singular
@@ -28,6 +30,7 @@ use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, transpose}
 pub const COROTATED: f64 = 0.0;
 pub const PLASTICINE: f64 = 1.0;
 pub const NEO_HOOKEAN: f64 = 2.0;
+pub const WATER: f64 = 3.0;
 
 /// Lower clamp of σ in the plastic return mapping (Rewarped / PlasticineLab).
 const PLASTIC_SIGMA_MIN: f64 = 0.01;
@@ -65,8 +68,9 @@ fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mu
         let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
         store(tcol, p, &tau);
         match &ev.plastic {
-            Some(pl) => {
-                let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), &v);
+            Some((pl, form)) => {
+                let right = if *form == Form::A { &v } else { &u };
+                let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), right);
                 store(fpcol, p, &fnew);
             }
             None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
@@ -77,8 +81,8 @@ fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mu
 /// What one particle's forward computed, kept for the adjoint.
 struct Eval {
     svd: Svd,
-    /// The return mapping when the particle yielded this substep (else Z = id).
-    plastic: Option<IsoMap>,
+    /// The return mapping when the particle yielded this substep (else Z = id), and its form.
+    plastic: Option<(IsoMap, Form)>,
     stress: IsoMap,
 }
 
@@ -104,6 +108,14 @@ fn von_mises(s: [f64; 3], mu: f64, yield_stress: f64) -> Option<([f64; 3], M3)> 
         }
     }
     Some((f, jac))
+}
+
+/// Water's Z: all singular values become J^{1/3} (J = σ₀σ₁σ₂, signed), with the Jacobian
+/// ∂J^{1/3}/∂σ_k = (Π_{l≠k} σ_l) / (3 J^{2/3}).
+fn fluid(s: [f64; 3]) -> ([f64; 3], M3) {
+    let c = (s[0] * s[1] * s[2]).cbrt();
+    let row = [0, 1, 2].map(|k| if c.abs() > 1e-12 { s[(k + 1) % 3] * s[(k + 2) % 3] / (3.0 * c * c) } else { 0.0 });
+    ([c; 3], [row; 3])
 }
 
 /// Kirchhoff stress in the principal frame, h(σ), and its Jacobian.
@@ -132,6 +144,14 @@ fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
                 jac[i][k] = if i == k { 2.0 * mu * s[i] } else { 0.0 } + lambda * dlj;
             }
         }
+    } else if kind == WATER {
+        let j = s[0] * s[1] * s[2];
+        for i in 0..3 {
+            h[i] = lambda * j * (j - 1.0);
+            for k in 0..3 {
+                jac[i][k] = lambda * (2.0 * j - 1.0) * s[(k + 1) % 3] * s[(k + 2) % 3];
+            }
+        }
     } else {
         let j = s[0] * s[1] * s[2];
         for i in 0..3 {
@@ -152,9 +172,15 @@ fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
     let (kind, mu, lambda, yield_stress) = (p[0], p[1], p[2], p[3]);
     let svd = svd3(f);
     let map = |form, val, jac| if derivatives { IsoMap::new(form, svd.s, val, jac) } else { IsoMap::values(val) };
-    let plastic = if kind == PLASTICINE { von_mises(svd.s, mu, yield_stress) } else { None };
+    let plastic = if kind == PLASTICINE {
+        von_mises(svd.s, mu, yield_stress).map(|(f, j)| (f, j, Form::A))
+    } else if kind == WATER {
+        Some((fluid(svd.s).0, fluid(svd.s).1, Form::B))
+    } else {
+        None
+    };
     let stress = match plastic {
-        Some((fs, fj)) => {
+        Some((fs, fj, _)) => {
             let (h, hj) = stress(kind, fs, mu, lambda);
             map(Form::B, h, matmul(&hj, &fj))
         }
@@ -163,7 +189,7 @@ fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
             map(Form::B, h, hj)
         }
     };
-    let plastic = plastic.map(|(fs, fj)| map(Form::A, fs, fj));
+    let plastic = plastic.map(|(fs, fj, form)| (map(form, fs, fj), form));
     Eval { svd, plastic, stress }
 }
 
@@ -250,7 +276,10 @@ impl<R: Real> System<R> for Material {
             let fpbar = load(afp, p);
             let mut fbar = load(af, p);
             match &ev.plastic {
-                Some(pl) => pl.pullback(&mul_rc(&mul_cr(&ut, &fpbar), &v), &mut mbar),
+                Some((pl, form)) => {
+                    let right = if *form == Form::A { &v } else { &u };
+                    pl.pullback(&mul_rc(&mul_cr(&ut, &fpbar), right), &mut mbar)
+                }
                 None => {
                     for i in 0..3 {
                         for j in 0..3 {

@@ -45,6 +45,10 @@ pub enum MpmMaterial {
         mu: f64,
         lambda: f64,
     },
+    /// Weakly compressible fluid: F ← J^{1/3} I, τ = λ J (J − 1) I.
+    Water {
+        lambda: f64,
+    },
 }
 
 impl MpmMaterial {
@@ -57,6 +61,7 @@ impl MpmMaterial {
             MpmMaterial::Corotated { mu, lambda } => [material::COROTATED, mu, lambda, 0.0],
             MpmMaterial::Plasticine { mu, lambda, yield_stress } => [material::PLASTICINE, mu, lambda, yield_stress],
             MpmMaterial::NeoHookean { mu, lambda } => [material::NEO_HOOKEAN, mu, lambda, 0.0],
+            MpmMaterial::Water { lambda } => [material::WATER, 0.0, lambda, 0.0],
         }
     }
 }
