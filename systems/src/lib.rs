@@ -4,4 +4,5 @@
 
 pub mod articulation;
 pub mod fem;
+pub mod mpm;
 pub mod particles;

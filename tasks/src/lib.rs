@@ -7,6 +7,7 @@ pub mod chain_reach;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
+pub mod rolling_flat;
 pub mod soft_jumper;
 pub mod torso;
 pub mod vec_env;
@@ -17,9 +18,10 @@ pub use chain_reach::{ChainReach, ChainReachConfig};
 pub use hand_reorient::{HandReorient, HandReorientConfig};
 pub use hopper::{Hopper, HopperConfig};
 pub use humanoid::{Humanoid, HumanoidConfig};
+pub use rolling_flat::{RollingFlat, RollingFlatConfig};
 pub use soft_jumper::{SoftJumper, SoftJumperConfig};
 pub use vec_env::{NanEvent, StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts (it also accepts them with `_` for `-`).
 pub const TASKS: &[&str] =
-    &["chain-reach", "cartpole", "ant-run", "hopper", "humanoid", "hand-reorient", "soft-jumper"];
+    &["chain-reach", "cartpole", "ant-run", "hopper", "humanoid", "hand-reorient", "soft-jumper", "rolling-flat"];

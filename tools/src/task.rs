@@ -6,6 +6,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
+use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 
 /// Underscore spellings the `--task` parser also accepts.
@@ -14,6 +15,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("ant-run", "ant_run"),
     ("hand-reorient", "hand_reorient"),
     ("soft-jumper", "soft_jumper"),
+    ("rolling-flat", "rolling_flat"),
 ];
 
 /// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
@@ -53,6 +55,7 @@ pub enum Task {
     Humanoid(Humanoid),
     HandReorient(HandReorient),
     SoftJumper(SoftJumper),
+    RollingFlat(RollingFlat),
 }
 
 impl Task {
@@ -97,6 +100,11 @@ impl Task {
                 threads: opts.threads,
                 ..SoftJumperConfig::default()
             })?)),
+            "rolling-flat" => Ok(Task::RollingFlat(RollingFlat::new(RollingFlatConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..RollingFlatConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -112,6 +120,7 @@ impl SimFactory for Task {
             Task::Humanoid(t) => t.sim(),
             Task::HandReorient(t) => t.sim(),
             Task::SoftJumper(t) => t.sim(),
+            Task::RollingFlat(t) => t.sim(),
         }
     }
 }

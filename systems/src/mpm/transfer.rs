@@ -1,0 +1,783 @@
+//! `mpm.transfer`: one MLS-MPM substep of particle ↔ grid transfer (Hu et al. 2018, "A Moving
+//! Least Squares Material Point Method", §4 and Alg. 1; APIC affine velocity C), fused into one
+//! system because the grid is scratch, not state:
+//!
+//! 1. **P2G** (quadratic B-spline weights w_i on the 3×3×3 stencil, Mᵖ⁻¹ = 4/Δx²):
+//!    A_p = −Δt V_p (4/Δx²) τ_p + m_p C_p,
+//!    m_i += w_ip m_p,  (mv)_i += w_ip (m_p v_p + A_p (x_i − x_p)).
+//! 2. **Grid update** on nodes with m_i > ε: v_i = (mv)_i / m_i + Δt g, then the kinematic
+//!    collider's projection (`collider.rs`), then the domain boundary: within `bound` cells of a
+//!    face the velocity component pointing out of the box is zeroed (free slip); on the floor
+//!    (`Floor::Sticky`) the whole velocity is zeroed when it points down (rewarped.md §4).
+//! 3. **G2P**: v_p = Σ w_ip v_i, C_p = (4/Δx²) Σ w_ip v_i (x_i − x_p)ᵀ, x_p ← x_p + Δt v_p
+//!    (clamped inside the grid), F_p ← (I + Δt C_p) Fp_p (Fp: F after the return mapping).
+//!
+//! Each env has its own domain [0, 1]³ with Δx = 1/G. The grid is never allocated at G³: each
+//! env's substep works on the bounding box of the nodes its particles touch (a dense sub-grid,
+//! cleared in O(box), not O(G³)), held in a per-thread scratch buffer. Node indices stay global,
+//! so the boundary conditions see the same cells as on the full grid.
+//!
+//! Adjoint (hand-written): recompute P2G and the grid update into the scratch, then reverse G2P
+//! (gather of v̄_i, weight and stencil-offset derivatives), the grid update (v̄ → (m̄v)_i = v̄/m,
+//! m̄_i = −v̄·v/m; the boundary masks; the collider projection replayed on the reverse tape per
+//! node it touches), and P2G. Both the G2P and P2G reversals add ∂w/∂x_p and ∂(x_i − x_p)/∂x_p
+//! terms to x̄_p. Particle mass and volume are model constants.
+//!
+//! State: `mpm_x`, `mpm_v` [P, 3], `mpm_C` [P, 9] (read and written), `mpm_F` [P, 9] (written),
+//! `mpm_Fp`, `mpm_stress` [P, 9] (read; written by `mpm.material`), `collider_q`, `collider_qd` [1, 4] (read, when a
+//! collider is set). Model: `mpm_mass_vol` [P, 2].
+
+use std::any::Any;
+use std::cell::RefCell;
+
+use diffsim_engine::reverse::{clear_tape, gradients};
+use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
+use rayon::prelude::*;
+
+use super::collider::Collider;
+
+/// What the floor does to grid velocities in its `bound` cells.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Floor {
+    /// v = 0 where v_y < 0 (Rewarped's ground_friction ≥ 99).
+    Sticky,
+    /// Only v_y < 0 is zeroed (free slip, like the other walls).
+    Slip,
+}
+
+/// The per-env background grid and its boundary conditions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Grid {
+    /// Nodes per axis G (Δx = 1/G).
+    pub res: usize,
+    /// Boundary layer thickness in cells.
+    pub bound: usize,
+    pub gravity: [f64; 3],
+    pub floor: Floor,
+}
+
+impl Grid {
+    pub fn dx(&self) -> f64 {
+        1.0 / self.res as f64
+    }
+}
+
+/// Mass below which a node is empty (rewarped.md §4: eps = 1e-15).
+const MASS_EPS: f64 = 1e-15;
+
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub grid: Grid,
+    pub collider: Option<Collider>,
+    /// Threads for one env's particles (P2G on per-block sub-grids then summed, G2P on particle
+    /// blocks), used when a chunk holds fewer envs than this (e.g. a single env); 1 = serial.
+    /// The work goes to the rayon pool the call runs in (the engine's, or the global one).
+    pub threads: usize,
+}
+
+/// Quadratic B-spline weights and their x-derivatives of one particle, per axis, and the node
+/// offsets x_i − x_p per axis (the stencil is a tensor product, so every per-node quantity is
+/// assembled from these 3 × 3 numbers).
+struct Stencil<R> {
+    base: [usize; 3],
+    w: [[R; 3]; 3],
+    dw: [[R; 3]; 3],
+    dpos: [[R; 3]; 3],
+}
+
+fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
+    let mut base = [0usize; 3];
+    let mut w = [[R::zero(); 3]; 3];
+    let mut dw = [[R::zero(); 3]; 3];
+    let mut dpos = [[R::zero(); 3]; 3];
+    let inv = R::from_f64(inv_dx);
+    let dx = R::from_f64(1.0 / inv_dx);
+    for d in 0..3 {
+        let xs = x[d] * inv;
+        // Truncation is floor here: the argument is clamped to ≥ 0 first.
+        let bi = (xs.to_f64() - 0.5).max(0.0) as usize;
+        let b = bi as f64;
+        base[d] = bi;
+        let fx = xs - R::from_f64(b);
+        let (a, c) = (R::from_f64(1.5) - fx, fx - R::from_f64(0.5));
+        let m = fx - R::one();
+        w[d] = [R::from_f64(0.5) * a * a, R::from_f64(0.75) - m * m, R::from_f64(0.5) * c * c];
+        dw[d] = [-a * inv, R::from_f64(-2.0) * m * inv, c * inv];
+        // x_i − x_p = (i − fx) Δx for the node i steps above the base.
+        dpos[d] = [-fx * dx, (R::one() - fx) * dx, (R::from_f64(2.0) - fx) * dx];
+    }
+    Stencil { base, w, dw, dpos }
+}
+
+/// The sub-grid of one env's substep: global origin and extent.
+#[derive(Clone, Copy)]
+struct Region {
+    lo: [usize; 3],
+    n: [usize; 3],
+}
+
+impl Region {
+    fn len(&self) -> usize {
+        self.n[0] * self.n[1] * self.n[2]
+    }
+    #[inline]
+    fn index(&self, g: [usize; 3]) -> usize {
+        ((g[0] - self.lo[0]) * self.n[1] + (g[1] - self.lo[1])) * self.n[2] + (g[2] - self.lo[2])
+    }
+    /// Index of the stencil's first node and the strides of the three axes.
+    #[inline]
+    fn strides(&self, base: [usize; 3]) -> (usize, [usize; 3]) {
+        (self.index(base), [self.n[1] * self.n[2], self.n[2], 1])
+    }
+    fn node(&self, k: usize) -> [usize; 3] {
+        let c = k % self.n[2];
+        let b = (k / self.n[2]) % self.n[1];
+        let a = k / (self.n[1] * self.n[2]);
+        [a + self.lo[0], b + self.lo[1], c + self.lo[2]]
+    }
+}
+
+thread_local! {
+    /// Per-thread grid buffers, one per scalar type (the grid is scratch, reused across calls).
+    static SCRATCH: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with a zeroed buffer of `len` scalars from this thread's pool.
+fn with_scratch<R: Real, T>(len: usize, f: impl FnOnce(&mut [R]) -> T) -> T {
+    let mut buf: Vec<R> = SCRATCH
+        .with(|s| {
+            let mut s = s.borrow_mut();
+            let i = s.iter().position(|b| b.is::<Vec<R>>())?;
+            s.swap_remove(i).downcast::<Vec<R>>().ok().map(|b| *b)
+        })
+        .unwrap_or_default();
+    buf.clear();
+    buf.resize(len, R::zero());
+    let out = f(&mut buf);
+    SCRATCH.with(|s| s.borrow_mut().push(Box::new(buf)));
+    out
+}
+
+type M<R> = [[R; 3]; 3];
+
+fn load3<R: Real>(c: &[R], p: usize) -> [R; 3] {
+    [c[3 * p], c[3 * p + 1], c[3 * p + 2]]
+}
+fn load9<R: Real>(c: &[R], p: usize) -> M<R> {
+    let o = 9 * p;
+    [[c[o], c[o + 1], c[o + 2]], [c[o + 3], c[o + 4], c[o + 5]], [c[o + 6], c[o + 7], c[o + 8]]]
+}
+fn store9<R: Real>(c: &mut [R], p: usize, m: &M<R>) {
+    for i in 0..3 {
+        for j in 0..3 {
+            c[9 * p + 3 * i + j] = m[i][j];
+        }
+    }
+}
+fn matvec<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
+    [0, 1, 2].map(|i| a[i][0] * v[0] + a[i][1] * v[1] + a[i][2] * v[2])
+}
+fn matvec_t<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
+    [0, 1, 2].map(|j| a[0][j] * v[0] + a[1][j] * v[1] + a[2][j] * v[2])
+}
+
+/// The particle rows G2P writes (and the Fp it reads), for one block of particles.
+struct G2pOut<'a, R> {
+    x: &'a mut [R],
+    v: &'a mut [R],
+    c: &'a mut [R],
+    f: &'a mut [R],
+    fp: &'a [R],
+}
+
+/// Per-env inputs of one substep.
+struct EnvIn<'a, R> {
+    x: &'a [R],
+    v: &'a [R],
+    c: &'a [R],
+    tau: &'a [R],
+    mass_vol: &'a [f64],
+    q: [R; 4],
+    qd: [R; 4],
+}
+
+impl Transfer {
+    fn inv_dx(&self) -> f64 {
+        self.grid.res as f64
+    }
+
+    /// Lowest and highest allowed particle coordinate (keeps the stencil inside the grid).
+    fn clamp_range(&self) -> (f64, f64) {
+        let dx = self.grid.dx();
+        (dx, (self.grid.res as f64 - 2.0) * dx)
+    }
+
+    fn region<R: Real>(&self, x: &[R]) -> Region {
+        let inv = self.inv_dx();
+        let mut lo = [usize::MAX; 3];
+        let mut hi = [0usize; 3];
+        for p in 0..x.len() / 3 {
+            for d in 0..3 {
+                let b = (x[3 * p + d].to_f64() * inv - 0.5).max(0.0) as usize;
+                lo[d] = lo[d].min(b);
+                hi[d] = hi[d].max(b + 2);
+            }
+        }
+        if x.is_empty() {
+            return Region { lo: [0; 3], n: [0; 3] };
+        }
+        // Not clamped to the grid: a particle placed outside (bad input) still gets its stencil,
+        // and the walls (g ≥ G − bound) act on those nodes.
+        Region { lo, n: [0, 1, 2].map(|d| hi[d] + 1 - lo[d]) }
+    }
+
+    /// P2G into `m` [n] and `mv` [3n] (both zero on entry).
+    fn p2g<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
+        let k = 4.0 * self.inv_dx() * self.inv_dx();
+        for p in 0..inp.x.len() / 3 {
+            let (mp, vol) = (inp.mass_vol[2 * p], inp.mass_vol[2 * p + 1]);
+            let x = load3(inp.x, p);
+            let st = stencil(x, self.inv_dx());
+            let cm = load9(inp.c, p);
+            let tau = load9(inp.tau, p);
+            let (s1, s2) = (R::from_f64(-dt * vol * k), R::from_f64(mp));
+            let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
+            let mvp = vel_scaled(load3(inp.v, p), s2);
+            // A (x_i − x_p) = Σ_d A[:, d] dpos_d: one column product per axis offset.
+            let acol = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| a[r][d] * st.dpos[d][o])));
+            let (n0, stride) = reg.strides(st.base);
+            for i in 0..3 {
+                for j in 0..3 {
+                    let wij = st.w[0][i] * st.w[1][j];
+                    let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
+                    for (l, (&wl, az)) in st.w[2].iter().zip(&acol[2]).enumerate() {
+                        let w = wij * wl;
+                        let n = n0 + i * stride[0] + j * stride[1] + l;
+                        m[n] += w * s2;
+                        for d in 0..3 {
+                            mv[3 * n + d] += w * (mij[d] + az[d]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// P2G split over particle blocks, one sub-grid per block, summed (no shared writes).
+    fn p2g_par<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
+        let np = inp.x.len() / 3;
+        let bs = np.div_ceil(self.threads).max(1);
+        let n = reg.len();
+        let grids: Vec<Vec<R>> = (0..np.div_ceil(bs))
+            .into_par_iter()
+            .map(|b| {
+                let r = b * bs..((b + 1) * bs).min(np);
+                let sub = EnvIn {
+                    x: &inp.x[3 * r.start..3 * r.end],
+                    v: &inp.v[3 * r.start..3 * r.end],
+                    c: &inp.c[9 * r.start..9 * r.end],
+                    tau: &inp.tau[9 * r.start..9 * r.end],
+                    mass_vol: &inp.mass_vol[2 * r.start..2 * r.end],
+                    q: inp.q,
+                    qd: inp.qd,
+                };
+                let mut g = vec![R::zero(); 4 * n];
+                let (gm, gmv) = g.split_at_mut(n);
+                self.p2g(dt, &sub, reg, gm, gmv);
+                g
+            })
+            .collect();
+        for g in &grids {
+            for (a, &b) in m.iter_mut().zip(&g[..n]) {
+                *a += b;
+            }
+            for (a, &b) in mv.iter_mut().zip(&g[n..]) {
+                *a += b;
+            }
+        }
+    }
+
+    /// G2P for a block of particles (slices of that block), from grid velocities `gv` [3n].
+    fn g2p<R: Real>(&self, dt: f64, reg: &Region, gv: &[R], out: G2pOut<'_, R>) {
+        let (lo, hi) = self.clamp_range();
+        let k = R::from_f64(4.0 * self.inv_dx() * self.inv_dx());
+        let dtr = R::from_f64(dt);
+        for p in 0..out.x.len() / 3 {
+            let x = load3(out.x, p);
+            let st = stencil(x, self.inv_dx());
+            let mut vp = [R::zero(); 3];
+            let mut cp = [[R::zero(); 3]; 3];
+            let (n0, stride) = reg.strides(st.base);
+            for i in 0..3 {
+                for j in 0..3 {
+                    let wij = st.w[0][i] * st.w[1][j];
+                    for l in 0..3 {
+                        let w = wij * st.w[2][l];
+                        let n = n0 + i * stride[0] + j * stride[1] + l;
+                        let wv = [w * gv[3 * n], w * gv[3 * n + 1], w * gv[3 * n + 2]];
+                        let dpos = [st.dpos[0][i], st.dpos[1][j], st.dpos[2][l]];
+                        for a in 0..3 {
+                            vp[a] += wv[a];
+                            for b in 0..3 {
+                                cp[a][b] += wv[a] * dpos[b];
+                            }
+                        }
+                    }
+                }
+            }
+            for row in cp.iter_mut() {
+                for c in row.iter_mut() {
+                    *c *= k;
+                }
+            }
+            for d in 0..3 {
+                let nx = x[d] + dtr * vp[d];
+                out.x[3 * p + d] = nx.max(R::from_f64(lo)).min(R::from_f64(hi));
+                out.v[3 * p + d] = vp[d];
+            }
+            let f = load9(out.fp, p);
+            let mut fnew = f;
+            for a in 0..3 {
+                for b in 0..3 {
+                    fnew[a][b] += dtr * (cp[a][0] * f[0][b] + cp[a][1] * f[1][b] + cp[a][2] * f[2][b]);
+                }
+            }
+            store9(out.c, p, &cp);
+            store9(out.f, p, &fnew);
+        }
+    }
+
+    /// Grid-node velocity from momentum, with gravity, collider and walls.
+    fn node_op<R: Real>(&self, g: [usize; 3], v: [R; 3], q: &[R; 4], qd: &[R; 4]) -> [R; 3] {
+        let mut v = v;
+        if let Some(c) = &self.collider {
+            let dx = self.grid.dx();
+            v = c.project(g.map(|i| i as f64 * dx), v, q, qd);
+        }
+        self.walls(g, &mut v);
+        v
+    }
+
+    /// Which velocity components the walls and floor keep at node `g` (module docs); the choice
+    /// depends on the sign of v only, so the update is a fixed mask on each side of it.
+    fn wall_mask<R: Real>(&self, g: [usize; 3], v: &[R; 3]) -> [bool; 3] {
+        let (b, res) = (self.grid.bound, self.grid.res);
+        if self.grid.floor == Floor::Sticky && g[1] < b && v[1].to_f64() < 0.0 {
+            return [false; 3];
+        }
+        [0, 1, 2].map(|d| !((g[d] < b && v[d].to_f64() < 0.0) || (g[d] + b >= res && v[d].to_f64() > 0.0)))
+    }
+
+    fn walls<R: Real>(&self, g: [usize; 3], v: &mut [R; 3]) {
+        let keep = self.wall_mask(g, v);
+        for d in 0..3 {
+            if !keep[d] {
+                v[d] = R::zero();
+            }
+        }
+    }
+
+    /// Turns momentum into the updated velocity in place over the region.
+    fn grid_update<R: Real>(&self, dt: f64, reg: &Region, m: &[R], mv: &mut [R], q: &[R; 4], qd: &[R; 4]) {
+        let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
+        for k in 0..reg.len() {
+            if m[k].to_f64() <= MASS_EPS {
+                mv[3 * k..3 * k + 3].fill(R::zero());
+                continue;
+            }
+            let inv = R::one() / m[k];
+            let v = [0, 1, 2].map(|d| mv[3 * k + d] * inv + gdt[d]);
+            let v = self.node_op(reg.node(k), v, q, qd);
+            mv[3 * k..3 * k + 3].copy_from_slice(&v);
+        }
+    }
+
+    fn env_in<'a, R: Real>(
+        &self,
+        e: usize,
+        np: usize,
+        cols: [&'a [R]; 4],
+        mv: &'a [f64],
+        q: &[R],
+        qd: &[R],
+    ) -> EnvIn<'a, R> {
+        let [x, v, c, tau] = cols;
+        let (q, qd) = if self.collider.is_some() {
+            ([0, 1, 2, 3].map(|k| q[4 * e + k]), [0, 1, 2, 3].map(|k| qd[4 * e + k]))
+        } else {
+            ([R::zero(); 4], [R::zero(); 4])
+        };
+        EnvIn {
+            x: &x[3 * np * e..3 * np * (e + 1)],
+            v: &v[3 * np * e..3 * np * (e + 1)],
+            c: &c[9 * np * e..9 * np * (e + 1)],
+            tau: &tau[9 * np * e..9 * np * (e + 1)],
+            mass_vol: &mv[2 * np * e..2 * np * (e + 1)],
+            q,
+            qd,
+        }
+    }
+}
+
+fn vel_scaled<R: Real>(v: [R; 3], s: R) -> [R; 3] {
+    [v[0] * s, v[1] * s, v[2] * s]
+}
+
+impl<R: Real> System<R> for Transfer {
+    fn name(&self) -> &str {
+        "mpm.transfer"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        let mut a = Vec::new();
+        for (name, w) in [("mpm_x", 3), ("mpm_v", 3), ("mpm_C", 9)] {
+            a.push(ColumnAccess::state(name, w));
+            a.push(ColumnAccess::write(name, w));
+        }
+        a.push(ColumnAccess::state("mpm_Fp", 9));
+        a.push(ColumnAccess::write("mpm_F", 9));
+        a.push(ColumnAccess::state("mpm_stress", 9));
+        a.push(ColumnAccess::model("mpm_mass_vol", 2));
+        if self.collider.is_some() {
+            a.push(ColumnAccess::state("collider_q", 4));
+            a.push(ColumnAccess::state("collider_qd", 4));
+        }
+        a
+    }
+
+    fn forward(&self, cx: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let dt = cx.dt;
+        let np = model.count("mpm_mass_vol");
+        let mass_vol = model.param("mpm_mass_vol");
+        let (q, qd): (Vec<R>, Vec<R>) = if self.collider.is_some() {
+            (state.col("collider_q").to_vec(), state.col("collider_qd").to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let par = self.threads > 1 && model.num_envs() < self.threads;
+        let [xs, vs, cs, fs, fps, tau_all] =
+            state.cols_mut(["mpm_x", "mpm_v", "mpm_C", "mpm_F", "mpm_Fp", "mpm_stress"]);
+        let (tau_all, fps): (&[R], &[R]) = (tau_all, fps);
+        for e in 0..model.num_envs() {
+            let reg = self.region(&xs[3 * np * e..3 * np * (e + 1)]);
+            with_scratch::<R, _>(4 * reg.len(), |buf| {
+                let (m, mv) = buf.split_at_mut(reg.len());
+                {
+                    let inp = self.env_in(e, np, [&*xs, &*vs, &*cs, tau_all], mass_vol, &q, &qd);
+                    if par {
+                        self.p2g_par(dt, &inp, &reg, m, mv);
+                    } else {
+                        self.p2g(dt, &inp, &reg, m, mv);
+                    }
+                    self.grid_update(dt, &reg, m, mv, &inp.q, &inp.qd);
+                }
+                let (p3, p9) = (3 * np * e..3 * np * (e + 1), 9 * np * e..9 * np * (e + 1));
+                let out = G2pOut {
+                    x: &mut xs[p3.clone()],
+                    v: &mut vs[p3],
+                    c: &mut cs[p9.clone()],
+                    f: &mut fs[p9.clone()],
+                    fp: &fps[p9],
+                };
+                if par {
+                    let bs = np.div_ceil(self.threads).max(1);
+                    out.x
+                        .par_chunks_mut(3 * bs)
+                        .zip(out.v.par_chunks_mut(3 * bs))
+                        .zip(out.c.par_chunks_mut(9 * bs))
+                        .zip(out.f.par_chunks_mut(9 * bs))
+                        .zip(out.fp.par_chunks(9 * bs))
+                        .for_each(|((((x, v), c), f), fp)| self.g2p(dt, &reg, mv, G2pOut { x, v, c, f, fp }));
+                } else {
+                    self.g2p(dt, &reg, mv, out);
+                }
+            });
+        }
+    }
+
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        _: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
+    ) {
+        let dt = cx.dt;
+        let np = model.count("mpm_mass_vol");
+        let mass_vol = model.param("mpm_mass_vol");
+        let cols = ["mpm_x", "mpm_v", "mpm_C", "mpm_stress"].map(|c| pre.col(c));
+        let fpre = pre.col("mpm_Fp");
+        let (q, qd) = if self.collider.is_some() {
+            (pre.col("collider_q").to_vec(), pre.col("collider_qd").to_vec())
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (lo, hi) = self.clamp_range();
+        let kc = 4.0 * self.inv_dx() * self.inv_dx();
+        let has_collider = self.collider.is_some();
+        let mut aq_acc = vec![R::zero(); if has_collider { 8 * model.num_envs() } else { 0 }];
+        {
+            let [ax, av, ac, af, afp, at] = adj.cols_mut(["mpm_x", "mpm_v", "mpm_C", "mpm_F", "mpm_Fp", "mpm_stress"]);
+            for e in 0..model.num_envs() {
+                let inp = self.env_in(e, np, cols, mass_vol, &q, &qd);
+                let reg = self.region(inp.x);
+                let n = reg.len();
+                // m [n], momentum [3n], v_out [3n], v̄ [3n], m̄ [n].
+                with_scratch::<R, _>(11 * n, |buf| {
+                    let (m, rest) = buf.split_at_mut(n);
+                    let (mv, rest) = rest.split_at_mut(3 * n);
+                    let (vout, rest) = rest.split_at_mut(3 * n);
+                    let (vbar, mbar) = rest.split_at_mut(3 * n);
+                    self.p2g(dt, &inp, &reg, m, mv);
+                    vout.copy_from_slice(mv);
+                    self.grid_update(dt, &reg, m, vout, &inp.q, &inp.qd);
+
+                    let k = R::from_f64(kc);
+                    let dtr = R::from_f64(dt);
+                    // Reverse G2P.
+                    for pl in 0..np {
+                        let p = np * e + pl;
+                        let x = load3(inp.x, pl);
+                        let st = stencil(x, self.inv_dx());
+                        let (n0, stride) = reg.strides(st.base);
+                        // Recompute v_p and C_p.
+                        let mut vp = [R::zero(); 3];
+                        let mut cp = [[R::zero(); 3]; 3];
+                        for i in 0..27 {
+                            let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
+                            let w = st.w[0][a] * st.w[1][b] * st.w[2][c];
+                            let nn = n0 + a * stride[0] + b * stride[1] + c;
+                            let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
+                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
+                            for r in 0..3 {
+                                vp[r] += w * vi[r];
+                                for s in 0..3 {
+                                    cp[r][s] += w * k * vi[r] * dpos[s];
+                                }
+                            }
+                        }
+                        let f = load9(fpre, p);
+                        let fbar_out = load9(af, p);
+                        let mut xbar = [R::zero(); 3];
+                        let mut vpbar = [R::zero(); 3];
+                        for d in 0..3 {
+                            let nx = (x[d] + dtr * vp[d]).to_f64();
+                            let g = if nx >= lo && nx <= hi { ax[3 * p + d] } else { R::zero() };
+                            xbar[d] = g;
+                            vpbar[d] = av[3 * p + d] + dtr * g;
+                        }
+                        // F' = F + Δt C' F: C̄' += Δt F̄' Fᵀ, F̄ = F̄' + Δt C'ᵀ F̄'.
+                        let mut cbar = load9(ac, p);
+                        let mut fbar = fbar_out;
+                        for r in 0..3 {
+                            for s in 0..3 {
+                                let mut a1 = R::zero();
+                                let mut a2 = R::zero();
+                                for t in 0..3 {
+                                    a1 += fbar_out[r][t] * f[s][t];
+                                    a2 += cp[t][r] * fbar_out[t][s];
+                                }
+                                cbar[r][s] += dtr * a1;
+                                fbar[r][s] += dtr * a2;
+                            }
+                        }
+                        // F is overwritten (its adjoint is consumed); Fp is read (accumulate).
+                        store9(af, p, &[[R::zero(); 3]; 3]);
+                        for r in 0..3 {
+                            for s2 in 0..3 {
+                                afp[9 * p + 3 * r + s2] += fbar[r][s2];
+                            }
+                        }
+                        for i in 0..27 {
+                            let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
+                            let (w0, w1, w2) = (st.w[0][a], st.w[1][b], st.w[2][c]);
+                            let w = w0 * w1 * w2;
+                            let nn = n0 + a * stride[0] + b * stride[1] + c;
+                            let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
+                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
+                            let cd = matvec(&cbar, dpos);
+                            let mut wbar = R::zero();
+                            for r in 0..3 {
+                                vbar[3 * nn + r] += w * (vpbar[r] + k * cd[r]);
+                                wbar += vi[r] * (vpbar[r] + k * cd[r]);
+                            }
+                            // ∂dpos/∂x = −I; d̄pos = k w C̄ᵀ v_i.
+                            let dpb = matvec_t(&cbar, vi);
+                            let grad = [st.dw[0][a] * w1 * w2, w0 * st.dw[1][b] * w2, w0 * w1 * st.dw[2][c]];
+                            for d in 0..3 {
+                                xbar[d] += wbar * grad[d] - k * w * dpb[d];
+                            }
+                        }
+                        for d in 0..3 {
+                            ax[3 * p + d] = xbar[d];
+                            av[3 * p + d] = R::zero();
+                        }
+                        store9(ac, p, &[[R::zero(); 3]; 3]);
+                    }
+                    // Reverse the grid update: v̄_out → v̄_in → (m̄v, m̄).
+                    let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
+                    let mut aq_env = [R::zero(); 8];
+                    for kk in 0..n {
+                        if m[kk].to_f64() <= MASS_EPS {
+                            continue;
+                        }
+                        let inv = R::one() / m[kk];
+                        let vin = [0, 1, 2].map(|d| mv[3 * kk + d] * inv + gdt[d]);
+                        let g = reg.node(kk);
+                        let vb = [vbar[3 * kk], vbar[3 * kk + 1], vbar[3 * kk + 2]];
+                        let vin_bar = self.node_op_adjoint(g, vin, &inp.q, &inp.qd, vb, &mut aq_env);
+                        let mut mb = R::zero();
+                        for d in 0..3 {
+                            vbar[3 * kk + d] = vin_bar[d] * inv;
+                            mb -= vin_bar[d] * (vin[d] - gdt[d]) * inv;
+                        }
+                        mbar[kk] = mb;
+                    }
+                    if has_collider {
+                        aq_acc[8 * e..8 * e + 8].copy_from_slice(&aq_env);
+                    }
+                    // Reverse P2G (vbar now holds (m̄v)_i).
+                    for pl in 0..np {
+                        let p = np * e + pl;
+                        let (mp, vol) = (inp.mass_vol[2 * pl], inp.mass_vol[2 * pl + 1]);
+                        let x = load3(inp.x, pl);
+                        let st = stencil(x, self.inv_dx());
+                        let (n0, stride) = reg.strides(st.base);
+                        let cm = load9(inp.c, pl);
+                        let tau = load9(inp.tau, pl);
+                        let (s1, s2) = (R::from_f64(-dt * vol * kc), R::from_f64(mp));
+                        let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
+                        let vv = load3(inp.v, pl);
+                        let mvp = vel_scaled(vv, s2);
+                        let mut xbar = [R::zero(); 3];
+                        let mut vpbar = [R::zero(); 3];
+                        let mut abar = [[R::zero(); 3]; 3];
+                        for i in 0..27 {
+                            let (ia, ib, ic) = (i / 9, (i / 3) % 3, i % 3);
+                            let (w0, w1, w2) = (st.w[0][ia], st.w[1][ib], st.w[2][ic]);
+                            let w = w0 * w1 * w2;
+                            let nn = n0 + ia * stride[0] + ib * stride[1] + ic;
+                            let dpos = [st.dpos[0][ia], st.dpos[1][ib], st.dpos[2][ic]];
+                            let ad = matvec(&a, dpos);
+                            let mvb = [vbar[3 * nn], vbar[3 * nn + 1], vbar[3 * nn + 2]];
+                            let mut wbar = mbar[nn] * s2;
+                            for d in 0..3 {
+                                wbar += mvb[d] * (mvp[d] + ad[d]);
+                                vpbar[d] += w * s2 * mvb[d];
+                                for c2 in 0..3 {
+                                    abar[d][c2] += w * mvb[d] * dpos[c2];
+                                }
+                            }
+                            let dpb = matvec_t(&a, mvb);
+                            let grad = [st.dw[0][ia] * w1 * w2, w0 * st.dw[1][ib] * w2, w0 * w1 * st.dw[2][ic]];
+                            for d in 0..3 {
+                                xbar[d] += wbar * grad[d] - w * dpb[d];
+                            }
+                        }
+                        for d in 0..3 {
+                            ax[3 * p + d] += xbar[d];
+                            av[3 * p + d] += vpbar[d];
+                        }
+                        for r in 0..3 {
+                            for s in 0..3 {
+                                ac[9 * p + 3 * r + s] += s2 * abar[r][s];
+                                at[9 * p + 3 * r + s] += s1 * abar[r][s];
+                            }
+                        }
+                    }
+                });
+            }
+        }
+        if has_collider {
+            let [aq, aqd] = adj.cols_mut(["collider_q", "collider_qd"]);
+            for e in 0..model.num_envs() {
+                for k in 0..4 {
+                    aq[4 * e + k] += aq_acc[8 * e + k];
+                    aqd[4 * e + k] += aq_acc[8 * e + 4 + k];
+                }
+            }
+        }
+    }
+}
+
+impl Transfer {
+    /// v̄_in of `node_op` at one node; adds (q̄, q̄d) into `aq` [8]. The walls are masks chosen
+    /// at the forward branch; the collider projection, where it acts, is replayed on the tape.
+    fn node_op_adjoint<R: Real>(
+        &self,
+        g: [usize; 3],
+        vin: [R; 3],
+        q: &[R; 4],
+        qd: &[R; 4],
+        vbar: [R; 3],
+        aq: &mut [R; 8],
+    ) -> [R; 3] {
+        let dx = self.grid.dx();
+        let x = g.map(|i| i as f64 * dx);
+        let qf = q.map(|v| v.to_f64());
+        match &self.collider {
+            Some(c) if c.touches(x, qf) => {
+                clear_tape();
+                let vl = vin.map(|v| Rev::leaf(v.to_f64()));
+                let ql = q.map(|v| Rev::leaf(v.to_f64()));
+                let qdl = qd.map(|v| Rev::leaf(v.to_f64()));
+                let mut out = c.project(x, vl, &ql, &qdl);
+                self.walls(g, &mut out);
+                let seeds: Vec<(Rev, f64)> = (0..3).map(|d| (out[d], vbar[d].to_f64())).collect();
+                let grads = gradients(seeds);
+                // The 11 leaves are the first nodes of the fresh tape, in creation order.
+                for k in 0..4 {
+                    aq[k] += R::from_f64(grads[3 + k]);
+                    aq[4 + k] += R::from_f64(grads[7 + k]);
+                }
+                [0, 1, 2].map(|d| R::from_f64(grads[d]))
+            }
+            _ => {
+                // Walls only: the forward's mask applied to v̄.
+                let keep = self.wall_mask(g, &vin);
+                [0, 1, 2].map(|d| if keep[d] { vbar[d] } else { R::zero() })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// P2G conserves mass exactly (partition of unity of the quadratic B-spline weights, to f64
+    /// rounding) and momentum up to the affine term, whose stencil moments vanish.
+    #[test]
+    fn p2g_conserves_mass_and_momentum() {
+        let t = Transfer {
+            grid: Grid { res: 16, bound: 2, gravity: [0.0; 3], floor: Floor::Slip },
+            collider: None,
+            threads: 1,
+        };
+        let mut s = 12345u64;
+        let mut u = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let np = 50;
+        let x: Vec<f64> = (0..3 * np).map(|_| 0.3 + 0.4 * u()).collect();
+        let v: Vec<f64> = (0..3 * np).map(|_| u() - 0.5).collect();
+        let c: Vec<f64> = (0..9 * np).map(|_| u() - 0.5).collect();
+        let tau: Vec<f64> = (0..9 * np).map(|_| 100.0 * (u() - 0.5)).collect();
+        let mass_vol: Vec<f64> = (0..np).flat_map(|_| [0.5 + u(), 1e-3]).collect();
+        let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, q: [0.0; 4], qd: [0.0; 4] };
+        let reg = t.region(&x);
+        let mut m = vec![0.0; reg.len()];
+        let mut mv = vec![0.0; 3 * reg.len()];
+        t.p2g(1e-3, &inp, &reg, &mut m, &mut mv);
+        let total: f64 = mass_vol.chunks(2).map(|p| p[0]).sum();
+        let grid_total: f64 = m.iter().sum();
+        assert!((grid_total - total).abs() < 1e-12 * total, "{grid_total} vs {total}");
+        for d in 0..3 {
+            let p: f64 = (0..np).map(|i| mass_vol[2 * i] * v[3 * i + d]).sum();
+            let g: f64 = (0..reg.len()).map(|k| mv[3 * k + d]).sum();
+            assert!((p - g).abs() < 1e-10, "momentum {d}: {g} vs {p}");
+        }
+    }
+}
