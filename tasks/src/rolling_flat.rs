@@ -162,7 +162,7 @@ impl SimFactory for RollingFlat {
         let scene = self.scene();
         let mut packed = scene.pack()?;
         mpm::pack(&scene, &mut packed)?;
-        mpm::pack_collider(&mut packed, &vec![Self::roller_start(); c.num_envs])?;
+        mpm::pack_collider(&mut packed, &Self::collider(), &vec![Self::roller_start(); c.num_envs])?;
         self.spec().add_columns(&mut packed)?;
         let dt = c.substep_dt * c.substeps as f64;
         let obs = Observe { particles: self.obs_particles() };

@@ -112,7 +112,7 @@ impl SimFactory for Block {
         mpm::pack(&scene, &mut packed)?;
         let collider = match &self.collider {
             Some((c, pose)) => {
-                mpm::pack_collider(&mut packed, &vec![*pose; self.num_envs])?;
+                mpm::pack_collider(&mut packed, c, &vec![*pose; self.num_envs])?;
                 packed.add_control(diffsim_engine::ColumnSpec::new("act", 1, 3));
                 Some((c.clone(), self.drive()))
             }

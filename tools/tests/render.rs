@@ -183,3 +183,13 @@ fn a_checkpoints_policy_drives_the_rendered_rollout() {
     let o = diffsim(&dir, &["render", "--checkpoint", "runs/ck", "--policy", "zero", "--out", "x.gif"]);
     assert!(!o.status.success() && text(&o).contains("--policy"), "{}", text(&o));
 }
+
+#[test]
+fn rolling_flat_renders_its_material_points() {
+    let dir = tmp_dir("mpm");
+    let args = ["render", "--task", "rolling-flat", "--steps", "1", "--width", "96", "--height", "72", "--out", "f/"];
+    let o = diffsim(&dir, &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let img = image::open(dir.join("f/frame_00001.png")).unwrap().to_rgba8();
+    check_content(&img, "rolling-flat");
+}

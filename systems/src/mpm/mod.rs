@@ -134,10 +134,24 @@ pub fn pack(scene: &Scene, packed: &mut Packed) -> Result<usize, EngineError> {
     Ok(np)
 }
 
-/// Adds `collider_q` (initial pose per env) and `collider_qd` [1, 4] state columns.
-pub fn pack_collider(packed: &mut Packed, poses: &[[f64; 4]]) -> Result<(), EngineError> {
+/// Adds `collider_q` (initial pose per env) and `collider_qd` [1, 4] state columns, and the
+/// model column `collider_shapes` [S, 8] describing `collider`'s shapes for readers other than
+/// its systems (e.g. the renderer): (kind, centre xyz, a, b, c, 0) with kind 0 capsule and
+/// 1 cylinder (a = radius, b = half height, axis local z) or 2 box (a, b, c = half extents).
+pub fn pack_collider(packed: &mut Packed, collider: &Collider, poses: &[[f64; 4]]) -> Result<(), EngineError> {
     let q: Vec<f32> = poses.iter().flat_map(|p| p.map(|x| x as f32)).collect();
     packed.state.add_column(ColumnSpec::new("collider_q", 1, 4), q)?;
+    let row = |s: &collider::Shape| match *s {
+        collider::Shape::Capsule { center: c, radius, half_height } => {
+            [0.0, c[0], c[1], c[2], radius, half_height, 0.0, 0.0]
+        }
+        collider::Shape::Cylinder { center: c, radius, half_height } => {
+            [1.0, c[0], c[1], c[2], radius, half_height, 0.0, 0.0]
+        }
+        collider::Shape::Box { center: c, half_extents: h } => [2.0, c[0], c[1], c[2], h[0], h[1], h[2], 0.0],
+    };
+    let shapes: Vec<f64> = poses.iter().flat_map(|_| collider.shapes.iter().flat_map(row)).collect();
+    packed.add_param(ColumnSpec::new("collider_shapes", collider.shapes.len(), 8), shapes)?;
     packed.add_state(ColumnSpec::new("collider_qd", 1, 4))
 }
 

@@ -40,6 +40,9 @@ pub const BODY_PALETTE: [Rgb; 4] = [srgb(232, 118, 38), srgb(214, 84, 52), srgb(
 pub const PARTICLE_COLOR: Rgb = srgb(235, 90, 60);
 pub const SPRING_COLOR: Rgb = srgb(170, 120, 90);
 pub const SURFACE_COLOR: Rgb = srgb(225, 120, 70);
+/// MPM material points and the kinematic collider that shapes them.
+pub const MPM_COLOR: Rgb = srgb(230, 150, 70);
+pub const COLLIDER_COLOR: Rgb = srgb(150, 150, 165);
 
 /// A unit mesh the renderer instances.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,11 +97,15 @@ impl Frame {
         let transform = Mat4::from_scale_rotation_translation(half_extents, rot, center);
         self.instances.push(Instance { mesh: Mesh::Box, transform, color });
     }
-    /// A capsule of `radius` whose segment runs ± `half_height` along the local y axis.
-    pub fn capsule(&mut self, center: Vec3, rot: Quat, radius: f32, half_height: f32, color: Rgb) {
+    /// A flat-capped cylinder of `radius`, ± `half_height` along the local y axis.
+    pub fn cylinder(&mut self, center: Vec3, rot: Quat, radius: f32, half_height: f32, color: Rgb) {
         let scale = Vec3::new(radius, half_height.max(1e-6), radius);
         let transform = Mat4::from_scale_rotation_translation(scale, rot, center);
         self.instances.push(Instance { mesh: Mesh::Cylinder, transform, color });
+    }
+    /// A capsule of `radius` whose segment runs ± `half_height` along the local y axis.
+    pub fn capsule(&mut self, center: Vec3, rot: Quat, radius: f32, half_height: f32, color: Rgb) {
+        self.cylinder(center, rot, radius, half_height, color);
         let axis = rot * Vec3::Y * half_height;
         self.sphere(center + axis, radius, color);
         self.sphere(center - axis, radius, color);
@@ -147,7 +154,7 @@ pub trait Layer {
 
 /// The layers `diffsim render` runs, in drawing order.
 pub fn layers() -> Vec<Box<dyn Layer>> {
-    vec![Box::new(Articulations), Box::new(TetSurfaces::default()), Box::new(Particles)]
+    vec![Box::new(Articulations), Box::new(TetSurfaces::default()), Box::new(Particles), Box::new(MpmMaterial)]
 }
 
 /// Per-env rows `[count, width]` of a model column, if the model has it.
@@ -287,6 +294,53 @@ impl Layer for Particles {
     }
 }
 
+/// MPM material points (`mpm_x`, radius from the particle volume `mpm_mass_vol`) and the
+/// kinematic collider (`collider_q` = (x, y, z, θ about +y), shapes from `collider_shapes`).
+pub struct MpmMaterial;
+
+impl Layer for MpmMaterial {
+    fn draw(
+        &mut self,
+        model: &Model,
+        state: &Columns<f32>,
+        env: usize,
+        offset: Vec3,
+        frame: &mut Frame,
+    ) -> anyhow::Result<()> {
+        let Ok(x) = state.env("mpm_x", env) else { return Ok(()) };
+        let mass_vol = param_rows(model, "mpm_mass_vol", env);
+        let mut sum = Vec3::ZERO;
+        for (i, p) in x.chunks_exact(3).enumerate() {
+            // The radius of a sphere of the particle's volume, a little shrunk so points separate.
+            let vol = mass_vol.map_or(1e-6, |mv| mv[2 * i + 1]);
+            let radius = (0.8 * (3.0 * vol / (4.0 * std::f64::consts::PI)).cbrt()) as f32;
+            let pos = Vec3::new(p[0], p[1], p[2]) + offset;
+            frame.points.push(Point { pos, radius: radius.max(0.002), color: MPM_COLOR });
+            sum += pos;
+        }
+        if !x.is_empty() {
+            frame.focus.push(sum / (x.len() / 3) as f32);
+        }
+        let (Ok(q), Some(shapes)) = (state.env("collider_q", env), param_rows(model, "collider_shapes", env)) else {
+            return Ok(());
+        };
+        let rot = Quat::from_rotation_y(q[3]);
+        let at = Vec3::new(q[0], q[1], q[2]) + offset;
+        // Capsules and cylinders run along the body's local z; the unit meshes along y.
+        let z_axis = rot * Quat::from_rotation_x(std::f32::consts::FRAC_PI_2);
+        for sh in shapes.chunks_exact(8) {
+            let [kind, cx, cy, cz, a, b, c, _] = std::array::from_fn(|k| sh[k] as f32);
+            let center = at + rot * Vec3::new(cx, cy, cz);
+            match kind as u32 {
+                0 => frame.capsule(center, z_axis, a, b, COLLIDER_COLOR),
+                1 => frame.cylinder(center, z_axis, a, b, COLLIDER_COLOR),
+                _ => frame.cuboid(center, rot, Vec3::new(a, b, c), COLLIDER_COLOR),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A boundary face: its vertices and the fourth vertex of its tetrahedron.
 pub type Face = ([u32; 3], u32);
 
@@ -369,6 +423,24 @@ impl Layer for TetSurfaces {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mpm_layer_draws_every_material_point_and_the_rollers_shapes() {
+        use diffsim_engine::{Sim, SimFactory};
+        use diffsim_tasks::{RollingFlat, RollingFlatConfig};
+        let sim: Sim<f32> = RollingFlat::new(RollingFlatConfig::default()).sim().unwrap();
+        let mut frame = Frame::default();
+        MpmMaterial.draw(&sim.model, &sim.state, 0, Vec3::ZERO, &mut frame).unwrap();
+        assert_eq!(frame.points.len(), sim.state.env("mpm_x", 0).unwrap().len() / 3);
+        // Two capsules (roller and handle): a cylinder and two end spheres each, in grey.
+        assert_eq!(frame.instances.len(), 6);
+        assert!(frame.instances.iter().all(|i| i.color == COLLIDER_COLOR));
+        let cylinders = frame.instances.iter().filter(|i| i.mesh == Mesh::Cylinder).count();
+        assert_eq!(cylinders, 2);
+        // The roller's axis (local z, rotated by θ about y) is horizontal.
+        let axis = frame.instances[0].transform.transform_vector3(Vec3::Y).normalize();
+        assert!(axis.y.abs() < 1e-6, "{axis:?}");
+    }
 
     #[test]
     fn two_tets_sharing_a_face_have_six_outward_boundary_faces() {
