@@ -179,7 +179,7 @@ impl SimFactory for SoftJumper {
         self.spec().add_columns(&mut packed)?;
         packed.add_state(ColumnSpec::new("time", 1, 1))?;
         let act = Activation { group: GROUP, scale: c.action_scale };
-        let schedule = fem::schedule::<R>(c.dt, c.substeps, true, Some(act))
+        let schedule = fem::schedule::<R>(c.dt, c.substeps, true, Some(act), None)
             .with(Stage::Step, Clock { dt: c.dt })
             .with(Stage::Post, Observe { sizes })
             .with(Stage::Post, Reward { actions: sizes.actions, start_height: self.start_height() });

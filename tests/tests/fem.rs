@@ -7,7 +7,7 @@ use diffsim_engine::components::{Ground, Material};
 use diffsim_engine::scene::TET_PARAMS;
 use diffsim_engine::{ColumnSpec, Columns, Cpu, Dual, EngineError, Real, Scene, Sim, SimFactory, StepCx, System};
 use diffsim_systems::fem::tetrahedra::tet_energy;
-use diffsim_systems::fem::{self, Activation, BoxWithLegs, TetMesh, Tetrahedra};
+use diffsim_systems::fem::{self, Activation, BoxWithLegs, FiberMuscles, TetMesh, Tetrahedra};
 use diffsim_systems::particles::GroundContact;
 use diffsim_tests::{GradReport, Rng, SystemCheck};
 use glam::Vec3;
@@ -30,12 +30,14 @@ struct Block {
     gravity: f32,
     damping: f32,
     actions: usize,
+    /// Fiber muscles in the schedule (the `tet_fiber` column is always there).
+    fibers: Option<FiberMuscles>,
 }
 
 impl Block {
     fn new(mesh: TetMesh) -> Self {
         let actions = mesh.tets.len().div_ceil(2);
-        Self { mesh, num_envs: 1, origin: Vec3::ZERO, ground: None, gravity: 0.0, damping: 1.0, actions }
+        Self { mesh, num_envs: 1, origin: Vec3::ZERO, ground: None, gravity: 0.0, damping: 1.0, actions, fibers: None }
     }
     /// A 2 × 1 × 2-cell box: 18 particles, 20 tetrahedra.
     fn small() -> Self {
@@ -56,8 +58,13 @@ impl SimFactory for Block {
         });
         let mut packed = scene.pack()?;
         packed.add_control(ColumnSpec::new("act", 1, self.actions));
+        // Fibers for `fem.fiber_muscles`: a different direction per tetrahedron.
+        let nt = self.mesh.tets.len();
+        let fibers: Vec<[f64; 3]> =
+            (0..self.num_envs * nt).map(|t| [1.0, 0.3 * (t % 5) as f64 - 0.6, 0.2 * (t % 3) as f64]).collect();
+        fem::add_fibers(&mut packed, &fibers)?;
         let act = Activation { group: 2, scale: 0.3 };
-        let schedule = fem::schedule::<R>(FRAME, SUBSTEPS, self.ground.is_some(), Some(act));
+        let schedule = fem::schedule::<R>(FRAME, SUBSTEPS, self.ground.is_some(), Some(act), self.fibers);
         let state = packed.state.map(|x| R::from_f64(x as f64));
         Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1))
     }
@@ -129,6 +136,7 @@ proptest! {
             ("fem.tetrahedra (passive)", check(&Tetrahedra { activated: false }, &sim, &s, &c, &mut rng)),
             ("fem.activation", check(&Activation { group: 2, scale: 0.3 }, &sim, &s, &c, &mut rng)),
             ("fem.activation (group 3)", check(&Activation { group: 3, scale: 1.7 }, &sim, &s, &c, &mut rng)),
+            ("fem.fiber_muscles", check(&FiberMuscles { stiffness: 800.0 }, &sim, &s, &c, &mut rng)),
         ] {
             prop_assert!(r.dual_err() < DUAL_TOL, "{name}: dual {r:?}");
             prop_assert!(r.fd_err() < FD_TOL, "{name}: fd {r:?}");
@@ -239,6 +247,42 @@ fn activation_contracts_and_inflates() {
 
 /// The jumper body dropped from 0.2 m comes to rest on the ground: speeds go to ~0, it stays finite
 /// and above the ground by about the contact radius.
+/// Fibers along x with a positive activation shorten the block along x, and a zero
+/// direction is refused with the tetrahedron's env named.
+#[test]
+fn fiber_muscles_contract_along_their_fibers() {
+    let block = Block { fibers: Some(FiberMuscles { stiffness: 3000.0 }), damping: 5.0, ..Block::small() };
+    let mut sim: Sim<f64> = block.sim().unwrap();
+    let nt = block.mesh.tets.len();
+    // Replace the test fibers by x-aligned ones (same column, same shape).
+    sim.model.params.set("tet_fiber", &(0..nt).flat_map(|_| [1.0, 0.0, 0.0]).collect::<Vec<_>>()).unwrap();
+    let extent = |sim: &Sim<f64>, c: usize| {
+        let q = sim.state.get("particle_q").unwrap();
+        let xs: Vec<f64> = q.chunks_exact(3).map(|p| p[c]).collect();
+        xs.iter().cloned().fold(f64::MIN, f64::max) - xs.iter().cloned().fold(f64::MAX, f64::min)
+    };
+    let (x0, z0) = (extent(&sim, 0), extent(&sim, 2));
+    // The actions reach every tetrahedron (2 per action): full positive activation.
+    sim.control.fill(1.0);
+    for _ in 0..20 {
+        sim.step().unwrap();
+    }
+    let (x1, z1) = (extent(&sim, 0), extent(&sim, 2));
+    assert!(x1 < 0.97 * x0, "no contraction along the fibers: {x0} -> {x1}");
+    assert!((x1 / x0) < (z1 / z0) - 0.02, "contraction not along x: x {x0}->{x1}, z {z0}->{z1}");
+
+    let mut packed = Scene::new();
+    packed.spawn_envs(1, |env| {
+        let material = env.spawn((Material::Elastic { youngs: 2500.0, poisson: 0.25 },));
+        block.mesh.spawn(env, Vec3::ZERO, 1.0, material, 1.0, 0.05);
+    });
+    let mut packed = packed.pack().unwrap();
+    let mut fibers = vec![[1.0, 0.0, 0.0]; nt];
+    fibers[3] = [0.0; 3];
+    let err = fem::add_fibers(&mut packed, &fibers).unwrap_err().to_string();
+    assert!(err.contains("fiber") && err.contains("length"), "{err}");
+}
+
 #[test]
 fn block_settles_on_the_ground() {
     let block =

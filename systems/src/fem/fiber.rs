@@ -1,0 +1,124 @@
+//! `fem.fiber_muscles`: contractile muscle forces along a per-tetrahedron fiber direction, the
+//! anisotropic alternative to the volumetric activation of `fem.tetrahedra` (which is what
+//! Rewarped's SoftJumper uses, rewarped.md §5; this system is for scenes that want fibers).
+//!
+//! Per tetrahedron (vertices x₀..x₃; model: B = D_m⁻¹ and rest volume V from `tet_params`, unit
+//! rest-frame fiber d̂ from `tet_fiber`; state: activation a from `tet_activation`), with the
+//! fiber stretch vector u = F d̂ = D_s (B d̂) = Σⱼ wⱼ (xⱼ − x₀), w = B d̂:
+//!   Ψ_f = a k/2 (|u|² − 1)       (energy density; k = `stiffness`, Pa)
+//!   fⱼ = −V ∂Ψ_f/∂xⱼ = −V a k wⱼ u  (j = 1..3),   f₀ = −(f₁ + f₂ + f₃)
+//! so a > 0 pulls the element together along the fiber (|u| shrinks) and a < 0 stretches it;
+//! the forces are linear in x, so inverted elements need nothing special.
+//!
+//! Adjoint (by hand; particle_f is accumulated, so f̄ passes through). With ȳⱼ = f̄ⱼ − f̄₀ the
+//! loss term is Σⱼ ȳⱼ · fⱼ = −V a k (u · Y), Y = Σⱼ wⱼ ȳⱼ:
+//!   ā += −V k (u · Y),   ū = −V a k Y,   x̄ⱼ += wⱼ ū,   x̄₀ −= Σⱼ wⱼ ū.
+
+use diffsim_engine::scene::TET_PARAMS;
+use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+/// Fiber muscles of every tetrahedron, `stiffness` k in Pa (scaled by each rest volume).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FiberMuscles {
+    pub stiffness: f64,
+}
+
+/// w = B d̂ and the coefficient V k of tetrahedron `t`.
+fn fiber_weights(prm: &[f64], fiber: &[f64], t: usize, stiffness: f64) -> ([f64; 3], f64) {
+    let p = &prm[TET_PARAMS * t..TET_PARAMS * (t + 1)];
+    let d = &fiber[3 * t..3 * t + 3];
+    let w = std::array::from_fn(|i| p[3 * i] * d[0] + p[3 * i + 1] * d[1] + p[3 * i + 2] * d[2]);
+    (w, p[9] * stiffness)
+}
+
+/// The four vertex indices (within the env) of tetrahedron `t`.
+fn verts(idx: &[u32], t: usize) -> [usize; 4] {
+    std::array::from_fn(|k| idx[4 * t + k] as usize)
+}
+
+/// u = Σⱼ wⱼ (xⱼ − x₀) of one tetrahedron over a `[P, 3]` column.
+fn stretch<R: Real>(q: &[R], v: [usize; 4], w: [f64; 3]) -> [R; 3] {
+    std::array::from_fn(|c| {
+        (0..3).fold(R::zero(), |acc, j| acc + R::from_f64(w[j]) * (q[3 * v[j + 1] + c] - q[3 * v[0] + c]))
+    })
+}
+
+impl<R: Real> System<R> for FiberMuscles {
+    fn name(&self) -> &str {
+        "fem.fiber_muscles"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        vec![
+            ColumnAccess::state("particle_q", 3),
+            ColumnAccess::state("tet_activation", 1),
+            ColumnAccess::accumulate("particle_f", 3),
+            ColumnAccess::model("tet_params", TET_PARAMS),
+            ColumnAccess::model("tet_fiber", 3),
+            ColumnAccess::model("tet_indices", 4),
+        ]
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
+        let (idx, prm, fiber) = (model.topo("tet_indices"), model.param("tet_params"), model.param("tet_fiber"));
+        let nt = model.count("tet_indices");
+        let np = state.layout().spec("particle_q").map_or(0, |s| s.count);
+        let [q, a, f] = state.cols_mut(["particle_q", "tet_activation", "particle_f"]);
+        for e in 0..model.num_envs() {
+            let o = 3 * np * e;
+            let (q, f) = (&q[o..o + 3 * np], &mut f[o..o + 3 * np]);
+            for (t, &a_t) in a.iter().enumerate().take((e + 1) * nt).skip(e * nt) {
+                let vs = verts(idx, t);
+                let (w, vk) = fiber_weights(prm, fiber, t, self.stiffness);
+                let u = stretch(q, vs, w);
+                let c = -R::from_f64(vk) * a_t;
+                for c3 in 0..3 {
+                    let mut f0 = R::zero();
+                    for j in 0..3 {
+                        let fj = c * R::from_f64(w[j]) * u[c3];
+                        f[3 * vs[j + 1] + c3] += fj;
+                        f0 -= fj;
+                    }
+                    f[3 * vs[0] + c3] += f0;
+                }
+            }
+        }
+    }
+    fn adjoint(
+        &self,
+        _: &StepCx,
+        model: &ModelView,
+        _: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
+    ) {
+        let (idx, prm, fiber) = (model.topo("tet_indices"), model.param("tet_params"), model.param("tet_fiber"));
+        let nt = model.count("tet_indices");
+        let np = pre.layout().spec("particle_q").map_or(0, |s| s.count);
+        let (q, a) = (pre.col("particle_q"), pre.col("tet_activation"));
+        let [q_bar, a_bar, f_bar] = adj.cols_mut(["particle_q", "tet_activation", "particle_f"]);
+        for e in 0..model.num_envs() {
+            let o = 3 * np * e;
+            let (q, q_bar, f_bar) = (&q[o..o + 3 * np], &mut q_bar[o..o + 3 * np], &f_bar[o..o + 3 * np]);
+            for t in e * nt..(e + 1) * nt {
+                let vs = verts(idx, t);
+                let (w, vk) = fiber_weights(prm, fiber, t, self.stiffness);
+                let u = stretch(q, vs, w);
+                // Y = Σⱼ wⱼ (f̄ⱼ − f̄₀).
+                let y: [R; 3] = std::array::from_fn(|c| {
+                    (0..3).fold(R::zero(), |acc, j| {
+                        acc + R::from_f64(w[j]) * (f_bar[3 * vs[j + 1] + c] - f_bar[3 * vs[0] + c])
+                    })
+                });
+                let vk = R::from_f64(vk);
+                a_bar[t] -= vk * (u[0] * y[0] + u[1] * y[1] + u[2] * y[2]);
+                for c in 0..3 {
+                    let ub = -vk * a[t] * y[c];
+                    for j in 0..3 {
+                        q_bar[3 * vs[j + 1] + c] += R::from_f64(w[j]) * ub;
+                        q_bar[3 * vs[0] + c] -= R::from_f64(w[j]) * ub;
+                    }
+                }
+            }
+        }
+    }
+}
