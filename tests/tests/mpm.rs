@@ -291,7 +291,13 @@ proptest! {
             // As in `smaller_step`: truncation of the stiff coupling passes at h = 1e-7, a jump
             // of the forward within h moves the difference ≥ 3× (rejected), else it fails.
             let small = run(1e-7);
-            prop_assume!((small.fd - r.adjoint).abs() <= 3.0 * (r.fd - r.adjoint).abs(), "jump within h");
+            let (e1, e2) = (r.fd - r.adjoint, small.fd - r.adjoint);
+            prop_assume!(e2.abs() <= 3.0 * e1.abs(), "jump within h");
+            // Noise of the forward within h (the SVD's Jacobi sweeps switch count) scatters the two
+            // differences on both sides of the derivative without converging; a wrong adjoint leaves
+            // both on one side (e.g. seed 2911253879554178131: adjoint = dual to 1e-14, differences
+            // at h = 1e-6 and 1e-7 on either side of it).
+            prop_assume!(e1 * e2 > 0.0 || e2.abs() < 0.5 * e1.abs(), "differences scatter around the adjoint");
             prop_assert!(small.fd_err() < FD_TOL, "{r:?} / h = 1e-7: {small:?}");
         }
     }
