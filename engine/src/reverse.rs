@@ -209,8 +209,7 @@ impl Real for Rev {
 /// Reverse mode on one small function, for adjoints that differentiate element by element (one
 /// contact pair, one shape) instead of replaying a whole system: returns xbar = (∂f/∂x)ᵀ ybar at
 /// `x`, recording `f` on a fresh tape (the leaves are nodes 0..N, so the gradients of the inputs
-/// are the first N entries of the sweep). `f` may return fewer outputs than `ybar` has only if
-/// the missing ones are zero.
+/// are the first N entries of the sweep).
 pub fn vjp<const N: usize, const M: usize>(
     x: [f64; N],
     ybar: [f64; M],
@@ -228,6 +227,25 @@ pub fn vjp<const N: usize, const M: usize>(
         }
     }
     out
+}
+
+/// `System::adjoint` as [`replay_adjoint`], written inside an `impl<R: Real> System<R> for S`
+/// block whose scalar parameter is named `R` (for systems whose adjoint is not hand-written).
+#[macro_export]
+macro_rules! replay_adjoint_impl {
+    () => {
+        fn adjoint(
+            &self,
+            cx: &$crate::StepCx,
+            model: &$crate::ModelView,
+            control: &$crate::View<R>,
+            pre: &$crate::View<R>,
+            adj: &mut $crate::ViewMut<R>,
+            adj_control: &mut $crate::ViewMut<R>,
+        ) {
+            $crate::replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
+        }
+    };
 }
 
 /// The adjoint of `sys` at `pre` by recorded replay: re-runs the forward in [`Rev`] with every

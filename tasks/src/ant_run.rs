@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
-    ViewMut, replay_adjoint,
+    ViewMut,
 };
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
@@ -177,17 +177,7 @@ impl<R: Real> System<R> for Observe {
             o[29..37].copy_from_slice(&act[8 * e..8 * e + 8]);
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }
 
 /// `ant_run.reward`: r = v_x + 0.1 up_y + heading + (height − 0.27). Adjoint: recorded replay.
@@ -210,15 +200,5 @@ impl<R: Real> System<R> for Reward {
                 - R::from_f64(TERMINATION_HEIGHT);
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }

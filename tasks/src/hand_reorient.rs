@@ -43,7 +43,7 @@ use diffsim_engine::articulation::{KIND_FREE, KIND_REVOLUTE, LimitGains};
 use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, Model, ModelView, Real, Scene, Schedule, Sim, SimFactory,
-    Stage, StepCx, System, View, ViewMut, replay_adjoint,
+    Stage, StepCx, System, View, ViewMut,
 };
 use diffsim_systems::articulation::shape_contact::ShapePairContact;
 use diffsim_systems::articulation::spatial::{V3, cross, quat_mul};
@@ -387,17 +387,7 @@ impl<R: Real> System<R> for Observe {
             o[56..72].copy_from_slice(&act[ACT_DIM * e..ACT_DIM * (e + 1)]);
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }
 
 /// `hand_reorient.reward` (`compute_hand_reward_smooth`, see the module docs). Adjoint: recorded
@@ -437,17 +427,7 @@ impl<R: Real> System<R> for Reward {
             *r = base + R::from_f64(REACH_GOAL_BONUS) * weight;
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }
 
 /// `hand_reorient.terminate`: 1 when the cube is `FALL_DISTANCE` or more from the goal position,
@@ -520,15 +500,5 @@ impl<R: Real> System<R> for ResampleGoal {
             key[2 * e + 1] += R::one();
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }

@@ -35,7 +35,7 @@ use diffsim_engine::articulation::LimitGains;
 use diffsim_engine::mjcf::{ContactParams, MjcfOptions, load_mjcf_with};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
-    ViewMut, replay_adjoint,
+    ViewMut,
 };
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use glam::{Quat, Vec3};
@@ -222,17 +222,7 @@ impl<R: Real> System<R> for Observe {
             o[55..76].copy_from_slice(&act[HINGES * e..HINGES * (e + 1)]);
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }
 
 /// `humanoid.reward`: r = v_x + 0.1 up_y + heading + H(height) − 0.002 Σ a². Adjoint: recorded
@@ -263,15 +253,5 @@ impl<R: Real> System<R> for Reward {
                 - R::from_f64(ACTION_PENALTY) * a2;
         }
     }
-    fn adjoint(
-        &self,
-        cx: &StepCx,
-        model: &ModelView,
-        control: &View<R>,
-        pre: &View<R>,
-        adj: &mut ViewMut<R>,
-        adj_control: &mut ViewMut<R>,
-    ) {
-        replay_adjoint::<Self, R>(self, cx, model, control, pre, adj, adj_control);
-    }
+    diffsim_engine::replay_adjoint_impl!();
 }
