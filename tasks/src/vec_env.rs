@@ -22,7 +22,7 @@
 //! the drawn rows exactly; everything after that (physics, obs, rewards, adjoints) runs in `R`.
 
 use diffsim_engine::{ColumnSet, ColumnSpec, Columns, EngineError, NanCheck, Packed, Real, Sim, SimFactory, Stage};
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 mod gpu;
 
@@ -205,6 +205,12 @@ fn column_array<R: Copy>(cols: &Columns<R>, name: &str, width: usize) -> Result<
         expected,
         found: data.len(),
     })
+}
+
+/// The obs seed of env `e` at step t: ∂L/∂ of the state after step t is the returned obs, or the
+/// terminal one if `e` reset after step t (None: no terminal-obs adjoint was given).
+fn obs_seed<'a, R: Real>(rec: &Recording<R>, t: usize, s: &'a StepSeeds<R>, e: usize) -> Option<ArrayView1<'a, R>> {
+    if rec.autoreset[t].contains(&e) { s.final_obs[e].as_ref().map(|a| a.view()) } else { Some(s.obs.row(e)) }
 }
 
 /// Sorted envs grouped into contiguous ranges.
@@ -590,6 +596,29 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         })
     }
 
+    /// The learner's seeds for step t of a reverse sweep, checked against the env's shapes.
+    /// `next` is the simulator's adjoint of control t+1 (None at the last step), handed to
+    /// `seeds` as ∂L/∂(raw action_{t+1}), i.e. through the clip.
+    fn checked_seeds(
+        &self,
+        rec: &Recording<R>,
+        t: usize,
+        next: Option<&Columns<R>>,
+        seeds: &mut impl FnMut(usize, Option<ArrayView2<R>>) -> Result<StepSeeds<R>, EngineError>,
+    ) -> Result<StepSeeds<R>, EngineError> {
+        let (n, od, ad) = (self.num_envs(), self.spec.obs_dim, self.spec.act_dim);
+        let next = next.map(|c| column_array(c, &self.spec.act, ad).map(|g| g * &rec.clip_grad[t + 1])).transpose()?;
+        let s = seeds(t, next.as_ref().map(|g| g.view()))?;
+        if s.obs.dim() != (n, od) || s.reward.len() != n || s.final_obs.len() != n {
+            return Err(EngineError::ShapeMismatch {
+                column: self.spec.obs.clone(),
+                expected: n * od,
+                found: s.obs.len(),
+            });
+        }
+        Ok(s)
+    }
+
     /// The reverse sweep for learners whose actions depend on observations (the gradient bridge
     /// of DESIGN.md §2). For t = H−1 .. 0, `seeds(t, next)` receives `next` = ∂L/∂action_{t+1}
     /// (w.r.t. the raw, unclipped action; `None` for the last step), which the sweep has just
@@ -602,9 +631,8 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         mut seeds: impl FnMut(usize, Option<ArrayView2<R>>) -> Result<StepSeeds<R>, EngineError>,
     ) -> Result<Vec<Array2<R>>, EngineError> {
         let rec = self.recording.as_ref().ok_or_else(|| EngineError::Tape("backward without `record()`".into()))?;
-        let n = self.num_envs();
         let (od, ad) = (self.spec.obs_dim, self.spec.act_dim);
-        let (obs_name, reward_name, act_name) = (&self.spec.obs, &self.spec.reward, &self.spec.act);
+        let (obs_name, reward_name) = (&self.spec.obs, &self.spec.reward);
         if self.gpu.is_some() {
             return self.gpu_backward_sweep(seeds);
         }
@@ -613,34 +641,15 @@ impl<T: Task, R: Real> VecEnv<T, R> {
             if failure.is_some() {
                 return;
             }
-            let next = match next.map(|c| column_array(c, act_name, ad).map(|g| g * &rec.clip_grad[t + 1])) {
-                Some(Ok(g)) => Some(g),
-                Some(Err(e)) => return failure = Some(e),
-                None => None,
-            };
-            let s = match seeds(t, next.as_ref().map(|g| g.view())) {
-                Ok(s) if s.obs.dim() == (n, od) && s.reward.len() == n && s.final_obs.len() == n => s,
-                Ok(s) => {
-                    return failure = Some(EngineError::ShapeMismatch {
-                        column: obs_name.clone(),
-                        expected: n * od,
-                        found: s.obs.len(),
-                    });
-                }
+            let s = match self.checked_seeds(rec, t, next, &mut seeds) {
+                Ok(s) => s,
                 Err(e) => return failure = Some(e),
             };
             if let Ok(col) = adj.get_mut(obs_name) {
                 for (e, dst) in col.chunks_exact_mut(od).enumerate() {
-                    // The state after step t is the returned obs, or the terminal one if e reset.
-                    let src = if rec.autoreset[t].contains(&e) {
-                        match s.final_obs[e].as_ref() {
-                            Some(a) => a.view(),
-                            None => continue,
-                        }
-                    } else {
-                        s.obs.row(e)
-                    };
-                    dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    if let Some(src) = obs_seed(rec, t, &s, e) {
+                        dst.iter_mut().zip(src).for_each(|(d, &v)| *d += v);
+                    }
                 }
             }
             if let Ok(col) = adj.get_mut(reward_name) {

@@ -15,7 +15,7 @@ use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
 use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Real};
 use ndarray::{Array2, ArrayView2};
 
-use super::{StepSeeds, Task, VecEnv, column_array};
+use super::{StepSeeds, Task, VecEnv, column_array, obs_seed};
 
 impl<T: Task> VecEnv<T, f32> {
     /// Moves the physics onto `gpu` (every system of the task needs GPU kernels; the error names
@@ -120,34 +120,15 @@ impl<T: Task, R: Real> VecEnv<T, R> {
             if failure.is_some() {
                 return;
             }
-            let next = match next.map(|c| column_array(&widen(c), act_name, ad).map(|g| g * &rec.clip_grad[t + 1])) {
-                Some(Ok(g)) => Some(g),
-                Some(Err(e)) => return failure = Some(e),
-                None => None,
-            };
-            let s = match seeds(t, next.as_ref().map(|g| g.view())) {
-                Ok(s) if s.obs.dim() == (n, od) && s.reward.len() == n && s.final_obs.len() == n => s,
-                Ok(s) => {
-                    return failure = Some(EngineError::ShapeMismatch {
-                        column: obs_name.clone(),
-                        expected: n * od,
-                        found: s.obs.len(),
-                    });
-                }
+            let s = match self.checked_seeds(rec, t, next.map(widen).as_ref(), &mut seeds) {
+                Ok(s) => s,
                 Err(e) => return failure = Some(e),
             };
             let mut obs = vec![0.0f32; n * od];
             for (e, dst) in obs.chunks_exact_mut(od).enumerate() {
-                // The state after step t is the returned obs, or the terminal one if e reset.
-                let src = if rec.autoreset[t].contains(&e) {
-                    match s.final_obs[e].as_ref() {
-                        Some(a) => a.view(),
-                        None => continue,
-                    }
-                } else {
-                    s.obs.row(e)
-                };
-                dst.iter_mut().zip(src).for_each(|(d, v)| *d = v.to_f64() as f32);
+                if let Some(src) = obs_seed(rec, t, &s, e) {
+                    dst.iter_mut().zip(src).for_each(|(d, v)| *d = v.to_f64() as f32);
+                }
             }
             out.add(obs_name, obs);
             out.add(reward_name, s.reward.iter().map(|x| x.to_f64() as f32).collect());
