@@ -156,6 +156,46 @@ impl<'a> Shapes<'a> {
         }
     }
 
+    /// Whether shape `s`, centred at height `centre_y`, is culled by its bounding sphere (most
+    /// shapes are off the ground most of the time).
+    fn off_ground(&self, s: usize, centre_y: f64) -> bool {
+        let sz = &self.size[3 * s..3 * s + 3];
+        let reach = match self.kind[s] {
+            SHAPE_SPHERE => sz[0],
+            SHAPE_CAPSULE => sz[0] + sz[1],
+            _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
+        };
+        centre_y > reach
+    }
+
+    /// Shape `s`'s contact points in its own frame with their radii, (l, r): the centre of a
+    /// sphere, a capsule's two end-sphere centres (0, ±h, 0), a box's 8 corners (radius 0). In
+    /// world coordinates a point is c = centre + R_s l. Returns the array and how many are used.
+    fn local_points(&self, s: usize) -> ([([f64; 3], f64); 8], usize) {
+        let sz = &self.size[3 * s..3 * s + 3];
+        let mut points = [([0.0; 3], 0.0); 8];
+        let n = match self.kind[s] {
+            SHAPE_SPHERE => {
+                points[0] = ([0.0; 3], sz[0]);
+                1
+            }
+            SHAPE_CAPSULE => {
+                points[0] = ([0.0, sz[1], 0.0], sz[0]);
+                points[1] = ([0.0, -sz[1], 0.0], sz[0]);
+                2
+            }
+            SHAPE_BOX => {
+                for (corner, point) in points.iter_mut().enumerate() {
+                    let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
+                    *point = ([sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]], 0.0);
+                }
+                8
+            }
+            _ => 0,
+        };
+        (points, n)
+    }
+
     /// The ground's spatial force (torque, force) on shape `s` of the body with pose `bq`
     /// (x, quaternion) and twist `bqd` (ω, v_O), or None if no contact point touches the ground.
     fn wrench<R: Real>(&self, s: usize, bq: &[R], bqd: &[R]) -> Option<[R; 6]> {
@@ -163,44 +203,16 @@ impl<'a> Shapes<'a> {
         let x_b = [bq[0], bq[1], bq[2]];
         let p = &self.pose[7 * s..7 * s + 7];
         let centre = add(x_b, mat_vec(&rot, v3(p[0], p[1], p[2])));
-        let sz = &self.size[3 * s..3 * s + 3];
-        // Cull by the bounding sphere: most shapes are off the ground most of the time.
-        let reach = match self.kind[s] {
-            SHAPE_SPHERE => sz[0],
-            SHAPE_CAPSULE => sz[0] + sz[1],
-            _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
-        };
-        if centre[1].to_f64() > reach {
+        if self.off_ground(s, centre[1].to_f64()) {
             return None;
         }
         let srot = mat_mul(&rot, &quat_to_mat(v4(&p[3..7])));
-        let mut points = [([R::zero(); 3], 0.0); 8];
-        let n_points = match self.kind[s] {
-            SHAPE_SPHERE => {
-                points[0] = (centre, sz[0]);
-                1
-            }
-            SHAPE_CAPSULE => {
-                let axis = [srot[0][1], srot[1][1], srot[2][1]];
-                let h = R::from_f64(sz[1]);
-                points[0] = (add(centre, scale(axis, h)), sz[0]);
-                points[1] = (sub(centre, scale(axis, h)), sz[0]);
-                2
-            }
-            SHAPE_BOX => {
-                for (corner, point) in points.iter_mut().enumerate() {
-                    let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
-                    let local = v3(sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]);
-                    *point = (add(centre, mat_vec(&srot, local)), 0.0);
-                }
-                8
-            }
-            _ => 0,
-        };
+        let (local, n_points) = self.local_points(s);
         let w = [bqd[0], bqd[1], bqd[2]];
         let v_o = [bqd[3], bqd[4], bqd[5]];
         let mut total: Option<[R; 6]> = None;
-        for &(c, r) in &points[..n_points] {
+        for &(l, r) in &local[..n_points] {
+            let c = add(centre, mat_vec(&srot, l.map(R::from_f64)));
             let x = [c[0], c[1] - R::from_f64(r), c[2]];
             let u = add(v_o, cross(w, x));
             let up = [R::zero(), R::one(), R::zero()];
@@ -229,37 +241,12 @@ impl<'a> Shapes<'a> {
         let p = &self.pose[7 * s..7 * s + 7];
         let p_local: V3<f64> = v3(p[0], p[1], p[2]);
         let centre = add([bq[0], bq[1], bq[2]], mat_vec(&rot, p_local));
-        let sz = &self.size[3 * s..3 * s + 3];
-        let reach = match self.kind[s] {
-            SHAPE_SPHERE => sz[0],
-            SHAPE_CAPSULE => sz[0] + sz[1],
-            _ => (sz[0] * sz[0] + sz[1] * sz[1] + sz[2] * sz[2]).sqrt(),
-        };
-        if centre[1] > reach {
+        if self.off_ground(s, centre[1]) {
             return None;
         }
         let rp = quat_to_mat(v4::<f64>(&p[3..7]));
         let srot = mat_mul(&rot, &rp);
-        let mut points = [([0.0; 3], 0.0); 8];
-        let n_points = match self.kind[s] {
-            SHAPE_SPHERE => {
-                points[0] = ([0.0; 3], sz[0]);
-                1
-            }
-            SHAPE_CAPSULE => {
-                points[0] = ([0.0, sz[1], 0.0], sz[0]);
-                points[1] = ([0.0, -sz[1], 0.0], sz[0]);
-                2
-            }
-            SHAPE_BOX => {
-                for (corner, point) in points.iter_mut().enumerate() {
-                    let sgn = |bit: usize| if corner >> bit & 1 == 1 { 1.0 } else { -1.0 };
-                    *point = ([sgn(0) * sz[0], sgn(1) * sz[1], sgn(2) * sz[2]], 0.0);
-                }
-                8
-            }
-            _ => 0,
-        };
+        let (points, n_points) = self.local_points(s);
         let (w, v_o) = ([bqd[0], bqd[1], bqd[2]], [bqd[3], bqd[4], bqd[5]]);
         let (n_bar, f_bar) = ([ybar[0], ybar[1], ybar[2]], [ybar[3], ybar[4], ybar[5]]);
         let up = [0.0, 1.0, 0.0];
