@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
 use crate::diff_rl::{Algo, DiffRlConfig};
+use crate::encoder::PointCloudLayout;
 
 /// What went wrong while building a configuration. `source` is a file path, `--set …` or
 /// `defaults`.
@@ -94,6 +95,13 @@ pub struct LearnerConfig {
     /// (sapo.md §1.8); `false` (default) is the paper's V(o_{t+1}).
     #[serde(default)]
     pub mineral_compat_bootstrap: bool,
+    /// Points of the observation's point cloud fed to a PointNet encoder (sapo.md §2.2), 0 for a
+    /// plain MLP on the flat observation. The point-cloud tasks default to their particle block.
+    #[serde(default)]
+    pub pointnet_points: usize,
+    /// First observation entry of the point cloud (`pointnet_points` xyz triples from here).
+    #[serde(default)]
+    pub pointnet_offset: usize,
 }
 
 /// The whole configuration of a training run.
@@ -115,6 +123,18 @@ pub fn algo_of(learner: &str) -> Result<Algo, ConfigError> {
     }
 }
 
+/// The point block of a point-cloud task's observation (points, first entry), as the tasks lay
+/// out their observations: RollingFlat, HandFlip and FluidMove start with 250 sampled particles;
+/// SoftJumper has 8 phases, the loss, com_q and com_qd (15 entries) before its 195 particle
+/// positions. sapo.md §2.2 runs a PointNet on each of them.
+fn task_point_cloud(task: &str) -> (usize, usize) {
+    match task.replace('_', "-").as_str() {
+        "rolling-flat" | "hand-flip" | "fluid-move" => (250, 0),
+        "soft-jumper" => (195, 15),
+        _ => (0, 0),
+    }
+}
+
 /// Sizes that differ per task: (num_envs, threads, epochs, actor hidden, critic hidden). AntRun
 /// and HandReorient follow sapo.md §2.2; the small tasks are sized to learn in minutes.
 fn task_sizes(task: &str) -> (usize, usize, usize, Vec<i64>, Vec<i64>) {
@@ -123,7 +143,7 @@ fn task_sizes(task: &str) -> (usize, usize, usize, Vec<i64>, Vec<i64>) {
         "chain-reach" => (16, 1, 200, vec![32, 32], vec![32, 32]),
         "hand-reorient" => (64, 2, 2000, vec![512, 256], vec![256, 256]),
         "soft-jumper" => (32, 2, 6000, vec![512, 256], vec![256, 256]),
-        // sapo.md §2.2: N = 32, 4000 epochs; an MLP on the flat observation (no PointNet yet).
+        // sapo.md §2.2: N = 32, 4000 epochs, PointNet + MLP (`task_point_cloud`).
         "rolling-flat" => (32, 2, 4000, vec![512, 256], vec![256, 256]),
         // ant-run and any task without its own line: the DFlex/AntRun sizes.
         _ => (64, 2, 2000, vec![128, 64, 32], vec![64, 64]),
@@ -139,6 +159,7 @@ impl TrainConfig {
             Algo::Apg => DiffRlConfig::apg(),
         };
         let (num_envs, threads, epochs, actor_hidden, critic_hidden) = task_sizes(task);
+        let (pointnet_points, pointnet_offset) = task_point_cloud(task);
         // SHAC on HandReorient (and the soft tasks): critic lr 5e-4, target Polyak 0.995 (§3.1).
         let preset = match (preset.algo, task.replace('_', "-").as_str()) {
             (Algo::Shac, "hand-reorient" | "soft-jumper" | "rolling-flat") => {
@@ -177,6 +198,8 @@ impl TrainConfig {
                 target_polyak: preset.target_critic.unwrap_or(0.2),
                 max_grad_norm: preset.max_grad_norm,
                 mineral_compat_bootstrap: preset.mineral_compat_bootstrap,
+                pointnet_points,
+                pointnet_offset,
             },
         })
     }
@@ -212,6 +235,8 @@ impl TrainConfig {
             target_critic: preset.target_critic.map(|_| l.target_polyak),
             max_grad_norm: l.max_grad_norm,
             mineral_compat_bootstrap: l.mineral_compat_bootstrap,
+            point_cloud: (l.pointnet_points > 0)
+                .then_some(PointCloudLayout { points: l.pointnet_points, offset: l.pointnet_offset }),
             seed: self.run.seed as i64,
             ..preset
         })

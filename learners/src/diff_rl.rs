@@ -35,6 +35,7 @@ use ndarray::{Array1, Array2};
 use tch::nn;
 use tch::{Kind, Tensor};
 
+use crate::encoder::PointCloudLayout;
 use crate::nets::{
     Activation, Actor, Critic, RunningMeanStd, SimFloat, StdKind, array_to_tensor, ensemble_mean_min, entropy_sample,
     tensor_to_array,
@@ -57,6 +58,8 @@ pub enum LearnError {
     Engine(#[from] EngineError),
     #[error(transparent)]
     Tch(#[from] tch::TchError),
+    #[error("learner.pointnet_points/pointnet_offset do not fit the task's observation: {0}")]
+    PointCloud(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +119,9 @@ pub struct DiffRlConfig {
     /// sapo.md §1.8: bootstrap non-terminal values (actor return and critic targets) from the
     /// pre-step observation o_t, as the released mineral code does; `false` is the paper's o_{t+1}.
     pub mineral_compat_bootstrap: bool,
+    /// A PointNet encoder on this block of the observation (sapo.md §2.2: RollingFlat, SoftJumper,
+    /// HandFlip, FluidMove), one per network; `None`: the networks read the flat observation.
+    pub point_cloud: Option<PointCloudLayout>,
 }
 
 impl DiffRlConfig {
@@ -153,6 +159,7 @@ impl DiffRlConfig {
             seed: 0,
             detach_obs_path: false,
             mineral_compat_bootstrap: false,
+            point_cloud: None,
         }
     }
 
@@ -312,7 +319,8 @@ fn optimizer(cfg: &DiffRlConfig, vs: &nn::VarStore, lr: f64) -> Adam {
 fn build_critics(vs: &nn::VarStore, cfg: &DiffRlConfig, obs_dim: i64) -> Vec<Critic> {
     (0..cfg.num_critics)
         .map(|k| {
-            Critic::new(vs.root() / format!("critic{k}"), obs_dim, &cfg.critic_hidden, cfg.activation, cfg.init_gain)
+            let path = vs.root() / format!("critic{k}");
+            Critic::with_encoder(path, obs_dim, &cfg.critic_hidden, cfg.activation, cfg.init_gain, cfg.point_cloud)
         })
         .collect()
 }
@@ -337,12 +345,15 @@ impl DiffRl {
         cfg: DiffRlConfig,
         kind: Kind,
     ) -> Result<Self, LearnError> {
+        if let Some(layout) = cfg.point_cloud {
+            layout.check(obs_dim).map_err(LearnError::PointCloud)?;
+        }
         tch::manual_seed(cfg.seed);
         let dev = tch::Device::Cpu;
         let mut actor_vs = nn::VarStore::new(dev);
         let (od, ad) = (obs_dim as i64, act_dim as i64);
-        let actor =
-            Actor::new(actor_vs.root() / "actor", od, ad, &cfg.actor_hidden, cfg.activation, cfg.init_gain, cfg.std);
+        let (hidden, act, gain) = (&cfg.actor_hidden, cfg.activation, cfg.init_gain);
+        let actor = Actor::with_encoder(actor_vs.root() / "actor", od, ad, hidden, act, gain, cfg.std, cfg.point_cloud);
         let mut critic_vs = nn::VarStore::new(dev);
         let critics = build_critics(&critic_vs, &cfg, od);
         let (target_vs, target_critics) = match cfg.target_critic {
@@ -364,7 +375,8 @@ impl DiffRl {
         let opt_actor = optimizer(&cfg, &actor_vs, cfg.actor_lr);
         let opt_critic = if critics.is_empty() { None } else { Some(optimizer(&cfg, &critic_vs, cfg.critic_lr)) };
         let opt_alpha = if cfg.entropy { Some(optimizer(&cfg, &alpha_vs, cfg.alpha_lr)) } else { None };
-        let obs_rms = RunningMeanStd::new(obs_dim, cfg.obs_norm_unbiased, cfg.obs_norm_init_count);
+        let raw = cfg.point_cloud.map_or(0..0, |l| l.range());
+        let obs_rms = RunningMeanStd::new(obs_dim, cfg.obs_norm_unbiased, cfg.obs_norm_init_count).with_raw(raw);
         Ok(Self {
             cfg,
             obs_dim,

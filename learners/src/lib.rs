@@ -1,7 +1,8 @@
 //! diffsim-learners: optimizers that consume simulator gradients. `open_loop` optimizes an action
 //! sequence directly through the tape; `bridge` moves mirrors in and out of libtorch and pulls
 //! cotangents through a network; `sweep` is the exact per-step reverse sweep that chains a
-//! `VecEnv` tape with a tch policy; `nets` holds the networks and the observation normalizer;
+//! `VecEnv` tape with a tch policy; `nets` holds the networks and the observation normalizer; `encoder` the
+//! observation encoders (flat or PointNet) in front of them;
 //! `optim` Adam/AdamW with inspectable moments; `diff_rl` the first-order learners SAPO, SHAC and
 //! APG; `ppo` and `sac` the zeroth-order baselines (forward stepping only), sharing `zeroth`;
 //! `config` the TOML training configuration; `checkpoint` safetensors checkpoints of a learner and
@@ -12,6 +13,7 @@ pub mod bridge;
 pub mod checkpoint;
 pub mod config;
 pub mod diff_rl;
+pub mod encoder;
 pub mod log;
 pub mod nets;
 pub mod open_loop;

@@ -6,14 +6,19 @@
 //!   estimate;
 //! - `Critic`: an MLP value head; the learners hold an ensemble of them;
 //! - `RunningMeanStd`: running observation mean/variance (parallel-moments update, f64 stats),
-//!   normalizing differentiably with a frozen copy inside each epoch.
+//!   normalizing differentiably with a frozen copy inside each epoch;
+//! - each network reads the observation through an `encoder::Encoder` (flat, or a PointNet).
 //!
 //! This module owns no optimizer and no environment: it maps tensors to tensors.
+
+use std::ops::Range;
 
 use diffsim_engine::Real;
 use ndarray::Array2;
 use tch::Tensor;
 use tch::nn::{self, Init, Module};
+
+use crate::encoder::{Encoder, PointCloudLayout};
 
 /// A simulator scalar the learners exchange with tch: f32 (training) or f64 (gradient checks
 /// through `VecEnv<T, f64>` and double networks).
@@ -102,6 +107,7 @@ pub enum StdKind {
 /// Gaussian policy with tanh on the sample: a = tanh(μ + σε).
 #[derive(Debug)]
 pub struct Actor {
+    encoder: Encoder,
     trunk: Mlp,
     mu: nn::Linear,
     log_std_head: Option<nn::Linear>,
@@ -129,7 +135,23 @@ impl Actor {
         gain: f64,
         std: StdKind,
     ) -> Self {
-        let trunk = Mlp::new(&vs / "trunk", obs_dim, hidden, act, gain);
+        Self::with_encoder(vs, obs_dim, act_dim, hidden, act, gain, std, None)
+    }
+
+    /// `new` with a PointNet on the observation's point block when `points` is given.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_encoder(
+        vs: nn::Path,
+        obs_dim: i64,
+        act_dim: i64,
+        hidden: &[i64],
+        act: Activation,
+        gain: f64,
+        std: StdKind,
+        points: Option<PointCloudLayout>,
+    ) -> Self {
+        let encoder = Encoder::new(&vs / "encoder", obs_dim, points, act, gain);
+        let trunk = Mlp::new(&vs / "trunk", encoder.out_dim(), hidden, act, gain);
         let mu = orthogonal_linear(&vs / "mu", trunk.out_dim, act_dim, gain);
         let (log_std_head, log_std_param) = match std {
             StdKind::StateDependent => (Some(orthogonal_linear(&vs / "log_std", trunk.out_dim, act_dim, gain)), None),
@@ -137,12 +159,12 @@ impl Actor {
                 (None, Some(vs.var("log_std", &[act_dim], Init::Const(init_log_std))))
             }
         };
-        Self { trunk, mu, log_std_head, log_std_param, act_dim }
+        Self { encoder, trunk, mu, log_std_head, log_std_param, act_dim }
     }
 
     /// μ and the (clamped, for the state-dependent head) log std for normalized observations.
     pub fn dist(&self, obs: &Tensor) -> (Tensor, Tensor) {
-        let z = self.trunk.forward(obs);
+        let z = self.trunk.forward(&self.encoder.forward(obs));
         let mu = self.mu.forward(&z);
         let log_std = match (&self.log_std_head, &self.log_std_param) {
             (Some(head), _) => head.forward(&z).clamp(-5.0, 2.0),
@@ -169,19 +191,33 @@ impl Actor {
 /// A value network V(o): hidden MLP → Linear(1).
 #[derive(Debug)]
 pub struct Critic {
+    encoder: Encoder,
     trunk: Mlp,
     out: nn::Linear,
 }
 
 impl Critic {
     pub fn new(vs: nn::Path, obs_dim: i64, hidden: &[i64], act: Activation, gain: f64) -> Self {
-        let trunk = Mlp::new(&vs / "trunk", obs_dim, hidden, act, gain);
+        Self::with_encoder(vs, obs_dim, hidden, act, gain, None)
+    }
+
+    /// `new` with a PointNet on the observation's point block when `points` is given.
+    pub fn with_encoder(
+        vs: nn::Path,
+        obs_dim: i64,
+        hidden: &[i64],
+        act: Activation,
+        gain: f64,
+        points: Option<PointCloudLayout>,
+    ) -> Self {
+        let encoder = Encoder::new(&vs / "encoder", obs_dim, points, act, gain);
+        let trunk = Mlp::new(&vs / "trunk", encoder.out_dim(), hidden, act, gain);
         let out = orthogonal_linear(&vs / "out", trunk.out_dim, 1, gain);
-        Self { trunk, out }
+        Self { encoder, trunk, out }
     }
     /// `[N]` values of normalized observations `[N, obs_dim]`.
     pub fn value(&self, obs: &Tensor) -> Tensor {
-        self.out.forward(&self.trunk.forward(obs)).squeeze_dim(-1)
+        self.out.forward(&self.trunk.forward(&self.encoder.forward(obs))).squeeze_dim(-1)
     }
 }
 
@@ -201,12 +237,20 @@ pub struct RunningMeanStd {
     /// Batch variance with the n − 1 denominator (SAPO) or n (SHAC/APG).
     pub unbiased: bool,
     pub eps: f64,
+    /// Entries passed through unnormalized (a point cloud's positions, sapo.md §1.7: "particle
+    /// positions go into PointNet unnormalised"); their statistics are still tracked.
+    pub raw: Range<usize>,
 }
 
 impl RunningMeanStd {
     /// SAPO: eps 1e-5, unbiased batch variance, initial count 1.
     pub fn new(dim: usize, unbiased: bool, init_count: f64) -> Self {
-        Self { mean: vec![0.0; dim], var: vec![1.0; dim], count: init_count, unbiased, eps: 1e-5 }
+        Self { mean: vec![0.0; dim], var: vec![1.0; dim], count: init_count, unbiased, eps: 1e-5, raw: 0..0 }
+    }
+
+    /// `self` passing the entries `raw` through unnormalized.
+    pub fn with_raw(self, raw: Range<usize>) -> Self {
+        Self { raw, ..self }
     }
 
     /// Parallel-moments update with a batch `[B, dim]`.
@@ -230,8 +274,11 @@ impl RunningMeanStd {
 
     /// (x − mean) / sqrt(var + eps), differentiable in x, no clamping; in x's kind.
     pub fn normalize(&self, x: &Tensor) -> Tensor {
-        let mean = Tensor::from_slice(&self.mean).to_kind(x.kind());
-        let std: Vec<f64> = self.var.iter().map(|v| (v + self.eps).sqrt()).collect();
+        let raw = |j: usize| self.raw.contains(&j);
+        let mean: Vec<f64> = self.mean.iter().enumerate().map(|(j, &m)| if raw(j) { 0.0 } else { m }).collect();
+        let mean = Tensor::from_slice(&mean).to_kind(x.kind());
+        let std: Vec<f64> =
+            self.var.iter().enumerate().map(|(j, v)| if raw(j) { 1.0 } else { (v + self.eps).sqrt() }).collect();
         let std = Tensor::from_slice(&std).to_kind(x.kind());
         (x - mean) / std
     }
@@ -266,5 +313,23 @@ mod tests {
         let m: f64 = x.column(0).iter().map(|&v| v as f64).sum::<f64>() / 7.0;
         let v: f64 = x.column(0).iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / 7.0;
         assert!((rms.mean[0] - m).abs() < 1e-9 && (rms.var[0] - v).abs() < 1e-6, "{rms:?} vs {m} {v}");
+    }
+
+    #[test]
+    fn raw_entries_pass_through_the_normalizer() {
+        let x = Array2::from_shape_fn((5, 4), |(i, j)| (i * (j + 1)) as f32 + 3.0);
+        let rms = {
+            let mut r = RunningMeanStd::new(4, false, 1e-12).with_raw(1..3);
+            r.update(&x);
+            r
+        };
+        let y = tensor_to_array::<f32>(&rms.normalize(&array_to_tensor(&x)));
+        for i in 0..5 {
+            assert_eq!((y[[i, 1]], y[[i, 2]]), (x[[i, 1]], x[[i, 2]]), "raw entries changed");
+            for j in [0, 3] {
+                let want = (x[[i, j]] as f64 - rms.mean[j]) / (rms.var[j] + rms.eps).sqrt();
+                assert!((y[[i, j]] as f64 - want).abs() < 1e-5);
+            }
+        }
     }
 }

@@ -243,6 +243,22 @@ proptest::proptest! {
     }
 }
 
+/// The bridge through PointNet encoders (sapo.md §2.2) in f64: cartpole's first three observation
+/// entries read as one point (unnormalized, through the per-point MLP and the pooling), the other
+/// two through the low-dimensional MLP, in the actor and in every critic.
+#[test]
+fn pointnet_bridge_gradient_matches_central_differences_in_f64() {
+    use diffsim_learners::encoder::PointCloudLayout;
+    let point_cloud = Some(PointCloudLayout { points: 1, offset: 0 });
+    for (name, cfg) in [("SAPO", DiffRlConfig::sapo()), ("SHAC", DiffRlConfig::shac())] {
+        let (exact, _, fd, _) =
+            gradient_check_seeded::<f64>(DiffRlConfig { point_cloud, ..cfg }, 7, Kind::Double, EPS_F64);
+        let err = (exact - fd).abs() / fd.abs().max(1e-8);
+        eprintln!("{name} PointNet f64: relative error {err:.1e}");
+        assert!((exact - fd).abs() < 1e-6 * fd.abs() + 1e-8, "{name}: bridge {exact} vs central difference {fd}");
+    }
+}
+
 #[test]
 fn shac_bridge_gradient_matches_central_differences() {
     assert_close("SHAC", gradient_check(DiffRlConfig::shac()));

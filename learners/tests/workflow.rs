@@ -49,6 +49,28 @@ fn defaults_follow_the_paper_per_learner_and_task() {
     assert_eq!(apg.diff_rl().unwrap().num_critics, 0);
 }
 
+/// The point-cloud tasks default to a PointNet on their particle block (sapo.md §2.2); `--set`
+/// can turn it off, and a block that does not fit the observation is an error naming the keys.
+#[test]
+fn point_cloud_tasks_default_to_pointnet_encoders() {
+    use diffsim_learners::encoder::PointCloudLayout;
+    let rf = TrainConfig::defaults("rolling-flat", "sapo").unwrap().diff_rl().unwrap();
+    assert_eq!(rf.point_cloud, Some(PointCloudLayout { points: 250, offset: 0 }));
+    let sj = TrainConfig::defaults("soft-jumper", "shac").unwrap().diff_rl().unwrap();
+    assert_eq!(sj.point_cloud, Some(PointCloudLayout { points: 195, offset: 15 }));
+    assert_eq!(TrainConfig::defaults("ant-run", "sapo").unwrap().diff_rl().unwrap().point_cloud, None);
+    let mut b = ConfigBuilder::new("rolling-flat", "sapo").unwrap();
+    b.set("learner.pointnet_points=0").unwrap();
+    assert_eq!(b.build().unwrap().diff_rl().unwrap().point_cloud, None);
+    let mut b = ConfigBuilder::new("cartpole", "sapo").unwrap();
+    b.set("learner.pointnet_points=2").unwrap();
+    let Err(err) = DiffRl::new(5, 1, 2, b.build().unwrap().diff_rl().unwrap()) else {
+        panic!("2 points fit 5 entries")
+    };
+    let err = err.to_string();
+    assert!(err.contains("pointnet_points") && err.contains("0..6") && err.contains("has 5"), "{err}");
+}
+
 #[test]
 fn file_then_set_overrides_merge_in_order() {
     let dir = tmp_dir("merge");
