@@ -1,5 +1,6 @@
-//! `diffsim bench --backend gpu|auto`: which backend a bench row runs on, and the GPU timing of
-//! a row (the same protocol as the CPU's in `bench.rs`, on a `GpuSim`).
+//! `--backend cpu|gpu|auto` of `diffsim bench` and `diffsim train`: which backend a bench row or
+//! a training run uses, and the GPU timing of a bench row (the same protocol as the CPU's in
+//! `bench.rs`, on a `GpuSim`).
 //!
 //! - forward: per step, the actions are written to the GPU, one command buffer runs all
 //!   substeps, and `obs` and `reward` are read back (what a learner needs every step);
@@ -80,6 +81,15 @@ pub fn choose(device: &Device, backend: Backend, sim: &Sim<f32>, task: &str) -> 
     }
 }
 
+impl From<GpuScatter> for Scatter {
+    fn from(s: GpuScatter) -> Self {
+        match s {
+            GpuScatter::Deterministic => Scatter::Deterministic,
+            GpuScatter::Atomic => Scatter::Atomic,
+        }
+    }
+}
+
 pub fn measure(
     gpu: Arc<Gpu>,
     sim: &Sim<f32>,
@@ -88,10 +98,7 @@ pub fn measure(
     horizon: usize,
     rng: &mut Rng,
 ) -> anyhow::Result<Measurement> {
-    let scatter = match scatter {
-        GpuScatter::Deterministic => Scatter::Deterministic,
-        GpuScatter::Atomic => Scatter::Atomic,
-    };
+    let scatter = Scatter::from(scatter);
     let readback: Vec<String> =
         ["obs", "reward"].iter().filter(|c| sim.state.get(c).is_ok()).map(|c| c.to_string()).collect();
     sim.state.get("reward").context("the task has no `reward` state column to seed backward with")?;

@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 use diffsim_engine::{Sim, SimFactory};
 use diffsim_learners::{Objective, OpenLoop, OpenLoopConfig, Optimizer};
 
+use crate::bench_gpu::{Backend, GpuScatter};
 use crate::parse;
 use crate::task::{self, Task, TaskOptions};
 
@@ -103,9 +104,20 @@ pub struct TrainArgs {
     /// Policy learners: no progress bar (the CSV log is still written).
     #[arg(long)]
     pub quiet: bool,
+    /// Policy learners: where the physics runs. `gpu` is an error naming the missing adapter or
+    /// the first system without GPU kernels; `auto` falls back to the CPU and says why.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// Policy learners on the GPU: fixed-order (bitwise reproducible) or atomic scatters.
+    #[arg(long, value_enum, default_value_t = GpuScatter::Deterministic)]
+    pub gpu_scatter: GpuScatter,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if args.backend != Backend::Cpu && matches!(args.learner, LearnerArg::Ppo | LearnerArg::Sac | LearnerArg::OpenLoop)
+    {
+        bail!("--backend gpu|auto is for the first-order learners (--learner sapo|shac|apg)");
+    }
     if matches!(args.learner, LearnerArg::Ppo | LearnerArg::Sac) {
         return crate::train_zo::run(args);
     }

@@ -21,6 +21,7 @@ use diffsim_learners::{ConfigBuilder, DiffRl, TrainConfig, episode_returns_with}
 use diffsim_tasks::{Task as VecTask, VecEnv};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::bench_gpu::{self, Backend, GpuScatter};
 use crate::parse;
 use crate::task::{Task, TaskOptions};
 use crate::train::{LearnerArg, TrainArgs};
@@ -111,7 +112,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let (cfg, dir, resume) = configure(args)?;
     let opts = TaskOptions { num_envs: cfg.env.num_envs, threads: cfg.env.threads, links: None };
     let task = Task::build(&cfg.run.task, opts)?;
-    with_task(task, Train { cfg, dir, resume, quiet: args.quiet })
+    let backend = (args.backend, args.gpu_scatter);
+    with_task(task, Train { cfg, dir, resume, quiet: args.quiet, backend })
 }
 
 struct Train {
@@ -119,12 +121,14 @@ struct Train {
     dir: PathBuf,
     resume: bool,
     quiet: bool,
+    backend: (Backend, GpuScatter),
 }
 
 impl WithTask for Train {
     type Out = ExitCode;
     fn run<T: VecTask>(self, task: T) -> anyhow::Result<ExitCode> {
-        let Train { cfg, dir, resume, quiet } = self;
+        let Train { cfg, dir, resume, quiet, backend } = self;
+        let device = bench_gpu::open(backend.0)?;
         tch::set_num_threads(1);
         let spec = task.spec();
         let name = cfg.run.task.clone();
@@ -143,6 +147,10 @@ impl WithTask for Train {
         } else {
             env.reset(cfg.run.seed)?
         };
+        // After the restore: `on_gpu` mirrors the CPU state it finds, resumed or fresh.
+        if let Some(gpu) = bench_gpu::choose(&device, backend.0, env.sim(), &name)? {
+            env = env.on_gpu(gpu, backend.1.into()).with_context(|| format!("moving `{name}` onto the GPU"))?;
+        }
         checkpoint::write_atomically(&config_path(&dir), cfg.to_toml().as_bytes())
             .with_context(|| format!("writing {}", config_path(&dir).display()))?;
         let start = learner.epoch;
@@ -154,8 +162,10 @@ impl WithTask for Train {
             .with_context(|| format!("opening {}", dir.join("nan_events.csv").display()))?;
         let steps_per_epoch = (cfg.learner.horizon * spec.num_envs) as u64;
         println!(
-            "train `{name}` with {}: {} envs, H = {}, epochs {start}..{epochs} ({} env steps), seed {}; outputs in {}",
+            "train `{name}` with {} on the {}: {} envs, H = {}, epochs {start}..{epochs} ({} env steps), seed {}; \
+             outputs in {}",
             cfg.run.learner,
+            if env.is_on_gpu() { "GPU" } else { "CPU" },
             spec.num_envs,
             cfg.learner.horizon,
             (epochs.saturating_sub(start)) as u64 * steps_per_epoch,

@@ -111,3 +111,52 @@ fn ppo_and_sac_train_from_the_command_line_and_write_a_log() {
     assert!(!o.status.success() && text(&o).contains("--set"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--backend gpu` trains chain-reach with the physics on the GPU (lavapipe in CI), and names the
+/// first system without GPU kernels for a task that has one. With no adapter at all the test
+/// skips, unless `DIFFSIM_REQUIRE_GPU=1` (CI), where it must run.
+#[test]
+fn train_on_the_gpu_backend() {
+    let dir = tmp_dir().join("gpu");
+    std::fs::create_dir_all(&dir).unwrap();
+    let args = [
+        "train",
+        "--task",
+        "chain-reach",
+        "--learner",
+        "shac",
+        "--envs",
+        "4",
+        "--epochs",
+        "2",
+        "--name",
+        "gpu",
+        "--quiet",
+        "--backend",
+        "gpu",
+        "--set",
+        "learner.horizon=8",
+        "--set",
+        "learner.critic_iterations=2",
+    ];
+    let o = diffsim(&dir, &args);
+    let out = text(&o);
+    if !o.status.success()
+        && out.contains("no wgpu adapter")
+        && std::env::var("DIFFSIM_REQUIRE_GPU").as_deref() != Ok("1")
+    {
+        eprintln!("SKIPPED: no wgpu adapter: {out}");
+        return;
+    }
+    assert!(o.status.success(), "{out}");
+    assert!(out.contains("on the GPU"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("runs/gpu/log.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "header + 2 epochs: {csv}");
+    // ant-run's articulation systems have no GPU kernels: a clear error, not a silent CPU run.
+    let o = diffsim(&dir, &["train", "--task", "ant-run", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
+    let out = text(&o);
+    assert!(!o.status.success() && out.contains("has no GPU kernels") && out.contains("system `"), "{out}");
+    // The zeroth-order learners step on the CPU only.
+    let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "ppo", "--backend", "gpu"]);
+    assert!(!o.status.success() && text(&o).contains("--backend gpu|auto is for the first-order learners"));
+}
