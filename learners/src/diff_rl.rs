@@ -254,6 +254,9 @@ pub struct EpochStats {
     pub mean_entropy: f64,
     /// Mean critic loss over the critic phase.
     pub critic_loss: f64,
+    /// Mean task reward per env step over the epoch's rollout (all N·H steps; a learning signal
+    /// for tasks whose episodes outlast many epochs, e.g. the 300-step MPM tasks).
+    pub step_reward: f64,
     /// Mean of the (undiscounted) returns of the episodes that ended this epoch.
     pub episode_return: Option<f64>,
     /// Mean length (env steps) of the episodes that ended this epoch.
@@ -469,6 +472,7 @@ impl DiffRl {
             sim_forward,
             adjoint,
         } = self.rollout(env, obs)?;
+        let step_reward = buf_r.iter().map(|&r| r as f64).sum::<f64>() / buf_r.len().max(1) as f64;
         let grad_norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
         let skipped = !grad_norm.is_finite() || grad_norm > cfg.max_grad_norm;
         if !skipped {
@@ -550,6 +554,7 @@ impl DiffRl {
             alpha: if cfg.entropy { self.alpha() } else { 0.0 },
             mean_entropy,
             critic_loss,
+            step_reward,
             episode_return: mean(&ended),
             episode_length: mean(&lengths),
             episodes: ended.len(),

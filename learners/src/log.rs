@@ -37,6 +37,7 @@ pub const COLUMNS: &[&str] = &[
     "share_sim_forward",
     "share_adjoint",
     "share_tch",
+    "step_reward",
 ];
 
 /// Per-epoch CSV log.
@@ -145,6 +146,7 @@ impl CsvLog {
             format!("{:.4}", s.sim_forward_s / w),
             format!("{:.4}", s.adjoint_s / w),
             format!("{:.4}", s.tch_s() / w),
+            format!("{}", s.step_reward),
         ];
         writeln!(self.file, "{}", row.join(","))?;
         self.file.flush()?;

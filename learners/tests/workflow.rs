@@ -321,6 +321,7 @@ fn csv_log_resumes_without_duplicate_epochs_and_the_plot_is_a_png() {
     let stats = |epoch: usize| diffsim_learners::EpochStats {
         epoch,
         episode_return: Some(epoch as f64),
+        step_reward: 0.75,
         wall_s: 1.0,
         sim_forward_s: 0.25,
         adjoint_s: 0.5,
@@ -343,7 +344,8 @@ fn csv_log_resumes_without_duplicate_epochs_and_the_plot_is_a_png() {
     let row: Vec<&str> = lines[3].split(',').collect();
     assert_eq!(row.len(), COLUMNS.len());
     assert_eq!(row[2], "2.500", "wall clock continues from the kept rows");
-    assert_eq!(&row[16..], ["0.2500", "0.5000", "0.2500"], "time shares");
+    assert_eq!(&row[16..19], ["0.2500", "0.5000", "0.2500"], "time shares");
+    assert_eq!(row[19], "0.75", "mean reward per env step");
     let png = dir.join("returns.png");
     plot_returns(&png, "test", &log.curve).unwrap();
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
