@@ -5,8 +5,8 @@ use anyhow::bail;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
+use diffsim_tasks::{FluidMove, FluidMoveConfig, RollingFlat, RollingFlatConfig};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
-use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 
 /// Underscore spellings the `--task` parser also accepts.
@@ -16,6 +16,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("hand-reorient", "hand_reorient"),
     ("soft-jumper", "soft_jumper"),
     ("rolling-flat", "rolling_flat"),
+    ("fluid-move", "fluid_move"),
 ];
 
 /// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
@@ -56,6 +57,7 @@ pub enum Task {
     HandReorient(HandReorient),
     SoftJumper(SoftJumper),
     RollingFlat(RollingFlat),
+    FluidMove(FluidMove),
 }
 
 impl Task {
@@ -105,6 +107,11 @@ impl Task {
                 threads: opts.threads,
                 ..RollingFlatConfig::default()
             }))),
+            "fluid-move" => Ok(Task::FluidMove(FluidMove::new(FluidMoveConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..FluidMoveConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -121,6 +128,7 @@ impl SimFactory for Task {
             Task::HandReorient(t) => t.sim(),
             Task::SoftJumper(t) => t.sim(),
             Task::RollingFlat(t) => t.sim(),
+            Task::FluidMove(t) => t.sim(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `mpm.material`: per particle, the plastic return mapping F ← Z(F) and the Kirchhoff stress
 //! τ(F), both from one SVD F = U Σ Vᵀ (Rewarped's `eval_stress`, rewarped.md §4).
 //!
-//! Materials (`mpm_material` = [kind, μ, λ, τ_y] per particle):
+//! Materials (`mpm_material` = [kind, μ, λ, τ_y, 0] per particle):
 //! - `COROTATED` (0): τ = 2μ (F − R) Fᵀ + λ (J − 1) J I = U diag(2μ(σ² − σ) + λ(J−1)J) Uᵀ, Z = id.
 //! - `PLASTICINE` (1): von Mises return mapping on the Hencky strain ε = log max(σ, 0.01):
 //!   ε̄ = ε − tr(ε)/3, Δγ = ‖ε̄‖ − τ_y/(2μ); if Δγ > 0, ε ← ε − Δγ ε̄/‖ε̄‖ and F = U exp(ε) Vᵀ.
@@ -9,6 +9,8 @@
 //! - `NEO_HOOKEAN` (2): τ = μ (F Fᵀ − I) + λ log J I = U diag(μ(σ² − 1) + λ log J) Uᵀ, Z = id.
 //! - `WATER` (3, weakly compressible): Z(F) = J^{1/3} I = U diag(J^{1/3}) Uᵀ (shear forgotten),
 //!   τ = λ J (J − 1) I.
+//! - `SAND` (4, `mpm_material` = [4, μ, λ, α, c]): Drucker–Prager return mapping (`sand.rs`),
+//!   Hencky stress as plasticine.
 //!
 //! Both maps are isotropic matrix functions (`svd::IsoMap`), so the adjoint is the transpose of
 //! their differential in the SVD frame, with the documented safe treatment of equal singular
@@ -25,12 +27,15 @@ use std::any::TypeId;
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
 use rayon::prelude::*;
 
+use super::sand;
 use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, transpose};
 
 pub const COROTATED: f64 = 0.0;
 pub const PLASTICINE: f64 = 1.0;
 pub const NEO_HOOKEAN: f64 = 2.0;
 pub const WATER: f64 = 3.0;
+/// Parameters per particle in `mpm_material`.
+pub const PARAMS: usize = 5;
 
 /// Lower clamp of σ in the plastic return mapping (Rewarped / PlasticineLab).
 const PLASTIC_SIGMA_MIN: f64 = 0.01;
@@ -52,13 +57,13 @@ impl Default for Material {
     }
 }
 
-/// Forward of one block of particles: `params` [4 each], F in, Fp and τ out.
+/// Forward of one block of particles: `params` [PARAMS each], F in, Fp and τ out.
 fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R]) {
     let tangent = has_tangent::<R>();
     for p in 0..fcol.len() / 9 {
         let f = load(fcol, p);
         let f0 = primal(&f);
-        let ev = eval(&f0, &params[4 * p..4 * p + 4], tangent);
+        let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], tangent);
         let Svd { u, v, .. } = ev.svd;
         // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
         let dm = tangent.then(|| {
@@ -122,7 +127,7 @@ fn fluid(s: [f64; 3]) -> ([f64; 3], M3) {
 fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
     let mut h = [0.0; 3];
     let mut jac = [[0.0; 3]; 3];
-    if kind == PLASTICINE {
+    if kind == PLASTICINE || kind == sand::SAND {
         let c = s.map(|x| x.max(HENCKY_SIGMA_MIN));
         let l = c.map(f64::ln);
         let tr = l[0] + l[1] + l[2];
@@ -176,6 +181,8 @@ fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
         von_mises(svd.s, mu, yield_stress).map(|(f, j)| (f, j, Form::A))
     } else if kind == WATER {
         Some((fluid(svd.s).0, fluid(svd.s).1, Form::B))
+    } else if kind == sand::SAND {
+        sand::drucker_prager(svd.s, mu, lambda, p[3], p[4]).map(|(f, j)| (f, j, Form::A))
     } else {
         None
     };
@@ -233,7 +240,7 @@ impl<R: Real> System<R> for Material {
             ColumnAccess::state("mpm_F", 9),
             ColumnAccess::write("mpm_Fp", 9),
             ColumnAccess::write("mpm_stress", 9),
-            ColumnAccess::model("mpm_material", 4),
+            ColumnAccess::model("mpm_material", PARAMS),
         ]
     }
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
@@ -243,7 +250,7 @@ impl<R: Real> System<R> for Material {
         if self.threads > 1 && model.num_envs() < self.threads {
             let bs = (np / model.num_envs().max(1)).div_ceil(self.threads).max(1);
             params
-                .par_chunks(4 * bs)
+                .par_chunks(PARAMS * bs)
                 .zip(fcol.par_chunks(9 * bs))
                 .zip(fpcol.par_chunks_mut(9 * bs))
                 .zip(tcol.par_chunks_mut(9 * bs))
@@ -266,7 +273,7 @@ impl<R: Real> System<R> for Material {
         let [af, afp, at] = adj.cols_mut(["mpm_F", "mpm_Fp", "mpm_stress"]);
         for p in 0..fpre.len() / 9 {
             let f0 = primal(&load(fpre, p));
-            let ev = eval(&f0, &params[4 * p..4 * p + 4], true);
+            let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], true);
             let Svd { u, v, .. } = ev.svd;
             let ut = transpose(&u);
             let mut mbar = [[R::zero(); 3]; 3];

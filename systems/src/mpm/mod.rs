@@ -3,7 +3,7 @@
 //! Particles are ECS entities (`MpmParticle` on an `EnvId`), packed per env into State columns
 //! `mpm_x`, `mpm_v` [P, 3], `mpm_F` (trial), `mpm_Fp` (after plasticity), `mpm_C`, `mpm_stress`
 //! [P, 9] and Model columns
-//! `mpm_mass_vol` [P, 2], `mpm_material` [P, 4]. The per-env background grid is scratch owned by
+//! `mpm_mass_vol` [P, 2], `mpm_material` [P, 5]. The per-env background grid is scratch owned by
 //! `mpm.transfer` (never State): only particles cross substeps, so the tape's checkpoints and the
 //! backward's recompute buffers hold particles, not grids.
 //!
@@ -16,6 +16,7 @@
 
 pub mod collider;
 pub mod material;
+pub mod sand;
 pub mod svd;
 pub mod transfer;
 
@@ -49,6 +50,14 @@ pub enum MpmMaterial {
     Water {
         lambda: f64,
     },
+    /// Drucker–Prager sand with Hencky elasticity (Klár et al. 2016, `sand.rs`): friction angle
+    /// in degrees, cohesion as the log-strain trace of the yield cone's tip (0: cohesionless).
+    Sand {
+        mu: f64,
+        lambda: f64,
+        friction_angle: f64,
+        cohesion: f64,
+    },
 }
 
 impl MpmMaterial {
@@ -56,12 +65,17 @@ impl MpmMaterial {
     pub fn lame(youngs: f64, poisson: f64) -> (f64, f64) {
         (youngs / (2.0 * (1.0 + poisson)), youngs * poisson / ((1.0 + poisson) * (1.0 - 2.0 * poisson)))
     }
-    fn params(&self) -> [f64; 4] {
+    fn params(&self) -> [f64; material::PARAMS] {
         match *self {
-            MpmMaterial::Corotated { mu, lambda } => [material::COROTATED, mu, lambda, 0.0],
-            MpmMaterial::Plasticine { mu, lambda, yield_stress } => [material::PLASTICINE, mu, lambda, yield_stress],
-            MpmMaterial::NeoHookean { mu, lambda } => [material::NEO_HOOKEAN, mu, lambda, 0.0],
-            MpmMaterial::Water { lambda } => [material::WATER, 0.0, lambda, 0.0],
+            MpmMaterial::Corotated { mu, lambda } => [material::COROTATED, mu, lambda, 0.0, 0.0],
+            MpmMaterial::Plasticine { mu, lambda, yield_stress } => {
+                [material::PLASTICINE, mu, lambda, yield_stress, 0.0]
+            }
+            MpmMaterial::NeoHookean { mu, lambda } => [material::NEO_HOOKEAN, mu, lambda, 0.0, 0.0],
+            MpmMaterial::Water { lambda } => [material::WATER, 0.0, lambda, 0.0, 0.0],
+            MpmMaterial::Sand { mu, lambda, friction_angle, cohesion } => {
+                [sand::SAND, mu, lambda, sand::alpha(friction_angle), cohesion]
+            }
         }
     }
 }
@@ -130,7 +144,10 @@ pub fn pack(scene: &Scene, packed: &mut Packed) -> Result<usize, EngineError> {
     packed.add_state(ColumnSpec::new("mpm_C", np, 9))?;
     packed.add_state(ColumnSpec::new("mpm_stress", np, 9))?;
     packed.add_param(ColumnSpec::new("mpm_mass_vol", np, 2), all.clone().flat_map(|p| [p.mass, p.volume]).collect())?;
-    packed.add_param(ColumnSpec::new("mpm_material", np, 4), all.flat_map(|p| p.material.params()).collect())?;
+    packed.add_param(
+        ColumnSpec::new("mpm_material", np, material::PARAMS),
+        all.flat_map(|p| p.material.params()).collect(),
+    )?;
     Ok(np)
 }
 
