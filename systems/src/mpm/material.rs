@@ -271,10 +271,14 @@ fn primal<R: Real>(m: &[[R; 3]; 3]) -> M3 {
 }
 /// U diag(d) Wᵀ + U X Wᵀ (X may be all zero).
 fn compose<R: Real>(u: &M3, d: [f64; 3], x: Option<&[[R; 3]; 3]>, w: &M3) -> [[R; 3]; 3] {
-    let mut inner = [[R::zero(); 3]; 3];
-    if let Some(x) = x {
-        inner = *x;
-    }
+    let Some(x) = x else {
+        // Values only: Σ_k U_ik d_k W_jk in f64, rounded once.
+        return [0, 1, 2].map(|i| {
+            [0, 1, 2]
+                .map(|j| R::from_f64(u[i][0] * d[0] * w[j][0] + u[i][1] * d[1] * w[j][1] + u[i][2] * d[2] * w[j][2]))
+        });
+    };
+    let mut inner = *x;
     for i in 0..3 {
         inner[i][i] += R::from_f64(d[i]);
     }

@@ -104,16 +104,23 @@ fn rotate(app: &mut f64, aqq: &mut f64, apq: &mut f64, arp: &mut f64, arq: &mut 
     }
 }
 
-/// Symmetric eigen-decomposition by cyclic Jacobi rotations: returns (eigenvalues, eigenvectors as
-/// columns). Stops when |off-diagonal|² ≤ `tol2` |diagonal|².
+/// Symmetric eigen-decomposition of a Gram matrix A = FᵀF by cyclic Jacobi rotations: returns
+/// (eigenvalues, eigenvectors as columns). Stops when every pair is decorrelated to `tol2`:
+/// a_pq² ≤ tol2 (a_pp a_qq + 1e-16 ‖diag‖²), i.e. the columns p, q of F V make an angle within
+/// √tol2 of 90° (a Gram matrix has a_pq² ≤ a_pp a_qq). Relative to each pair rather than to the
+/// whole matrix, so that the QR of F V drops off-diagonal terms ~√tol2 σ_j for small σ_j too
+/// (Demmel & Veselić 1992 on the relative accuracy of Jacobi); the 1e-16 ‖diag‖² floor stops
+/// rounding noise of (numerically) zero columns from asking for more sweeps.
 fn jacobi_eigen(a: &M3, tol2: f64) -> ([f64; 3], M3) {
     let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
     let (mut a00, mut a11, mut a22) = (a[0][0], a[1][1], a[2][2]);
     let (mut a01, mut a02, mut a12) = (a[0][1], a[0][2], a[1][2]);
     for _sweep in 0..MAX_SWEEPS {
-        let off = a01 * a01 + a02 * a02 + a12 * a12;
-        let diag = a00 * a00 + a11 * a11 + a22 * a22;
-        if off <= tol2 * diag || off < 1e-300 {
+        let floor = 1e-16 * (a00 * a00 + a11 * a11 + a22 * a22);
+        if a01 * a01 <= tol2 * (a00 * a11 + floor)
+            && a02 * a02 <= tol2 * (a00 * a22 + floor)
+            && a12 * a12 <= tol2 * (a11 * a22 + floor)
+        {
             break;
         }
         rotate(&mut a00, &mut a11, &mut a01, &mut a02, &mut a12, &mut v, 0, 1);
@@ -143,13 +150,13 @@ fn orthogonal(a: [f64; 3]) -> [f64; 3] {
     normalized_or(p, [0.0, 0.0, 1.0])
 }
 
-/// |off-diagonal|² / |diagonal|² of FᵀF at which `svd3` stops: off-diagonal ≤ 1e-12 of the
-/// diagonal, far below f32 resolution, and the f64 tests' derivatives see the same U, V in forward
-/// and adjoint.
+/// Squared correlation of the columns of F V at which `svd3` stops (`jacobi_eigen`): 1e-12, so
+/// F = U Σ Vᵀ holds to ~1e-12 relative, for f64 and every scalar carrying derivatives.
 pub const TOL2_F64: f64 = 1e-24;
-/// The same for forwards that only need f32 values (off-diagonal ≤ 1e-9 of the diagonal: its
-/// effect on σ is second order, ~1e-18, and on U, V ~1e-9, 100× below f32 rounding).
-pub const TOL2_F32: f64 = 1e-18;
+/// The same for forwards that only need f32 values: 1e-7, i.e. the dropped off-diagonal terms
+/// are at f32 rounding (Warp's svd3, which Rewarped uses, runs in f32 throughout). It saves about
+/// one of the ~3 sweeps of a near-rotation F.
+pub const TOL2_F32: f64 = 1e-14;
 
 /// SVD at full f64 accuracy (`TOL2_F64`).
 pub fn svd3(f: &M3) -> Svd {
@@ -356,16 +363,22 @@ mod tests {
         check_svd(&[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.5]]);
     }
 
-    /// The f32 tolerance still reconstructs F far below f32 rounding.
+    /// The f32 tolerance reconstructs F to f32 rounding, also when one σ is small.
     #[test]
     fn svd_at_f32_tolerance_reconstructs() {
-        for seed in 0..200 {
-            let f = rand_m(seed);
+        for seed in 0..400 {
+            let mut f = rand_m(seed);
+            if seed % 2 == 1 {
+                // Third column nearly parallel to the first: σ₂ ~ 1e-3.
+                for row in f.iter_mut() {
+                    row[2] = row[0] + 1e-3 * row[2];
+                }
+            }
             let Svd { u, s, v } = svd3_tol(&f, TOL2_F32);
             for i in 0..3 {
                 for j in 0..3 {
                     let r: f64 = (0..3).map(|k| u[i][k] * s[k] * v[j][k]).sum();
-                    assert!((r - f[i][j]).abs() < 1e-8, "{f:?}");
+                    assert!((r - f[i][j]).abs() < 3e-7, "{f:?}");
                 }
             }
         }

@@ -85,6 +85,8 @@ struct Stencil<R> {
     dpos: [[R; 3]; 3],
 }
 
+// Inlined so that the forward, which never reads `dw`, does not compute it.
+#[inline(always)]
 fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
     let mut base = [0usize; 3];
     let mut w = [[R::zero(); 3]; 3];
@@ -250,12 +252,14 @@ impl Transfer {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
                     let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
+                    // The three nodes along z are contiguous: one slice (one bounds check) each.
+                    let n = n0 + i * stride[0] + j * stride[1];
+                    let (mrow, mvrow) = (&mut m[n..n + 3], &mut mv[3 * n..3 * n + 9]);
                     for (l, (&wl, az)) in st.w[2].iter().zip(&acol[2]).enumerate() {
                         let w = wij * wl;
-                        let n = n0 + i * stride[0] + j * stride[1] + l;
-                        m[n] += w * s2;
+                        mrow[l] += w * s2;
                         for d in 0..3 {
-                            mv[3 * n + d] += w * (mij[d] + az[d]);
+                            mvrow[3 * l + d] += w * (mij[d] + az[d]);
                         }
                     }
                 }
@@ -305,31 +309,7 @@ impl Transfer {
         for p in 0..out.x.len() / 3 {
             let x = load3(out.x, p);
             let st = stencil(x, self.inv_dx());
-            let mut vp = [R::zero(); 3];
-            let mut cp = [[R::zero(); 3]; 3];
-            let (n0, stride) = reg.strides(st.base);
-            for i in 0..3 {
-                for j in 0..3 {
-                    let wij = st.w[0][i] * st.w[1][j];
-                    for l in 0..3 {
-                        let w = wij * st.w[2][l];
-                        let n = n0 + i * stride[0] + j * stride[1] + l;
-                        let wv = [w * gv[3 * n], w * gv[3 * n + 1], w * gv[3 * n + 2]];
-                        let dpos = [st.dpos[0][i], st.dpos[1][j], st.dpos[2][l]];
-                        for a in 0..3 {
-                            vp[a] += wv[a];
-                            for b in 0..3 {
-                                cp[a][b] += wv[a] * dpos[b];
-                            }
-                        }
-                    }
-                }
-            }
-            for row in cp.iter_mut() {
-                for c in row.iter_mut() {
-                    *c *= k;
-                }
-            }
+            let (vp, cp) = gather(&st, reg, gv, k);
             for d in 0..3 {
                 let nx = x[d] + dtr * vp[d];
                 out.x[3 * p + d] = nx.max(R::from_f64(lo)).min(R::from_f64(hi));
@@ -421,6 +401,52 @@ impl Transfer {
 
 fn vel_scaled<R: Real>(v: [R; 3], s: R) -> [R; 3] {
     [v[0] * s, v[1] * s, v[2] * s]
+}
+
+/// G2P's gather for one particle: v_p = Σ_i w_ip v_i and C_p = k Σ_i w_ip v_i (x_i − x_p)ᵀ.
+/// The weights and offsets are tensor products, so the sums are nested per axis (z innermost:
+/// three contiguous nodes): Σ_x w_x [Σ_y w_y [Σ_z w_z v]] with the offsets of each axis folded in
+/// at its own level, ~290 multiply-adds instead of 27 × 15.
+#[inline(always)]
+fn gather<R: Real>(st: &Stencil<R>, reg: &Region, gv: &[R], k: R) -> ([R; 3], M<R>) {
+    let (n0, stride) = reg.strides(st.base);
+    let wzd = [0, 1, 2].map(|l| st.w[2][l] * st.dpos[2][l]);
+    let mut vp = [R::zero(); 3];
+    let mut cp = [[R::zero(); 3]; 3];
+    for i in 0..3 {
+        // Σ_y Σ_z of w v, of w v dpos_y and of w v dpos_z, for this x layer.
+        let (mut sv, mut sy, mut sz) = ([R::zero(); 3], [R::zero(); 3], [R::zero(); 3]);
+        for j in 0..3 {
+            let n = n0 + i * stride[0] + j * stride[1];
+            let g = &gv[3 * n..3 * n + 9];
+            let (mut rv, mut rz) = ([R::zero(); 3], [R::zero(); 3]);
+            for l in 0..3 {
+                for a in 0..3 {
+                    rv[a] += st.w[2][l] * g[3 * l + a];
+                    rz[a] += wzd[l] * g[3 * l + a];
+                }
+            }
+            let (wy, wyd) = (st.w[1][j], st.w[1][j] * st.dpos[1][j]);
+            for a in 0..3 {
+                sv[a] += wy * rv[a];
+                sy[a] += wyd * rv[a];
+                sz[a] += wy * rz[a];
+            }
+        }
+        let (wx, wxd) = (st.w[0][i], st.w[0][i] * st.dpos[0][i]);
+        for a in 0..3 {
+            vp[a] += wx * sv[a];
+            cp[a][0] += wxd * sv[a];
+            cp[a][1] += wx * sy[a];
+            cp[a][2] += wx * sz[a];
+        }
+    }
+    for row in cp.iter_mut() {
+        for c in row.iter_mut() {
+            *c *= k;
+        }
+    }
+    (vp, cp)
 }
 
 impl<R: Real> System<R> for Transfer {
@@ -541,22 +567,8 @@ impl<R: Real> System<R> for Transfer {
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
                         let (n0, stride) = reg.strides(st.base);
-                        // Recompute v_p and C_p.
-                        let mut vp = [R::zero(); 3];
-                        let mut cp = [[R::zero(); 3]; 3];
-                        for i in 0..27 {
-                            let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
-                            let w = st.w[0][a] * st.w[1][b] * st.w[2][c];
-                            let nn = n0 + a * stride[0] + b * stride[1] + c;
-                            let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
-                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
-                            for r in 0..3 {
-                                vp[r] += w * vi[r];
-                                for s in 0..3 {
-                                    cp[r][s] += w * k * vi[r] * dpos[s];
-                                }
-                            }
-                        }
+                        // Recompute v_p and C_p (the forward's gather).
+                        let (vp, cp) = gather(&st, &reg, vout, k);
                         let f = load9(fpre, p);
                         let fbar_out = load9(af, p);
                         let mut xbar = [R::zero(); 3];
