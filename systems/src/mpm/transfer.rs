@@ -176,9 +176,6 @@ fn store9<R: Real>(c: &mut [R], p: usize, m: &M<R>) {
         }
     }
 }
-fn matvec<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
-    [0, 1, 2].map(|i| a[i][0] * v[0] + a[i][1] * v[1] + a[i][2] * v[2])
-}
 fn matvec_t<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
     [0, 1, 2].map(|j| a[0][j] * v[0] + a[1][j] * v[1] + a[2][j] * v[2])
 }
@@ -403,6 +400,96 @@ fn vel_scaled<R: Real>(v: [R; 3], s: R) -> [R; 3] {
     [v[0] * s, v[1] * s, v[2] * s]
 }
 
+/// Reverse of G2P's gather for one particle: v̄_i += w_i g_i with g_i = v̄_p + k C̄ (x_i − x_p),
+/// and x̄_p += Σ_i (v_i · g_i) ∇w_i − k C̄ᵀ v_p (the offsets' −I, summed over nodes:
+/// Σ_i k w_i C̄ᵀ v_i = k C̄ᵀ v_p). C̄ (x_i − x_p) is split per axis like P2G's A (x_i − x_p), and
+/// the ∇w sums are nested (z innermost).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn g2p_reverse<R: Real>(
+    st: &Stencil<R>,
+    reg: &Region,
+    gv: &[R],
+    gbar: &mut [R],
+    k: R,
+    vpbar: [R; 3],
+    cbar: &M<R>,
+    vp: [R; 3],
+    xbar: &mut [R; 3],
+) {
+    let (n0, stride) = reg.strides(st.base);
+    let kc = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| k * cbar[r][d] * st.dpos[d][o])));
+    for a in 0..3 {
+        for b in 0..3 {
+            let gab = [0, 1, 2].map(|r| vpbar[r] + kc[0][a][r] + kc[1][b][r]);
+            let wab = st.w[0][a] * st.w[1][b];
+            let n = n0 + a * stride[0] + b * stride[1];
+            let (vrow, brow) = (&gv[3 * n..3 * n + 9], &mut gbar[3 * n..3 * n + 9]);
+            let (mut tw, mut td) = (R::zero(), R::zero());
+            for c in 0..3 {
+                let w = wab * st.w[2][c];
+                let mut wb = R::zero();
+                for r in 0..3 {
+                    let g = gab[r] + kc[2][c][r];
+                    brow[3 * c + r] += w * g;
+                    wb += vrow[3 * c + r] * g;
+                }
+                tw += wb * st.w[2][c];
+                td += wb * st.dw[2][c];
+            }
+            xbar[0] += st.dw[0][a] * st.w[1][b] * tw;
+            xbar[1] += st.w[0][a] * st.dw[1][b] * tw;
+            xbar[2] += wab * td;
+        }
+    }
+    let ctv = matvec_t(cbar, vp);
+    for d in 0..3 {
+        xbar[d] -= k * ctv[d];
+    }
+}
+
+/// Reverse of P2G for one particle, from the grid adjoints (m̄v)_i = `mvbar`, m̄_i = `mbar`:
+/// returns (x̄_p, v̄_p, Ā) with v̄_p = m_p Σ_i w_i (m̄v)_i, Ā = Σ_i w_i (m̄v)_i (x_i − x_p)ᵀ (the
+/// forward's gather on the adjoint grid), and x̄_p = Σ_i w̄_i ∇w_i − Aᵀ Σ_i w_i (m̄v)_i with
+/// w̄_i = m̄_i m_p + (m̄v)_i · (m_p v_p + A (x_i − x_p)).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn p2g_reverse<R: Real>(
+    st: &Stencil<R>,
+    reg: &Region,
+    mvbar: &[R],
+    mbar: &[R],
+    mp: R,
+    mvp: [R; 3],
+    a: &M<R>,
+) -> ([R; 3], [R; 3], M<R>) {
+    let (vsum, abar) = gather(st, reg, mvbar, R::one());
+    let (n0, stride) = reg.strides(st.base);
+    let acol = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| a[r][d] * st.dpos[d][o])));
+    let mut xbar = [R::zero(); 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
+            let n = n0 + i * stride[0] + j * stride[1];
+            let (brow, mrow) = (&mvbar[3 * n..3 * n + 9], &mbar[n..n + 3]);
+            let (mut tw, mut td) = (R::zero(), R::zero());
+            for l in 0..3 {
+                let mut wb = mrow[l] * mp;
+                for r in 0..3 {
+                    wb += brow[3 * l + r] * (mij[r] + acol[2][l][r]);
+                }
+                tw += wb * st.w[2][l];
+                td += wb * st.dw[2][l];
+            }
+            xbar[0] += st.dw[0][i] * st.w[1][j] * tw;
+            xbar[1] += st.w[0][i] * st.dw[1][j] * tw;
+            xbar[2] += st.w[0][i] * st.w[1][j] * td;
+        }
+    }
+    let atv = matvec_t(a, vsum);
+    ([0, 1, 2].map(|d| xbar[d] - atv[d]), [0, 1, 2].map(|d| mp * vsum[d]), abar)
+}
+
 /// G2P's gather for one particle: v_p = Σ_i w_ip v_i and C_p = k Σ_i w_ip v_i (x_i − x_p)ᵀ.
 /// The weights and offsets are tensor products, so the sums are nested per axis (z innermost:
 /// three contiguous nodes): Σ_x w_x [Σ_y w_y [Σ_z w_z v]] with the offsets of each axis folded in
@@ -566,7 +653,6 @@ impl<R: Real> System<R> for Transfer {
                         let p = np * e + pl;
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
-                        let (n0, stride) = reg.strides(st.base);
                         // Recompute v_p and C_p (the forward's gather).
                         let (vp, cp) = gather(&st, &reg, vout, k);
                         let f = load9(fpre, p);
@@ -601,26 +687,7 @@ impl<R: Real> System<R> for Transfer {
                                 afp[9 * p + 3 * r + s2] += fbar[r][s2];
                             }
                         }
-                        for i in 0..27 {
-                            let (a, b, c) = (i / 9, (i / 3) % 3, i % 3);
-                            let (w0, w1, w2) = (st.w[0][a], st.w[1][b], st.w[2][c]);
-                            let w = w0 * w1 * w2;
-                            let nn = n0 + a * stride[0] + b * stride[1] + c;
-                            let vi = [vout[3 * nn], vout[3 * nn + 1], vout[3 * nn + 2]];
-                            let dpos = [st.dpos[0][a], st.dpos[1][b], st.dpos[2][c]];
-                            let cd = matvec(&cbar, dpos);
-                            let mut wbar = R::zero();
-                            for r in 0..3 {
-                                vbar[3 * nn + r] += w * (vpbar[r] + k * cd[r]);
-                                wbar += vi[r] * (vpbar[r] + k * cd[r]);
-                            }
-                            // ∂dpos/∂x = −I; d̄pos = k w C̄ᵀ v_i.
-                            let dpb = matvec_t(&cbar, vi);
-                            let grad = [st.dw[0][a] * w1 * w2, w0 * st.dw[1][b] * w2, w0 * w1 * st.dw[2][c]];
-                            for d in 0..3 {
-                                xbar[d] += wbar * grad[d] - k * w * dpb[d];
-                            }
-                        }
+                        g2p_reverse(&st, &reg, vout, vbar, k, vpbar, &cbar, vp, &mut xbar);
                         for d in 0..3 {
                             ax[3 * p + d] = xbar[d];
                             av[3 * p + d] = R::zero();
@@ -655,38 +722,13 @@ impl<R: Real> System<R> for Transfer {
                         let (mp, vol) = (inp.mass_vol[2 * pl], inp.mass_vol[2 * pl + 1]);
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
-                        let (n0, stride) = reg.strides(st.base);
                         let cm = load9(inp.c, pl);
                         let tau = load9(inp.tau, pl);
                         let (s1, s2) = (R::from_f64(-dt * vol * kc), R::from_f64(mp));
                         let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
                         let vv = load3(inp.v, pl);
                         let mvp = vel_scaled(vv, s2);
-                        let mut xbar = [R::zero(); 3];
-                        let mut vpbar = [R::zero(); 3];
-                        let mut abar = [[R::zero(); 3]; 3];
-                        for i in 0..27 {
-                            let (ia, ib, ic) = (i / 9, (i / 3) % 3, i % 3);
-                            let (w0, w1, w2) = (st.w[0][ia], st.w[1][ib], st.w[2][ic]);
-                            let w = w0 * w1 * w2;
-                            let nn = n0 + ia * stride[0] + ib * stride[1] + ic;
-                            let dpos = [st.dpos[0][ia], st.dpos[1][ib], st.dpos[2][ic]];
-                            let ad = matvec(&a, dpos);
-                            let mvb = [vbar[3 * nn], vbar[3 * nn + 1], vbar[3 * nn + 2]];
-                            let mut wbar = mbar[nn] * s2;
-                            for d in 0..3 {
-                                wbar += mvb[d] * (mvp[d] + ad[d]);
-                                vpbar[d] += w * s2 * mvb[d];
-                                for c2 in 0..3 {
-                                    abar[d][c2] += w * mvb[d] * dpos[c2];
-                                }
-                            }
-                            let dpb = matvec_t(&a, mvb);
-                            let grad = [st.dw[0][ia] * w1 * w2, w0 * st.dw[1][ib] * w2, w0 * w1 * st.dw[2][ic]];
-                            for d in 0..3 {
-                                xbar[d] += wbar * grad[d] - w * dpb[d];
-                            }
-                        }
+                        let (xbar, vpbar, abar) = p2g_reverse(&st, &reg, vbar, mbar, s2, mvp, &a);
                         for d in 0..3 {
                             ax[3 * p + d] += xbar[d];
                             av[3 * p + d] += vpbar[d];
