@@ -240,15 +240,20 @@ impl Transfer {
             let cm = load9(inp.c, p);
             let tau = load9(inp.tau, p);
             let (s1, s2) = (R::from_f64(-dt * vol * k), R::from_f64(mp));
-            let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
+            let mut a: M<R> = [[R::zero(); 3]; 3];
+            for i in 0..3 {
+                for j in 0..3 {
+                    a[i][j] = s1 * tau[i][j] + s2 * cm[i][j];
+                }
+            }
             let mvp = vel_scaled(load3(inp.v, p), s2);
             // A (x_i − x_p) = Σ_d A[:, d] dpos_d: one column product per axis offset.
-            let acol = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| a[r][d] * st.dpos[d][o])));
+            let acol = axis_columns(&a, &st.dpos);
             let (n0, stride) = reg.strides(st.base);
             for i in 0..3 {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
-                    let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
+                    let mij = add3(mvp, acol[0][i], acol[1][j]);
                     // The three nodes along z are contiguous: one slice (one bounds check) each.
                     let n = n0 + i * stride[0] + j * stride[1];
                     let (mrow, mvrow) = (&mut m[n..n + 3], &mut mv[3 * n..3 * n + 9]);
@@ -400,6 +405,27 @@ fn vel_scaled<R: Real>(v: [R; 3], s: R) -> [R; 3] {
     [v[0] * s, v[1] * s, v[2] * s]
 }
 
+/// The per-axis parts of M (x_i − x_p) = Σ_d M[:, d] (x_i − x_p)_d: `out[d][o]` = M[:, d] times
+/// the offset of the o-th node along axis d. Plain loops (array `map` closures spill to the stack
+/// in these hot kernels).
+#[inline(always)]
+fn axis_columns<R: Real>(m: &M<R>, dpos: &[[R; 3]; 3]) -> [[[R; 3]; 3]; 3] {
+    let mut out = [[[R::zero(); 3]; 3]; 3];
+    for d in 0..3 {
+        for o in 0..3 {
+            for r in 0..3 {
+                out[d][o][r] = m[r][d] * dpos[d][o];
+            }
+        }
+    }
+    out
+}
+
+#[inline(always)]
+fn add3<R: Real>(a: [R; 3], b: [R; 3], c: [R; 3]) -> [R; 3] {
+    [a[0] + b[0] + c[0], a[1] + b[1] + c[1], a[2] + b[2] + c[2]]
+}
+
 /// Reverse of G2P's gather for one particle: v̄_i += w_i g_i with g_i = v̄_p + k C̄ (x_i − x_p),
 /// and x̄_p += Σ_i (v_i · g_i) ∇w_i − k C̄ᵀ v_p (the offsets' −I, summed over nodes:
 /// Σ_i k w_i C̄ᵀ v_i = k C̄ᵀ v_p). C̄ (x_i − x_p) is split per axis like P2G's A (x_i − x_p), and
@@ -418,10 +444,16 @@ fn g2p_reverse<R: Real>(
     xbar: &mut [R; 3],
 ) {
     let (n0, stride) = reg.strides(st.base);
-    let kc = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| k * cbar[r][d] * st.dpos[d][o])));
+    let mut kcbar = *cbar;
+    for row in kcbar.iter_mut() {
+        for c in row.iter_mut() {
+            *c *= k;
+        }
+    }
+    let kc = axis_columns(&kcbar, &st.dpos);
     for a in 0..3 {
         for b in 0..3 {
-            let gab = [0, 1, 2].map(|r| vpbar[r] + kc[0][a][r] + kc[1][b][r]);
+            let gab = add3(vpbar, kc[0][a], kc[1][b]);
             let wab = st.w[0][a] * st.w[1][b];
             let n = n0 + a * stride[0] + b * stride[1];
             let (vrow, brow) = (&gv[3 * n..3 * n + 9], &mut gbar[3 * n..3 * n + 9]);
@@ -465,11 +497,11 @@ fn p2g_reverse<R: Real>(
 ) -> ([R; 3], [R; 3], M<R>) {
     let (vsum, abar) = gather(st, reg, mvbar, R::one());
     let (n0, stride) = reg.strides(st.base);
-    let acol = [0, 1, 2].map(|d| [0, 1, 2].map(|o| [0, 1, 2].map(|r| a[r][d] * st.dpos[d][o])));
+    let acol = axis_columns(a, &st.dpos);
     let mut xbar = [R::zero(); 3];
     for i in 0..3 {
         for j in 0..3 {
-            let mij = [0, 1, 2].map(|r| mvp[r] + acol[0][i][r] + acol[1][j][r]);
+            let mij = add3(mvp, acol[0][i], acol[1][j]);
             let n = n0 + i * stride[0] + j * stride[1];
             let (brow, mrow) = (&mvbar[3 * n..3 * n + 9], &mbar[n..n + 3]);
             let (mut tw, mut td) = (R::zero(), R::zero());
@@ -725,7 +757,12 @@ impl<R: Real> System<R> for Transfer {
                         let cm = load9(inp.c, pl);
                         let tau = load9(inp.tau, pl);
                         let (s1, s2) = (R::from_f64(-dt * vol * kc), R::from_f64(mp));
-                        let a: M<R> = [0, 1, 2].map(|i| [0, 1, 2].map(|j| s1 * tau[i][j] + s2 * cm[i][j]));
+                        let mut a: M<R> = [[R::zero(); 3]; 3];
+                        for i in 0..3 {
+                            for j in 0..3 {
+                                a[i][j] = s1 * tau[i][j] + s2 * cm[i][j];
+                            }
+                        }
                         let vv = load3(inp.v, pl);
                         let mvp = vel_scaled(vv, s2);
                         let (xbar, vpbar, abar) = p2g_reverse(&st, &reg, vbar, mbar, s2, mvp, &a);
