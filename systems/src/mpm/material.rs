@@ -7,7 +7,8 @@
 //!   ε̄ = ε − tr(ε)/3, Δγ = ‖ε̄‖ − τ_y/(2μ); if Δγ > 0, ε ← ε − Δγ ε̄/‖ε̄‖ and F = U exp(ε) Vᵀ.
 //!   Stress (Hencky): τ = U diag(2μ log σ + λ tr log σ) Uᵀ with σ clamped to ≥ 1e-5.
 //! - `NEO_HOOKEAN` (2): τ = μ (F Fᵀ − I) + λ log J I = U diag(μ(σ² − 1) + λ log J) Uᵀ, Z = id.
-//! - `WATER` (3, weakly compressible): Z(F) = J^{1/3} I = U diag(J^{1/3}) Uᵀ (shear forgotten),
+//! - `WATER` (3, weakly compressible): Z(F) = J^{1/3} I (shear forgotten), computed without an SVD
+//!   from J = det F (`water`, with its own adjoint),
 //!   τ = λ J (J − 1) I.
 //! - `SAND` (4, `mpm_material` = [4, μ, λ, α, c]): Drucker–Prager return mapping (`sand.rs`),
 //!   Hencky stress as plasticine.
@@ -28,7 +29,7 @@ use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMu
 use rayon::prelude::*;
 
 use super::sand;
-use super::svd::{Form, IsoMap, M3, Svd, matmul, mul_cr, mul_rc, svd3, transpose};
+use super::svd::{Form, IsoMap, M3, Svd, TOL2_F32, TOL2_F64, matmul, mul_cr, mul_rc, svd3_tol, transpose};
 
 pub const COROTATED: f64 = 0.0;
 pub const PLASTICINE: f64 = 1.0;
@@ -62,8 +63,14 @@ fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mu
     let tangent = has_tangent::<R>();
     for p in 0..fcol.len() / 9 {
         let f = load(fcol, p);
+        if params[PARAMS * p] == WATER {
+            let (fp, tau) = water(&f, params[PARAMS * p + 2]);
+            store(fpcol, p, &diag_matrix(fp));
+            store(tcol, p, &diag_matrix(tau));
+            continue;
+        }
         let f0 = primal(&f);
-        let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], tangent);
+        let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], tangent, svd_tol::<R>());
         let Svd { u, v, .. } = ev.svd;
         // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
         let dm = tangent.then(|| {
@@ -123,6 +130,61 @@ fn fluid(s: [f64; 3]) -> ([f64; 3], M3) {
     ([c; 3], [row; 3])
 }
 
+/// Water without an SVD: J = det F, Fp = J^{1/3} I and τ = λ J (J − 1) I (returned as the two
+/// diagonal values). J is a polynomial of F, so it is computed in `R` and carries the tangent;
+/// J^{1/3} is evaluated on the primal and linearised, c = c₀ + (J − J₀)/(3 c₀²), which is exact
+/// for floats (J − J₀ = 0) and gives duals/tapes the derivative the adjoint (`water_adjoint`)
+/// transposes. Same values as the SVD form U diag(J^{1/3}) Uᵀ = J^{1/3} I (`eval`'s water arm,
+/// kept as the reference the unit tests compare against).
+fn water<R: Real>(f: &[[R; 3]; 3], lambda: f64) -> (R, R) {
+    let j = det3(f);
+    let j0 = j.to_f64();
+    let (c0, dc) = cbrt_and_slope(j0);
+    let c = R::from_f64(c0) + (j - R::from_f64(j0)) * R::from_f64(dc);
+    (c, R::from_f64(lambda) * j * (j - R::one()))
+}
+
+/// J^{1/3} and its derivative 1/(3 J^{2/3}); the derivative is 0 at |J^{1/3}| ≤ 1e-12 (where it
+/// is unbounded), as the SVD form's Jacobian.
+fn cbrt_and_slope(j: f64) -> (f64, f64) {
+    let c = j.cbrt();
+    (c, if c.abs() > 1e-12 { 1.0 / (3.0 * c * c) } else { 0.0 })
+}
+
+/// Adjoint of `water`: F̄ += cof(F) (∂c/∂J Σᵢ F̄pᵢᵢ + λ (2J − 1) Σᵢ τ̄ᵢᵢ), with cof(F) = ∂J/∂F.
+fn water_adjoint<R: Real>(f: &M3, lambda: f64, fpbar: &[[R; 3]; 3], tbar: &[[R; 3]; 3], fbar: &mut [[R; 3]; 3]) {
+    let j = det3(f);
+    let (_, dc) = cbrt_and_slope(j);
+    let jbar = R::from_f64(dc) * (fpbar[0][0] + fpbar[1][1] + fpbar[2][2])
+        + R::from_f64(lambda * (2.0 * j - 1.0)) * (tbar[0][0] + tbar[1][1] + tbar[2][2]);
+    let cof = cofactor(f);
+    for i in 0..3 {
+        for k in 0..3 {
+            fbar[i][k] += jbar * R::from_f64(cof[i][k]);
+        }
+    }
+}
+
+fn det3<R: Real>(a: &[[R; 3]; 3]) -> R {
+    a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+        + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+}
+
+/// ∂ det F / ∂F.
+fn cofactor(a: &M3) -> M3 {
+    let c = |r0: usize, r1: usize, c0: usize, c1: usize| a[r0][c0] * a[r1][c1] - a[r0][c1] * a[r1][c0];
+    [
+        [c(1, 2, 1, 2), -c(1, 2, 0, 2), c(1, 2, 0, 1)],
+        [-c(0, 2, 1, 2), c(0, 2, 0, 2), -c(0, 2, 0, 1)],
+        [c(0, 1, 1, 2), -c(0, 1, 0, 2), c(0, 1, 0, 1)],
+    ]
+}
+
+fn diag_matrix<R: Real>(d: R) -> [[R; 3]; 3] {
+    let z = R::zero();
+    [[d, z, z], [z, d, z], [z, z, d]]
+}
+
 /// Kirchhoff stress in the principal frame, h(σ), and its Jacobian.
 fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
     let mut h = [0.0; 3];
@@ -173,9 +235,9 @@ fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
 
 /// SVD, return mapping and stress of one particle; `derivatives` also builds the differentials
 /// (the plain-float forward needs only the values).
-fn eval(f: &M3, p: &[f64], derivatives: bool) -> Eval {
+fn eval(f: &M3, p: &[f64], derivatives: bool, tol2: f64) -> Eval {
     let (kind, mu, lambda, yield_stress) = (p[0], p[1], p[2], p[3]);
-    let svd = svd3(f);
+    let svd = svd3_tol(f, tol2);
     let map = |form, val, jac| if derivatives { IsoMap::new(form, svd.s, val, jac) } else { IsoMap::values(val) };
     let plastic = if kind == PLASTICINE {
         von_mises(svd.s, mu, yield_stress).map(|(f, j)| (f, j, Form::A))
@@ -216,14 +278,23 @@ fn primal<R: Real>(m: &[[R; 3]; 3]) -> M3 {
 }
 /// U diag(d) Wᵀ + U X Wᵀ (X may be all zero).
 fn compose<R: Real>(u: &M3, d: [f64; 3], x: Option<&[[R; 3]; 3]>, w: &M3) -> [[R; 3]; 3] {
-    let mut inner = [[R::zero(); 3]; 3];
-    if let Some(x) = x {
-        inner = *x;
-    }
+    let Some(x) = x else {
+        // Values only: Σ_k U_ik d_k W_jk in f64, rounded once.
+        return [0, 1, 2].map(|i| {
+            [0, 1, 2]
+                .map(|j| R::from_f64(u[i][0] * d[0] * w[j][0] + u[i][1] * d[1] * w[j][1] + u[i][2] * d[2] * w[j][2]))
+        });
+    };
+    let mut inner = *x;
     for i in 0..3 {
         inner[i][i] += R::from_f64(d[i]);
     }
     mul_rc(&mul_cr(u, &inner), &transpose(w))
+}
+
+/// The SVD's stopping tolerance for scalar `R`: f32 values need less than f64 (`svd.rs`).
+fn svd_tol<R: 'static>() -> f64 {
+    if TypeId::of::<R>() == TypeId::of::<f32>() { TOL2_F32 } else { TOL2_F64 }
 }
 
 /// Whether `R` carries derivatives (anything but the plain floats).
@@ -273,7 +344,15 @@ impl<R: Real> System<R> for Material {
         let [af, afp, at] = adj.cols_mut(["mpm_F", "mpm_Fp", "mpm_stress"]);
         for p in 0..fpre.len() / 9 {
             let f0 = primal(&load(fpre, p));
-            let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], true);
+            if params[PARAMS * p] == WATER {
+                let mut fbar = load(af, p);
+                water_adjoint(&f0, params[PARAMS * p + 2], &load(afp, p), &load(at, p), &mut fbar);
+                store(af, p, &fbar);
+                store(afp, p, &[[R::zero(); 3]; 3]);
+                store(at, p, &[[R::zero(); 3]; 3]);
+                continue;
+            }
+            let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], true, svd_tol::<R>());
             let Svd { u, v, .. } = ev.svd;
             let ut = transpose(&u);
             let mut mbar = [[R::zero(); 3]; 3];
@@ -304,6 +383,46 @@ impl<R: Real> System<R> for Material {
             store(af, p, &fbar);
             store(afp, p, &[[R::zero(); 3]; 3]);
             store(at, p, &[[R::zero(); 3]; 3]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The direct water path gives the values of the SVD form U diag(J^{1/3}) Uᵀ and
+    /// U diag(λ J (J − 1)) Uᵀ that `eval` builds (on stretched, compressed and inverted F).
+    #[test]
+    fn water_without_svd_matches_the_svd_form() {
+        let mut s = 7u64;
+        let mut u = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let lambda = 3.0e4;
+        for case in 0..100 {
+            let mut f = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+            for row in f.iter_mut() {
+                for x in row.iter_mut() {
+                    *x += 0.8 * u();
+                }
+            }
+            if case % 4 == 0 {
+                f[2] = f[2].map(|x| -x);
+            }
+            let (fp, tau) = water(&f, lambda);
+            let ev = eval(&f, &[WATER, 0.0, lambda, 0.0, 0.0], false, TOL2_F64);
+            let (pl, form) = ev.plastic.expect("water always projects");
+            let zf = compose::<f64>(&ev.svd.u, pl.val, None, if form == Form::A { &ev.svd.v } else { &ev.svd.u });
+            let zt = compose::<f64>(&ev.svd.u, ev.stress.val, None, &ev.svd.u);
+            for i in 0..3 {
+                for j in 0..3 {
+                    let (e_f, e_t) = (if i == j { fp } else { 0.0 }, if i == j { tau } else { 0.0 });
+                    assert!((zf[i][j] - e_f).abs() < 1e-10, "Fp {f:?}: {zf:?} vs {fp}");
+                    assert!((zt[i][j] - e_t).abs() < 1e-9 * lambda, "τ {f:?}: {zt:?} vs {tau}");
+                }
+            }
         }
     }
 }

@@ -57,53 +57,77 @@ pub fn transpose(a: &M3) -> M3 {
     [[a[0][0], a[1][0], a[2][0]], [a[0][1], a[1][1], a[2][1]], [a[0][2], a[1][2], a[2][2]]]
 }
 
+#[cfg(test)]
 fn det(a: &M3) -> f64 {
     a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1]) - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
         + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
 }
 
-/// Symmetric eigen-decomposition by cyclic Jacobi rotations: returns (eigenvalues, eigenvectors as
-/// columns). Converges quadratically: about 3 sweeps for the near-rotation F of MPM particles
-/// (measured on F = I + ε·rand, ε from 1e-4 to 0.1: 2.9 to 3.1 sweeps).
-fn jacobi_eigen(mut a: M3) -> ([f64; 3], M3) {
+/// Most Jacobi sweeps (quadratic convergence: about 3 for the near-rotation F of MPM particles,
+/// measured on F = I + ε·rand, ε from 1e-4 to 0.1: 2.9 to 3.1 sweeps; 5–6 for random F).
+const MAX_SWEEPS: usize = 12;
+
+/// One Jacobi rotation in the plane (p, q) of a symmetric 3×3 matrix held as its six entries:
+/// `app`, `aqq`, `apq` and the two entries `arp`, `arq` of the third row r. Zeroes `apq` and
+/// rotates the columns p, q of the eigenvector matrix `v`.
+///
+/// The rotation is J = [[c, s], [−s, c]] with t = s/c the smaller root of t² + 2θt − 1 = 0,
+/// θ = (a_qq − a_pp)/(2a_pq) (Golub & Van Loan, Alg. 8.4.1). Written without θ: with
+/// d = a_qq − a_pp, r = √(d² + 4a_pq²), u = |d| + r and w = 2a_pq·sign(d), t = w/u and
+/// u² + w² = 2ru, so (c, s) = (u, w)/√(2ru): two square roots and one division per rotation
+/// (the textbook form needs two of each).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn rotate(app: &mut f64, aqq: &mut f64, apq: &mut f64, arp: &mut f64, arq: &mut f64, v: &mut M3, p: usize, q: usize) {
+    let x = *apq;
+    if x == 0.0 {
+        return;
+    }
+    let d = *aqq - *app;
+    let r = (d * d + 4.0 * x * x).sqrt();
+    let u = d.abs() + r;
+    let w = 2.0 * x * 1f64.copysign(d);
+    let inv = 1.0 / (2.0 * r * u).sqrt();
+    let (c, s) = (u * inv, w * inv);
+    let (p0, q0) = (*app, *aqq);
+    let cs2x = 2.0 * c * s * x;
+    *app = c * c * p0 - cs2x + s * s * q0;
+    *aqq = s * s * p0 + cs2x + c * c * q0;
+    *apq = 0.0;
+    let (rp, rq) = (*arp, *arq);
+    *arp = c * rp - s * rq;
+    *arq = s * rp + c * rq;
+    for row in v.iter_mut() {
+        let (vp, vq) = (row[p], row[q]);
+        row[p] = c * vp - s * vq;
+        row[q] = s * vp + c * vq;
+    }
+}
+
+/// Symmetric eigen-decomposition of a Gram matrix A = FᵀF by cyclic Jacobi rotations: returns
+/// (eigenvalues, eigenvectors as columns). Stops when every pair is decorrelated to `tol2`:
+/// a_pq² ≤ tol2 (a_pp a_qq + 1e-16 ‖diag‖²), i.e. the columns p, q of F V make an angle within
+/// √tol2 of 90° (a Gram matrix has a_pq² ≤ a_pp a_qq). Relative to each pair rather than to the
+/// whole matrix, so that the QR of F V drops off-diagonal terms ~√tol2 σ_j for small σ_j too
+/// (Demmel & Veselić 1992 on the relative accuracy of Jacobi); the 1e-16 ‖diag‖² floor stops
+/// rounding noise of (numerically) zero columns from asking for more sweeps.
+fn jacobi_eigen(a: &M3, tol2: f64) -> ([f64; 3], M3) {
     let mut v = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-    for _sweep in 0..12 {
-        let off = a[0][1] * a[0][1] + a[0][2] * a[0][2] + a[1][2] * a[1][2];
-        let diag = a[0][0] * a[0][0] + a[1][1] * a[1][1] + a[2][2] * a[2][2];
-        // |off-diagonal| ≤ 1e-12 |diagonal|: far below f32 resolution, and the f64 tests'
-        // derivatives see the same U, V in forward and adjoint.
-        if off <= 1e-24 * diag || off < 1e-300 {
+    let (mut a00, mut a11, mut a22) = (a[0][0], a[1][1], a[2][2]);
+    let (mut a01, mut a02, mut a12) = (a[0][1], a[0][2], a[1][2]);
+    for _sweep in 0..MAX_SWEEPS {
+        let floor = 1e-16 * (a00 * a00 + a11 * a11 + a22 * a22);
+        if a01 * a01 <= tol2 * (a00 * a11 + floor)
+            && a02 * a02 <= tol2 * (a00 * a22 + floor)
+            && a12 * a12 <= tol2 * (a11 * a22 + floor)
+        {
             break;
         }
-        for (p, q) in [(0, 1), (0, 2), (1, 2)] {
-            // Already converged in this plane (cheaper than a rotation by ~0).
-            if a[p][q] * a[p][q] <= 1e-26 * diag || a[p][q].abs() < 1e-300 {
-                continue;
-            }
-            // Rotation zeroing a[p][q] (Golub & Van Loan, Alg. 8.4.1).
-            let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-            let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-            let t = if theta == 0.0 { 1.0 } else { t };
-            let c = 1.0 / (t * t + 1.0).sqrt();
-            let s = t * c;
-            for row in a.iter_mut() {
-                let (akp, akq) = (row[p], row[q]);
-                row[p] = c * akp - s * akq;
-                row[q] = s * akp + c * akq;
-            }
-            let (rp, rq) = (a[p], a[q]);
-            for k in 0..3 {
-                a[p][k] = c * rp[k] - s * rq[k];
-                a[q][k] = s * rp[k] + c * rq[k];
-            }
-            for row in v.iter_mut() {
-                let (vkp, vkq) = (row[p], row[q]);
-                row[p] = c * vkp - s * vkq;
-                row[q] = s * vkp + c * vkq;
-            }
-        }
+        rotate(&mut a00, &mut a11, &mut a01, &mut a02, &mut a12, &mut v, 0, 1);
+        rotate(&mut a00, &mut a22, &mut a02, &mut a01, &mut a12, &mut v, 0, 2);
+        rotate(&mut a11, &mut a22, &mut a12, &mut a01, &mut a02, &mut v, 1, 2);
     }
-    ([a[0][0], a[1][1], a[2][2]], v)
+    ([a00, a11, a22], v)
 }
 
 fn col(m: &M3, j: usize) -> [f64; 3] {
@@ -126,18 +150,36 @@ fn orthogonal(a: [f64; 3]) -> [f64; 3] {
     normalized_or(p, [0.0, 0.0, 1.0])
 }
 
+/// Squared correlation of the columns of F V at which `svd3` stops (`jacobi_eigen`): 1e-12, so
+/// F = U Σ Vᵀ holds to ~1e-12 relative, for f64 and every scalar carrying derivatives.
+pub const TOL2_F64: f64 = 1e-24;
+/// The same for forwards that only need f32 values: 1e-7, i.e. the dropped off-diagonal terms
+/// are at f32 rounding (Warp's svd3, which Rewarped uses, runs in f32 throughout). It saves about
+/// one of the ~3 sweeps of a near-rotation F.
+pub const TOL2_F32: f64 = 1e-14;
+
+/// SVD at full f64 accuracy (`TOL2_F64`).
 pub fn svd3(f: &M3) -> Svd {
-    let (lam, mut v) = jacobi_eigen(matmul(&transpose(f), f));
-    // Sort eigenpairs by eigenvalue, descending.
-    let mut order = [0usize, 1, 2];
-    order.sort_by(|&a, &b| lam[b].partial_cmp(&lam[a]).unwrap_or(std::cmp::Ordering::Equal));
-    let vs = v;
-    for (j, &o) in order.iter().enumerate() {
-        for r in 0..3 {
-            v[r][j] = vs[r][o];
+    svd3_tol(f, TOL2_F64)
+}
+
+/// F = U Σ Vᵀ: V from the Jacobi eigen-decomposition of FᵀF (stopping at `tol2`, see
+/// `TOL2_F64`), U from a Gram–Schmidt QR of F V (robust for small or zero σ, unlike F V Σ⁻¹).
+pub fn svd3_tol(f: &M3, tol2: f64) -> Svd {
+    let (mut lam, mut v) = jacobi_eigen(&matmul(&transpose(f), f), tol2);
+    // Sort eigenpairs by eigenvalue, descending, with three compare-swaps; each column swap flips
+    // det V (a product of rotations: +1), so an odd count is undone by negating the last column.
+    let mut flip = false;
+    for (i, j) in [(0, 1), (1, 2), (0, 1)] {
+        if lam[i] < lam[j] {
+            lam.swap(i, j);
+            for row in v.iter_mut() {
+                row.swap(i, j);
+            }
+            flip = !flip;
         }
     }
-    if det(&v) < 0.0 {
+    if flip {
         for row in v.iter_mut() {
             row[2] = -row[2];
         }
@@ -312,5 +354,33 @@ mod tests {
         check_svd(&[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]);
         check_svd(&[[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 0.0]]);
         check_svd(&[[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
+        // Near rotations (clustered σ: MPM's common case), and exactly repeated σ.
+        for seed in 0..200 {
+            let e = rand_m(seed + 1000);
+            let eps = [1e-7, 1e-4, 1e-2, 0.1][seed as usize % 4];
+            check_svd(&[0, 1, 2].map(|i| [0, 1, 2].map(|j| if i == j { 1.0 } else { 0.0 } + eps * e[i][j])));
+        }
+        check_svd(&[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.5]]);
+    }
+
+    /// The f32 tolerance reconstructs F to f32 rounding, also when one σ is small.
+    #[test]
+    fn svd_at_f32_tolerance_reconstructs() {
+        for seed in 0..400 {
+            let mut f = rand_m(seed);
+            if seed % 2 == 1 {
+                // Third column nearly parallel to the first: σ₂ ~ 1e-3.
+                for row in f.iter_mut() {
+                    row[2] = row[0] + 1e-3 * row[2];
+                }
+            }
+            let Svd { u, s, v } = svd3_tol(&f, TOL2_F32);
+            for i in 0..3 {
+                for j in 0..3 {
+                    let r: f64 = (0..3).map(|k| u[i][k] * s[k] * v[j][k]).sum();
+                    assert!((r - f[i][j]).abs() < 3e-7, "{f:?}");
+                }
+            }
+        }
     }
 }
