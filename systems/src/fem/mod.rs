@@ -15,6 +15,7 @@
 
 pub mod activation;
 pub mod fiber;
+pub mod gpu;
 pub mod mesh;
 pub mod tetrahedra;
 
