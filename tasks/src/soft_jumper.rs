@@ -24,6 +24,10 @@
 //! - init noise: shift x, z by U(−0.8, 0.8), y by U(0, 0.4) (rounded to 1e-3), then scale all
 //!   positions about the origin by 1 + 0.1 U(−1, 1) (rounded to 1e-3); velocities 0.
 //! - gravity −9.80665 (Warp's default).
+//!
+//! GPU: clock, observe and reward have WGSL mirrors (forward and adjoint, `wgsl/soft_jumper_*.wgsl`,
+//! impls at the end of this file); with the FEM and particle kernels the whole schedule runs on a
+//! `GpuSim` (`diffsim bench --task soft-jumper --backend gpu`, `VecEnv::on_gpu`).
 
 use std::f64::consts::PI;
 use std::path::PathBuf;

@@ -2,7 +2,7 @@
 //! (`diffsim_engine::gpu_sim`), on whatever adapter wgpu finds (lavapipe here and in CI):
 //! - every system of SoftJumper's schedule (fem.activation, soft_jumper.clock, the particle
 //!   substep systems, fem.tetrahedra, soft_jumper.observe and .reward), plus fem.tetrahedra
-//!   without activation, forward and adjoint, in both scatter modes, against the CPU system in
+//!   without activation and fem.fiber_muscles, forward and adjoint, in both scatter modes, against the CPU system in
 //!   f32 on random deformed states and random adjoints (proptest, few cases: lavapipe is slow);
 //! - a 32-step SoftJumper rollout (2 envs): obs and rewards of every step, the action adjoints
 //!   of a backward over the 32 steps and ∂L/∂(initial state), against the CPU `Sim`;
@@ -88,12 +88,13 @@ fn random_state(rng: &mut Rng, rest: &Columns<f32>, jitter: f64) -> Columns<f32>
     s
 }
 
-/// Floor of the relative error (× the column's max |value|) of `fem.tetrahedra`: its forces are
-/// small differences of large terms (near rest the deviatoric P Bᵀ and the volumetric s g cancel
-/// to ~1%), and lavapipe's shader compiler does not keep the CPU's rounding of every product
-/// (measured: up to 4.3e-5 against a 1e-3 floor, ≤ 3.7e-6 against 1e-2), so a reordered or fused
-/// rounding is an ulp of the terms, not of the result. The other kernels are held to 1e-3
-/// (measured: 0, observe's sin/cos ≤ 1.2e-7).
+/// Floor of the relative error (× the column's max |value|) of `fem.tetrahedra` and
+/// `fem.fiber_muscles`: a particle's force and adjoint are sums over ~20 elements whose terms
+/// largely cancel (near rest the deviatoric P Bᵀ and the volumetric s g cancel to ~1%), and
+/// lavapipe's shader compiler does not keep the CPU's rounding of every product (measured:
+/// tetrahedra up to 4.3e-5 against a 1e-3 floor, ≤ 3.7e-6 against 1e-2; fibers up to 4.6e-5
+/// against 1e-3), so a differently rounded product is an ulp of the terms, not of the result.
+/// The other kernels are held to 1e-3 (measured: 0; observe's sin/cos ≤ 1.2e-7).
 const TET_FLOOR: f64 = 1e-2;
 
 /// Each system of `sim`'s schedule whose name passes `only`, forward and adjoint, GPU vs CPU.
@@ -124,7 +125,7 @@ fn kernels_match_cpu(sim: &Sim<f32>, scatter: Scatter, only: &dyn Fn(&str) -> bo
                 if !only(name) {
                     continue;
                 }
-                let floor = if name == "fem.tetrahedra" { TET_FLOOR } else { 1e-3 };
+                let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
                 let mut cpu = state.clone();
                 sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
                 g.write_state(&state).unwrap();
@@ -175,6 +176,28 @@ fn gpu_passive_tetrahedra_match_cpu() {
     sim.schedule = fem::schedule(task.cfg.dt, task.cfg.substeps, true, None, None);
     sim.schedule.validate(sim.state.layout(), sim.control.layout(), &sim.model).unwrap();
     kernels_match_cpu(&sim, Scatter::Deterministic, &|n| n == "fem.tetrahedra", "gpu_passive_tetrahedra_match_cpu");
+}
+
+/// fem.fiber_muscles on SoftJumper's body with a fiber direction per tetrahedron (Rewarped's
+/// SoftJumper has none, so it is tested on its own schedule: the FEM substep with fibers).
+#[test]
+fn gpu_fiber_muscles_match_cpu() {
+    use diffsim_engine::{ColumnSpec, Cpu};
+    use diffsim_systems::fem::{Activation, FiberMuscles};
+    use diffsim_tasks::Task;
+    let task = jumper(2);
+    let mut packed = task.scene().pack().unwrap();
+    task.spec().add_columns(&mut packed).unwrap();
+    packed.add_state(ColumnSpec::new("time", 1, 1)).unwrap();
+    let nt = task.sizes().tets;
+    let fibers: Vec<[f64; 3]> = (0..2 * nt).map(|t| [1.0, 0.3 * (t % 5) as f64 - 0.6, 0.2 * (t % 3) as f64]).collect();
+    fem::add_fibers(&mut packed, &fibers).unwrap();
+    let act = Activation { group: 2, scale: 0.3 };
+    let fiber = FiberMuscles { stiffness: 800.0 };
+    let schedule = fem::schedule::<f32>(task.cfg.dt, task.cfg.substeps, true, Some(act), Some(fiber));
+    let state = packed.state.map(|x| x);
+    let sim = Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1)).unwrap();
+    kernels_match_cpu(&sim, Scatter::Deterministic, &|n| n == "fem.fiber_muscles", "gpu_fiber_muscles_match_cpu");
 }
 
 /// A smaller SoftJumper body for the rollouts (3 × 1 × 3 slab cells on 2-cell legs: 85

@@ -49,6 +49,9 @@ pub fn source(parts: &[&str]) -> String {
 pub const TET_COMMON: &str = include_str!("wgsl/tet_common.wgsl");
 pub const TETRAHEDRA: &str = include_str!("wgsl/tetrahedra.wgsl");
 pub const TETRAHEDRA_ADJOINT: &str = include_str!("wgsl/tetrahedra_adjoint.wgsl");
+pub const FIBER_COMMON: &str = include_str!("wgsl/fiber_common.wgsl");
+pub const FIBER: &str = include_str!("wgsl/fiber.wgsl");
+pub const FIBER_ADJOINT: &str = include_str!("wgsl/fiber_adjoint.wgsl");
 pub const ACTIVATION: &str = include_str!("wgsl/activation.wgsl");
 pub const ACTIVATION_ADJOINT: &str = include_str!("wgsl/activation_adjoint.wgsl");
 
@@ -60,6 +63,19 @@ pub fn tet_derived(params: &[f64]) -> Vec<f32> {
         .flat_map(|p| {
             let (mu, lambda) = (p[10], p[11]);
             [(1.0 / (6.0 * p[9])) as f32, (1.0 + mu / lambda - mu / (4.0 * lambda)) as f32]
+        })
+        .collect()
+}
+
+/// Per tetrahedron (all envs) `[w₀, w₁, w₂, V k]` of `fem.fiber_muscles`, w = B d̂, computed in f64
+/// from `tet_params` and `tet_fiber` as the CPU's `fiber_weights`, rounded once.
+pub fn fiber_derived(params: &[f64], fibers: &[f64], stiffness: f64) -> Vec<f32> {
+    params
+        .chunks_exact(TET_PARAMS)
+        .zip(fibers.chunks_exact(3))
+        .flat_map(|(p, d)| {
+            let w = |i: usize| (p[3 * i] * d[0] + p[3 * i + 1] * d[1] + p[3 * i + 2] * d[2]) as f32;
+            [w(0), w(1), w(2), (p[9] * stiffness) as f32]
         })
         .collect()
 }

@@ -30,6 +30,9 @@
 //!   J̄ = V λ s̄,  ā += V λ s̄,  J̇̄ = V k s̄;  ḡᵢ += J̇̄ uᵢ,  ūᵢ = columns of Ḟ̄ Bᵀ + J̇̄ gᵢ
 //!   d̄ᵢ = columns of F̄ Bᵀ + J̄ gᵢ + (terms of ḡ through the cross products)
 //!   x̄ᵢ += d̄ᵢ, x̄₀ −= Σ d̄ᵢ;  v̄ᵢ += ūᵢ, v̄₀ −= Σ ūᵢ.
+//!
+//! GPU: `wgsl/tet_common.wgsl` evaluates the same formulas in the same order; the `GpuSystem`
+//! impl below runs them as a per-tetrahedron pass and a per-particle gather (fem/gpu.rs).
 
 use diffsim_engine::EngineError;
 use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, model, state, topology};
