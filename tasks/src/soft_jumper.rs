@@ -24,11 +24,18 @@
 //! - init noise: shift x, z by U(−0.8, 0.8), y by U(0, 0.4) (rounded to 1e-3), then scale all
 //!   positions about the origin by 1 + 0.1 U(−1, 1) (rounded to 1e-3); velocities 0.
 //! - gravity −9.80665 (Warp's default).
+//!
+//! GPU: clock, observe and reward have WGSL mirrors (forward and adjoint, `wgsl/soft_jumper_*.wgsl`,
+//! impls at the end of this file); with the FEM and particle kernels the whole schedule runs on a
+//! `GpuSim` (`diffsim bench --task soft-jumper --backend gpu`, `VecEnv::on_gpu`).
 
 use std::f64::consts::PI;
 use std::path::PathBuf;
 
 use diffsim_engine::components::{Ground, Material};
+use diffsim_engine::gpu_sim::{
+    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_control, adj_state, control, state,
+};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut,
@@ -238,6 +245,9 @@ impl<R: Real> System<R> for Clock {
         }
     }
     fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, _: &mut ViewMut<R>, _: &mut ViewMut<R>) {}
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// Sign of x for |x|' (0 at 0).
@@ -354,6 +364,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// `soft_jumper.reward`: r = 10 com_qd_x + 30 (com_q_y − start) − 0.001 Σ a².
@@ -419,5 +432,188 @@ impl<R: Real> System<R> for Reward {
                 aact[na * e + i] -= R::from_f64(2.0 * ACTION_COST) * act[na * e + i] * g;
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+// ---- GPU mirrors (`wgsl/soft_jumper_*.wgsl`): the same formulas and order of f32 operations. ----
+
+/// Uniform block of the soft_jumper kernels (WGSL `struct Params` in
+/// `wgsl/soft_jumper_params.wgsl`), laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct SoftJumperParams {
+    /// Invocations that do work in this dispatch, over all envs.
+    pub n: u32,
+    pub np: u32,
+    pub na: u32,
+    pub no: u32,
+    /// Per-env width of the observe adjoint's body pass: max(3 np, na).
+    pub m: u32,
+    /// 0.1 / np (rounded from f64, as `mean3`).
+    pub per: f32,
+    pub start: f32,
+    pub dt: f32,
+    pub cost: f32,
+    pub cost2: f32,
+}
+
+impl SoftJumperParams {
+    fn of(sizes: Sizes) -> Result<Self, EngineError> {
+        let (np, na) = (sizes.particles, sizes.actions);
+        Ok(Self {
+            n: 0,
+            np: u32_of(np, "particles per env")?,
+            na: u32_of(na, "actions per env")?,
+            no: u32_of(sizes.obs, "observation width")?,
+            m: u32_of((3 * np).max(na), "observe adjoint width")?,
+            per: (OBS_SCALE / np.max(1) as f64) as f32,
+            cost: ACTION_COST as f32,
+            cost2: (2.0 * ACTION_COST) as f32,
+            ..Self::default()
+        })
+    }
+    fn with_n(self, n: usize) -> Result<Self, EngineError> {
+        Ok(Self { n: u32_of(n, "dispatch size")?, ..self })
+    }
+}
+
+fn u32_of(n: usize, what: &str) -> Result<u32, EngineError> {
+    u32::try_from(n).map_err(|_| EngineError::Gpu(format!("soft_jumper: {what} = {n} does not fit u32")))
+}
+
+/// The params block, the phase offsets k 2π/8 (f64 rounded to f32, as the CPU's `from_f64`),
+/// then `parts`.
+fn soft_jumper_source(parts: &[&str]) -> String {
+    let offsets: Vec<String> =
+        (0..PHASES).map(|k| format!("{:?}f", (k as f64 * 2.0 * PI / PHASES as f64) as f32)).collect();
+    let mut s = format!(
+        "{}\nconst PHASE_OFFSET = array<f32, {PHASES}>({});\n",
+        include_str!("wgsl/soft_jumper_params.wgsl"),
+        offsets.join(", ")
+    );
+    for p in parts {
+        s.push('\n');
+        s.push_str(p);
+    }
+    s
+}
+
+const MEAN_WGSL: &str = include_str!("wgsl/soft_jumper_mean.wgsl");
+
+/// GPU: one invocation per env (`wgsl/soft_jumper_clock.wgsl`); the adjoint has no pass.
+impl GpuSystem for Clock {
+    fn name(&self) -> &str {
+        "soft_jumper.clock"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = SoftJumperParams { n: u32_of(cx.num_envs, "envs")?, dt: self.dt as f32, ..Default::default() };
+        let src = soft_jumper_source(&[include_str!("wgsl/soft_jumper_clock.wgsl")]);
+        let binds = vec![Bind::rw(state("time")), Bind::uniform(0)];
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "soft_jumper.clock", &src, "clock_forward", binds, cx.num_envs)?],
+            adjoint: Vec::new(),
+            buffers: vec![cx.uniform("soft_jumper.clock", &params)?],
+        })
+    }
+}
+
+/// GPU: `wgsl/soft_jumper_observe*.wgsl`. Forward: one invocation per env for the phases, loss
+/// and centre of mass (a sum over the env's particles), then one per (env, entry) for the
+/// particle and action blocks. Adjoint: per env (t̄ and the centre-of-mass weights, into an own
+/// scratch buffer), per (env, entry) (q̄, q̇̄, āct), per (env, entry) (ō ← 0). Own buffers: params
+/// with n = envs, n = envs · (6P + A), n = envs · max(3P, A), n = envs · obs width; the scratch.
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "soft_jumper.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let s = self.sizes;
+        let base = SoftJumperParams::of(s)?;
+        let n = cx.num_envs;
+        let body = n * (6 * s.particles + s.actions);
+        let wide = n * (3 * s.particles).max(s.actions);
+        let buffers = vec![
+            cx.uniform("soft_jumper.observe envs", &base.with_n(n)?)?,
+            cx.uniform("soft_jumper.observe body", &base.with_n(body)?)?,
+            cx.uniform("soft_jumper.observe adjoint body", &base.with_n(wide)?)?,
+            cx.uniform("soft_jumper.observe adjoint clear", &base.with_n(n * s.obs)?)?,
+            cx.gpu.storage_f32_zeroed("soft_jumper.observe adjoint weights", 6 * n)?,
+        ];
+        let fwd = |own| {
+            vec![
+                Bind::read(state("particle_q")),
+                Bind::read(state("particle_qd")),
+                Bind::read(state("time")),
+                Bind::read(control("act")),
+                Bind::rw(state("obs")),
+                Bind::uniform(own),
+            ]
+        };
+        let adj = |own| {
+            vec![
+                Bind::read(state("particle_q")),
+                Bind::read(state("particle_qd")),
+                Bind::read(state("time")),
+                Bind::rw(adj_state("particle_q")),
+                Bind::rw(adj_state("particle_qd")),
+                Bind::rw(adj_state("time")),
+                Bind::rw(adj_state("obs")),
+                Bind::rw(adj_control("act")),
+                Bind::rw(Src::Own(4)),
+                Bind::uniform(own),
+            ]
+        };
+        let fsrc = soft_jumper_source(&[MEAN_WGSL, include_str!("wgsl/soft_jumper_observe.wgsl")]);
+        let asrc = soft_jumper_source(&[MEAN_WGSL, include_str!("wgsl/soft_jumper_observe_adjoint.wgsl")]);
+        Ok(GpuKernels {
+            forward: vec![
+                Pass::new(cx, "soft_jumper.observe head", &fsrc, "observe_head", fwd(0), n)?,
+                Pass::new(cx, "soft_jumper.observe body", &fsrc, "observe_body", fwd(1), body)?,
+            ],
+            adjoint: vec![
+                Pass::new(cx, "soft_jumper.observe adjoint head", &asrc, "observe_adjoint_head", adj(0), n)?,
+                Pass::new(cx, "soft_jumper.observe adjoint body", &asrc, "observe_adjoint_body", adj(2), wide)?,
+                Pass::new(cx, "soft_jumper.observe adjoint clear", &asrc, "observe_adjoint_clear", adj(3), n * s.obs)?,
+            ],
+            buffers,
+        })
+    }
+}
+
+/// GPU: `wgsl/soft_jumper_reward*.wgsl`, one invocation per env (sums over its particles and
+/// actions), forward and adjoint.
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "soft_jumper.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let np = cx.count("particle_q");
+        let sizes = Sizes { particles: np, tets: 0, actions: self.actions, obs: 0 };
+        let params =
+            SoftJumperParams { start: self.start_height as f32, ..SoftJumperParams::of(sizes)? }.with_n(cx.num_envs)?;
+        let fwd = vec![
+            Bind::read(state("particle_q")),
+            Bind::read(state("particle_qd")),
+            Bind::read(control("act")),
+            Bind::rw(state("reward")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(control("act")),
+            Bind::rw(adj_state("particle_q")),
+            Bind::rw(adj_state("particle_qd")),
+            Bind::rw(adj_control("act")),
+            Bind::rw(adj_state("reward")),
+            Bind::uniform(0),
+        ];
+        let fsrc = soft_jumper_source(&[MEAN_WGSL, include_str!("wgsl/soft_jumper_reward.wgsl")]);
+        let asrc = soft_jumper_source(&[include_str!("wgsl/soft_jumper_reward_adjoint.wgsl")]);
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "soft_jumper.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "soft_jumper.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
+            buffers: vec![cx.uniform("soft_jumper.reward", &params)?],
+        })
     }
 }

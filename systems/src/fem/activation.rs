@@ -5,7 +5,11 @@
 //! Forward: a_t = scale · act[⌊t / group⌋] for t < group · A, else 0 (tetrahedra beyond the last
 //! action group stay passive). Adjoint: āct[⌊t / group⌋] += scale · ā_t; ā_t ← 0 (overwritten).
 
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
 use diffsim_engine::{ANY_WIDTH, ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+use super::gpu::{self as fgpu, FemParams};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Activation {
@@ -60,5 +64,44 @@ impl<R: Real> System<R> for Activation {
                 abar[e * nt + t] = R::zero();
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// GPU: `wgsl/activation*.wgsl`; the forward is one invocation per (env, tetrahedron), the
+/// adjoint one per (env, action) summing its group in tetrahedron order, then one per
+/// (env, tetrahedron) zeroing ā. Own buffers: 0 params (n = tetrahedra), 1 params (n = actions).
+impl GpuSystem for Activation {
+    fn name(&self) -> &str {
+        "fem.activation"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let nt = cx.state.spec("tet_activation").map_or(0, |s| s.per_env());
+        let na = cx.control.spec("act").map_or(0, |s| s.per_env());
+        let base = FemParams {
+            n: 0,
+            np: 0,
+            nt: fgpu::to_u32(nt, "tetrahedra per env")?,
+            activated: 1,
+            na: fgpu::to_u32(na, "actions per env")?,
+            group: fgpu::to_u32(self.group.max(1), "tetrahedra per action")?,
+            scale: self.scale as f32,
+        };
+        let tets = FemParams { n: fgpu::to_u32(nt * cx.num_envs, "tetrahedra")?, ..base };
+        let acts = FemParams { n: fgpu::to_u32(na * cx.num_envs, "actions")?, ..base };
+        let fwd = vec![Bind::read(control("act")), Bind::rw(state("tet_activation")), Bind::uniform(0)];
+        let adj = |own| vec![Bind::rw(adj_state("tet_activation")), Bind::rw(adj_control("act")), Bind::uniform(own)];
+        let fsrc = fgpu::source(&[fgpu::ACTIVATION]);
+        let asrc = fgpu::source(&[fgpu::ACTIVATION_ADJOINT]);
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "fem.activation", &fsrc, "activation_forward", fwd, nt * cx.num_envs)?],
+            adjoint: vec![
+                Pass::new(cx, "fem.activation adjoint", &asrc, "activation_adjoint", adj(1), na * cx.num_envs)?,
+                Pass::new(cx, "fem.activation clear", &asrc, "activation_clear", adj(0), nt * cx.num_envs)?,
+            ],
+            buffers: vec![cx.uniform("fem.activation tets", &tets)?, cx.uniform("fem.activation actions", &acts)?],
+        })
     }
 }

@@ -13,9 +13,15 @@
 //! Adjoint (by hand; particle_f is accumulated, so f̄ passes through). With ȳⱼ = f̄ⱼ − f̄₀ the
 //! loss term is Σⱼ ȳⱼ · fⱼ = −V a k (u · Y), Y = Σⱼ wⱼ ȳⱼ:
 //!   ā += −V k (u · Y),   ū = −V a k Y,   x̄ⱼ += wⱼ ū,   x̄₀ −= Σⱼ wⱼ ū.
+//!
+//! GPU: `wgsl/fiber*.wgsl`, a per-tetrahedron pass and a per-particle gather as `fem.tetrahedra`.
 
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, state, topology};
 use diffsim_engine::scene::TET_PARAMS;
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+use super::gpu::{self as fgpu, FemParams};
 
 /// Fiber muscles of every tetrahedron, `stiffness` k in Pa (scaled by each rest volume).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -120,5 +126,82 @@ impl<R: Real> System<R> for FiberMuscles {
                 }
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// GPU: one invocation per tetrahedron writes its corners' forces (adjoint: x̄ terms, and ā
+/// directly) to a scratch buffer, then one per particle adds them in tetrahedron order over the
+/// CSR adjacency of fem/gpu.rs. Own buffers: 0 params (n = tetrahedra), 1 params (n =
+/// particles), 2 `[w, V k]` per tetrahedron, 3–4 the adjacency, 5 the scratch (12 floats per
+/// tetrahedron).
+impl GpuSystem for FiberMuscles {
+    fn name(&self) -> &str {
+        "fem.fiber_muscles"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let (np, nt) = (cx.count("particle_q"), cx.count("tet_indices"));
+        let (ntot, ptot) = (nt * cx.num_envs, np * cx.num_envs);
+        let base = FemParams {
+            np: fgpu::to_u32(np, "particles per env")?,
+            nt: fgpu::to_u32(nt, "tetrahedra per env")?,
+            activated: 1,
+            ..FemParams::default()
+        };
+        let tets = FemParams { n: fgpu::to_u32(ntot, "tetrahedra")?, ..base };
+        let parts = FemParams { n: fgpu::to_u32(ptot, "particles")?, ..base };
+        let (off, ent) = fgpu::tet_adjacency(cx.model.topology.get("tet_indices")?, cx.num_envs, np, nt);
+        let derived =
+            fgpu::fiber_derived(cx.model.params.get("tet_params")?, cx.model.params.get("tet_fiber")?, self.stiffness);
+        let buffers = vec![
+            cx.uniform("fem.fiber_muscles tets", &tets)?,
+            cx.uniform("fem.fiber_muscles particles", &parts)?,
+            cx.gpu.storage_f32("fem.fiber_muscles weights", &derived)?,
+            cx.gpu.storage_u32("fem.fiber_muscles adjacency offsets", &off)?,
+            cx.gpu.storage_u32("fem.fiber_muscles adjacency", &ent)?,
+            cx.gpu.storage_f32_zeroed("fem.fiber_muscles scratch", 12 * ntot)?,
+        ];
+        let csr = [Bind::read(Src::Own(3)), Bind::read(Src::Own(4)), Bind::rw(Src::Own(5))];
+        let fwd = |own| {
+            let mut b = vec![
+                Bind::read(state("particle_q")),
+                Bind::rw(state("particle_f")),
+                Bind::read(topology("tet_indices")),
+                Bind::read(Src::Own(2)),
+                Bind::read(state("tet_activation")),
+            ];
+            b.extend_from_slice(&csr);
+            b.push(Bind::uniform(own));
+            b
+        };
+        let adj = |own| {
+            let mut b = vec![
+                Bind::read(state("particle_q")),
+                Bind::read(topology("tet_indices")),
+                Bind::read(Src::Own(2)),
+                Bind::read(state("tet_activation")),
+                Bind::read(adj_state("particle_f")),
+                Bind::rw(adj_state("particle_q")),
+                Bind::rw(adj_state("tet_activation")),
+            ];
+            b.extend_from_slice(&csr);
+            b.push(Bind::uniform(own));
+            b
+        };
+        let fsrc = fgpu::source(&[fgpu::FIBER_COMMON, fgpu::FIBER]);
+        let asrc = fgpu::source(&[fgpu::FIBER_COMMON, fgpu::FIBER_ADJOINT]);
+        Ok(GpuKernels {
+            forward: vec![
+                Pass::new(cx, "fem.fiber_muscles forces", &fsrc, "fiber_forces", fwd(0), ntot)?,
+                Pass::new(cx, "fem.fiber_muscles gather", &fsrc, "fiber_gather", fwd(1), ptot)?,
+            ],
+            adjoint: vec![
+                Pass::new(cx, "fem.fiber_muscles adjoint", &asrc, "fiber_adjoint", adj(0), ntot)?,
+                Pass::new(cx, "fem.fiber_muscles adjoint gather", &asrc, "fiber_adjoint_gather", adj(1), ptot)?,
+            ],
+            buffers,
+        })
     }
 }

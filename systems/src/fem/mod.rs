@@ -12,9 +12,12 @@
 //! 5. `particles.integrate`      semi-implicit Euler
 //!
 //! and, once per env step before the substeps, `fem.activation` maps actions to activations.
+//!
+//! Every FEM system has GPU kernels (forward and adjoint, `gpu.rs` and `wgsl/`).
 
 pub mod activation;
 pub mod fiber;
+pub mod gpu;
 pub mod mesh;
 pub mod tetrahedra;
 

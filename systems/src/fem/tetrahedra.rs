@@ -30,9 +30,16 @@
 //!   J̄ = V λ s̄,  ā += V λ s̄,  J̇̄ = V k s̄;  ḡᵢ += J̇̄ uᵢ,  ūᵢ = columns of Ḟ̄ Bᵀ + J̇̄ gᵢ
 //!   d̄ᵢ = columns of F̄ Bᵀ + J̄ gᵢ + (terms of ḡ through the cross products)
 //!   x̄ᵢ += d̄ᵢ, x̄₀ −= Σ d̄ᵢ;  v̄ᵢ += ūᵢ, v̄₀ −= Σ ūᵢ.
+//!
+//! GPU: `wgsl/tet_common.wgsl` evaluates the same formulas in the same order; the `GpuSystem`
+//! impl below runs them as a per-tetrahedron pass and a per-particle gather (fem/gpu.rs).
 
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, model, state, topology};
 use diffsim_engine::scene::TET_PARAMS;
 use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+
+use super::gpu::{self as fgpu, FemParams};
 
 /// The tetrahedral force system. `activated` reads the state column `tet_activation` `[T, 1]`
 /// (written by `fem.activation` from the actions); without it the activation is 0.
@@ -306,6 +313,90 @@ impl<R: Real> System<R> for Tetrahedra {
                 *a += b;
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// GPU: `wgsl/tetrahedra*.wgsl` on `wgsl/tet_common.wgsl`. Forward and adjoint are two passes
+/// each (fem/gpu.rs): one invocation per tetrahedron writes its four corners' contributions to
+/// a scratch buffer, then one invocation per particle adds them in tetrahedron order over a CSR
+/// adjacency built here, so the result is deterministic on every `Scatter` mode and each
+/// tetrahedron is evaluated once. Own buffers: 0 params (n = tetrahedra), 1 params (n =
+/// particles), 2 `[det B, α]` per tetrahedron, 3–4 the adjacency, 5 the scratch (24 floats per
+/// tetrahedron: the adjoint's x̄, v̄ per corner; the forward uses the first 12), 6 and 7
+/// one-float stand-ins for `tet_activation` and its adjoint when not activated.
+impl GpuSystem for Tetrahedra {
+    fn name(&self) -> &str {
+        "fem.tetrahedra"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let (np, nt) = (cx.count("particle_q"), cx.count("tet_indices"));
+        let (ntot, ptot) = (nt * cx.num_envs, np * cx.num_envs);
+        let base = FemParams {
+            n: 0,
+            np: fgpu::to_u32(np, "particles per env")?,
+            nt: fgpu::to_u32(nt, "tetrahedra per env")?,
+            activated: u32::from(self.activated),
+            ..FemParams::default()
+        };
+        let tets = FemParams { n: fgpu::to_u32(ntot, "tetrahedra")?, ..base };
+        let parts = FemParams { n: fgpu::to_u32(ptot, "particles")?, ..base };
+        let (off, ent) = fgpu::tet_adjacency(cx.model.topology.get("tet_indices")?, cx.num_envs, np, nt);
+        let buffers = vec![
+            cx.uniform("fem.tetrahedra tets", &tets)?,
+            cx.uniform("fem.tetrahedra particles", &parts)?,
+            cx.gpu.storage_f32("fem.tetrahedra derived", &fgpu::tet_derived(cx.model.params.get("tet_params")?))?,
+            cx.gpu.storage_u32("fem.tetrahedra adjacency offsets", &off)?,
+            cx.gpu.storage_u32("fem.tetrahedra adjacency", &ent)?,
+            cx.gpu.storage_f32_zeroed("fem.tetrahedra scratch", 24 * ntot)?,
+            cx.gpu.storage_f32_zeroed("fem.tetrahedra no activation", 1)?,
+            cx.gpu.storage_f32_zeroed("fem.tetrahedra no activation adjoint", 1)?,
+        ];
+        let (act, aact) = if self.activated {
+            (Bind::read(state("tet_activation")), Bind::rw(adj_state("tet_activation")))
+        } else {
+            (Bind::read(Src::Own(6)), Bind::rw(Src::Own(7)))
+        };
+        let common = [
+            Bind::read(state("particle_q")),
+            Bind::read(state("particle_qd")),
+            Bind::read(model("tet_params")),
+            Bind::read(topology("tet_indices")),
+            Bind::read(Src::Own(2)),
+            act,
+        ];
+        let csr = [Bind::read(Src::Own(3)), Bind::read(Src::Own(4)), Bind::rw(Src::Own(5))];
+        let mut fwd = common[..2].to_vec();
+        fwd.push(Bind::rw(state("particle_f")));
+        fwd.extend_from_slice(&common[2..]);
+        fwd.extend_from_slice(&csr);
+        let mut adj = common.to_vec();
+        adj.extend([
+            Bind::read(adj_state("particle_f")),
+            Bind::rw(adj_state("particle_q")),
+            Bind::rw(adj_state("particle_qd")),
+            aact,
+        ]);
+        adj.extend_from_slice(&csr);
+        let with = |mut b: Vec<Bind>, own: usize| {
+            b.push(Bind::uniform(own));
+            b
+        };
+        let fsrc = fgpu::source(&[fgpu::TET_COMMON, fgpu::TETRAHEDRA]);
+        let asrc = fgpu::source(&[fgpu::TET_COMMON, fgpu::TETRAHEDRA_ADJOINT]);
+        Ok(GpuKernels {
+            forward: vec![
+                Pass::new(cx, "fem.tetrahedra forces", &fsrc, "tet_forces", with(fwd.clone(), 0), ntot)?,
+                Pass::new(cx, "fem.tetrahedra gather", &fsrc, "tet_gather", with(fwd, 1), ptot)?,
+            ],
+            adjoint: vec![
+                Pass::new(cx, "fem.tetrahedra adjoint", &asrc, "tet_adjoint", with(adj.clone(), 0), ntot)?,
+                Pass::new(cx, "fem.tetrahedra adjoint gather", &asrc, "tet_adjoint_gather", with(adj, 1), ptot)?,
+            ],
+            buffers,
+        })
     }
 }
 
