@@ -15,11 +15,13 @@
 //! and, once per env step before the substeps, `mpm.collider_drive` maps actions to q̇.
 
 pub mod collider;
+pub mod kinematic;
 pub mod material;
 pub mod svd;
 pub mod transfer;
 
-pub use collider::{Collider, ColliderDrive, ColliderIntegrate, Shape};
+pub use collider::{Bodies, BodyShape, Collider, ColliderDrive, ColliderIntegrate, Coupling, Shape};
+pub use kinematic::{Hinge, JointDrive, JointIntegrate, KinematicFk, KinematicTree};
 pub use material::Material;
 pub use transfer::{Floor, Grid, Transfer};
 
@@ -178,7 +180,9 @@ pub fn schedule<R: Real>(
         s = s.with(Stage::Step, d);
     }
     let has_collider = collider.is_some();
-    s = s.with(Stage::Substep, Material { threads }).with(Stage::Substep, Transfer { grid, collider, threads });
+    s = s
+        .with(Stage::Substep, Material { threads })
+        .with(Stage::Substep, Transfer { grid, collider: collider.map(Coupling::Rigid), threads });
     if has_collider {
         s = s.with(Stage::Substep, ColliderIntegrate);
     }
