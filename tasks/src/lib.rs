@@ -4,6 +4,7 @@
 pub mod ant_run;
 pub mod cartpole;
 pub mod chain_reach;
+pub mod hand_flip;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
@@ -15,6 +16,7 @@ pub mod vec_env;
 pub use ant_run::{AntRun, AntRunConfig};
 pub use cartpole::{Cartpole, CartpoleConfig};
 pub use chain_reach::{ChainReach, ChainReachConfig};
+pub use hand_flip::{HandFlip, HandFlipConfig};
 pub use hand_reorient::{HandReorient, HandReorientConfig};
 pub use hopper::{Hopper, HopperConfig};
 pub use humanoid::{Humanoid, HumanoidConfig};
@@ -23,5 +25,14 @@ pub use soft_jumper::{SoftJumper, SoftJumperConfig};
 pub use vec_env::{NanEvent, StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
 /// Task names the CLI accepts (it also accepts them with `_` for `-`).
-pub const TASKS: &[&str] =
-    &["chain-reach", "cartpole", "ant-run", "hopper", "humanoid", "hand-reorient", "soft-jumper", "rolling-flat"];
+pub const TASKS: &[&str] = &[
+    "chain-reach",
+    "cartpole",
+    "ant-run",
+    "hopper",
+    "humanoid",
+    "hand-reorient",
+    "soft-jumper",
+    "rolling-flat",
+    "hand-flip",
+];
