@@ -125,6 +125,7 @@ fn task_sizes(task: &str) -> (usize, usize, usize, Vec<i64>, Vec<i64>) {
         "soft-jumper" => (32, 2, 6000, vec![512, 256], vec![256, 256]),
         // sapo.md §2.2: N = 32, 4000 epochs; an MLP on the flat observation (no PointNet yet).
         "rolling-flat" => (32, 2, 4000, vec![512, 256], vec![256, 256]),
+        "hand-flip" => (32, 2, 4000, vec![512, 256], vec![256, 256]),
         // ant-run and any task without its own line: the DFlex/AntRun sizes.
         _ => (64, 2, 2000, vec![128, 64, 32], vec![64, 64]),
     }
@@ -141,7 +142,7 @@ impl TrainConfig {
         let (num_envs, threads, epochs, actor_hidden, critic_hidden) = task_sizes(task);
         // SHAC on HandReorient (and the soft tasks): critic lr 5e-4, target Polyak 0.995 (§3.1).
         let preset = match (preset.algo, task.replace('_', "-").as_str()) {
-            (Algo::Shac, "hand-reorient" | "soft-jumper" | "rolling-flat") => {
+            (Algo::Shac, "hand-reorient" | "soft-jumper" | "rolling-flat" | "hand-flip") => {
                 DiffRlConfig { critic_lr: 5e-4, target_critic: Some(0.995), ..preset }
             }
             _ => preset,

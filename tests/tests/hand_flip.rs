@@ -445,3 +445,39 @@ fn hand_flip_runs_in_a_vec_env() {
         }
     }
 }
+
+/// The full-size hand at its initial qpos lies flat with the palm up under the disc: wrist at
+/// the base, fingertips past the disc's far edge along +z, every shape within a capsule radius
+/// of the base height, and no disc particle inside or within the coupling's reach (d > 0.01) of
+/// a shape.
+#[test]
+fn hand_starts_flat_under_the_disc() {
+    use diffsim_systems::articulation::spatial::{mat_vec, quat_to_mat, transpose};
+    let task = HandFlip::new(HandFlipConfig { num_envs: 1, half_particles: 200, ..Default::default() });
+    let tree = task.tree();
+    let bodies = task.bodies();
+    assert_eq!((tree.dof(), bodies.shapes.len()), (24, 19));
+    let caps = bodies.shapes.iter().filter(|s| matches!(s.shape, Shape::Capsule { .. })).count();
+    assert_eq!(caps, 16);
+    let mut pose = vec![0.0; 7 * tree.dof()];
+    tree.poses(&task.initial_qpos(), &mut pose);
+    let sim: Sim<f64> = task.sim().unwrap();
+    let x = sim.state.env("mpm_x", 0).unwrap();
+    let mut min_d = f64::INFINITY;
+    let mut max_tip_z = f64::NEG_INFINITY;
+    for bs in &bodies.shapes {
+        let p = &pose[7 * bs.body..7 * bs.body + 7];
+        let rot = quat_to_mat([p[3], p[4], p[5], p[6]]);
+        let (c, r) = bs.shape.bounding_sphere();
+        let cw = mat_vec(&rot, c);
+        assert!((p[1] + cw[1] - 0.30).abs() < 0.03, "shape on body {} centred at y {}", bs.body, p[1] + cw[1]);
+        max_tip_z = max_tip_z.max(p[2] + cw[2] + r);
+        for q in x.chunks_exact(3) {
+            let l = mat_vec(&transpose(&rot), [q[0] - p[0], q[1] - p[1], q[2] - p[2]]);
+            min_d = min_d.min(bs.shape.sdf(l).0);
+        }
+    }
+    eprintln!("fingertips reach z {max_tip_z}; nearest disc particle {min_d} from the hand");
+    assert!(max_tip_z > 0.75, "fingers end at z {max_tip_z}");
+    assert!(min_d > 0.01, "disc particle at distance {min_d} from the hand at start");
+}

@@ -5,6 +5,7 @@ use anyhow::bail;
 use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
+use diffsim_tasks::{HandFlip, HandFlipConfig};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
 use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
@@ -16,6 +17,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("hand-reorient", "hand_reorient"),
     ("soft-jumper", "soft_jumper"),
     ("rolling-flat", "rolling_flat"),
+    ("hand-flip", "hand_flip"),
 ];
 
 /// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
@@ -56,6 +58,7 @@ pub enum Task {
     HandReorient(HandReorient),
     SoftJumper(SoftJumper),
     RollingFlat(RollingFlat),
+    HandFlip(HandFlip),
 }
 
 impl Task {
@@ -105,6 +108,11 @@ impl Task {
                 threads: opts.threads,
                 ..RollingFlatConfig::default()
             }))),
+            "hand-flip" => Ok(Task::HandFlip(HandFlip::new(HandFlipConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HandFlipConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -121,6 +129,7 @@ impl SimFactory for Task {
             Task::HandReorient(t) => t.sim(),
             Task::SoftJumper(t) => t.sim(),
             Task::RollingFlat(t) => t.sim(),
+            Task::HandFlip(t) => t.sim(),
         }
     }
 }

@@ -1,6 +1,12 @@
-//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, cylinder, box) on one body whose pose is
-//! driven by actions, the grid-velocity projection against them, and the two systems that move
-//! the body.
+//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, cylinder, box) on kinematic bodies,
+//! the grid-velocity projection against them, and the two systems that move the one-body
+//! collider. Two couplings share the projection rule ([`Coupling`], the only thing
+//! `mpm.transfer` sees):
+//! - [`Collider`]: one body posed by (x, y, z, θ_y) with a constant velocity over the env step
+//!   (RollingFlat, FluidMove), below;
+//! - [`Bodies`]: many bodies with full poses (x, quaternion) at the substep's start and end
+//!   (HandFlip's hand links, posed by `kinematic.rs`); body velocity at a node
+//!   (X_next X⁻¹ x_g − x_g)/Δt as in Rewarped, shapes culled per node by bounding spheres.
 //!
 //! Pose `collider_q` [1, 4] = (x, y, z, θ) — a translation and a rotation θ about +y (the D6 joint
 //! of RollingFlat / FluidMove restricted to what those tasks use) — and its velocity

@@ -13,6 +13,9 @@
 //! 3. `mpm.collider_integrate` q ← q + Δt q̇ (when the scene has a collider)
 //!
 //! and, once per env step before the substeps, `mpm.collider_drive` maps actions to q̇.
+//! With a multi-body coupling (`collider::Bodies`, posed by a hinge tree, `kinematic.rs`) the
+//! step runs `mpm.joint_drive` and the substep `mpm.kinematic_fk` before the transfer and
+//! `mpm.joint_integrate` after it instead.
 
 pub mod collider;
 pub mod kinematic;
