@@ -260,7 +260,7 @@ impl<R: Real> Frame<R> {
         Self { rot: quat_to_mat([p[3], p[4], p[5], p[6]]), pos: [p[0], p[1], p[2]] }
     }
     /// Rᵀ (x − p).
-    fn to_local(&self, x: [R; 3]) -> [R; 3] {
+    fn inverse_apply(&self, x: [R; 3]) -> [R; 3] {
         let r = vec3::sub(x, self.pos);
         [0, 1, 2].map(|k| self.rot[0][k] * r[0] + self.rot[1][k] * r[1] + self.rot[2][k] * r[2])
     }
@@ -341,7 +341,7 @@ impl<R: Real> PosedBodies<'_, R> {
             if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > *r2 {
                 continue;
             }
-            let l = self.start[bs.body].to_local(xr);
+            let l = self.start[bs.body].inverse_apply(xr);
             let (d, nl) = bs.shape.sdf(l);
             if best.as_ref().is_none_or(|b| d.to_f64() < b.2.to_f64()) {
                 best = Some((i, l, d, nl));
@@ -351,20 +351,24 @@ impl<R: Real> PosedBodies<'_, R> {
     }
 }
 
-/// The rule at a node whose nearest shape is on the body with frames `start`/`end`, local point
-/// `l`, distance `d` and local normal `nl` (one body's part of [`Posed::project`], also the
-/// function its adjoint replays).
-fn project_on_body<R: Real>(
-    x: [f64; 3],
-    v: [R; 3],
-    start: &Frame<R>,
-    end: &Frame<R>,
+/// A node's nearest shape: its local point, signed distance and local normal.
+struct Hit<R> {
     l: [R; 3],
     d: R,
     nl: [R; 3],
+}
+
+/// The rule at a node whose nearest shape `hit` is on the body with frames `start`/`end` (one
+/// body's part of [`Posed::project`], also the function its adjoint replays).
+fn project_on_body<R: Real>(
+    x: [f64; 3],
+    v: [R; 3],
+    (start, end): (&Frame<R>, &Frame<R>),
+    hit: Hit<R>,
     b: &Bodies,
     inv_dt: f64,
 ) -> [R; 3] {
+    let Hit { l, d, nl } = hit;
     let Some(infl) = influence(d, b.softness) else { return v };
     let n = start.rotate(nl);
     let vb = vec3::scale(vec3::sub(end.apply(l), x.map(R::from_f64)), R::from_f64(inv_dt));
@@ -380,7 +384,8 @@ impl<R: Real> Posed<'_, R> {
                 None => v,
                 Some((i, l, d, nl)) => {
                     let body = pb.bodies.shapes[i].body;
-                    project_on_body(x, v, &pb.start[body], &pb.end[body], l, d, nl, pb.bodies, pb.inv_dt)
+                    let frames = (&pb.start[body], &pb.end[body]);
+                    project_on_body(x, v, frames, Hit { l, d, nl }, pb.bodies, pb.inv_dt)
                 }
             },
         }
@@ -426,9 +431,9 @@ impl Posed<'_, f64> {
                 let g = vjp(leaves, vbar, |a| {
                     let start = Frame::from_pose(&a[3..10]);
                     let end = Frame::from_pose(&a[10..17]);
-                    let l = start.to_local(x.map(Rev::from_f64));
+                    let l = start.inverse_apply(x.map(Rev::from_f64));
                     let (d, nl) = bs.shape.sdf(l);
-                    project_on_body(x, [a[0], a[1], a[2]], &start, &end, l, d, nl, pb.bodies, pb.inv_dt)
+                    project_on_body(x, [a[0], a[1], a[2]], (&start, &end), Hit { l, d, nl }, pb.bodies, pb.inv_dt)
                 });
                 for k in 0..7 {
                     sbar[o0 + k] += g[3 + k];

@@ -14,11 +14,12 @@
 //! FK composes quaternions along the tree (no matrix → quaternion conversion, so no branch):
 //! for joint k with parent frame (p_π, q_π), joint frame offset (o_k, r_k) and unit axis a_k,
 //!   p_k = p_π + R(q_π) o_k,   q_k = q_π ⊗ r_k ⊗ (sin(θ_k/2) a_k, cos(θ_k/2)).
-//! Its adjoint is the recorded replay on the `Rev` tape (`replay_adjoint`): a few thousand tape
-//! nodes per env-substep for 24 joints, small next to the transfer; the drive and integrate
-//! adjoints are written by hand.
+//! Its adjoint is a replay on the `Rev` tape with the env's joint coordinates as the only
+//! leaves: a few thousand tape nodes per env-substep for 24 joints, small next to the transfer;
+//! the drive and integrate adjoints are written by hand.
 
-use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut, replay_adjoint_impl};
+use diffsim_engine::reverse::{clear_tape, gradients};
+use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
 
 use crate::articulation::spatial::{Quat, mat_vec, quat_mul, quat_to_mat};
 
@@ -119,13 +120,50 @@ impl<R: Real> System<R> for KinematicFk {
         for e in 0..model.num_envs() {
             let (qe, qde) = (&q[n * e..n * (e + 1)], &qd[n * e..n * (e + 1)]);
             self.tree.poses(qe, &mut p0[7 * n * e..7 * n * (e + 1)]);
-            for k in 0..n {
-                qn[k] = qe[k] + dt * qde[k];
+            for ((qn, &q), &qd) in qn.iter_mut().zip(qe).zip(qde) {
+                *qn = q + dt * qd;
             }
             self.tree.poses(&qn, &mut p1[7 * n * e..7 * n * (e + 1)]);
         }
     }
-    replay_adjoint_impl!();
+    /// The FK replayed on the reverse tape per env with only that env's `kin_q`, `kin_qd` as
+    /// leaves (2n; the generic `replay_adjoint` would make every state scalar, particles
+    /// included, a leaf), seeded with the pose adjoints, which are consumed (overwritten).
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        _: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
+    ) {
+        let n = self.tree.dof();
+        let dt = Rev::from_f64(cx.dt);
+        let (q, qd) = (pre.col("kin_q"), pre.col("kin_qd"));
+        let [aq, aqd, a0, a1] = adj.cols_mut(["kin_q", "kin_qd", "body_pose", "body_pose_next"]);
+        let (mut p0, mut p1) = (vec![Rev::zero(); 7 * n], vec![Rev::zero(); 7 * n]);
+        for e in 0..model.num_envs() {
+            let env = n * e..n * (e + 1);
+            let poses = 7 * n * e..7 * n * (e + 1);
+            clear_tape();
+            // The 2n leaves are the tape's first nodes, in creation order.
+            let ql: Vec<Rev> = q[env.clone()].iter().map(|x| Rev::leaf(x.to_f64())).collect();
+            let qdl: Vec<Rev> = qd[env.clone()].iter().map(|x| Rev::leaf(x.to_f64())).collect();
+            self.tree.poses(&ql, &mut p0);
+            let qn: Vec<Rev> = ql.iter().zip(&qdl).map(|(&q, &qd)| q + dt * qd).collect();
+            self.tree.poses(&qn, &mut p1);
+            let seeds = p0.iter().zip(&a0[poses.clone()]).chain(p1.iter().zip(&a1[poses.clone()]));
+            let g = gradients(seeds.map(|(&o, a)| (o, a.to_f64())));
+            for k in 0..n {
+                aq[n * e + k] += R::from_f64(g[k]);
+                aqd[n * e + k] += R::from_f64(g[n + k]);
+            }
+            a0[poses.clone()].fill(R::zero());
+            a1[poses].fill(R::zero());
+        }
+        clear_tape();
+    }
 }
 
 /// `mpm.joint_drive`: `kin_qd` for this env step from the action `act` [1, n] (module docs).

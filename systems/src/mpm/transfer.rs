@@ -755,7 +755,7 @@ mod tests {
         let c: Vec<f64> = (0..9 * np).map(|_| u() - 0.5).collect();
         let tau: Vec<f64> = (0..9 * np).map(|_| 100.0 * (u() - 0.5)).collect();
         let mass_vol: Vec<f64> = (0..np).flat_map(|_| [0.5 + u(), 1e-3]).collect();
-        let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, q: [0.0; 4], qd: [0.0; 4] };
+        let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, coupling: Vec::new() };
         let reg = t.region(&x);
         let mut m = vec![0.0; reg.len()];
         let mut mv = vec![0.0; 3 * reg.len()];
