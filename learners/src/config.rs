@@ -146,6 +146,7 @@ fn task_sizes(task: &str) -> (usize, usize, usize, Vec<i64>, Vec<i64>) {
         // sapo.md §2.2: N = 32, 4000 epochs, PointNet + MLP (`task_point_cloud`).
         "rolling-flat" => (32, 2, 4000, vec![512, 256], vec![256, 256]),
         "fluid-move" => (32, 2, 4000, vec![512, 256], vec![256, 256]),
+        "hand-flip" => (32, 2, 6000, vec![512, 256], vec![256, 256]),
         // ant-run and any task without its own line: the DFlex/AntRun sizes.
         _ => (64, 2, 2000, vec![128, 64, 32], vec![64, 64]),
     }
@@ -163,7 +164,7 @@ impl TrainConfig {
         let (pointnet_points, pointnet_offset) = task_point_cloud(task);
         // SHAC on HandReorient (and the soft tasks): critic lr 5e-4, target Polyak 0.995 (§3.1).
         let preset = match (preset.algo, task.replace('_', "-").as_str()) {
-            (Algo::Shac, "hand-reorient" | "soft-jumper" | "rolling-flat" | "fluid-move") => {
+            (Algo::Shac, "hand-reorient" | "soft-jumper" | "rolling-flat" | "fluid-move" | "hand-flip") => {
                 DiffRlConfig { critic_lr: 5e-4, target_critic: Some(0.995), ..preset }
             }
             _ => preset,

@@ -5,6 +5,7 @@ pub mod ant_run;
 pub mod cartpole;
 pub mod chain_reach;
 pub mod fluid_move;
+pub mod hand_flip;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
@@ -17,6 +18,7 @@ pub use ant_run::{AntRun, AntRunConfig};
 pub use cartpole::{Cartpole, CartpoleConfig};
 pub use chain_reach::{ChainReach, ChainReachConfig};
 pub use fluid_move::{FluidMove, FluidMoveConfig};
+pub use hand_flip::{HandFlip, HandFlipConfig};
 pub use hand_reorient::{HandReorient, HandReorientConfig};
 pub use hopper::{Hopper, HopperConfig};
 pub use humanoid::{Humanoid, HumanoidConfig};
@@ -35,4 +37,5 @@ pub const TASKS: &[&str] = &[
     "soft-jumper",
     "rolling-flat",
     "fluid-move",
+    "hand-flip",
 ];

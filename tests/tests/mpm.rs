@@ -250,7 +250,7 @@ proptest! {
                 *x = rng.uniform(-1.0, 1.0);
             }
         }
-        let sys = Transfer { grid: block.grid.clone(), collider: block.collider.as_ref().map(|c| c.0.clone()), threads: 1 };
+        let sys = Transfer { grid: block.grid.clone(), collider: block.collider.as_ref().map(|c| c.0.clone().into()), threads: 1 };
         let start = rng.clone();
         let r = check(&sim, &sys, &s, &mut rng);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");

@@ -6,6 +6,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser};
 use diffsim_engine::{EngineError, Real, Sim, SimFactory};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig, ChainReach, ChainReachConfig, TASKS};
 use diffsim_tasks::{FluidMove, FluidMoveConfig, RollingFlat, RollingFlatConfig};
+use diffsim_tasks::{HandFlip, HandFlipConfig};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Hopper, HopperConfig, Humanoid, HumanoidConfig};
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 
@@ -17,6 +18,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("soft-jumper", "soft_jumper"),
     ("rolling-flat", "rolling_flat"),
     ("fluid-move", "fluid_move"),
+    ("hand-flip", "hand_flip"),
 ];
 
 /// Every task name; `ant-run` is also accepted as `ant_run` (and likewise for every hyphenated name).
@@ -58,6 +60,7 @@ pub enum Task {
     SoftJumper(SoftJumper),
     RollingFlat(RollingFlat),
     FluidMove(FluidMove),
+    HandFlip(HandFlip),
 }
 
 impl Task {
@@ -112,6 +115,11 @@ impl Task {
                 threads: opts.threads,
                 ..FluidMoveConfig::default()
             }))),
+            "hand-flip" => Ok(Task::HandFlip(HandFlip::new(HandFlipConfig {
+                num_envs: opts.num_envs,
+                threads: opts.threads,
+                ..HandFlipConfig::default()
+            }))),
             _ => bail!("unknown task `{name}` (available tasks: {})", TASKS.join(", ")),
         }
     }
@@ -129,6 +137,7 @@ impl SimFactory for Task {
             Task::SoftJumper(t) => t.sim(),
             Task::RollingFlat(t) => t.sim(),
             Task::FluidMove(t) => t.sim(),
+            Task::HandFlip(t) => t.sim(),
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn with_task<W: WithTask>(task: Task, w: W) -> anyhow::Result<W::Out> {
         Task::SoftJumper(t) => w.run(t),
         Task::RollingFlat(t) => w.run(t),
         Task::FluidMove(t) => w.run(t),
+        Task::HandFlip(t) => w.run(t),
     }
 }
 

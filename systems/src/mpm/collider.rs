@@ -1,6 +1,12 @@
-//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, cylinder, box) on one body whose pose is
-//! driven by actions, the grid-velocity projection against them, and the two systems that move
-//! the body.
+//! Kinematic rigid colliders for MPM: analytic SDFs (capsule, cylinder, box) on kinematic bodies,
+//! the grid-velocity projection against them, and the two systems that move the one-body
+//! collider. Two couplings share the projection rule ([`Coupling`], the only thing
+//! `mpm.transfer` sees):
+//! - [`Collider`]: one body posed by (x, y, z, θ_y) with a constant velocity over the env step
+//!   (RollingFlat, FluidMove), below;
+//! - [`Bodies`]: many bodies with full poses (x, quaternion) at the substep's start and end
+//!   (HandFlip's hand links, posed by `kinematic.rs`); body velocity at a node
+//!   (X_next X⁻¹ x_g − x_g)/Δt as in Rewarped, shapes culled per node by bounding spheres.
 //!
 //! Pose `collider_q` [1, 4] = (x, y, z, θ) — a translation and a rotation θ about +y (the D6 joint
 //! of RollingFlat / FluidMove restricted to what those tasks use) — and its velocity
@@ -25,7 +31,9 @@
 //! the reverse tape (a handful of nodes near the body, not the grid).
 
 use diffsim_engine::scalar::vec3;
-use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
+use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut, vjp};
+
+use crate::articulation::spatial::{M3, quat_to_mat};
 
 /// A collision primitive in the body frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -135,7 +143,6 @@ impl Collider {
         let l = [c * r[0] - s * r[2], r[1], s * r[0] + c * r[2]];
         // ẋ + ω × r with ω = (0, θ̇, 0).
         let vb = [qd[0] + qd[3] * r[2], qd[1], qd[2] - qd[3] * r[0]];
-        let mu = R::from_f64(self.friction);
         // The body's SDF is the union of its shapes: the nearest (most negative) one decides.
         let mut nearest: Option<(R, [R; 3])> = None;
         for shape in &self.shapes {
@@ -145,32 +152,297 @@ impl Collider {
             }
         }
         let Some((d, nl)) = nearest else { return v };
-        let inside = d.to_f64() <= 0.0;
-        let infl = if inside { R::one() } else { (-d * R::from_f64(self.softness)).exp().min(R::one()) };
-        if !inside && infl.to_f64() <= MIN_INFLUENCE {
-            return v;
-        }
+        let Some(infl) = influence(d, self.softness) else { return v };
         let n = [c * nl[0] + s * nl[2], nl[1], -s * nl[0] + c * nl[2]];
-        let rel = vec3::sub(v, vb);
-        let rn = vec3::dot(rel, n);
-        let mut t = vec3::sub(rel, vec3::scale(n, rn.min(R::zero())));
-        if rn.to_f64() < 0.0 {
-            let tn = norm(t);
-            if tn.to_f64() > 1e-20 {
-                t = vec3::scale(t, (tn + mu * rn).max(R::zero()) / tn);
-            } else {
-                t = [R::zero(); 3];
-            }
-        }
-        v = vec3::add(vb, vec3::add(vec3::scale(rel, R::one() - infl), vec3::scale(t, infl)));
+        v = coulomb(v, vb, n, infl, self.friction);
         v
     }
+}
+
+/// ι = min(exp(−d · softness), 1), or `None` where the node is outside and ι ≤ 0.1 (untouched).
+#[inline]
+fn influence<R: Real>(d: R, softness: f64) -> Option<R> {
+    let inside = d.to_f64() <= 0.0;
+    let infl = if inside { R::one() } else { (-d * R::from_f64(softness)).exp().min(R::one()) };
+    (inside || infl.to_f64() > MIN_INFLUENCE).then_some(infl)
+}
+
+/// The velocity rule of the module docs at a touched node: v ← v_b + (1 − ι) r + ι t with the
+/// Coulomb-scaled tangential part t of r = v − v_b against the world normal `n`.
+#[inline]
+fn coulomb<R: Real>(v: [R; 3], vb: [R; 3], n: [R; 3], infl: R, friction: f64) -> [R; 3] {
+    let mu = R::from_f64(friction);
+    let rel = vec3::sub(v, vb);
+    let rn = vec3::dot(rel, n);
+    let mut t = vec3::sub(rel, vec3::scale(n, rn.min(R::zero())));
+    if rn.to_f64() < 0.0 {
+        let tn = norm(t);
+        if tn.to_f64() > 1e-20 {
+            t = vec3::scale(t, (tn + mu * rn).max(R::zero()) / tn);
+        } else {
+            t = [R::zero(); 3];
+        }
+    }
+    vec3::add(vb, vec3::add(vec3::scale(rel, R::one() - infl), vec3::scale(t, infl)))
 }
 
 fn to_local<R: Real>(x: [R; 3], q: [R; 4]) -> [R; 3] {
     let (s, c) = q[3].sin_cos();
     let r = [x[0] - q[0], x[1] - q[1], x[2] - q[2]];
     [c * r[0] - s * r[2], r[1], s * r[0] + c * r[2]]
+}
+
+/// A shape on body `body` of a [`Bodies`] collider, in that body's frame.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BodyShape {
+    pub body: usize,
+    pub shape: Shape,
+}
+
+/// Many kinematic bodies with full 3D poses (e.g. the links of a hand), coupled to the grid with
+/// the rule of the module docs. State, per env: `body_pose` [B, 7] = (x, quaternion xyzw) of each
+/// body at the start of the substep and `body_pose_next` [B, 7] at its end (written by the
+/// kinematics, `kinematic.rs`). The body velocity at a node x_g is Rewarped's
+/// v_b = (X_next X⁻¹ x_g − x_g) / Δt (rewarped.md §4), not a twist.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bodies {
+    /// Number of bodies B (rows of `body_pose`).
+    pub bodies: usize,
+    pub shapes: Vec<BodyShape>,
+    /// Coulomb coefficient μ (`body_friction`).
+    pub friction: f64,
+    /// `body_softness`.
+    pub softness: f64,
+}
+
+impl Shape {
+    /// Centre and radius of a sphere enclosing the shape (body frame), for culling.
+    pub fn bounding_sphere(&self) -> ([f64; 3], f64) {
+        match *self {
+            Shape::Capsule { center, radius, half_height } => (center, radius + half_height),
+            Shape::Cylinder { center, radius, half_height } => (center, radius.hypot(half_height)),
+            Shape::Box { center, half_extents: h } => (center, (h[0] * h[0] + h[1] * h[1] + h[2] * h[2]).sqrt()),
+        }
+    }
+}
+
+/// What the grid update couples to: one body posed by (x, y, z, θ_y) with a constant velocity
+/// (`Collider`, RollingFlat / FluidMove) or many bodies with full poses (`Bodies`, HandFlip).
+/// `mpm.transfer` sees only this narrow interface: the state columns it reads, a per-env
+/// [`Posed`] view built once per env-substep, its projection, and the projection's adjoint.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Coupling {
+    Rigid(Collider),
+    Bodies(Bodies),
+}
+
+impl From<Collider> for Coupling {
+    fn from(c: Collider) -> Self {
+        Coupling::Rigid(c)
+    }
+}
+
+impl From<Bodies> for Coupling {
+    fn from(b: Bodies) -> Self {
+        Coupling::Bodies(b)
+    }
+}
+
+/// x ↦ R x + p with R from the unit quaternion (x, y, z, w) of a pose row.
+#[derive(Clone, Copy, Debug)]
+struct Frame<R> {
+    rot: M3<R>,
+    pos: [R; 3],
+}
+
+impl<R: Real> Frame<R> {
+    fn from_pose(p: &[R]) -> Self {
+        Self { rot: quat_to_mat([p[3], p[4], p[5], p[6]]), pos: [p[0], p[1], p[2]] }
+    }
+    /// Rᵀ (x − p).
+    fn inverse_apply(&self, x: [R; 3]) -> [R; 3] {
+        let r = vec3::sub(x, self.pos);
+        [0, 1, 2].map(|k| self.rot[0][k] * r[0] + self.rot[1][k] * r[1] + self.rot[2][k] * r[2])
+    }
+    fn rotate(&self, l: [R; 3]) -> [R; 3] {
+        [0, 1, 2].map(|k| vec3::dot(self.rot[k], l))
+    }
+    fn apply(&self, l: [R; 3]) -> [R; 3] {
+        vec3::add(self.rotate(l), self.pos)
+    }
+}
+
+/// A coupling at the poses of one env-substep (built once per env, used at every node).
+pub enum Posed<'a, R> {
+    Rigid { collider: &'a Collider, q: [R; 4], qd: [R; 4] },
+    Bodies(PosedBodies<'a, R>),
+}
+
+/// The bodies' frames at the substep's start and end, and each shape's bounding sphere in
+/// world space (f64) inflated by the influence range ln(1/0.1)/softness: a node outside it has
+/// d > that range for this shape, so skipping the SDF changes nothing (the union's nearest
+/// shape either is another one or leaves the node untouched).
+pub struct PosedBodies<'a, R> {
+    bodies: &'a Bodies,
+    start: Vec<Frame<R>>,
+    end: Vec<Frame<R>>,
+    /// Per shape: world centre and squared culling radius.
+    cull: Vec<([f64; 3], f64)>,
+    inv_dt: f64,
+}
+
+impl Coupling {
+    /// The two state columns the coupling reads, with their widths: the pose and its velocity
+    /// (`Rigid`, [1, 4] each) or the poses at the substep's start and end (`Bodies`, [B, 7]).
+    pub fn columns(&self) -> [(&'static str, usize); 2] {
+        match self {
+            Coupling::Rigid(_) => [("collider_q", 4), ("collider_qd", 4)],
+            Coupling::Bodies(_) => [("body_pose", 7), ("body_pose_next", 7)],
+        }
+    }
+
+    /// The per-env view at `s`, one env's two columns concatenated (`columns` order); `dt` is
+    /// the substep.
+    pub fn pose<R: Real>(&self, s: &[R], dt: f64) -> Posed<'_, R> {
+        match self {
+            Coupling::Rigid(c) => {
+                Posed::Rigid { collider: c, q: [s[0], s[1], s[2], s[3]], qd: [s[4], s[5], s[6], s[7]] }
+            }
+            Coupling::Bodies(b) => {
+                let nb = b.bodies;
+                let start: Vec<Frame<R>> = (0..nb).map(|k| Frame::from_pose(&s[7 * k..7 * k + 7])).collect();
+                let end = (0..nb).map(|k| Frame::from_pose(&s[7 * (nb + k)..7 * (nb + k) + 7])).collect();
+                let range = (1.0 / MIN_INFLUENCE).ln() / b.softness;
+                let cull = b
+                    .shapes
+                    .iter()
+                    .map(|bs| {
+                        let (c, r) = bs.shape.bounding_sphere();
+                        let f = &start[bs.body];
+                        let rot: M3<f64> = f.rot.map(|row| row.map(|x| x.to_f64()));
+                        let pos = f.pos.map(|x| x.to_f64());
+                        let cw = vec3::add([0, 1, 2].map(|k| vec3::dot(rot[k], c)), pos);
+                        (cw, (r + range) * (r + range))
+                    })
+                    .collect();
+                Posed::Bodies(PosedBodies { bodies: b, start, end, cull, inv_dt: 1.0 / dt })
+            }
+        }
+    }
+}
+
+impl<R: Real> PosedBodies<'_, R> {
+    /// The nearest shape at `x` among those not culled: (shape index, local point, d, local n).
+    fn nearest(&self, x: [f64; 3]) -> Option<(usize, [R; 3], R, [R; 3])> {
+        let xr = x.map(R::from_f64);
+        let mut best: Option<(usize, [R; 3], R, [R; 3])> = None;
+        for (i, (bs, (c, r2))) in self.bodies.shapes.iter().zip(&self.cull).enumerate() {
+            let dc = [x[0] - c[0], x[1] - c[1], x[2] - c[2]];
+            if dc[0] * dc[0] + dc[1] * dc[1] + dc[2] * dc[2] > *r2 {
+                continue;
+            }
+            let l = self.start[bs.body].inverse_apply(xr);
+            let (d, nl) = bs.shape.sdf(l);
+            if best.as_ref().is_none_or(|b| d.to_f64() < b.2.to_f64()) {
+                best = Some((i, l, d, nl));
+            }
+        }
+        best
+    }
+}
+
+/// A node's nearest shape: its local point, signed distance and local normal.
+struct Hit<R> {
+    l: [R; 3],
+    d: R,
+    nl: [R; 3],
+}
+
+/// The rule at a node whose nearest shape `hit` is on the body with frames `start`/`end` (one
+/// body's part of [`Posed::project`], also the function its adjoint replays).
+fn project_on_body<R: Real>(
+    x: [f64; 3],
+    v: [R; 3],
+    (start, end): (&Frame<R>, &Frame<R>),
+    hit: Hit<R>,
+    b: &Bodies,
+    inv_dt: f64,
+) -> [R; 3] {
+    let Hit { l, d, nl } = hit;
+    let Some(infl) = influence(d, b.softness) else { return v };
+    let n = start.rotate(nl);
+    let vb = vec3::scale(vec3::sub(end.apply(l), x.map(R::from_f64)), R::from_f64(inv_dt));
+    coulomb(v, vb, n, infl, b.friction)
+}
+
+impl<R: Real> Posed<'_, R> {
+    /// Grid-node velocity at world point `x` after the bodies' boundary condition.
+    pub fn project(&self, x: [f64; 3], v: [R; 3]) -> [R; 3] {
+        match self {
+            Posed::Rigid { collider, q, qd } => collider.project(x, v, q, qd),
+            Posed::Bodies(pb) => match pb.nearest(x) {
+                None => v,
+                Some((i, l, d, nl)) => {
+                    let body = pb.bodies.shapes[i].body;
+                    let frames = (&pb.start[body], &pb.end[body]);
+                    project_on_body(x, v, frames, Hit { l, d, nl }, pb.bodies, pb.inv_dt)
+                }
+            },
+        }
+    }
+}
+
+impl Posed<'_, f64> {
+    /// Adjoint of [`Posed::project`] at `x` and incoming velocity `v`: returns v̄ for the
+    /// output adjoint `vbar` and adds the pose adjoints into `sbar` (laid out as the `s` this
+    /// view was built from). Untouched nodes pass `vbar` through; touched ones replay the
+    /// projection on the reverse tape with only the deciding body's pose as leaves (the union
+    /// picks one shape, so the others do not enter), 11 or 17 leaves per node.
+    pub fn project_adjoint(&self, x: [f64; 3], v: [f64; 3], s: &[f64], vbar: [f64; 3], sbar: &mut [f64]) -> [f64; 3] {
+        match self {
+            Posed::Rigid { collider, q, .. } => {
+                if !collider.touches(x, *q) {
+                    return vbar;
+                }
+                let leaves: [f64; 11] = std::array::from_fn(|k| if k < 3 { v[k] } else { s[k - 3] });
+                let g = vjp(leaves, vbar, |a| {
+                    let q = [a[3], a[4], a[5], a[6]];
+                    let qd = [a[7], a[8], a[9], a[10]];
+                    collider.project(x, [a[0], a[1], a[2]], &q, &qd)
+                });
+                for k in 0..8 {
+                    sbar[k] += g[3 + k];
+                }
+                [g[0], g[1], g[2]]
+            }
+            Posed::Bodies(pb) => {
+                let Some((i, _, d, _)) = pb.nearest(x) else { return vbar };
+                if influence(d, pb.bodies.softness).is_none() {
+                    return vbar;
+                }
+                let bs = pb.bodies.shapes[i];
+                let nb = pb.bodies.bodies;
+                let (o0, o1) = (7 * bs.body, 7 * (nb + bs.body));
+                let leaves: [f64; 17] = std::array::from_fn(|k| match k {
+                    0..3 => v[k],
+                    3..10 => s[o0 + k - 3],
+                    _ => s[o1 + k - 10],
+                });
+                let g = vjp(leaves, vbar, |a| {
+                    let start = Frame::from_pose(&a[3..10]);
+                    let end = Frame::from_pose(&a[10..17]);
+                    let l = start.inverse_apply(x.map(Rev::from_f64));
+                    let (d, nl) = bs.shape.sdf(l);
+                    project_on_body(x, [a[0], a[1], a[2]], (&start, &end), Hit { l, d, nl }, pb.bodies, pb.inv_dt)
+                });
+                for k in 0..7 {
+                    sbar[o0 + k] += g[3 + k];
+                    sbar[o1 + k] += g[10 + k];
+                }
+                [g[0], g[1], g[2]]
+            }
+        }
+    }
 }
 
 /// `mpm.collider_drive`: collider velocity for this env step from the action (module docs).

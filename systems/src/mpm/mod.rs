@@ -13,14 +13,19 @@
 //! 3. `mpm.collider_integrate` q ← q + Δt q̇ (when the scene has a collider)
 //!
 //! and, once per env step before the substeps, `mpm.collider_drive` maps actions to q̇.
+//! With a multi-body coupling (`collider::Bodies`, posed by a hinge tree, `kinematic.rs`) the
+//! step runs `mpm.joint_drive` and the substep `mpm.kinematic_fk` before the transfer and
+//! `mpm.joint_integrate` after it instead.
 
 pub mod collider;
+pub mod kinematic;
 pub mod material;
 pub mod sand;
 pub mod svd;
 pub mod transfer;
 
-pub use collider::{Collider, ColliderDrive, ColliderIntegrate, Shape};
+pub use collider::{Bodies, BodyShape, Collider, ColliderDrive, ColliderIntegrate, Coupling, Shape};
+pub use kinematic::{Hinge, JointDrive, JointIntegrate, KinematicFk, KinematicTree};
 pub use material::Material;
 pub use transfer::{Floor, Grid, Transfer};
 
@@ -195,7 +200,9 @@ pub fn schedule<R: Real>(
         s = s.with(Stage::Step, d);
     }
     let has_collider = collider.is_some();
-    s = s.with(Stage::Substep, Material { threads }).with(Stage::Substep, Transfer { grid, collider, threads });
+    s = s
+        .with(Stage::Substep, Material { threads })
+        .with(Stage::Substep, Transfer { grid, collider: collider.map(Coupling::Rigid), threads });
     if has_collider {
         s = s.with(Stage::Substep, ColliderIntegrate);
     }

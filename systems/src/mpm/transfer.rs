@@ -30,11 +30,10 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use diffsim_engine::reverse::{clear_tape, gradients};
-use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
+use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMut};
 use rayon::prelude::*;
 
-use super::collider::Collider;
+use super::collider::{Coupling, Posed};
 
 /// What the floor does to grid velocities in its `bound` cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,7 +67,8 @@ const MASS_EPS: f64 = 1e-15;
 #[derive(Clone, Debug)]
 pub struct Transfer {
     pub grid: Grid,
-    pub collider: Option<Collider>,
+    /// Kinematic bodies the grid update couples to (`collider.rs`).
+    pub collider: Option<Coupling>,
     /// Threads for one env's particles (P2G on per-block sub-grids then summed, G2P on particle
     /// blocks), used when a chunk holds fewer envs than this (e.g. a single env); 1 = serial.
     /// The work goes to the rayon pool the call runs in (the engine's, or the global one).
@@ -196,8 +196,8 @@ struct EnvIn<'a, R> {
     c: &'a [R],
     tau: &'a [R],
     mass_vol: &'a [f64],
-    q: [R; 4],
-    qd: [R; 4],
+    /// This env's coupling state (`Coupling::columns`, concatenated); empty without one.
+    coupling: Vec<R>,
 }
 
 impl Transfer {
@@ -284,8 +284,8 @@ impl Transfer {
                     c: &inp.c[9 * r.start..9 * r.end],
                     tau: &inp.tau[9 * r.start..9 * r.end],
                     mass_vol: &inp.mass_vol[2 * r.start..2 * r.end],
-                    q: inp.q,
-                    qd: inp.qd,
+                    // P2G does not read the coupling.
+                    coupling: Vec::new(),
                 };
                 let mut g = vec![R::zero(); 4 * n];
                 let (gm, gmv) = g.split_at_mut(n);
@@ -330,11 +330,11 @@ impl Transfer {
     }
 
     /// Grid-node velocity from momentum, with gravity, collider and walls.
-    fn node_op<R: Real>(&self, g: [usize; 3], v: [R; 3], q: &[R; 4], qd: &[R; 4]) -> [R; 3] {
+    fn node_op<R: Real>(&self, g: [usize; 3], v: [R; 3], posed: Option<&Posed<'_, R>>) -> [R; 3] {
         let mut v = v;
-        if let Some(c) = &self.collider {
+        if let Some(c) = posed {
             let dx = self.grid.dx();
-            v = c.project(g.map(|i| i as f64 * dx), v, q, qd);
+            v = c.project(g.map(|i| i as f64 * dx), v);
         }
         self.walls(g, &mut v);
         v
@@ -360,7 +360,8 @@ impl Transfer {
     }
 
     /// Turns momentum into the updated velocity in place over the region.
-    fn grid_update<R: Real>(&self, dt: f64, reg: &Region, m: &[R], mv: &mut [R], q: &[R; 4], qd: &[R; 4]) {
+    fn grid_update<R: Real>(&self, dt: f64, reg: &Region, m: &[R], mv: &mut [R], coupling: &[R]) {
+        let posed = self.collider.as_ref().map(|c| c.pose(coupling, dt));
         let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
         for k in 0..reg.len() {
             if m[k].to_f64() <= MASS_EPS {
@@ -369,7 +370,7 @@ impl Transfer {
             }
             let inv = R::one() / m[k];
             let v = [0, 1, 2].map(|d| mv[3 * k + d] * inv + gdt[d]);
-            let v = self.node_op(reg.node(k), v, q, qd);
+            let v = self.node_op(reg.node(k), v, posed.as_ref());
             mv[3 * k..3 * k + 3].copy_from_slice(&v);
         }
     }
@@ -380,23 +381,24 @@ impl Transfer {
         np: usize,
         cols: [&'a [R]; 4],
         mv: &'a [f64],
-        q: &[R],
-        qd: &[R],
+        coupling: &[Vec<R>; 2],
+        envs: usize,
     ) -> EnvIn<'a, R> {
         let [x, v, c, tau] = cols;
-        let (q, qd) = if self.collider.is_some() {
-            ([0, 1, 2, 3].map(|k| q[4 * e + k]), [0, 1, 2, 3].map(|k| qd[4 * e + k]))
-        } else {
-            ([R::zero(); 4], [R::zero(); 4])
-        };
+        let coupling = coupling
+            .iter()
+            .flat_map(|col| {
+                let w = col.len() / envs.max(1);
+                col[w * e..w * (e + 1)].iter().copied()
+            })
+            .collect();
         EnvIn {
             x: &x[3 * np * e..3 * np * (e + 1)],
             v: &v[3 * np * e..3 * np * (e + 1)],
             c: &c[9 * np * e..9 * np * (e + 1)],
             tau: &tau[9 * np * e..9 * np * (e + 1)],
             mass_vol: &mv[2 * np * e..2 * np * (e + 1)],
-            q,
-            qd,
+            coupling,
         }
     }
 }
@@ -582,9 +584,10 @@ impl<R: Real> System<R> for Transfer {
         a.push(ColumnAccess::write("mpm_F", 9));
         a.push(ColumnAccess::state("mpm_stress", 9));
         a.push(ColumnAccess::model("mpm_mass_vol", 2));
-        if self.collider.is_some() {
-            a.push(ColumnAccess::state("collider_q", 4));
-            a.push(ColumnAccess::state("collider_qd", 4));
+        if let Some(c) = &self.collider {
+            for (name, w) in c.columns() {
+                a.push(ColumnAccess::state(name, w));
+            }
         }
         a
     }
@@ -593,11 +596,7 @@ impl<R: Real> System<R> for Transfer {
         let dt = cx.dt;
         let np = model.count("mpm_mass_vol");
         let mass_vol = model.param("mpm_mass_vol");
-        let (q, qd): (Vec<R>, Vec<R>) = if self.collider.is_some() {
-            (state.col("collider_q").to_vec(), state.col("collider_qd").to_vec())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let coupling = self.coupling_columns(|name| state.col(name));
         let par = self.threads > 1 && model.num_envs() < self.threads;
         let [xs, vs, cs, fs, fps, tau_all] =
             state.cols_mut(["mpm_x", "mpm_v", "mpm_C", "mpm_F", "mpm_Fp", "mpm_stress"]);
@@ -607,13 +606,13 @@ impl<R: Real> System<R> for Transfer {
             with_scratch::<R, _>(4 * reg.len(), |buf| {
                 let (m, mv) = buf.split_at_mut(reg.len());
                 {
-                    let inp = self.env_in(e, np, [&*xs, &*vs, &*cs, tau_all], mass_vol, &q, &qd);
+                    let inp = self.env_in(e, np, [&*xs, &*vs, &*cs, tau_all], mass_vol, &coupling, model.num_envs());
                     if par {
                         self.p2g_par(dt, &inp, &reg, m, mv);
                     } else {
                         self.p2g(dt, &inp, &reg, m, mv);
                     }
-                    self.grid_update(dt, &reg, m, mv, &inp.q, &inp.qd);
+                    self.grid_update(dt, &reg, m, mv, &inp.coupling);
                 }
                 let (p3, p9) = (3 * np * e..3 * np * (e + 1), 9 * np * e..9 * np * (e + 1));
                 let out = G2pOut {
@@ -653,19 +652,15 @@ impl<R: Real> System<R> for Transfer {
         let mass_vol = model.param("mpm_mass_vol");
         let cols = ["mpm_x", "mpm_v", "mpm_C", "mpm_stress"].map(|c| pre.col(c));
         let fpre = pre.col("mpm_Fp");
-        let (q, qd) = if self.collider.is_some() {
-            (pre.col("collider_q").to_vec(), pre.col("collider_qd").to_vec())
-        } else {
-            (Vec::new(), Vec::new())
-        };
+        let coupling = self.coupling_columns(|name| pre.col(name));
         let (lo, hi) = self.clamp_range();
         let kc = 4.0 * self.inv_dx() * self.inv_dx();
-        let has_collider = self.collider.is_some();
-        let mut aq_acc = vec![R::zero(); if has_collider { 8 * model.num_envs() } else { 0 }];
+        // Per env, the adjoint of its coupling state (`EnvIn::coupling` layout).
+        let mut aq_acc: Vec<Vec<f64>> = Vec::with_capacity(model.num_envs());
         {
             let [ax, av, ac, af, afp, at] = adj.cols_mut(["mpm_x", "mpm_v", "mpm_C", "mpm_F", "mpm_Fp", "mpm_stress"]);
             for e in 0..model.num_envs() {
-                let inp = self.env_in(e, np, cols, mass_vol, &q, &qd);
+                let inp = self.env_in(e, np, cols, mass_vol, &coupling, model.num_envs());
                 let reg = self.region(inp.x);
                 let n = reg.len();
                 // m [n], momentum [3n], v_out [3n], v̄ [3n], m̄ [n].
@@ -676,7 +671,7 @@ impl<R: Real> System<R> for Transfer {
                     let (vbar, mbar) = rest.split_at_mut(3 * n);
                     self.p2g(dt, &inp, &reg, m, mv);
                     vout.copy_from_slice(mv);
-                    self.grid_update(dt, &reg, m, vout, &inp.q, &inp.qd);
+                    self.grid_update(dt, &reg, m, vout, &inp.coupling);
 
                     let k = R::from_f64(kc);
                     let dtr = R::from_f64(dt);
@@ -728,7 +723,9 @@ impl<R: Real> System<R> for Transfer {
                     }
                     // Reverse the grid update: v̄_out → v̄_in → (m̄v, m̄).
                     let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
-                    let mut aq_env = [R::zero(); 8];
+                    let s64: Vec<f64> = inp.coupling.iter().map(|x| x.to_f64()).collect();
+                    let posed = self.collider.as_ref().map(|c| c.pose(&s64, dt));
+                    let mut aq_env = vec![0.0; s64.len()];
                     for kk in 0..n {
                         if m[kk].to_f64() <= MASS_EPS {
                             continue;
@@ -737,7 +734,7 @@ impl<R: Real> System<R> for Transfer {
                         let vin = [0, 1, 2].map(|d| mv[3 * kk + d] * inv + gdt[d]);
                         let g = reg.node(kk);
                         let vb = [vbar[3 * kk], vbar[3 * kk + 1], vbar[3 * kk + 2]];
-                        let vin_bar = self.node_op_adjoint(g, vin, &inp.q, &inp.qd, vb, &mut aq_env);
+                        let vin_bar = self.node_op_adjoint(g, vin, posed.as_ref(), &s64, vb, &mut aq_env);
                         let mut mb = R::zero();
                         for d in 0..3 {
                             vbar[3 * kk + d] = vin_bar[d] * inv;
@@ -745,9 +742,7 @@ impl<R: Real> System<R> for Transfer {
                         }
                         mbar[kk] = mb;
                     }
-                    if has_collider {
-                        aq_acc[8 * e..8 * e + 8].copy_from_slice(&aq_env);
-                    }
+                    aq_acc.push(aq_env);
                     // Reverse P2G (vbar now holds (m̄v)_i).
                     for pl in 0..np {
                         let p = np * e + pl;
@@ -780,55 +775,49 @@ impl<R: Real> System<R> for Transfer {
                 });
             }
         }
-        if has_collider {
-            let [aq, aqd] = adj.cols_mut(["collider_q", "collider_qd"]);
-            for e in 0..model.num_envs() {
-                for k in 0..4 {
-                    aq[4 * e + k] += aq_acc[8 * e + k];
-                    aqd[4 * e + k] += aq_acc[8 * e + 4 + k];
-                }
+        if let Some(c) = &self.collider {
+            let [(n0, _), (n1, _)] = c.columns();
+            let [a0, a1] = adj.cols_mut([n0, n1]);
+            let envs = model.num_envs().max(1);
+            let (w0, w1) = (a0.len() / envs, a1.len() / envs);
+            for (e, g) in aq_acc.iter().enumerate() {
+                let (g0, g1) = g.split_at(w0);
+                a0[w0 * e..w0 * (e + 1)].iter_mut().zip(g0).for_each(|(a, &g)| *a += R::from_f64(g));
+                a1[w1 * e..w1 * (e + 1)].iter_mut().zip(g1).for_each(|(a, &g)| *a += R::from_f64(g));
             }
         }
     }
 }
 
 impl Transfer {
-    /// v̄_in of `node_op` at one node; adds (q̄, q̄d) into `aq` [8]. The walls are masks chosen
-    /// at the forward branch; the collider projection, where it acts, is replayed on the tape.
+    /// v̄_in of `node_op` at one node; adds the coupling state's adjoint into `aq` (layout of
+    /// `EnvIn::coupling`). The walls are a mask chosen from the sign of the projected velocity
+    /// (recomputed here), so v̄ is masked first and then pulled back through the projection
+    /// (`Posed::project_adjoint`).
     fn node_op_adjoint<R: Real>(
         &self,
         g: [usize; 3],
         vin: [R; 3],
-        q: &[R; 4],
-        qd: &[R; 4],
+        posed: Option<&Posed<'_, f64>>,
+        s: &[f64],
         vbar: [R; 3],
-        aq: &mut [R; 8],
+        aq: &mut [f64],
     ) -> [R; 3] {
         let dx = self.grid.dx();
         let x = g.map(|i| i as f64 * dx);
-        let qf = q.map(|v| v.to_f64());
+        let vin = vin.map(|v| v.to_f64());
+        let vproj = posed.map_or(vin, |p| p.project(x, vin));
+        let keep = self.wall_mask(g, &vproj);
+        let vbar = [0, 1, 2].map(|d| if keep[d] { vbar[d].to_f64() } else { 0.0 });
+        let out = posed.map_or(vbar, |p| p.project_adjoint(x, vin, s, vbar, aq));
+        out.map(R::from_f64)
+    }
+
+    /// The coupling's two state columns, copied (empty without a coupling).
+    fn coupling_columns<'a, R: Real>(&self, col: impl Fn(&str) -> &'a [R]) -> [Vec<R>; 2] {
         match &self.collider {
-            Some(c) if c.touches(x, qf) => {
-                clear_tape();
-                let vl = vin.map(|v| Rev::leaf(v.to_f64()));
-                let ql = q.map(|v| Rev::leaf(v.to_f64()));
-                let qdl = qd.map(|v| Rev::leaf(v.to_f64()));
-                let mut out = c.project(x, vl, &ql, &qdl);
-                self.walls(g, &mut out);
-                let seeds: Vec<(Rev, f64)> = (0..3).map(|d| (out[d], vbar[d].to_f64())).collect();
-                let grads = gradients(seeds);
-                // The 11 leaves are the first nodes of the fresh tape, in creation order.
-                for k in 0..4 {
-                    aq[k] += R::from_f64(grads[3 + k]);
-                    aq[4 + k] += R::from_f64(grads[7 + k]);
-                }
-                [0, 1, 2].map(|d| R::from_f64(grads[d]))
-            }
-            _ => {
-                // Walls only: the forward's mask applied to v̄.
-                let keep = self.wall_mask(g, &vin);
-                [0, 1, 2].map(|d| if keep[d] { vbar[d] } else { R::zero() })
-            }
+            Some(c) => c.columns().map(|(name, _)| col(name).to_vec()),
+            None => [Vec::new(), Vec::new()],
         }
     }
 }
@@ -857,7 +846,7 @@ mod tests {
         let c: Vec<f64> = (0..9 * np).map(|_| u() - 0.5).collect();
         let tau: Vec<f64> = (0..9 * np).map(|_| 100.0 * (u() - 0.5)).collect();
         let mass_vol: Vec<f64> = (0..np).flat_map(|_| [0.5 + u(), 1e-3]).collect();
-        let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, q: [0.0; 4], qd: [0.0; 4] };
+        let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, coupling: Vec::new() };
         let reg = t.region(&x);
         let mut m = vec![0.0; reg.len()];
         let mut mv = vec![0.0; 3 * reg.len()];
