@@ -15,6 +15,7 @@
 //! and, once per env step before the substeps, `mpm.collider_drive` maps actions to q̇.
 
 pub mod collider;
+pub mod gpu;
 pub mod material;
 pub mod svd;
 pub mod transfer;

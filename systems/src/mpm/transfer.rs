@@ -699,6 +699,9 @@ impl<R: Real> System<R> for Transfer {
             }
         }
     }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
 }
 
 impl Transfer {

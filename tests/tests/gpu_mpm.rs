@@ -1,0 +1,211 @@
+//! CPU/GPU parity of the MPM kernels (`diffsim_systems::mpm::gpu`) and RollingFlat's observe and
+//! reward kernels, on whatever adapter wgpu finds (lavapipe here and in CI):
+//! - every system of a small RollingFlat schedule (collider drive, material, transfer, collider
+//!   integrate, observe, reward), forward and adjoint, against the CPU system in f32 on random
+//!   states and adjoints, with the four materials mixed over the particles (proptest, few cases:
+//!   lavapipe is slow);
+//! - a 32-step rollout of a debug-sized RollingFlat (16³ grid, 108 particles, 8 substeps):
+//!   obs and rewards of every step against the CPU `Sim`.
+//!
+//! Tolerances: the GPU differs from the CPU's f32 path for two stated reasons, (1) the CPU's
+//! SVD runs in f64 and the GPU's in f32, (2) P2G scatters with atomics, so each node's sums are
+//! added in a run-to-run varying order. Values are compared relative to max(|value|, floor ×
+//! the column's max |value|) (sums that cancel have no meaningful relative error of their own).
+//!
+//! With no adapter at all, each test prints `SKIPPED: ...` and returns, unless
+//! `DIFFSIM_REQUIRE_GPU=1`, where it fails.
+
+use std::sync::Arc;
+
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
+use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
+use diffsim_tasks::{RollingFlat, RollingFlatConfig};
+use diffsim_tests::Rng;
+use proptest::test_runner::{Config, TestRunner};
+
+fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+    match Gpu::new() {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
+        }
+        Err(e) if e.to_string().contains("no wgpu adapter found") => {
+            eprintln!("SKIPPED {test}: no wgpu adapter on this machine: {e}");
+            None
+        }
+        Err(e) => panic!("{test}: a wgpu adapter exists but the device failed: {e}"),
+    }
+}
+
+/// max |a − b| / max(|b|, floor · max|b|).
+fn max_rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+    let floor = (floor * scale).max(1e-30);
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
+        .fold(0.0, f64::max)
+}
+
+/// The worst column's error and its name.
+fn worst(gpu: &Columns<f32>, cpu: &Columns<f32>, floor: f64) -> (f64, String) {
+    gpu.columns()
+        .zip(cpu.columns())
+        .map(|((spec, g), (_, c))| (max_rel_err(g, c, floor), spec.name.clone()))
+        .fold((0.0, String::new()), |a, b| if b.0 > a.0 { b } else { a })
+}
+
+fn debug_task(num_envs: usize) -> RollingFlat {
+    RollingFlat::new(RollingFlatConfig {
+        num_envs,
+        threads: 1,
+        grid_res: 16,
+        particles: [6, 3, 6],
+        substeps: 8,
+        substep_dt: 1e-4,
+        ..Default::default()
+    })
+}
+
+/// The debug RollingFlat with the particles' materials cycling through the four kinds (same μ,
+/// λ, τ_y), so every material kernel branch runs.
+fn mixed_sim(num_envs: usize) -> Sim<f32> {
+    let mut sim: Sim<f32> = debug_task(num_envs).sim().unwrap();
+    let mat = sim.model.params.get_mut("mpm_material").unwrap();
+    for (p, row) in mat.chunks_exact_mut(4).enumerate() {
+        row[0] = [PLASTICINE, COROTATED, NEO_HOOKEAN, WATER][p % 4];
+    }
+    sim
+}
+
+fn random_like(rng: &mut Rng, like: &[f32], lo: f64, hi: f64) -> Vec<f32> {
+    like.iter().map(|_| rng.uniform(lo, hi) as f32).collect()
+}
+
+/// Random MPM state: particles spread over the middle of the domain down into the floor
+/// layer, the roller among them (so nodes inside, near and away from it all occur), F near the
+/// identity (strains up to ±0.3: plasticine yields), stresses and velocities of order of a step.
+fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
+    let mut s = like.clone();
+    for (spec, col) in s.columns_mut() {
+        let n = col.len();
+        let v: Vec<f32> = match spec.name.as_str() {
+            "mpm_x" => (0..n)
+                .map(|i| if i % 3 == 1 { rng.uniform(0.08, 0.45) } else { rng.uniform(0.25, 0.75) } as f32)
+                .collect(),
+            "mpm_F" | "mpm_Fp" => {
+                (0..n).map(|i| (if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.3, 0.3)) as f32).collect()
+            }
+            "mpm_stress" => random_like(rng, col, -300.0, 300.0),
+            "mpm_C" => random_like(rng, col, -20.0, 20.0),
+            "collider_q" => (0..n)
+                .map(|i| match i % 4 {
+                    0 | 2 => rng.uniform(0.4, 0.6),
+                    1 => rng.uniform(0.15, 0.35),
+                    _ => rng.uniform(-1.0, 1.0),
+                } as f32)
+                .collect(),
+            _ => random_like(rng, col, -1.0, 1.0),
+        };
+        col.copy_from_slice(&v);
+    }
+    s
+}
+
+fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
+    let mut c = like.clone();
+    for (_, col) in c.columns_mut() {
+        col.iter_mut().for_each(|x| *x = rng.uniform(-1.0, 1.0) as f32);
+    }
+    c
+}
+
+/// Forward tolerance per system: (max relative error, floor).
+/// - material: f32 vs f64 SVD; σ to ~1e-7 relative moves log σ (Hencky) by ~1e-7 absolute,
+///   i.e. τ by 2μ · 1e-7 on a column scale of 2μ · 0.3: measured up to FILL.
+/// - transfer: atomic P2G order; measured up to FILL.
+/// - the others keep the CPU's order of f32 operations: 1e-5.
+fn forward_tol(name: &str) -> (f64, f64) {
+    match name {
+        "mpm.material" => (1e-3, 1e-3),
+        "mpm.transfer" => (1e-3, 1e-3),
+        _ => (1e-5, 1e-3),
+    }
+}
+
+/// Every system of the debug RollingFlat schedule, GPU vs CPU, over random inputs: forward of
+/// all, adjoint of those whose GPU adjoint exists.
+#[test]
+fn gpu_mpm_kernels_match_cpu() {
+    let test = "gpu_mpm_kernels_match_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let sim = mixed_sim(2);
+    let g = std::cell::RefCell::new(
+        GpuSim::new(gpu, &sim, GpuOptions { scatter: Scatter::Atomic, readback: Vec::new() }).unwrap(),
+    );
+    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
+    assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
+    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+    let model = sim.model.view_all();
+    let worst_fwd = std::cell::RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
+    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::num::u64::ANY, |seed| {
+            let mut rng = Rng::new(seed);
+            let state = random_state(&mut rng, &sim.state);
+            let control = random_columns(&mut rng, &sim.control);
+            let mut g = g.borrow_mut();
+            g.write_control(&control).unwrap();
+            for (i, sys) in cpu_systems.iter().enumerate() {
+                let name = sys.name();
+                let mut cpu = state.clone();
+                sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
+                g.write_state(&state).unwrap();
+                g.forward_system(i).unwrap();
+                let got = g.read_state().unwrap();
+                let (tol, floor) = forward_tol(name);
+                let (e, col) = worst(&got, &cpu, floor);
+                assert!(e <= tol, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}");
+                let mut w = worst_fwd.borrow_mut();
+                if e > w[i].0 {
+                    w[i] = (e, col);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    for (sys, (e, col)) in cpu_systems.iter().zip(worst_fwd.borrow().iter()) {
+        eprintln!("{test}: {} forward: max rel err {e:e} (column `{col}`)", sys.name());
+    }
+}
+
+/// Obs and rewards of a 32-step RollingFlat rollout (debug size, 2 envs, random actions), GPU vs
+/// CPU. Atomic P2G and the f32 SVD differ from the CPU in the last bits from the first substep
+/// on; 256 substeps of plasticine under a moving roller carry those along. Tolerance: FILL.
+#[test]
+fn gpu_rolling_flat_rollout_matches_cpu() {
+    let test = "gpu_rolling_flat_rollout_matches_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let h = 32;
+    let mut cpu: Sim<f32> = debug_task(2).sim().unwrap();
+    let readback = vec!["obs".to_string(), "reward".to_string()];
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
+    let mut rng = Rng::new(11);
+    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
+    for t in 0..h {
+        let a: Vec<f32> = (0..3 * cpu.num_envs()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+        cpu.set_control("act", &a).unwrap();
+        cpu.step().unwrap();
+        g.set_control("act", &a).unwrap();
+        g.step().unwrap();
+        let eo = max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap(), 1e-3);
+        let er = max_rel_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap(), 1e-3);
+        eprintln!("step {t}: obs {eo:e} reward {er:e}");
+        worst_obs = worst_obs.max(eo);
+        worst_rew = worst_rew.max(er);
+    }
+    eprintln!("{test}: max rel err obs {worst_obs:e}, reward {worst_rew:e}");
+    assert!(worst_obs <= 1e-3 && worst_rew <= 1e-3, "obs {worst_obs:e}, reward {worst_rew:e}");
+}
