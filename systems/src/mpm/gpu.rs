@@ -99,11 +99,20 @@ impl GpuSystem for Material {
             Bind::read(model("mpm_material")),
             Bind::uniform(0),
         ];
+        let adj = vec![
+            Bind::read(state("mpm_F")),
+            Bind::read(model("mpm_material")),
+            Bind::rw(adj_state("mpm_F")),
+            Bind::rw(adj_state("mpm_Fp")),
+            Bind::rw(adj_state("mpm_stress")),
+            Bind::uniform(0),
+        ];
         let common = include_str!("wgsl/material_common.wgsl");
         let fsrc = source(&[common, include_str!("wgsl/material.wgsl")]);
+        let asrc = source(&[common, include_str!("wgsl/material_adjoint.wgsl")]);
         Ok(GpuKernels {
             forward: vec![Pass::new(cx, "mpm.material", &fsrc, "material_forward", fwd, n)?],
-            adjoint: Vec::new(),
+            adjoint: vec![Pass::new(cx, "mpm.material adjoint", &asrc, "material_adjoint", adj, n)?],
             buffers: vec![uniform],
         })
     }
@@ -131,6 +140,8 @@ mod own {
     pub const GM: usize = 2;
     pub const GMV: usize = 3;
     pub const GV: usize = 4;
+    pub const GVBAR: usize = 5;
+    pub const GMBAR: usize = 6;
 }
 
 /// GPU: `wgsl/transfer.wgsl` + `wgsl/p2g.wgsl`: grid_clear (per node), p2g (per particle,
@@ -175,6 +186,8 @@ impl GpuSystem for Transfer {
             cx.gpu.storage_f32_zeroed("mpm.transfer grid m", nodes)?,
             cx.gpu.storage_f32_zeroed("mpm.transfer grid mv", 3 * nodes)?,
             cx.gpu.storage_f32_zeroed("mpm.transfer grid v", 3 * nodes)?,
+            cx.gpu.storage_f32_zeroed("mpm.transfer grid adjoint v", 3 * nodes)?,
+            cx.gpu.storage_f32_zeroed("mpm.transfer grid adjoint m", nodes)?,
         ];
         let (q, qd) = if self.collider.is_some() {
             (state("collider_q"), state("collider_qd"))
@@ -200,24 +213,88 @@ impl GpuSystem for Transfer {
             ]
         };
         let tc = include_str!("wgsl/transfer_common.wgsl");
+        let sdf = include_str!("wgsl/collider_sdf.wgsl");
         let bind = include_str!("wgsl/transfer_bind.wgsl");
         let plain = bind.replace("GRID_T", "f32");
         let native = cx.f32_atomics();
         let atomic = atomic_source(&bind.replace("GRID_T", "atomic<ATOMIC_T>"), native, &[]);
         let p2g = atomic_source(include_str!("wgsl/p2g.wgsl"), native, &["gm", "gmv"]);
-        let fsrc = source(&[&plain, tc, include_str!("wgsl/transfer.wgsl")]);
-        let psrc = source(&[&atomic, tc, &p2g]);
+        let fsrc = source(&[&plain, tc, sdf, include_str!("wgsl/transfer.wgsl")]);
+        let psrc = source(&[&atomic, tc, sdf, &p2g]);
         let pass = |label: &str, src: &str, entry: &str, count: usize| Pass::new(cx, label, src, entry, binds(), count);
-        Ok(GpuKernels {
-            forward: vec![
+        let forward = || -> Result<Vec<Pass>, EngineError> {
+            Ok(vec![
                 pass("mpm.transfer grid_clear", &fsrc, "grid_clear", nodes)?,
                 pass("mpm.transfer p2g", &psrc, "p2g", n)?,
                 pass("mpm.transfer grid_update", &fsrc, "grid_update", nodes)?,
                 pass("mpm.transfer g2p", &fsrc, "g2p", n)?,
-            ],
-            adjoint: Vec::new(),
-            buffers,
-        })
+            ])
+        };
+        // Adjoint: recompute the grid (the forward's first three passes on the pre-state), then
+        // reverse G2P (scatter), the grid update (per node) and P2G (gather).
+        let g2p_binds = vec![
+            Bind::read(state("mpm_x")),
+            Bind::read(state("mpm_Fp")),
+            Bind::rw(Src::Own(own::GV)),
+            Bind::rw(Src::Own(own::GVBAR)),
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("mpm_v")),
+            Bind::rw(adj_state("mpm_C")),
+            Bind::rw(adj_state("mpm_F")),
+            Bind::rw(adj_state("mpm_Fp")),
+            Bind::uniform(own::PARAMS),
+        ];
+        let (aq, aqd) = if self.collider.is_some() {
+            (adj_state("collider_q"), adj_state("collider_qd"))
+        } else {
+            // Never written without a collider (nshapes = 0); any read-write buffer will do.
+            (Src::Own(own::GMBAR), Src::Own(own::GMBAR))
+        };
+        let grid_binds = vec![
+            Bind::read(q.clone()),
+            Bind::read(qd.clone()),
+            Bind::read(Src::Own(own::SHAPES)),
+            Bind::rw(Src::Own(own::GM)),
+            Bind::rw(Src::Own(own::GMV)),
+            Bind::rw(Src::Own(own::GVBAR)),
+            Bind::rw(Src::Own(own::GMBAR)),
+            Bind::rw(aq.clone()),
+            Bind::rw(aqd.clone()),
+            Bind::uniform(own::PARAMS),
+        ];
+        let p2g_binds = vec![
+            Bind::read(state("mpm_x")),
+            Bind::read(state("mpm_v")),
+            Bind::read(state("mpm_C")),
+            Bind::read(state("mpm_stress")),
+            Bind::read(model("mpm_mass_vol")),
+            Bind::rw(Src::Own(own::GVBAR)),
+            Bind::rw(Src::Own(own::GMBAR)),
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("mpm_v")),
+            Bind::rw(adj_state("mpm_C")),
+            Bind::rw(adj_state("mpm_stress")),
+            Bind::uniform(own::PARAMS),
+        ];
+        let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
+        let clear_src = source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]);
+        let g2p_src = source(&[
+            &atomic_source(&g2p_adj.replace("VBAR_T", "atomic<ATOMIC_T>"), native, &[]),
+            tc,
+            &atomic_source(include_str!("wgsl/g2p_adjoint_body.wgsl"), native, &["gvbar"]),
+        ]);
+        let grid_src =
+            source(&[&atomic_source(include_str!("wgsl/grid_adjoint.wgsl"), native, &["aq", "aqd"]), tc, sdf]);
+        let p2g_src = source(&[include_str!("wgsl/p2g_adjoint.wgsl"), tc]);
+        let mut adjoint = forward()?;
+        adjoint.pop();
+        adjoint.extend([
+            Pass::new(cx, "mpm.transfer vbar_clear", &clear_src, "vbar_clear", g2p_binds.clone(), 3 * nodes)?,
+            Pass::new(cx, "mpm.transfer g2p adjoint", &g2p_src, "g2p_adjoint", g2p_binds, n)?,
+            Pass::new(cx, "mpm.transfer grid adjoint", &grid_src, "grid_adjoint", grid_binds, nodes)?,
+            Pass::new(cx, "mpm.transfer p2g adjoint", &p2g_src, "p2g_adjoint", p2g_binds, n)?,
+        ]);
+        Ok(GpuKernels { forward: forward()?, adjoint, buffers })
     }
 }
 

@@ -14,3 +14,8 @@
 @group(0) @binding(11) var<storage, read_write> gmv: array<GRID_T>;
 @group(0) @binding(12) var<storage, read_write> gv: array<f32>;
 @group(0) @binding(13) var<uniform> p: Params;
+
+fn load_x(i: u32) -> vec3<f32> {
+    return vec3<f32>(xcol[3u * i], xcol[3u * i + 1u], xcol[3u * i + 2u]);
+}
+
