@@ -180,14 +180,25 @@ impl GpuSystem for Transfer {
         let n = params.n as usize;
         let mut shapes_buf = shapes.clone();
         shapes_buf.resize(shapes.len().max(8), 0.0);
+        // One dense grid per env: a 48³ grid is 1.3 MiB per env and per vector column, so
+        // lavapipe's 128 MiB binding limit is reached near 100 envs; say which knob to turn.
+        let grid = |label: &str, len: usize| {
+            cx.gpu.storage_f32_zeroed(label, len).map_err(|e| {
+                EngineError::Gpu(format!(
+                    "mpm.transfer: the grids of {} envs at G = {} ({nodes} nodes) do not fit: {e}; use fewer envs or \
+                     a smaller grid",
+                    cx.num_envs, g.res
+                ))
+            })
+        };
         let buffers = vec![
             cx.uniform("mpm.transfer", &params)?,
             cx.gpu.storage_f32("mpm.transfer shapes", &shapes_buf)?,
-            cx.gpu.storage_f32_zeroed("mpm.transfer grid m", nodes)?,
-            cx.gpu.storage_f32_zeroed("mpm.transfer grid mv", 3 * nodes)?,
-            cx.gpu.storage_f32_zeroed("mpm.transfer grid v", 3 * nodes)?,
-            cx.gpu.storage_f32_zeroed("mpm.transfer grid adjoint v", 3 * nodes)?,
-            cx.gpu.storage_f32_zeroed("mpm.transfer grid adjoint m", nodes)?,
+            grid("mpm.transfer grid m", nodes)?,
+            grid("mpm.transfer grid mv", 3 * nodes)?,
+            grid("mpm.transfer grid v", 3 * nodes)?,
+            grid("mpm.transfer grid adjoint v", 3 * nodes)?,
+            grid("mpm.transfer grid adjoint m", nodes)?,
         ];
         let (q, qd) = if self.collider.is_some() {
             (state("collider_q"), state("collider_qd"))
