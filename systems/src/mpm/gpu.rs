@@ -5,10 +5,12 @@
 //! (`System::gpu`); the kernels follow their forward and adjoint line by line, in f32.
 //!
 //! **Grid.** `mpm.transfer` owns one dense grid per env of G³ nodes over the env's domain
-//! [0, 1]³ (`Own` buffers: mass, momentum, velocity, and for the adjoint ∂L/∂momentum,
-//! ∂L/∂mass and ∂L/∂velocity). The CPU uses a bounding-box sub-grid with the same global node
-//! indices, so both see the same cells and boundary conditions. The grid is scratch: it never
-//! enters the state, the tape or the recompute buffers.
+//! [0, 1]³ (`Own` buffers: mass, momentum, velocity, and for the adjoint ∂L/∂velocity, turned
+//! in place into ∂L/∂momentum, and ∂L/∂mass: 11 floats per node, 4.9 MiB per env at G = 48). The
+//! CPU uses a bounding-box sub-grid with the same global node indices, so both see the same
+//! cells and boundary conditions. The grid is scratch: it never enters the state, the tape or
+//! the recompute buffers. Every node is visited by the clear and grid-update passes, which a real
+//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step.
 //!
 //! **Reduction.** P2G and the G2P adjoint scatter into grid nodes with atomic adds (native
 //! `atomicAdd` on `atomic<f32>` where the device has `SHADER_FLOAT32_ATOMIC`, else a
