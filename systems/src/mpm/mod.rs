@@ -18,6 +18,7 @@
 //! `mpm.joint_integrate` after it instead.
 
 pub mod collider;
+pub mod gpu;
 pub mod kinematic;
 pub mod material;
 pub mod sand;

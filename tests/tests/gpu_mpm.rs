@@ -1,0 +1,377 @@
+//! CPU/GPU parity of the MPM kernels (`diffsim_systems::mpm::gpu`) and RollingFlat's observe and
+//! reward kernels, on whatever adapter wgpu finds (lavapipe here and in CI):
+//! - every system of a small RollingFlat schedule (collider drive, material, transfer, collider
+//!   integrate, observe, reward), forward and adjoint, against the CPU system in f32 on random
+//!   states and adjoints, with the four materials mixed over the particles (proptest, few cases:
+//!   lavapipe is slow);
+//! - a 32-step rollout of a debug-sized RollingFlat (16³ grid, 108 particles, 8 substeps):
+//!   obs and rewards of every step against the CPU `Sim`.
+//!
+//! Tolerances: the GPU differs from the CPU's f32 path for two stated reasons, (1) the CPU's
+//! SVD runs in f64 and the GPU's in f32, (2) P2G scatters with atomics, so each node's sums are
+//! added in a run-to-run varying order. Values are compared relative to max(|value|, floor ×
+//! the column's max |value|) (sums that cancel have no meaningful relative error of their own).
+//!
+//! With no adapter at all, each test prints `SKIPPED: ...` and returns, unless
+//! `DIFFSIM_REQUIRE_GPU=1`, where it fails.
+
+use std::sync::Arc;
+
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::{Columns, Cpu, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
+use diffsim_systems::mpm::{self, Floor, Grid};
+use diffsim_tasks::{RollingFlat, RollingFlatConfig};
+use diffsim_tests::Rng;
+use proptest::test_runner::{Config, TestRunner};
+
+fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+    match Gpu::new() {
+        Ok(g) => Some(Arc::new(g)),
+        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
+        }
+        Err(e) if e.to_string().contains("no wgpu adapter found") => {
+            eprintln!("SKIPPED {test}: no wgpu adapter on this machine: {e}");
+            None
+        }
+        Err(e) => panic!("{test}: a wgpu adapter exists but the device failed: {e}"),
+    }
+}
+
+/// max |a − b| / max(|b|, floor · max|b|).
+fn max_rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
+    assert_eq!(a.len(), b.len());
+    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+    let floor = (floor * scale).max(1e-30);
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
+        .fold(0.0, f64::max)
+}
+
+/// The worst column's error and its name.
+fn worst(gpu: &Columns<f32>, cpu: &Columns<f32>, floor: f64) -> (f64, String) {
+    gpu.columns()
+        .zip(cpu.columns())
+        .map(|((spec, g), (_, c))| (max_rel_err(g, c, floor), spec.name.clone()))
+        .fold((0.0, String::new()), |a, b| if b.0 > a.0 { b } else { a })
+}
+
+fn debug_task(num_envs: usize) -> RollingFlat {
+    RollingFlat::new(RollingFlatConfig {
+        num_envs,
+        threads: 1,
+        grid_res: 16,
+        particles: [6, 3, 6],
+        substeps: 8,
+        substep_dt: 1e-4,
+        ..Default::default()
+    })
+}
+
+/// The debug RollingFlat with the particles' materials cycling through the four kinds (same μ,
+/// λ, τ_y), so every material kernel branch runs.
+fn mixed_sim(num_envs: usize) -> Sim<f32> {
+    debug_task(num_envs).sim().unwrap()
+}
+
+fn mix_materials(sim: &mut Sim<f32>) {
+    let mat = sim.model.params.get_mut("mpm_material").unwrap();
+    for (p, row) in mat.chunks_exact_mut(diffsim_systems::mpm::material::PARAMS).enumerate() {
+        row[0] = [PLASTICINE, COROTATED, NEO_HOOKEAN, WATER][p % 4];
+    }
+}
+
+fn random_like(rng: &mut Rng, like: &[f32], lo: f64, hi: f64) -> Vec<f32> {
+    like.iter().map(|_| rng.uniform(lo, hi) as f32).collect()
+}
+
+/// Random MPM state: particles spread over the middle of the domain down into the floor
+/// layer, the roller among them (so nodes inside, near and away from it all occur), F near the
+/// identity (strains up to ±0.3: plasticine yields), stresses and velocities of order of a step.
+fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
+    let mut s = like.clone();
+    for (spec, col) in s.columns_mut() {
+        let n = col.len();
+        let v: Vec<f32> = match spec.name.as_str() {
+            "mpm_x" => (0..n)
+                .map(|i| if i % 3 == 1 { rng.uniform(0.08, 0.45) } else { rng.uniform(0.25, 0.75) } as f32)
+                .collect(),
+            "mpm_F" | "mpm_Fp" => {
+                (0..n).map(|i| (if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.3, 0.3)) as f32).collect()
+            }
+            "mpm_stress" => random_like(rng, col, -300.0, 300.0),
+            "mpm_C" => random_like(rng, col, -20.0, 20.0),
+            "collider_q" => (0..n)
+                .map(|i| match i % 4 {
+                    0 | 2 => rng.uniform(0.4, 0.6),
+                    1 => rng.uniform(0.15, 0.35),
+                    _ => rng.uniform(-1.0, 1.0),
+                } as f32)
+                .collect(),
+            _ => random_like(rng, col, -1.0, 1.0),
+        };
+        col.copy_from_slice(&v);
+    }
+    s
+}
+
+fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
+    let mut c = like.clone();
+    for (_, col) in c.columns_mut() {
+        col.iter_mut().for_each(|x| *x = rng.uniform(-1.0, 1.0) as f32);
+    }
+    c
+}
+
+/// Forward tolerance per system: (max relative error, floor).
+/// - material: f32 vs f64 SVD; σ near 1 carries a few ulps of absolute error, which moves
+///   log σ (Hencky) by as much: measured up to 4.5e-4 (`mpm_stress`) on strains up to 0.3. On
+///   strains of 3e-3 the same absolute error is 2–5e-2 of the small stresses (not tested here:
+///   that is f32 resolution of σ, not a kernel error);
+/// - transfer: atomic P2G order; measured up to 1.4e-4;
+/// - the others keep the CPU's order of f32 operations: measured 0, held to 1e-5.
+fn forward_tol(name: &str) -> (f64, f64) {
+    match name {
+        "mpm.material" => (1e-3, 1e-3),
+        "mpm.transfer" => (1e-3, 1e-3),
+        _ => (1e-5, 1e-3),
+    }
+}
+
+const CASES: u32 = 6;
+/// Rollout tolerances (see `gpu_rolling_flat_rollout_matches_cpu`). Measured on lavapipe: obs
+/// 8.8e-6, rewards 8.2e-6; ∂L/∂act 4.7e-3 to 7.0e-3 (floor 1e-3); ∂L/∂(initial state) 1.4e-2
+/// (`mpm_C`, floor 0.1: near-zero entries of the C and F adjoints differ most). For scale: the
+/// same rollout on the CPU in f32 against f64 differs by 9.6e-2 in ∂L/∂act and 1.4e-1 in
+/// ∂L/∂(initial state) (floor 1e-3), and two GPU runs (atomic order only) by 3e-5 and 2.3e-3.
+const OBS_TOL: f64 = 1e-4;
+const GRAD_TOL: f64 = 5e-2;
+/// ∂L/∂(initial state) entries below this fraction of their column's scale are compared
+/// against it.
+const INIT_FLOOR: f64 = 0.1;
+
+/// Adjoint tolerance per system: (max relative error, floor). The material's adjoint uses
+/// divided differences of the f32 singular values (see `material_adjoint.wgsl`); the transfer's
+/// scatters v̄ into the grid and the roller's pose adjoint with atomics. Measured over random
+/// inputs: material 2.1e-4 (`mpm_F`), transfer 1.3e-4 (`mpm_x`), the rest 0.
+fn adjoint_tol(name: &str) -> (f64, f64) {
+    match name {
+        "mpm.material" => (1e-3, 1e-3),
+        "mpm.transfer" => (1e-3, 1e-3),
+        _ => (1e-5, 1e-3),
+    }
+}
+
+/// Every system of the debug RollingFlat schedule (mixed materials), GPU vs CPU, over random
+/// inputs: forward and adjoint.
+#[test]
+fn gpu_mpm_kernels_match_cpu() {
+    let test = "gpu_mpm_kernels_match_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let mut sim = mixed_sim(2);
+    mix_materials(&mut sim);
+    kernels_match(gpu, &sim, true, test);
+}
+
+/// The MPM substep without a collider and with a slip floor (the transfer's other binding and
+/// boundary paths), mixed materials.
+#[test]
+fn gpu_mpm_kernels_match_cpu_without_collider() {
+    let test = "gpu_mpm_kernels_match_cpu_without_collider";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = debug_task(2);
+    let scene = task.scene();
+    let mut packed = scene.pack().unwrap();
+    mpm::pack(&scene, &mut packed).unwrap();
+    let grid = Grid { floor: Floor::Slip, ..task.grid() };
+    let schedule = mpm::schedule::<f32>(4e-4, 4, grid, None, 1);
+    let mut sim = Sim::new(packed.model, packed.state, packed.control, schedule, Cpu::new(1)).unwrap();
+    mix_materials(&mut sim);
+    kernels_match(gpu, &sim, false, test);
+}
+
+fn kernels_match(gpu: Arc<Gpu>, sim: &Sim<f32>, collider: bool, test: &str) {
+    let g = std::cell::RefCell::new(
+        GpuSim::new(gpu, sim, GpuOptions { scatter: Scatter::Atomic, readback: Vec::new() }).unwrap(),
+    );
+    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
+    assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
+    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+    let model = sim.model.view_all();
+    let worst_fwd = std::cell::RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
+    let worst_adj = std::cell::RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
+    // Cases where the roller touched grid nodes with mass (its pose got an adjoint).
+    let touched = std::cell::RefCell::new(0usize);
+    let mut runner = TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::num::u64::ANY, |seed| {
+            let mut rng = Rng::new(seed);
+            let state = random_state(&mut rng, &sim.state);
+            let control = random_columns(&mut rng, &sim.control);
+            let adj = random_columns(&mut rng, &sim.state);
+            let adj_c = random_columns(&mut rng, &sim.control);
+            let mut g = g.borrow_mut();
+            g.write_control(&control).unwrap();
+            for (i, sys) in cpu_systems.iter().enumerate() {
+                let name = sys.name();
+                let mut cpu = state.clone();
+                sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
+                g.write_state(&state).unwrap();
+                g.forward_system(i).unwrap();
+                let got = g.read_state().unwrap();
+                let (tol, floor) = forward_tol(name);
+                let (e, col) = worst(&got, &cpu, floor);
+                assert!(e <= tol, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}");
+                let mut w = worst_fwd.borrow_mut();
+                if e > w[i].0 {
+                    w[i] = (e, col);
+                }
+                // Adjoint, with `state` as the state the forward saw.
+                let (mut a, mut ac) = (adj.clone(), adj_c.clone());
+                sys.adjoint(
+                    &cx,
+                    &model,
+                    &control.view_all(),
+                    &state.view_all(),
+                    &mut a.view_all_mut(),
+                    &mut ac.view_all_mut(),
+                );
+                g.write_adjoints(&adj, &adj_c).unwrap();
+                g.adjoint_system(i, &state).unwrap();
+                let (ga, gac) = g.read_adjoints().unwrap();
+                if collider && name == "mpm.transfer" && a.get("collider_q").unwrap() != adj.get("collider_q").unwrap()
+                {
+                    *touched.borrow_mut() += 1;
+                }
+                let (tol, floor) = adjoint_tol(name);
+                for (what, got, want) in [("state", &ga, &a), ("control", &gac, &ac)] {
+                    let (e, col) = worst(got, want, floor);
+                    assert!(
+                        e <= tol,
+                        "{name} adjoint {what} (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}"
+                    );
+                    let mut w = worst_adj.borrow_mut();
+                    if e > w[i].0 {
+                        w[i] = (e, col);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    for (sys, (e, col)) in cpu_systems.iter().zip(worst_fwd.borrow().iter()) {
+        eprintln!("{test}: {} forward: max rel err {e:e} (column `{col}`)", sys.name());
+    }
+    for (sys, (e, col)) in cpu_systems.iter().zip(worst_adj.borrow().iter()) {
+        eprintln!("{test}: {} adjoint: max rel err {e:e} (column `{col}`)", sys.name());
+    }
+    if collider {
+        eprintln!("{test}: the roller touched the material in {} of {CASES} cases", touched.borrow());
+        assert!(*touched.borrow() > 0, "no case exercised the collider projection");
+    }
+}
+
+/// A 32-step RollingFlat rollout (debug size, 2 envs, random actions), GPU vs CPU: obs and
+/// rewards of every step, then a backward of L = −mean reward + a random linear function of the
+/// last observation: ∂L/∂act of every step and ∂L/∂(initial state). Atomic P2G and the f32 SVD
+/// differ from the CPU in the last bits from the first substep on, and 256 substeps of
+/// plasticine under a moving roller carry those along; the gradients go through the SVD
+/// adjoint's divided differences of nearly equal singular values (F stays near a rotation),
+/// which is where f32 loses the most (tolerances at `OBS_TOL`). Also prints, for scale, how far
+/// the CPU's own f32 gradients are from f64 and how far two GPU runs are apart.
+#[test]
+fn gpu_rolling_flat_rollout_matches_cpu() {
+    let test = "gpu_rolling_flat_rollout_matches_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let h = 32;
+    let mut cpu: Sim<f32> = debug_task(2).sim().unwrap();
+    let n = cpu.num_envs();
+    let readback = vec!["obs".to_string(), "reward".to_string()];
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
+    let init = cpu.state.clone();
+    let mut rng = Rng::new(11);
+    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..3 * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    cpu.record();
+    g.record();
+    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
+    for a in &actions {
+        cpu.set_control("act", a).unwrap();
+        cpu.step().unwrap();
+        g.set_control("act", a).unwrap();
+        g.step().unwrap();
+        worst_obs = worst_obs.max(max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap(), 1e-3));
+        worst_rew = worst_rew.max(max_rel_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap(), 1e-3));
+    }
+    let w = -1.0 / (h * n) as f32;
+    let cpu_grads = cpu
+        .backward(|t, adj| {
+            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
+            if t == h - 1 {
+                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
+            }
+        })
+        .unwrap();
+    let seed = |t: usize, seeds: &mut Seeds| {
+        seeds.add("reward", vec![w; n]);
+        if t == h - 1 {
+            seeds.add("obs", obs_seed.clone());
+        }
+    };
+    let gpu_grads = g.backward(seed).unwrap();
+    // The same rollout again on the GPU: how far the atomics' run-to-run order moves the result.
+    g.write_state(&init).unwrap();
+    g.record();
+    for a in &actions {
+        g.set_control("act", a).unwrap();
+        g.step().unwrap();
+    }
+    let again = g.backward(seed).unwrap();
+    let mut rerun_act = 0.0f64;
+    for t in 0..h {
+        let e = max_rel_err(again.controls[t].get("act").unwrap(), gpu_grads.controls[t].get("act").unwrap(), 1e-3);
+        rerun_act = rerun_act.max(e);
+    }
+    let (rerun_init, _) = worst(&again.initial_state, &gpu_grads.initial_state, 1e-3);
+    eprintln!("{test}: GPU rerun vs GPU: ∂L/∂act {rerun_act:e}, ∂L/∂(initial state) {rerun_init:e}");
+    let mut worst_act = 0.0f64;
+    for t in 0..h {
+        let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap(), 1e-3);
+        worst_act = worst_act.max(e);
+    }
+    let (worst_init, col) = worst(&gpu_grads.initial_state, &cpu_grads.initial_state, INIT_FLOOR);
+    // Reference: the CPU's own f32 rounding, from the same rollout in f64.
+    let mut cpu64: Sim<f64> = debug_task(2).sim().unwrap();
+    cpu64.record();
+    for a in &actions {
+        cpu64.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
+        cpu64.step().unwrap();
+    }
+    let g64 = cpu64
+        .backward(|t, adj| {
+            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
+            if t == h - 1 {
+                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
+            }
+        })
+        .unwrap();
+    let narrow = |c: &Columns<f64>| c.map(|x| x as f32);
+    let mut f32_act = 0.0f64;
+    for t in 0..h {
+        let e =
+            max_rel_err(cpu_grads.controls[t].get("act").unwrap(), narrow(&g64.controls[t]).get("act").unwrap(), 1e-3);
+        f32_act = f32_act.max(e);
+    }
+    let (f32_init, fcol) = worst(&cpu_grads.initial_state, &narrow(&g64.initial_state), 1e-3);
+    eprintln!("{test}: CPU f32 vs CPU f64: ∂L/∂act {f32_act:e}, ∂L/∂(initial state) {f32_init:e} (column `{fcol}`)");
+    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
+    eprintln!(
+        "{test}: max rel err obs {worst_obs:e}, reward {worst_rew:e}, ∂L/∂act {worst_act:e}, ∂L/∂(initial state) \
+         {worst_init:e} (column `{col}`)"
+    );
+    assert!(worst_obs <= OBS_TOL && worst_rew <= OBS_TOL, "obs {worst_obs:e}, reward {worst_rew:e}");
+    assert!(worst_act <= GRAD_TOL, "∂L/∂act: {worst_act:e}");
+    assert!(worst_init <= GRAD_TOL, "∂L/∂(initial state) column `{col}`: {worst_init:e}");
+}
