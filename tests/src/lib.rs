@@ -11,6 +11,8 @@
 //! `Sim` tape (`RolloutCheck`). The code under test is the production code, instantiated at
 //! `f64` and `Dual` (systems are generic over `Real`).
 
+pub mod gpu;
+
 use diffsim_engine::columns::dot;
 use diffsim_engine::{Access, Columns, Dual, EngineError, Model, Real, Sim, SimFactory, StepCx, System};
 

@@ -11,49 +11,20 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
-use std::sync::Arc;
-
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
-use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_systems::fem::{self, BoxWithLegs};
 use diffsim_tasks::soft_jumper::JumperMesh;
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 use diffsim_tests::Rng;
+use diffsim_tests::gpu::{self, gpu_or_skip};
 use proptest::test_runner::{Config, TestRunner};
-
-/// The GPU, or `None` (after saying so) when no adapter exists at all; a missing adapter fails
-/// with `DIFFSIM_REQUIRE_GPU=1` (as in gpu_parity.rs).
-fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
-    match Gpu::new() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
-        }
-        Err(e) if e.to_string().contains("no wgpu adapter found") => {
-            eprintln!("SKIPPED {test}: no wgpu adapter on this machine: {e}");
-            None
-        }
-        Err(e) => panic!("{test}: a wgpu adapter exists but the device failed: {e}"),
-    }
-}
-
-/// max |a − b| / max(|b|, floor · max|b|): relative, values near zero compared against the
-/// column's scale (sums that cancel have no meaningful relative error of their own).
-fn max_rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
-    let floor = (floor * scale).max(1e-30);
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
-        .fold(0.0, f64::max)
-}
 
 /// The largest error over the columns (and which), checked against `tol`.
 fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
     let mut worst = 0.0f64;
     for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = max_rel_err(g, c, floor);
+        let e = gpu::max_rel_err(g, c, floor);
         assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
         worst = worst.max(e);
     }
@@ -126,26 +97,12 @@ fn kernels_match_cpu(sim: &Sim<f32>, scatter: Scatter, only: &dyn Fn(&str) -> bo
                     continue;
                 }
                 let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
-                let mut cpu = state.clone();
-                sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
-                g.write_state(&state).unwrap();
-                g.forward_system(i).unwrap();
-                let got = g.read_state().unwrap();
-                let mut w = columns_err(&format!("{name} forward (seed {seed})"), &got, &cpu, 1e-5, floor);
-                let (mut a, mut ac) = (adj.clone(), adj_c.clone());
-                sys.adjoint(
-                    &cx,
-                    &model,
-                    &control.view_all(),
-                    &state.view_all(),
-                    &mut a.view_all_mut(),
-                    &mut ac.view_all_mut(),
-                );
-                g.write_adjoints(&adj, &adj_c).unwrap();
-                g.adjoint_system(i, &state).unwrap();
-                let (ga, gac) = g.read_adjoints().unwrap();
-                w = w.max(columns_err(&format!("{name} adjoint state (seed {seed})"), &ga, &a, 1e-5, floor));
-                w = w.max(columns_err(&format!("{name} adjoint control (seed {seed})"), &gac, &ac, 1e-5, floor));
+                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
+                let [got, cpu] = &run.forward;
+                let mut w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, 1e-5, floor);
+                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
+                w = w.max(columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, 1e-5, floor));
+                w = w.max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, 1e-5, floor));
                 worst.set(worst.get().max(w));
             }
             Ok(())

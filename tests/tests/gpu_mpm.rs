@@ -23,40 +23,8 @@ use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
 use diffsim_systems::mpm::{self, Floor, Grid};
 use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tests::Rng;
+use diffsim_tests::gpu::{self, gpu_or_skip, max_rel_err, worst_column as worst};
 use proptest::test_runner::{Config, TestRunner};
-
-fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
-    match Gpu::new() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
-        }
-        Err(e) if e.to_string().contains("no wgpu adapter found") => {
-            eprintln!("SKIPPED {test}: no wgpu adapter on this machine: {e}");
-            None
-        }
-        Err(e) => panic!("{test}: a wgpu adapter exists but the device failed: {e}"),
-    }
-}
-
-/// max |a − b| / max(|b|, floor · max|b|).
-fn max_rel_err(a: &[f32], b: &[f32], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
-    let floor = (floor * scale).max(1e-30);
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
-        .fold(0.0, f64::max)
-}
-
-/// The worst column's error and its name.
-fn worst(gpu: &Columns<f32>, cpu: &Columns<f32>, floor: f64) -> (f64, String) {
-    gpu.columns()
-        .zip(cpu.columns())
-        .map(|((spec, g), (_, c))| (max_rel_err(g, c, floor), spec.name.clone()))
-        .fold((0.0, String::new()), |a, b| if b.0 > a.0 { b } else { a })
-}
 
 fn debug_task(num_envs: usize) -> RollingFlat {
     RollingFlat::new(RollingFlatConfig {
@@ -216,37 +184,22 @@ fn kernels_match(gpu: Arc<Gpu>, sim: &Sim<f32>, collider: bool, test: &str) {
             g.write_control(&control).unwrap();
             for (i, sys) in cpu_systems.iter().enumerate() {
                 let name = sys.name();
-                let mut cpu = state.clone();
-                sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
-                g.write_state(&state).unwrap();
-                g.forward_system(i).unwrap();
-                let got = g.read_state().unwrap();
+                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
+                let [got, cpu] = &run.forward;
                 let (tol, floor) = forward_tol(name);
-                let (e, col) = worst(&got, &cpu, floor);
+                let (e, col) = worst(got, cpu, floor);
                 assert!(e <= tol, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}");
                 let mut w = worst_fwd.borrow_mut();
                 if e > w[i].0 {
                     w[i] = (e, col);
                 }
-                // Adjoint, with `state` as the state the forward saw.
-                let (mut a, mut ac) = (adj.clone(), adj_c.clone());
-                sys.adjoint(
-                    &cx,
-                    &model,
-                    &control.view_all(),
-                    &state.view_all(),
-                    &mut a.view_all_mut(),
-                    &mut ac.view_all_mut(),
-                );
-                g.write_adjoints(&adj, &adj_c).unwrap();
-                g.adjoint_system(i, &state).unwrap();
-                let (ga, gac) = g.read_adjoints().unwrap();
+                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
                 if collider && name == "mpm.transfer" && a.get("collider_q").unwrap() != adj.get("collider_q").unwrap()
                 {
                     *touched.borrow_mut() += 1;
                 }
                 let (tol, floor) = adjoint_tol(name);
-                for (what, got, want) in [("state", &ga, &a), ("control", &gac, &ac)] {
+                for (what, got, want) in [("state", ga, a), ("control", gac, ac)] {
                     let (e, col) = worst(got, want, floor);
                     assert!(
                         e <= tol,

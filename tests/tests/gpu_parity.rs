@@ -10,45 +10,16 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; any other GPU failure
 //! (device creation, shader compilation, validation) fails the test.
 
-use std::sync::Arc;
-
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
-use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_tasks::{Cartpole, CartpoleConfig, ChainReach, ChainReachConfig};
 use diffsim_tests::Rng;
+use diffsim_tests::gpu::{self, gpu_or_skip};
 use proptest::test_runner::{Config, TestRunner};
 
-/// The GPU, or `None` (after saying so) when no adapter exists at all. With
-/// `DIFFSIM_REQUIRE_GPU=1` (CI, where lavapipe is installed) a missing adapter fails instead, so
-/// a broken driver install cannot turn the suite green by skipping.
-fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
-    match Gpu::new() {
-        Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
-            panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
-        }
-        Err(e) if e.to_string().contains("no wgpu adapter found") => {
-            eprintln!("SKIPPED {test}: no wgpu adapter on this machine: {e}");
-            None
-        }
-        Err(e) => panic!("{test}: a wgpu adapter exists but the device failed: {e}"),
-    }
-}
-
-/// max |a − b| / max(|b|, 1e-3 · max|b|): relative, with values near zero compared against the
-/// column's scale (sums that cancel have no meaningful relative error of their own).
+/// `max_rel_err` with values below 1e-3 × the column's max |value| compared against that.
 fn max_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    max_rel_err_floor(a, b, 1e-3)
-}
-
-fn max_rel_err_floor(a: &[f32], b: &[f32], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
-    let floor = (floor * scale).max(1e-30);
-    a.iter()
-        .zip(b)
-        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
-        .fold(0.0, f64::max)
+    gpu::max_rel_err(a, b, 1e-3)
 }
 
 fn assert_columns_close(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64) {
@@ -59,7 +30,7 @@ fn assert_columns_close(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol:
 /// that floor.
 fn assert_columns_close_floor(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) {
     for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = max_rel_err_floor(g, c, floor);
+        let e = gpu::max_rel_err(g, c, floor);
         assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
     }
 }
@@ -123,27 +94,12 @@ fn kernels_match_cpu(scatter: Scatter, test: &str) {
             for (i, sys) in cpu_systems.iter().enumerate() {
                 let name = sys.name();
                 // Forward.
-                let mut cpu = state.clone();
-                sys.forward(&cx, &model, &control.view_all(), &mut cpu.view_all_mut());
-                g.write_state(&state).unwrap();
-                g.forward_system(i).unwrap();
-                let got = g.read_state().unwrap();
-                assert_columns_close_floor(&format!("{name} forward (seed {seed})"), &got, &cpu, 1e-5, floor);
-                // Adjoint, with `state` as the state the forward saw.
-                let (mut a, mut ac) = (adj.clone(), adj_c.clone());
-                sys.adjoint(
-                    &cx,
-                    &model,
-                    &control.view_all(),
-                    &state.view_all(),
-                    &mut a.view_all_mut(),
-                    &mut ac.view_all_mut(),
-                );
-                g.write_adjoints(&adj, &adj_c).unwrap();
-                g.adjoint_system(i, &state).unwrap();
-                let (ga, gac) = g.read_adjoints().unwrap();
-                assert_columns_close_floor(&format!("{name} adjoint state (seed {seed})"), &ga, &a, 1e-5, floor);
-                assert_columns_close_floor(&format!("{name} adjoint control (seed {seed})"), &gac, &ac, 1e-5, floor);
+                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
+                let [got, cpu] = &run.forward;
+                assert_columns_close_floor(&format!("{name} forward (seed {seed})"), got, cpu, 1e-5, floor);
+                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
+                assert_columns_close_floor(&format!("{name} adjoint state (seed {seed})"), ga, a, 1e-5, floor);
+                assert_columns_close_floor(&format!("{name} adjoint control (seed {seed})"), gac, ac, 1e-5, floor);
             }
             Ok(())
         })
