@@ -104,19 +104,7 @@ impl SimFactory for AntRun {
 
 impl Task for AntRun {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "ant_run".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: 37,
-            act_dim: 8,
-            episode_length: self.cfg.episode_length,
-            // `JointForces` applies the ×(−200); the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: Some("terminated".into()),
-            act: "act".into(),
-        }
+        TaskSpec::new("ant_run", self.cfg.num_envs, 37, 8, self.cfg.episode_length).terminating()
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let q = state.env_mut("joint_q", env)?;

@@ -101,19 +101,7 @@ impl SimFactory for Cartpole {
 
 impl Task for Cartpole {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "cartpole".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: 5,
-            act_dim: 1,
-            episode_length: self.cfg.episode_length,
-            // `JointForces` multiplies by `action_scale`; the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: None,
-            act: "act".into(),
-        }
+        TaskSpec::new("cartpole", self.cfg.num_envs, 5, 1, self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let n = self.cfg.init_noise;

@@ -357,20 +357,7 @@ pub const INIT_JITTER: f64 = 0.01;
 
 impl Task for ChainReach {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "chain_reach".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: self.obs_dim(),
-            act_dim: self.act_dim(),
-            episode_length: self.cfg.episode_length,
-            // `Actuation` already multiplies by `cfg.action_scale` (Newtons per unit action), so
-            // the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: None,
-            act: "act".into(),
-        }
+        TaskSpec::new("chain_reach", self.cfg.num_envs, self.obs_dim(), self.act_dim(), self.cfg.episode_length)
     }
     /// Uniform jitter of ±`INIT_JITTER` on every particle's x and z (y stays at rest height).
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {

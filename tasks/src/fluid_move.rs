@@ -211,19 +211,7 @@ impl SimFactory for FluidMove {
 
 impl Task for FluidMove {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "fluid_move".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: self.obs_dim(),
-            act_dim: 3,
-            episode_length: self.cfg.episode_length,
-            // `mpm.collider_drive` scales each axis itself.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: None,
-            act: "act".into(),
-        }
+        TaskSpec::new("fluid_move", self.cfg.num_envs, self.obs_dim(), 3, self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let offset = [rng.uniform(-0.2, 0.2), rng.uniform(0.0, 0.3), rng.uniform(-0.2, 0.2)];

@@ -305,19 +305,7 @@ impl SimFactory for HandFlip {
 
 impl Task for HandFlip {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "hand_flip".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: self.obs_dim(),
-            act_dim: self.tree().dof(),
-            episode_length: self.cfg.episode_length,
-            // `mpm.joint_drive` scales the actions itself.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: None,
-            act: "act".into(),
-        }
+        TaskSpec::new("hand_flip", self.cfg.num_envs, self.obs_dim(), self.tree().dof(), self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let shift = [rng.uniform(-0.1, 0.1), rng.uniform(0.0, 0.1), rng.uniform(-0.1, 0.1)];

@@ -225,19 +225,7 @@ impl SimFactory for HandReorient {
 
 impl Task for HandReorient {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "hand_reorient".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: OBS_DIM,
-            act_dim: ACT_DIM,
-            episode_length: self.cfg.episode_length,
-            // `JointForces` applies the × 2.0; the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: Some("terminated".into()),
-            act: "act".into(),
-        }
+        TaskSpec::new("hand_reorient", self.cfg.num_envs, OBS_DIM, ACT_DIM, self.cfg.episode_length).terminating()
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let layout = self.layout()?;

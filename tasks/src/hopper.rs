@@ -130,19 +130,7 @@ impl SimFactory for Hopper {
 
 impl Task for Hopper {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "hopper".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: OBS,
-            act_dim: ACT,
-            episode_length: self.cfg.episode_length,
-            // `JointForces` applies the ×200; the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: Some("terminated".into()),
-            act: "act".into(),
-        }
+        TaskSpec::new("hopper", self.cfg.num_envs, OBS, ACT, self.cfg.episode_length).terminating()
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let [root, pitch, hinge, vel] = self.cfg.init_noise;

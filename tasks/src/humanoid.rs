@@ -136,19 +136,7 @@ impl SimFactory for Humanoid {
 
 impl Task for Humanoid {
     fn spec(&self) -> TaskSpec {
-        TaskSpec {
-            name: "humanoid".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: OBS,
-            act_dim: HINGES,
-            episode_length: self.cfg.episode_length,
-            // `JointForces` applies 0.35 × gear; the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: Some("terminated".into()),
-            act: "act".into(),
-        }
+        TaskSpec::new("humanoid", self.cfg.num_envs, OBS, HINGES, self.cfg.episode_length).terminating()
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let q = state.env_mut("joint_q", env)?;

@@ -198,19 +198,7 @@ impl SimFactory for SoftJumper {
 impl Task for SoftJumper {
     fn spec(&self) -> TaskSpec {
         let s = self.sizes();
-        TaskSpec {
-            name: "soft-jumper".into(),
-            num_envs: self.cfg.num_envs,
-            obs_dim: s.obs,
-            act_dim: s.actions,
-            episode_length: self.cfg.episode_length,
-            // `fem.activation` applies the ×0.3; the env only clips.
-            action_scale: 1.0,
-            obs: "obs".into(),
-            reward: "reward".into(),
-            terminated: None,
-            act: "act".into(),
-        }
+        TaskSpec::new("soft-jumper", self.cfg.num_envs, s.obs, s.actions, self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
         let [xz, up, scale] = self.cfg.init_noise;

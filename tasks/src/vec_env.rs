@@ -60,6 +60,29 @@ pub struct TaskSpec {
 }
 
 impl TaskSpec {
+    /// The spec every task here uses: state columns `obs` and `reward`, control column `act`,
+    /// `action_scale` 1 (the tasks' own systems scale their actions: forces, activations,
+    /// kinematic deltas), and no termination column (`terminating` adds one).
+    pub fn new(name: &str, num_envs: usize, obs_dim: usize, act_dim: usize, episode_length: usize) -> Self {
+        Self {
+            name: name.into(),
+            num_envs,
+            obs_dim,
+            act_dim,
+            episode_length,
+            action_scale: 1.0,
+            obs: "obs".into(),
+            reward: "reward".into(),
+            terminated: None,
+            act: "act".into(),
+        }
+    }
+
+    /// `self` with the state column `terminated` (`[1, 1]` per env, > 0.5 ends the episode).
+    pub fn terminating(self) -> Self {
+        Self { terminated: Some("terminated".into()), ..self }
+    }
+
     /// Adds the columns a `VecEnv` reads to a packed scene, named and sized as this spec says: the
     /// observation, reward and (if any) termination state columns and the action control.
     pub fn add_columns(&self, packed: &mut Packed) -> Result<(), EngineError> {
