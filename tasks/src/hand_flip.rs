@@ -44,6 +44,7 @@ use diffsim_systems::mpm::{
 };
 use glam::Vec3;
 
+use crate::mpm_noise::shift_and_scale;
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 /// Observed pairs (every `OBS_STRIDE`-th particle of the first half, at most `OBS_PAIRS`).
@@ -308,14 +309,8 @@ impl Task for HandFlip {
         TaskSpec::new("hand_flip", self.cfg.num_envs, self.obs_dim(), self.tree().dof(), self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
-        let shift = [rng.uniform(-0.1, 0.1), rng.uniform(0.0, 0.1), rng.uniform(-0.1, 0.1)];
-        let scale = (rng.uniform(0.95, 1.05) * 1000.0).round() / 1000.0;
-        let center = self.cfg.disc_center;
-        for p in state.env_mut("mpm_x", env)?.chunks_exact_mut(3) {
-            for d in 0..3 {
-                p[d] = (center[d] + scale * (p[d] as f64 - center[d]) + shift[d]) as f32;
-            }
-        }
+        let x = state.env_mut("mpm_x", env)?;
+        shift_and_scale(rng, x, self.cfg.disc_center, [(-0.1, 0.1), (0.0, 0.1), (-0.1, 0.1)], (0.95, 1.05));
         state.env_mut("flip_d0", env)?.fill(0.0);
         Ok(())
     }

@@ -24,6 +24,7 @@ use diffsim_engine::{
 use diffsim_systems::mpm::{self, Collider, ColliderDrive, Floor, Grid, MpmMaterial, MpmParticle, Shape};
 use glam::Vec3;
 
+use crate::mpm_noise::shift_and_scale;
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 /// Observed particles (every `OBS_STRIDE`-th, the first `OBS_PARTICLES`).
@@ -181,14 +182,8 @@ impl Task for RollingFlat {
         TaskSpec::new("rolling_flat", self.cfg.num_envs, self.obs_dim(), 3, self.cfg.episode_length)
     }
     fn reset_env(&self, env: usize, rng: &mut TaskRng, state: &mut Columns<f32>) -> Result<(), EngineError> {
-        let shift = [rng.uniform(-0.1, 0.1), rng.uniform(0.0, 0.05), rng.uniform(-0.1, 0.1)];
-        let scale = (rng.uniform(0.9, 1.1) * 1000.0).round() / 1000.0;
-        let center = self.block_center();
-        for p in state.env_mut("mpm_x", env)?.chunks_exact_mut(3) {
-            for d in 0..3 {
-                p[d] = (center[d] + scale * (p[d] as f64 - center[d]) + shift[d]) as f32;
-            }
-        }
+        let x = state.env_mut("mpm_x", env)?;
+        shift_and_scale(rng, x, self.block_center(), [(-0.1, 0.1), (0.0, 0.05), (-0.1, 0.1)], (0.9, 1.1));
         Ok(())
     }
 }
