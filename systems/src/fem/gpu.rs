@@ -9,7 +9,6 @@
 //! of additions. Unlike the springs' gather this evaluates each element once, so there is no
 //! determinism cost to trade against atomics and `Scatter::Atomic` uses the same kernels.
 
-use diffsim_engine::EngineError;
 use diffsim_engine::scene::TET_PARAMS;
 
 /// The uniform block of every FEM kernel, laid out by encase (field order = WGSL order).
@@ -31,19 +30,11 @@ pub struct FemParams {
     pub scale: f32,
 }
 
-/// `n` as a u32 index, or an error naming what overflowed.
-pub fn to_u32(n: usize, what: &str) -> Result<u32, EngineError> {
-    u32::try_from(n).map_err(|_| EngineError::Gpu(format!("{what}: {n} does not fit the kernels' u32 indices")))
-}
+pub use crate::particles::gpu::to_u32;
 
-/// Kernel source: the shared params block followed by `parts`.
+/// Kernel source: the FEM params block followed by `parts`.
 pub fn source(parts: &[&str]) -> String {
-    let mut s = String::from(include_str!("wgsl/params.wgsl"));
-    for p in parts {
-        s.push('\n');
-        s.push_str(p);
-    }
-    s
+    crate::particles::gpu::assemble(include_str!("wgsl/params.wgsl"), parts)
 }
 
 pub const TET_COMMON: &str = include_str!("wgsl/tet_common.wgsl");

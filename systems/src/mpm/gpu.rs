@@ -32,7 +32,7 @@ use super::collider::{ColliderDrive, ColliderIntegrate, Coupling, Shape};
 use super::material::{self, Material};
 use super::sand;
 use super::transfer::{Floor, Transfer};
-use crate::particles::gpu::{atomic_source, to_u32};
+use crate::particles::gpu::{assemble, atomic_source, to_u32};
 
 /// The uniform block of every MPM kernel, laid out by encase (field order = WGSL order).
 #[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
@@ -76,14 +76,9 @@ impl MpmParams {
 
 const COMMON: &str = include_str!("wgsl/common.wgsl");
 
-/// Kernel source: the shared block followed by `parts`.
+/// Kernel source: the MPM block followed by `parts`.
 fn source(parts: &[&str]) -> String {
-    let mut s = String::from(COMMON);
-    for p in parts {
-        s.push('\n');
-        s.push_str(p);
-    }
-    s
+    assemble(COMMON, parts)
 }
 
 /// GPU: `wgsl/material.wgsl`, one invocation per particle (SVD, return mapping, stress).

@@ -46,14 +46,19 @@ pub fn to_u32(n: usize, what: &str) -> Result<u32, EngineError> {
     u32::try_from(n).map_err(|_| EngineError::Gpu(format!("{what}: {n} does not fit the kernels' u32 indices")))
 }
 
-/// Kernel source: the shared params block followed by `parts`.
-pub fn source(parts: &[&str]) -> String {
-    let mut s = String::from(include_str!("wgsl/params.wgsl"));
+/// Kernel source: `prelude` (a family's shared WGSL block) followed by `parts`, one per line.
+pub fn assemble(prelude: &str, parts: &[&str]) -> String {
+    let mut s = String::from(prelude);
     for p in parts {
         s.push('\n');
         s.push_str(p);
     }
     s
+}
+
+/// Kernel source: the particle systems' params block followed by `parts`.
+pub fn source(parts: &[&str]) -> String {
+    assemble(include_str!("wgsl/params.wgsl"), parts)
 }
 
 pub const CLEAR: &str = include_str!("wgsl/clear.wgsl");
