@@ -27,9 +27,9 @@ use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut,
 };
-use diffsim_systems::mpm::{self, Collider, ColliderDrive, Floor, Grid, MpmMaterial, MpmParticle, Shape};
-use glam::Vec3;
+use diffsim_systems::mpm::{self, Collider, ColliderDrive, Floor, Grid, MpmMaterial, Shape};
 
+use crate::mpm_setup::{particle_scene, uniform_box};
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 /// Observed particles (every `OBS_STRIDE`-th, the first `OBS_PARTICLES`).
@@ -170,21 +170,8 @@ impl FluidMove {
         let lambda = MpmMaterial::lame(c.youngs, c.poisson).1;
         let material = MpmMaterial::Water { lambda };
         let center = Self::water_center();
-        let mut rng = TaskRng::new(c.layout_seed);
-        let points: Vec<Vec3> = (0..n)
-            .map(|_| {
-                let p = [0, 1, 2].map(|d| center[d] + WATER_SIZE[d] * rng.uniform(-0.5, 0.5));
-                Vec3::new(p[0] as f32, p[1] as f32, p[2] as f32)
-            })
-            .collect();
-        let mut scene = Scene::new();
-        scene.spawn_envs(c.num_envs, |env| {
-            for (slot, &x) in points.iter().enumerate() {
-                let p = MpmParticle { x, v: Vec3::ZERO, mass: vol * c.density, volume: vol, material };
-                mpm::spawn(env, slot as u32, p);
-            }
-        });
-        scene
+        let points = uniform_box(&mut TaskRng::new(c.layout_seed), center, WATER_SIZE, n);
+        particle_scene(c.num_envs, &points, vol, c.density, material)
     }
 }
 

@@ -40,11 +40,11 @@ use diffsim_engine::{
 use diffsim_systems::articulation::spatial::quat_mul;
 use diffsim_systems::mpm::{
     self, Bodies, BodyShape, Coupling, Floor, Grid, Hinge, JointDrive, JointIntegrate, KinematicFk, KinematicTree,
-    Material, MpmMaterial, MpmParticle, Shape, Transfer,
+    Material, MpmMaterial, Shape, Transfer,
 };
 use glam::Vec3;
 
-use crate::mpm_noise::shift_and_scale;
+use crate::mpm_setup::{particle_scene, shift_and_scale};
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 /// Observed pairs (every `OBS_STRIDE`-th particle of the first half, at most `OBS_PAIRS`).
@@ -250,14 +250,7 @@ impl HandFlip {
         let mirror = half.iter().map(|p| [p[0], p[1], 2.0 * center[2] - p[2]]);
         let points: Vec<Vec3> =
             half.iter().copied().chain(mirror).map(|p| Vec3::new(p[0] as f32, p[1] as f32, p[2] as f32)).collect();
-        let mut scene = Scene::new();
-        scene.spawn_envs(c.num_envs, |env| {
-            for (slot, &x) in points.iter().enumerate() {
-                let p = MpmParticle { x, v: Vec3::ZERO, mass: vol * c.density, volume: vol, material };
-                mpm::spawn(env, slot as u32, p);
-            }
-        });
-        scene
+        particle_scene(c.num_envs, &points, vol, c.density, material)
     }
 
     /// The Step, Substep and Post systems (module docs).

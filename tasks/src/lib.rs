@@ -9,7 +9,7 @@ pub mod hand_flip;
 pub mod hand_reorient;
 pub mod hopper;
 pub mod humanoid;
-pub mod mpm_noise;
+pub mod mpm_setup;
 pub mod rolling_flat;
 pub mod soft_jumper;
 pub mod torso;
