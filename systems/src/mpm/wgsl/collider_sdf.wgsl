@@ -67,6 +67,24 @@ fn shape_sdf(k: u32, l: vec3<f32>) -> Sdf {
     return Sdf(q[k2], n);
 }
 
+// The body's SDF as the union of its shapes: the shape of least d (the first on ties) gives d
+// and n; `k` is that shape (the adjoint pulls back through it alone).
+struct Nearest {
+    sdf: Sdf,
+    k: u32,
+}
+
+fn nearest_shape(l: vec3<f32>) -> Nearest {
+    var best = Nearest(shape_sdf(0u, l), 0u);
+    for (var k = 1u; k < p.nshapes; k++) {
+        let sd = shape_sdf(k, l);
+        if (sd.d < best.sdf.d) {
+            best = Nearest(sd, k);
+        }
+    }
+    return best;
+}
+
 fn collider_project(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec4<f32>) -> vec3<f32> {
     if (p.nshapes == 0u) {
         return v_in;
@@ -76,13 +94,7 @@ fn collider_project(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec4<f32>) 
     let r = x - q.xyz;
     let l = vec3<f32>(c * r.x - s * r.z, r.y, s * r.x + c * r.z);
     let vb = vec3<f32>(qd.x + qd.w * r.z, qd.y, qd.z - qd.w * r.x);
-    var best = shape_sdf(0u, l);
-    for (var k = 1u; k < p.nshapes; k++) {
-        let sd = shape_sdf(k, l);
-        if (sd.d < best.d) {
-            best = sd;
-        }
-    }
+    let best = nearest_shape(l).sdf;
     let inside = best.d <= 0.0;
     var infl = 1.0;
     if (!inside) {
@@ -227,15 +239,9 @@ fn collider_project_adjoint(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec
     let r = x - q.xyz;
     let l = vec3<f32>(c * r.x - s * r.z, r.y, s * r.x + c * r.z);
     let vb = vec3<f32>(qd.x + qd.w * r.z, qd.y, qd.z - qd.w * r.x);
-    var best = shape_sdf(0u, l);
-    var bk = 0u;
-    for (var k = 1u; k < p.nshapes; k++) {
-        let sd = shape_sdf(k, l);
-        if (sd.d < best.d) {
-            best = sd;
-            bk = k;
-        }
-    }
+    let nearest = nearest_shape(l);
+    let best = nearest.sdf;
+    let bk = nearest.k;
     let inside = best.d <= 0.0;
     var infl = 1.0;
     if (!inside) {
