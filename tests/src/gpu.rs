@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, ModelView, StepCx, System};
+use diffsim_engine::gpu_sim::Seeds;
+use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Gradients, ModelView, Real, Sim, StepCx, System};
 
 /// The GPU, or `None` (after saying so) when no adapter exists at all. With
 /// `DIFFSIM_REQUIRE_GPU=1` (CI, where lavapipe is installed) a missing adapter fails instead, so
@@ -78,4 +79,124 @@ pub fn run_system(
     g.adjoint_system(i, state)?;
     let (ga, gac) = g.read_adjoints()?;
     Ok(SystemRun { forward: [got, cpu], adjoint: [ga, a], adjoint_control: [gac, ac] })
+}
+
+/// One rollout of the same actions on the GPU and on the CPU in f32 (and, when given, in f64),
+/// recording the `obs` and `reward` of every step, then a backward of the parity tests' loss
+/// L = −mean reward over the rollout + `obs_seed` · (last observation).
+pub struct Rollout {
+    /// `obs` after each step, `[gpu, cpu]`.
+    pub obs: Vec<[Vec<f32>; 2]>,
+    /// `reward` after each step, `[gpu, cpu]`.
+    pub reward: Vec<[Vec<f32>; 2]>,
+    /// ∂L/∂(controls) and ∂L/∂(initial state), `[gpu, cpu]`.
+    pub grads: [Gradients<f32>; 2],
+    /// The same gradients from the f64 CPU rollout, rounded to f32: the reference that says how
+    /// much of a GPU/CPU difference is the CPU's own f32 rounding.
+    pub exact: Option<Gradients<f32>>,
+}
+
+/// The seed of L (see [`Rollout`]) into ∂L/∂(state after step `t`) of a CPU rollout of `h` steps.
+fn seed_loss<R: Real>(t: usize, h: usize, w: f64, obs_seed: &[f32], adj: &mut Columns<R>) {
+    let w = R::from_f64(w);
+    adj.get_mut("reward").expect("a `reward` column").iter_mut().for_each(|x| *x += w);
+    if t + 1 == h {
+        let obs = adj.get_mut("obs").expect("an `obs` column");
+        obs.iter_mut().zip(obs_seed).for_each(|(x, &s)| *x += R::from_f64(f64::from(s)));
+    }
+}
+
+/// Steps `cpu` (and `exact`) and `g` through `actions` (control column `act`, all envs), then
+/// runs the backward of L on each. `g` must read back `obs` and `reward`.
+pub fn rollout(
+    g: &mut GpuSim,
+    cpu: &mut Sim<f32>,
+    mut exact: Option<&mut Sim<f64>>,
+    actions: &[Vec<f32>],
+    obs_seed: &[f32],
+) -> Result<Rollout, EngineError> {
+    let h = actions.len();
+    cpu.record();
+    g.record();
+    if let Some(e) = exact.as_deref_mut() {
+        e.record();
+    }
+    let (mut obs, mut reward) = (Vec::with_capacity(h), Vec::with_capacity(h));
+    for a in actions {
+        cpu.set_control("act", a)?;
+        cpu.step()?;
+        g.set_control("act", a)?;
+        g.step()?;
+        if let Some(e) = exact.as_deref_mut() {
+            e.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>())?;
+            e.step()?;
+        }
+        obs.push([g.host("obs")?.to_vec(), cpu.state.get("obs")?.to_vec()]);
+        reward.push([g.host("reward")?.to_vec(), cpu.state.get("reward")?.to_vec()]);
+    }
+    let w = -1.0 / (h * cpu.num_envs()) as f64;
+    let cpu_grads = cpu.backward(|t, adj| seed_loss(t, h, w, obs_seed, adj))?;
+    let exact = match exact {
+        Some(e) => {
+            let g64 = e.backward(|t, adj| seed_loss(t, h, w, obs_seed, adj))?;
+            let narrow = |c: &Columns<f64>| c.map(|x| x as f32);
+            Some(Gradients {
+                initial_state: narrow(&g64.initial_state),
+                controls: g64.controls.iter().map(narrow).collect(),
+            })
+        }
+        None => None,
+    };
+    let gpu_grads = gpu_backward(g, h, obs_seed)?;
+    Ok(Rollout { obs, reward, grads: [gpu_grads, cpu_grads], exact })
+}
+
+/// The backward of L (see [`Rollout`]) on a GPU rollout of `h` recorded steps.
+pub fn gpu_backward(g: &mut GpuSim, h: usize, obs_seed: &[f32]) -> Result<Gradients<f32>, EngineError> {
+    let n = g.num_envs();
+    let w = -1.0 / (h * n) as f32;
+    g.backward(|t, seeds: &mut Seeds| {
+        seeds.add("reward", vec![w; n]);
+        if t + 1 == h {
+            seeds.add("obs", obs_seed.to_vec());
+        }
+    })
+}
+
+/// The same actions once more on `g` from `init`, and the backward of L: how far the GPU's
+/// reduction order moves its own result (zero in `Scatter::Deterministic`).
+pub fn gpu_rerun(
+    g: &mut GpuSim,
+    init: &Columns<f32>,
+    actions: &[Vec<f32>],
+    obs_seed: &[f32],
+) -> Result<Gradients<f32>, EngineError> {
+    g.write_state(init)?;
+    g.record();
+    for a in actions {
+        g.set_control("act", a)?;
+        g.step()?;
+    }
+    gpu_backward(g, actions.len(), obs_seed)
+}
+
+/// `h` steps of uniform random actions in [−1, 1], `width` values each (all envs).
+pub fn random_actions(rng: &mut crate::Rng, h: usize, width: usize) -> Vec<Vec<f32>> {
+    (0..h).map(|_| (0..width).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect()
+}
+
+/// The worst `max_rel_err` over the steps of a per-step `[gpu, cpu]` record.
+pub fn worst_step(steps: &[[Vec<f32>; 2]], floor: f64) -> f64 {
+    steps.iter().map(|[g, c]| max_rel_err(g, c, floor)).fold(0.0, f64::max)
+}
+
+/// The worst `max_rel_err` of ∂L/∂act over the steps, `a` against `b`.
+pub fn worst_act(a: &Gradients<f32>, b: &Gradients<f32>, floor: f64) -> f64 {
+    a.controls
+        .iter()
+        .zip(&b.controls)
+        .map(|(x, y)| {
+            max_rel_err(x.get("act").expect("an `act` control"), y.get("act").expect("an `act` control"), floor)
+        })
+        .fold(0.0, f64::max)
 }

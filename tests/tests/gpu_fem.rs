@@ -11,7 +11,7 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
 use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_systems::fem::{self, BoxWithLegs};
 use diffsim_tasks::soft_jumper::JumperMesh;
@@ -207,21 +207,12 @@ fn gpu_soft_jumper_rollout_matches_cpu() {
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
     let na = task.sizes().actions;
     let mut rng = Rng::new(3);
-    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..na * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, na * n);
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    cpu.record();
-    g.record();
-    exact.record();
+    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut exact), &actions, &obs_seed).unwrap();
     let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, a) in actions.iter().enumerate() {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        exact.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
-        exact.step().unwrap();
-        let eo = scaled_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap());
-        let er = scaled_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
+    for (t, ([go, co], [gr, cr])) in run.obs.iter().zip(&run.reward).enumerate() {
+        let (eo, er) = (scaled_err(go, co), scaled_err(gr, cr));
         assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
         worst_obs = worst_obs.max(eo);
         worst_rew = worst_rew.max(er);
@@ -229,39 +220,15 @@ fn gpu_soft_jumper_rollout_matches_cpu() {
     // The body fell onto the ground during the rollout (contacts are exercised).
     let min_y = cpu.state.get("particle_q").unwrap().iter().skip(1).step_by(3).fold(f32::MAX, |m, &y| m.min(y));
     assert!(min_y < task.cfg.radius, "lowest particle at {min_y}: no ground contact in the rollout");
-    // L = −mean reward + a random linear function of the last observation.
-    let w = -1.0 / (h * n) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let exact_grads = exact
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
-            }
-        })
-        .unwrap();
-    let gpu_grads = g
-        .backward(|t, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
+    let [gpu_grads, cpu_grads] = &run.grads;
+    let exact_grads = run.exact.as_ref().unwrap();
     let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
     for t in 0..h {
         let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
+        let xa = exact_grads.controls[t].get("act").unwrap();
         let e = norm_rel_err(ga, ca);
         assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
+        let (eg, ec) = (norm_rel_err(ga, xa), norm_rel_err(ca, xa));
         assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
         worst_grad = worst_grad.max(e);
         gpu_f64 = gpu_f64.max(eg);

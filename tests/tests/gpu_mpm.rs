@@ -17,13 +17,13 @@
 
 use std::sync::Arc;
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
 use diffsim_engine::{Columns, Cpu, Gpu, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
 use diffsim_systems::mpm::{self, Floor, Grid};
 use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip, max_rel_err, worst_column as worst};
+use diffsim_tests::gpu::{self, gpu_or_skip, worst_column as worst};
 use proptest::test_runner::{Config, TestRunner};
 
 fn debug_task(num_envs: usize) -> RollingFlat {
@@ -245,79 +245,23 @@ fn gpu_rolling_flat_rollout_matches_cpu() {
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
     let init = cpu.state.clone();
     let mut rng = Rng::new(11);
-    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..3 * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, 3 * n);
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    cpu.record();
-    g.record();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for a in &actions {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        worst_obs = worst_obs.max(max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap(), 1e-3));
-        worst_rew = worst_rew.max(max_rel_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap(), 1e-3));
-    }
-    let w = -1.0 / (h * n) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let seed = |t: usize, seeds: &mut Seeds| {
-        seeds.add("reward", vec![w; n]);
-        if t == h - 1 {
-            seeds.add("obs", obs_seed.clone());
-        }
-    };
-    let gpu_grads = g.backward(seed).unwrap();
+    // The CPU's own f32 rounding, for scale: the same rollout in f64.
+    let mut cpu64: Sim<f64> = debug_task(2).sim().unwrap();
+    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
+    let (worst_obs, worst_rew) = (gpu::worst_step(&run.obs, 1e-3), gpu::worst_step(&run.reward, 1e-3));
+    let [gpu_grads, cpu_grads] = &run.grads;
+    let g64 = run.exact.as_ref().unwrap();
     // The same rollout again on the GPU: how far the atomics' run-to-run order moves the result.
-    g.write_state(&init).unwrap();
-    g.record();
-    for a in &actions {
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-    }
-    let again = g.backward(seed).unwrap();
-    let mut rerun_act = 0.0f64;
-    for t in 0..h {
-        let e = max_rel_err(again.controls[t].get("act").unwrap(), gpu_grads.controls[t].get("act").unwrap(), 1e-3);
-        rerun_act = rerun_act.max(e);
-    }
+    let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
+    let rerun_act = gpu::worst_act(&again, gpu_grads, 1e-3);
     let (rerun_init, _) = worst(&again.initial_state, &gpu_grads.initial_state, 1e-3);
     eprintln!("{test}: GPU rerun vs GPU: ∂L/∂act {rerun_act:e}, ∂L/∂(initial state) {rerun_init:e}");
-    let mut worst_act = 0.0f64;
-    for t in 0..h {
-        let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap(), 1e-3);
-        worst_act = worst_act.max(e);
-    }
+    let worst_act = gpu::worst_act(gpu_grads, cpu_grads, 1e-3);
     let (worst_init, col) = worst(&gpu_grads.initial_state, &cpu_grads.initial_state, INIT_FLOOR);
-    // Reference: the CPU's own f32 rounding, from the same rollout in f64.
-    let mut cpu64: Sim<f64> = debug_task(2).sim().unwrap();
-    cpu64.record();
-    for a in &actions {
-        cpu64.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
-        cpu64.step().unwrap();
-    }
-    let g64 = cpu64
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
-            }
-        })
-        .unwrap();
-    let narrow = |c: &Columns<f64>| c.map(|x| x as f32);
-    let mut f32_act = 0.0f64;
-    for t in 0..h {
-        let e =
-            max_rel_err(cpu_grads.controls[t].get("act").unwrap(), narrow(&g64.controls[t]).get("act").unwrap(), 1e-3);
-        f32_act = f32_act.max(e);
-    }
-    let (f32_init, fcol) = worst(&cpu_grads.initial_state, &narrow(&g64.initial_state), 1e-3);
+    let f32_act = gpu::worst_act(cpu_grads, g64, 1e-3);
+    let (f32_init, fcol) = worst(&cpu_grads.initial_state, &g64.initial_state, 1e-3);
     eprintln!("{test}: CPU f32 vs CPU f64: ∂L/∂act {f32_act:e}, ∂L/∂(initial state) {f32_init:e} (column `{fcol}`)");
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
     eprintln!(

@@ -10,7 +10,7 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; any other GPU failure
 //! (device creation, shader compilation, validation) fails the test.
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
 use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_tasks::{Cartpole, CartpoleConfig, ChainReach, ChainReachConfig};
 use diffsim_tests::Rng;
@@ -187,51 +187,16 @@ fn rollout_matches_cpu(build: impl Fn() -> Sim<f32>, h: usize, scatter: Scatter,
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter, readback }).unwrap();
     let mut rng = Rng::new(7);
-    let actions: Vec<Vec<f32>> =
-        (0..h).map(|_| (0..3 * cpu.num_envs()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, 3 * cpu.num_envs());
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-
-    cpu.record();
-    g.record();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, a) in actions.iter().enumerate() {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        let eo = max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap());
-        let er = max_rel_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
-        assert!(eo <= tol && er <= tol, "step {t}: obs rel err {eo:e}, reward rel err {er:e}");
-        worst_obs = worst_obs.max(eo);
-        worst_rew = worst_rew.max(er);
-    }
+    let run = gpu::rollout(&mut g, &mut cpu, None, &actions, &obs_seed).unwrap();
     assert_eq!(g.tape_len(), h);
-    // L = −mean reward over the rollout + a random linear function of the last observation.
-    let w = -1.0 / (h * cpu.num_envs()) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let n = cpu.num_envs();
-    let gpu_grads = g
-        .backward(|t, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
+    let (worst_obs, worst_rew) = (gpu::worst_step(&run.obs, 1e-3), gpu::worst_step(&run.reward, 1e-3));
+    assert!(worst_obs <= tol && worst_rew <= tol, "obs rel err {worst_obs:e}, reward rel err {worst_rew:e}");
+    let [gpu_grads, cpu_grads] = &run.grads;
     assert_eq!(gpu_grads.controls.len(), h);
-    let mut worst_grad = 0.0f64;
-    for t in 0..h {
-        let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        assert!(e <= tol, "∂L/∂act of step {t}: max relative error {e:e}");
-        worst_grad = worst_grad.max(e);
-    }
+    let worst_grad = gpu::worst_act(gpu_grads, cpu_grads, 1e-3);
+    assert!(worst_grad <= tol, "∂L/∂act: max relative error {worst_grad:e}");
     assert_columns_close("∂L/∂(initial state)", &gpu_grads.initial_state, &cpu_grads.initial_state, tol);
     // The gradient is not trivially zero.
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6));
@@ -240,29 +205,14 @@ fn rollout_matches_cpu(build: impl Fn() -> Sim<f32>, h: usize, scatter: Scatter,
     );
 
     // A second rollout on the same GpuSim reuses the tape and gives the same gradients.
-    g.write_state(&init).unwrap();
-    g.record();
-    for a in &actions {
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-    }
-    let again = g
-        .backward(|t, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
+    let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
     if scatter == Scatter::Deterministic {
         for t in 0..h {
             assert_eq!(again.controls[t], gpu_grads.controls[t], "deterministic mode reproduces step {t} bitwise");
         }
     } else {
-        for t in 0..h {
-            let e = max_rel_err(again.controls[t].get("act").unwrap(), gpu_grads.controls[t].get("act").unwrap());
-            assert!(e <= tol, "atomic rerun, step {t}: {e:e}");
-        }
+        let e = gpu::worst_act(&again, gpu_grads, 1e-3);
+        assert!(e <= tol, "atomic rerun: {e:e}");
     }
 }
 
