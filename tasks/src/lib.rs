@@ -2,6 +2,7 @@
 //! observation and reward systems (forward + adjoint), and a default config.
 
 pub mod ant_run;
+pub mod ant_run_gpu;
 pub mod cartpole;
 pub mod chain_reach;
 pub mod fluid_move;

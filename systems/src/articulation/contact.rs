@@ -129,7 +129,8 @@ impl<R: Real> System<R> for GroundContact {
                 abqd[6 * b..6 * b + 6].iter_mut().zip(&g[7..]).for_each(|(a, &g)| *a += R::from_f64(g));
             }
         }
-    }    /// `contact_gpu::GroundContactGpu`: one invocation per body, forward and adjoint.
+    }
+    /// `contact_gpu::GroundContactGpu`: one invocation per body, forward and adjoint.
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(super::contact_gpu::GroundContactGpu))
     }

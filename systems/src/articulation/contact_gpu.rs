@@ -21,9 +21,7 @@
 //! the first pair that involves a box (the ground contact handles boxes).
 
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
-use diffsim_engine::gpu_sim::{
-    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, model, state, topology,
-};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, model, state, topology};
 use diffsim_engine::{EngineError, Model};
 
 use super::shape_contact;

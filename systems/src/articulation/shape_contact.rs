@@ -568,7 +568,8 @@ impl<R: Real> System<R> for ShapeContact {
         _: &mut ViewMut<R>,
     ) {
         contacts_adjoint(model, pre, adj, None);
-    }    /// `contact_gpu::ShapeContactGpu` (spheres and capsules).
+    }
+    /// `contact_gpu::ShapeContactGpu` (spheres and capsules).
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_contact", pairs: None }))
     }
@@ -594,7 +595,8 @@ impl<R: Real> System<R> for ShapePairContact {
         _: &mut ViewMut<R>,
     ) {
         contacts_adjoint(model, pre, adj, Some(&self.pairs));
-    }    /// `contact_gpu::ShapeContactGpu` over `pairs` (spheres and capsules).
+    }
+    /// `contact_gpu::ShapeContactGpu` over `pairs` (spheres and capsules).
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         let pairs = Some(self.pairs.clone());
         Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_pair_contact", pairs }))
