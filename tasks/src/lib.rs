@@ -8,6 +8,7 @@ pub mod chain_reach;
 pub mod fluid_move;
 pub mod hand_flip;
 pub mod hand_reorient;
+pub mod hand_reorient_gpu;
 pub mod hopper;
 pub mod humanoid;
 pub mod mpm_setup;

@@ -34,6 +34,13 @@ const FLOOR: f64 = 1e-2;
 const CONTACT_FORWARD_TOL: f64 = 1e-4;
 /// Tolerance of the contact adjoints; see `gpu_contact_kernels_match_cpu`.
 const CONTACT_ADJOINT_TOL: f64 = 2e-3;
+/// Tolerance of `hand_reorient.reward` elsewhere; see `gpu_hand_reorient_task_systems_match_cpu`.
+const HAND_REWARD_TOL: f64 = 5e-4;
+/// Tolerance of `hand_reorient.reward` where |rot| is within [`STEEP`]; see
+/// `gpu_hand_reorient_task_systems_match_cpu`.
+const HAND_STEEP_TOL: f64 = 0.5;
+/// The range of |rot| (rad) where the success bonus's sigmoids are not saturated in f32.
+const STEEP: (f64, f64) = (0.075, 0.125);
 /// Random states are redrawn while two shapes overlap so deeply that their core segments come
 /// closer than this (m); see `gpu_contact_kernels_match_cpu`.
 const MIN_CORE_DISTANCE: f64 = 0.05;
@@ -97,6 +104,24 @@ fn min_core_distance(sim: &Sim<f32>, state: &Columns<f32>) -> f64 {
         }
     }
     min
+}
+
+/// The largest `max_rel_err` over the columns restricted to env `e`'s entries (each column's
+/// scale for the floor taken over all envs).
+fn env_err(gpu: &Columns<f32>, cpu: &Columns<f32>, e: usize) -> f64 {
+    gpu.columns()
+        .zip(cpu.columns())
+        .map(|((spec, g), (_, c))| {
+            let w = spec.per_env();
+            let scale = c.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs()));
+            let floor = (FLOOR * scale).max(1e-30);
+            g[w * e..w * (e + 1)]
+                .iter()
+                .zip(&c[w * e..w * (e + 1)])
+                .map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs() / f64::from(y).abs().max(floor))
+                .fold(0.0, f64::max)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// Bodies whose `body_f` row the CPU forward changed, and those it left alone.
@@ -267,4 +292,117 @@ fn gpu_ant_run_task_systems_match_cpu() {
             .with(Stage::Post, TorsoBelow { name: "ant_run.terminate", height: ant_run::TERMINATION_HEIGHT })
     });
     kernels_match_cpu(&sim, Scatter::Deterministic, 6, 0.0, &|_| false, "gpu_ant_run_task_systems_match_cpu");
+}
+
+/// HandReorient's observe, reward and terminate on 4 hands: random hand angles and rates, goals,
+/// cubes within 0.35 m of the goal (the termination distance is 0.24) and rotated from the goal's
+/// orientation by 0.03 to 0.3 rad (the success tolerance is 0.1), so that the reward's smooth
+/// success bonus is met on its slopes as well as on its plateaus.
+///
+/// Tolerances (per env; measured over 600 cases, 3 runs of 200, on lavapipe): 1e-5 for observe
+/// (measured ≤ 5.1e-6) and terminate (exact). The reward: the CPU adjoint is an f64 replay from
+/// the f32 state, the GPU's is f32, and
+/// - the rotation distance 2 asin |(q ⊗ q_goal⁻¹).xyz| comes from a difference of unit
+///   quaternions whose xyz part cancels to ~rot/2, so its direction keeps ~eps/rot of relative
+///   precision (2.3e-4 at rot = 0.009, hence rot ≥ 0.03 here): 5e-4 (measured ≤ 1.9e-4);
+/// - on the slopes of the success bonus 250 σ(−|σ((0.1 − rot)/ε) − 1|/ε), ε = 1e-3, i.e. for
+///   |rot| in [`STEEP`], two sigmoids of slope 1/ε each magnify a last-bit difference of rot by
+///   ~1e6 in value and more in the adjoint: 0.5 (measured ≤ 0.27), a check of the formulas'
+///   structure there rather than of their digits.
+#[test]
+fn gpu_hand_reorient_task_systems_match_cpu() {
+    use diffsim_tasks::hand_reorient::{Observe as HandObserve, Reward as HandReward, Terminate};
+    use diffsim_tasks::{HandReorient, HandReorientConfig};
+    use glam::{Quat, Vec3};
+    let test = "gpu_hand_reorient_task_systems_match_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = HandReorient::new(HandReorientConfig { num_envs: 4, threads: 1, ..HandReorientConfig::default() });
+    let layout = task.layout().unwrap().clone();
+    let mut sim: Sim<f32> = task.sim().unwrap();
+    sim.schedule = Schedule::new(sim.schedule.dt, sim.schedule.substeps)
+        .with(Stage::Post, HandObserve { layout: layout.clone() })
+        .with(Stage::Post, HandReward { layout: layout.clone() })
+        .with(Stage::Post, Terminate { layout: layout.clone() });
+    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions::default()).unwrap());
+    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
+    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+    let model = sim.model.view_all();
+    let (worst, flags) = (std::cell::Cell::new([0.0f64; 4]), std::cell::Cell::new([0usize; 2]));
+    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::num::u64::ANY, |seed| {
+            let mut rng = Rng::new(seed);
+            let mut state = random_columns(&mut rng, &sim.state, -1.0, 1.0);
+            let mut v = || rng.uniform(-1.0, 1.0) as f32;
+            let (nq, cq) = (layout.nq, layout.cube_q);
+            let mut goals = Vec::new();
+            for e in 0..4 {
+                let axis = Vec3::new(v(), v(), v()).normalize_or(Vec3::Y);
+                let goal_rot = Quat::from_axis_angle(axis, 3.0 * v()).normalize();
+                let goal_p = Vec3::new(v(), v(), v());
+                let axis = Vec3::new(v(), v(), v()).normalize_or(Vec3::X);
+                let cube_rot = (Quat::from_axis_angle(axis, 0.03 + 0.135 * (1.0 + v())) * goal_rot).normalize();
+                let cube_p = goal_p + Vec3::new(v(), v(), v()) * 0.2;
+                goals.push((goal_p, goal_rot));
+                let q = &mut state.get_mut("joint_q").unwrap()[e * nq + cq..e * nq + cq + 7];
+                q[..3].copy_from_slice(&cube_p.to_array());
+                q[3..].copy_from_slice(&cube_rot.to_array());
+            }
+            for (e, (p, r)) in goals.into_iter().enumerate() {
+                let goal = &mut state.get_mut("goal").unwrap()[7 * e..7 * e + 7];
+                goal[..3].copy_from_slice(&p.to_array());
+                goal[3..].copy_from_slice(&r.to_array());
+            }
+            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
+            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
+            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
+            let mut g = g.borrow_mut();
+            g.write_control(&control).unwrap();
+            // Each env's |rot| (f64), to tell the bonus's slopes from its plateaus.
+            let rot: Vec<f64> = (0..4)
+                .map(|e| {
+                    let q = &state.get("joint_q").unwrap()[e * nq + cq + 3..e * nq + cq + 7];
+                    let gq = &state.get("goal").unwrap()[7 * e + 3..7 * e + 7];
+                    let d = Quat::from_slice(q).as_dquat() * Quat::from_slice(gq).as_dquat().conjugate();
+                    2.0 * Vec3::new(d.x as f32, d.y as f32, d.z as f32).as_dvec3().length().min(1.0 - 1e-3).asin()
+                })
+                .collect();
+            for (i, sys) in systems.iter().enumerate() {
+                let name = sys.name();
+                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
+                let [got, cpu] = &run.forward;
+                if name == "hand_reorient.terminate" {
+                    let t = cpu.get("terminated").unwrap();
+                    let [far, near] = flags.get();
+                    let count = |v: f32| t.iter().filter(|&&x| x == v).count();
+                    flags.set([far + count(1.0), near + count(0.0)]);
+                }
+                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
+                let mut all = worst.get();
+                for (e, &rot) in rot.iter().enumerate() {
+                    let steep = name == "hand_reorient.reward" && (STEEP.0..STEEP.1).contains(&rot);
+                    let tol = match (steep, name == "hand_reorient.reward") {
+                        (true, _) => HAND_STEEP_TOL,
+                        (false, true) => HAND_REWARD_TOL,
+                        _ => TOL,
+                    };
+                    let err = env_err(got, cpu, e).max(env_err(ga, a, e)).max(env_err(gac, ac, e));
+                    assert!(
+                        err <= tol,
+                        "{name} (seed {seed}) env {e} (|rot| {rot:.4}): max relative error {err:e} > {tol:e}"
+                    );
+                    let k = if steep { 3 } else { i };
+                    all[k] = all[k].max(err);
+                }
+                worst.set(all);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let (flags, worst) = (flags.get(), worst.get());
+    assert!(flags[0] > 0 && flags[1] > 0, "terminate: {} envs far, {} near over the cases", flags[0], flags[1]);
+    eprintln!(
+        "{test}: max relative error: observe {:e}, reward {:e} (on the bonus's slopes {:e}), terminate {:e}",
+        worst[0], worst[1], worst[3], worst[2]
+    );
 }
