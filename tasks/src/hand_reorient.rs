@@ -500,5 +500,9 @@ impl<R: Real> System<R> for ResampleGoal {
             key[2 * e + 1] += R::one();
         }
     }
+    /// `hand_reorient_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
     diffsim_engine::replay_adjoint_impl!();
 }

@@ -5,8 +5,9 @@
 //! written out by hand. The constants of `hand_reorient.rs` appear in the WGSL as f32 literals
 //! (the same roundings as the CPU's `from_f64`).
 //!
-//! Not mirrored: `hand_reorient.resample_goal` (it draws the new goal from a SplitMix64 stream in
-//! u64 and f64 arithmetic, which WGSL has no types for; a u32-pair emulation would be needed).
+//! `hand_reorient.resample_goal` draws the new goal from the env's SplitMix64 stream, emulated in
+//! u32 pairs (WGSL has no u64); the uniform's f64 scaling by π/2 is done in f32, within an ulp
+//! or two of the CPU's angle, and the success test is exact.
 
 use diffsim_engine::EngineError;
 use diffsim_engine::gpu_sim::{
@@ -14,7 +15,9 @@ use diffsim_engine::gpu_sim::{
 };
 
 use crate::ant_run_gpu::below_threshold;
-use crate::hand_reorient::{ACT_DIM, FALL_DISTANCE, HandLayout, Observe, Reward, Terminate};
+use crate::hand_reorient::{
+    ACT_DIM, FALL_DISTANCE, HandLayout, Observe, ResampleGoal, Reward, SUCCESS_TOLERANCE, Terminate,
+};
 
 /// The uniform block of the hand_reorient kernels (WGSL `struct Params` in
 /// `wgsl/hand_reorient_common.wgsl`), laid out by encase.
@@ -27,6 +30,8 @@ pub struct HandParams {
     pub cube_qd: u32,
     /// The smallest f32 ≥ `FALL_DISTANCE` (terminate).
     pub fall: f32,
+    /// The largest f32 ≤ `SUCCESS_TOLERANCE` (resample_goal).
+    pub success: f32,
 }
 
 fn u32_of(n: usize, what: &str) -> Result<u32, EngineError> {
@@ -48,8 +53,15 @@ impl HandParams {
             cube_q: u32_of(l.cube_q, "cube joint_q offset")?,
             cube_qd: u32_of(l.cube_qd, "cube joint_qd offset")?,
             fall: below_threshold(FALL_DISTANCE),
+            success: at_most(SUCCESS_TOLERANCE),
         })
     }
+}
+
+/// The largest f32 ≤ `h`: for every f32 y, y ≤ it exactly when y ≤ `h` in f64.
+pub fn at_most(h: f64) -> f32 {
+    let t = h as f32;
+    if f64::from(t) > h { t.next_down() } else { t }
 }
 
 const COMMON: &str = include_str!("wgsl/hand_reorient_common.wgsl");
@@ -180,5 +192,43 @@ impl GpuSystem for Terminate {
                 n,
             )?],
         })
+    }
+}
+
+/// One invocation per env. The forward binds `goal` read-write as binding 1 (the shared source
+/// declares it read-only for the other kernels, so it is patched here): a column may not be
+/// bound twice with different access in one dispatch.
+impl GpuSystem for ResampleGoal {
+    fn name(&self) -> &str {
+        "hand_reorient.resample_goal"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.num_envs;
+        let common = include_str!("wgsl/hand_reorient_resample_common.wgsl");
+        let fsrc = source(&format!("{common}\n{}", include_str!("wgsl/hand_reorient_resample.wgsl")))
+            .replace("var<storage, read> goal:", "var<storage, read_write> goal:");
+        let asrc = source(&format!("{common}\n{}", include_str!("wgsl/hand_reorient_resample_adjoint.wgsl")));
+        let fwd =
+            vec![Bind::read(state("joint_q")), Bind::rw(state("goal")), Bind::rw(state("goal_rng")), Bind::uniform(0)];
+        let mut adj = cube_goal().to_vec();
+        adj.extend([Bind::rw(adj_state("goal")), Bind::uniform(0)]);
+        Ok(GpuKernels {
+            buffers: vec![cx.uniform("hand_reorient.resample_goal", &HandParams::of(cx, &self.layout)?)?],
+            forward: vec![Pass::new(cx, "hand_reorient.resample_goal", &fsrc, "resample_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "hand_reorient.resample_goal adjoint", &asrc, "resample_adjoint", adj, n)?],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_most_reproduces_the_f64_comparison() {
+        for h in [0.1, 0.24, 1.0 / 3.0, 2.0] {
+            let t = at_most(h);
+            assert!(f64::from(t) <= h && f64::from(t.next_up()) > h, "{h}");
+        }
     }
 }

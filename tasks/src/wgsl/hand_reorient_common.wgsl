@@ -12,6 +12,8 @@ struct Params {
     cube_qd: u32,
     // The smallest f32 >= FALL_DISTANCE (terminate).
     fall: f32,
+    // The largest f32 <= SUCCESS_TOLERANCE (resample_goal).
+    success: f32,
 }
 
 @group(0) @binding(0) var<storage, read> jq: array<f32>;
