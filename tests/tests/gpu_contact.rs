@@ -1,14 +1,18 @@
-//! CPU/GPU parity of the articulation contact kernels (`articulation::contact_gpu`) and of
-//! AntRun's Post-stage task systems, on whatever adapter wgpu finds (lavapipe here and in CI):
-//! `articulation.ground_contact` and `articulation.shape_contact` on the Ant (a sphere and 12
-//! capsules on 9 bodies), `ant_run.observe`, `ant_run.reward` and `ant_run.terminate`, forward
-//! and adjoint, in both scatter modes, against the CPU systems in f32 on random body poses and
-//! twists near the ground and near each other (so that ground and pair contacts are both on and
-//! off) with random adjoints (proptest, few cases: lavapipe is slow). The contact tests also
-//! check that over their cases the CPU systems pushed some bodies and left others free and
-//! moved pose adjoints, so a kernel that does nothing cannot pass. Tolerances: 1e-5 relative
-//! for the task systems; the contacts' are wider, stated and measured at
-//! `gpu_contact_kernels_match_cpu`.
+//! CPU/GPU parity of the articulation contact kernels (`articulation::contact_gpu`) and of the
+//! articulated tasks' Post-stage systems, on whatever adapter wgpu finds (lavapipe here and in
+//! CI), forward and adjoint, against the CPU systems in f32 with random adjoints (proptest, few
+//! cases: lavapipe is slow):
+//! - `articulation.ground_contact` and `articulation.shape_contact` on the Ant (a sphere and 12
+//!   capsules on 9 bodies), in both scatter modes, and `shape_pair_contact` over a pair list, on
+//!   random body poses and twists near the ground and near each other, so that ground and pair
+//!   contacts are both on and off; over their cases the CPU systems must have pushed some bodies,
+//!   left others free and moved pose adjoints, so a kernel that does nothing cannot pass;
+//! - `ant_run.observe`, `ant_run.reward`, `ant_run.terminate`;
+//! - `hand_reorient.observe`, `.reward`, `.terminate`, `.resample_goal`;
+//! - the refusal of box pairs (their narrow phase is not on the GPU).
+//!
+//! Tolerances: 1e-5 relative unless stated at a test (the contacts' and HandReorient's reward
+//! are wider, each measured and explained).
 //!
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
@@ -425,4 +429,21 @@ fn gpu_hand_reorient_task_systems_match_cpu() {
          resample_goal {:e} ({resampled} goals resampled)",
         worst[0], worst[1], worst[4], worst[2], worst[3]
     );
+}
+
+/// The segment–box and box–box narrow phases are not on the GPU: HandReorient's hand–cube
+/// contact (a box against the hand's boxes, capsules and spheres) is refused with an error that
+/// names the system and the pair, rather than simulated without its contacts.
+#[test]
+fn gpu_shape_contact_with_boxes_is_refused() {
+    use diffsim_tasks::{HandReorient, HandReorientConfig};
+    let test = "gpu_shape_contact_with_boxes_is_refused";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = HandReorient::new(HandReorientConfig { num_envs: 1, threads: 1, ..HandReorientConfig::default() });
+    let mut sim: Sim<f32> = task.sim().unwrap();
+    let contact = ShapePairContact::involving_body(&sim.model, task.layout().unwrap().cube_body as u32);
+    sim.schedule = Schedule::new(sim.schedule.dt, sim.schedule.substeps).with(Stage::Substep, contact);
+    let err = GpuSim::new(gpu, &sim, GpuOptions::default()).err().expect("a box pair must be refused");
+    let msg = err.to_string();
+    assert!(msg.contains("articulation.shape_pair_contact") && msg.contains("involves a box"), "{msg}");
 }
