@@ -443,7 +443,7 @@ fn gpu_shape_contact_with_boxes_is_refused() {
     let mut sim: Sim<f32> = task.sim().unwrap();
     let contact = ShapePairContact::involving_body(&sim.model, task.layout().unwrap().cube_body as u32);
     sim.schedule = Schedule::new(sim.schedule.dt, sim.schedule.substeps).with(Stage::Substep, contact);
-    let err = GpuSim::new(gpu, &sim, GpuOptions::default()).err().expect("a box pair must be refused");
+    let Err(err) = GpuSim::new(gpu, &sim, GpuOptions::default()) else { panic!("a box pair must be refused") };
     let msg = err.to_string();
     assert!(msg.contains("articulation.shape_pair_contact") && msg.contains("involves a box"), "{msg}");
 }
