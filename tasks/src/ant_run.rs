@@ -31,7 +31,7 @@ use crate::torso::{Torso, TorsoBelow, heading_to_target, torso};
 use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 pub const TERMINATION_HEIGHT: f64 = 0.27;
-const TARGET_X: f64 = 10000.0;
+pub(crate) const TARGET_X: f64 = 10000.0;
 
 #[derive(Clone, Debug)]
 pub struct AntRunConfig {
@@ -165,6 +165,10 @@ impl<R: Real> System<R> for Observe {
             o[29..37].copy_from_slice(&act[8 * e..8 * e + 8]);
         }
     }
+    /// `ant_run_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
     diffsim_engine::replay_adjoint_impl!();
 }
 
@@ -187,6 +191,10 @@ impl<R: Real> System<R> for Reward {
             *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + p[1]
                 - R::from_f64(TERMINATION_HEIGHT);
         }
+    }
+    /// `ant_run_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
     }
     diffsim_engine::replay_adjoint_impl!();
 }

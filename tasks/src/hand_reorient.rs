@@ -375,6 +375,10 @@ impl<R: Real> System<R> for Observe {
             o[56..72].copy_from_slice(&act[ACT_DIM * e..ACT_DIM * (e + 1)]);
         }
     }
+    /// `hand_reorient_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
     diffsim_engine::replay_adjoint_impl!();
 }
 
@@ -415,6 +419,10 @@ impl<R: Real> System<R> for Reward {
             *r = base + R::from_f64(REACH_GOAL_BONUS) * weight;
         }
     }
+    /// `hand_reorient_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
     diffsim_engine::replay_adjoint_impl!();
 }
 
@@ -445,6 +453,10 @@ impl<R: Real> System<R> for Terminate {
     }
     fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
         adj.col_mut("terminated").fill(R::zero());
+    }
+    /// `hand_reorient_gpu`: one invocation per env.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
     }
 }
 
@@ -487,6 +499,10 @@ impl<R: Real> System<R> for ResampleGoal {
             goal[7 * e + 3..7 * e + 7].copy_from_slice(&new);
             key[2 * e + 1] += R::one();
         }
+    }
+    /// `hand_reorient_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
     }
     diffsim_engine::replay_adjoint_impl!();
 }

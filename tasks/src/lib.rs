@@ -2,11 +2,13 @@
 //! observation and reward systems (forward + adjoint), and a default config.
 
 pub mod ant_run;
+pub mod ant_run_gpu;
 pub mod cartpole;
 pub mod chain_reach;
 pub mod fluid_move;
 pub mod hand_flip;
 pub mod hand_reorient;
+pub mod hand_reorient_gpu;
 pub mod hopper;
 pub mod humanoid;
 pub mod mpm_setup;

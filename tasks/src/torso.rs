@@ -59,4 +59,8 @@ impl<R: Real> System<R> for TorsoBelow {
     fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
         adj.col_mut("terminated").fill(R::zero());
     }
+    /// `ant_run_gpu`: one invocation per env.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }

@@ -130,6 +130,10 @@ impl<R: Real> System<R> for GroundContact {
             }
         }
     }
+    /// `contact_gpu::GroundContactGpu`: one invocation per body, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(super::contact_gpu::GroundContactGpu))
+    }
 }
 
 /// The shape columns of a chunk, looked up once (shared with `shape_contact`).

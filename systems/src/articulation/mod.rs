@@ -12,6 +12,7 @@
 
 pub mod clear;
 pub mod contact;
+pub mod contact_gpu;
 pub mod fk;
 pub mod integrate;
 pub mod joint_forces;

@@ -378,7 +378,7 @@ fn contact_access() -> Vec<ColumnAccess> {
 }
 
 /// The shape columns of a chunk and the joint tree, looked up once, and the pairs to test.
-struct Shapes<'a> {
+pub(super) struct Shapes<'a> {
     cols: contact::Shapes<'a>,
     parent: &'a [u32],
     mass: &'a [f64],
@@ -392,13 +392,13 @@ impl<'a> std::ops::Deref for Shapes<'a> {
 }
 
 impl<'a> Shapes<'a> {
-    fn of(model: &'a ModelView) -> Self {
+    pub(super) fn of(model: &'a ModelView) -> Self {
         Self { cols: contact::Shapes::of(model), parent: model.topo("joint_parent"), mass: model.param("body_mass") }
     }
 
     /// Env `e`'s pairs (shape indices within the env) into `out`: `pairs`, or if None every pair
     /// of shapes on unrelated bodies.
-    fn pairs(&self, e: usize, pairs: Option<&[(u32, u32)]>, out: &mut Vec<(u32, u32)>) {
+    pub(super) fn pairs(&self, e: usize, pairs: Option<&[(u32, u32)]>, out: &mut Vec<(u32, u32)>) {
         out.clear();
         if let Some(p) = pairs {
             out.extend_from_slice(p);
@@ -427,7 +427,7 @@ impl<'a> Shapes<'a> {
     }
 
     /// Mean contact parameters of shapes `si` and `sj`.
-    fn params(&self, si: usize, sj: usize) -> [f64; 4] {
+    pub(super) fn params(&self, si: usize, sj: usize) -> [f64; 4] {
         std::array::from_fn(|k| 0.5 * (self.contact[4 * si + k] + self.contact[4 * sj + k]))
     }
 }
@@ -569,6 +569,10 @@ impl<R: Real> System<R> for ShapeContact {
     ) {
         contacts_adjoint(model, pre, adj, None);
     }
+    /// `contact_gpu::ShapeContactGpu` (spheres and capsules).
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_contact", pairs: None }))
+    }
 }
 
 impl<R: Real> System<R> for ShapePairContact {
@@ -591,6 +595,11 @@ impl<R: Real> System<R> for ShapePairContact {
         _: &mut ViewMut<R>,
     ) {
         contacts_adjoint(model, pre, adj, Some(&self.pairs));
+    }
+    /// `contact_gpu::ShapeContactGpu` over `pairs` (spheres and capsules).
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        let pairs = Some(self.pairs.clone());
+        Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_pair_contact", pairs }))
     }
 }
 

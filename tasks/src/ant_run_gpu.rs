@@ -1,0 +1,157 @@
+//! GPU mirrors (`gpu_sim::GpuSystem`) of AntRun's Post-stage task systems: `ant_run.observe`,
+//! `ant_run.reward` (forward and adjoint) and the `TorsoBelow` termination flag (shared with
+//! Humanoid), in `wgsl/ant_run_*.wgsl` and `wgsl/torso_below.wgsl`, one invocation per env, with
+//! the CPU's formulas and order of f32 operations. The CPU adjoints of observe and reward are
+//! recorded replays; the GPU's are written out by hand (`wgsl/ant_run_torso.wgsl`: the torso's
+//! kinematics, heading and their adjoints).
+
+use diffsim_engine::EngineError;
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
+
+use crate::ant_run::{Observe, Reward, TARGET_X, TERMINATION_HEIGHT};
+use crate::torso::TorsoBelow;
+
+/// The uniform block of the torso kernels (WGSL `struct Params` in `wgsl/ant_run_torso.wgsl`),
+/// laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct TorsoParams {
+    /// Envs.
+    pub n: u32,
+    /// Bodies per env.
+    pub nb: u32,
+    pub target_x: f32,
+    /// The reward's height offset, or the termination threshold ([`below_threshold`]).
+    pub height: f32,
+}
+
+impl TorsoParams {
+    fn of(cx: &GpuBuildCx, height: f32) -> Result<Self, EngineError> {
+        let u = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| EngineError::Gpu(format!("torso kernels: {what} = {n} does not fit u32")))
+        };
+        Ok(Self {
+            n: u(cx.num_envs, "envs")?,
+            nb: u(cx.count("joint_kind"), "bodies per env")?,
+            target_x: TARGET_X as f32,
+            height,
+        })
+    }
+}
+
+/// The smallest f32 ≥ `height`: for every f32 y, y < it exactly when y < `height` in f64 (the
+/// CPU's comparison), since no f32 lies between `height` and it.
+pub fn below_threshold(height: f64) -> f32 {
+    let h = height as f32;
+    if f64::from(h) < height { h.next_up() } else { h }
+}
+
+const TORSO: &str = include_str!("wgsl/ant_run_torso.wgsl");
+const BODY: &str = include_str!("wgsl/ant_run_body.wgsl");
+
+fn source(parts: &[&str]) -> String {
+    let mut s = String::from(TORSO);
+    for p in parts {
+        s.push('\n');
+        s.push_str(p);
+    }
+    s
+}
+
+/// One invocation per env, forward and adjoint.
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "ant_run.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.num_envs;
+        let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
+        let mut fwd = body.to_vec();
+        fwd.extend([
+            Bind::read(state("joint_q")),
+            Bind::read(state("joint_qd")),
+            Bind::read(control("act")),
+            Bind::rw(state("obs")),
+            Bind::uniform(0),
+        ]);
+        let mut adj = body.to_vec();
+        adj.extend([
+            Bind::rw(adj_state("obs")),
+            Bind::rw(adj_state("body_q")),
+            Bind::rw(adj_state("body_qd")),
+            Bind::rw(adj_state("joint_q")),
+            Bind::rw(adj_state("joint_qd")),
+            Bind::rw(adj_control("act")),
+            Bind::uniform(0),
+        ]);
+        let fsrc = source(&[BODY, include_str!("wgsl/ant_run_observe.wgsl")]);
+        let asrc = source(&[BODY, include_str!("wgsl/ant_run_observe_adjoint.wgsl")]);
+        Ok(GpuKernels {
+            buffers: vec![cx.uniform("ant_run.observe", &TorsoParams::of(cx, 0.0)?)?],
+            forward: vec![Pass::new(cx, "ant_run.observe", &fsrc, "observe_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "ant_run.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
+        })
+    }
+}
+
+/// One invocation per env, forward and adjoint.
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "ant_run.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.num_envs;
+        let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
+        let mut fwd = body.to_vec();
+        fwd.extend([Bind::rw(state("reward")), Bind::uniform(0)]);
+        let mut adj = body.to_vec();
+        adj.extend([
+            Bind::rw(adj_state("reward")),
+            Bind::rw(adj_state("body_q")),
+            Bind::rw(adj_state("body_qd")),
+            Bind::uniform(0),
+        ]);
+        let fsrc = source(&[BODY, include_str!("wgsl/ant_run_reward.wgsl")]);
+        let asrc = source(&[BODY, include_str!("wgsl/ant_run_reward_adjoint.wgsl")]);
+        Ok(GpuKernels {
+            buffers: vec![cx.uniform("ant_run.reward", &TorsoParams::of(cx, TERMINATION_HEIGHT as f32)?)?],
+            forward: vec![Pass::new(cx, "ant_run.reward", &fsrc, "reward_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "ant_run.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
+        })
+    }
+}
+
+/// One invocation per env; the adjoint clears the flag's cotangent, as the CPU's.
+impl GpuSystem for TorsoBelow {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let n = cx.num_envs;
+        let src = source(&[include_str!("wgsl/torso_below.wgsl")]);
+        let fwd = vec![Bind::read(state("body_q")), Bind::rw(state("terminated")), Bind::uniform(0)];
+        let adj = vec![Bind::read(state("body_q")), Bind::rw(adj_state("terminated")), Bind::uniform(0)];
+        Ok(GpuKernels {
+            buffers: vec![cx.uniform(self.name, &TorsoParams::of(cx, below_threshold(self.height))?)?],
+            forward: vec![Pass::new(cx, self.name, &src, "terminate_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, &format!("{} adjoint", self.name), &src, "terminate_adjoint", adj, n)?],
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threshold_reproduces_the_f64_comparison() {
+        for h in [0.27, 0.8, 1.0, 0.1 + 0.2, -0.3] {
+            let t = below_threshold(h);
+            assert!(f64::from(t) >= h);
+            let below = f32::from_bits(if t > 0.0 { t.to_bits() - 1 } else { t.to_bits() + 1 });
+            assert!(f64::from(below) < h, "{h}: {below} is not below");
+            for y in [below, t, t.next_up()] {
+                assert_eq!(y < t, f64::from(y) < h, "{h}: y = {y}");
+            }
+        }
+    }
+}
