@@ -375,3 +375,24 @@ fn shape_contact_regression_seed() {
     let r = check.run(&ShapeContact, &mut rng).unwrap();
     assert!(r.dual_err() < 1e-10 && r.fd_err() < 1e-4, "{r:?}");
 }
+
+/// A point where fk's dot product cancels to 3e-7 of its terms (the free box's twist against a
+/// random direction): the adjoint still matches the duals to 1e-10 and the central difference
+/// to its rounding (6e-10 absolute), which `fd_err` floors at the terms' scale.
+#[test]
+fn fk_check_at_a_cancelling_point() {
+    let rig = Rig { free_box: true, damping: 0.3, ..Rig::default() };
+    let mut rng = Rng::new(4249170408354749916);
+    let (sim, s, c) = random_point(&rig, &mut rng);
+    let check = SystemCheck {
+        model: &sim.model,
+        state: &s,
+        control: &c,
+        cx: StepCx { dt: 1.0 / 240.0, step: 0, substep: 0 },
+        h: 1e-6,
+    };
+    check.run(&ClearForces, &mut rng).unwrap();
+    let r = check.run(&ForwardKinematics, &mut rng).unwrap();
+    assert!(r.adjoint.abs() < 1e-5 * r.scale, "not a cancelling point: {r:?}");
+    assert!(r.dual_err() < 1e-10 && r.fd_err() < 1e-4, "{r:?}");
+}
