@@ -10,6 +10,7 @@
 //!   step, then ∂L/∂act of every step for L = −mean reward + a random linear function of the
 //!   last observation, against the CPU `Sim` in f32; for scale the test also prints how far the
 //!   CPU's own f32 gradients are from f64.
+//! - (without a device) that every system of both tasks at their full size has GPU kernels.
 //!
 //! Tolerances (values relative to max(|value|, floor × the column's max |value|)): the GPU
 //! differs from the CPU's f32 path because P2G scatters with atomics (each node's sums in a
@@ -428,4 +429,14 @@ fn gpu_hand_flip_rollout_matches_cpu() {
     );
     assert!(r.obs <= OBS_TOL && r.reward_abs <= OBS_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act <= 5e-2, "∂L/∂act: {:e}", r.act);
+}
+
+/// Every system of FluidMove's and HandFlip's schedules (the task sizes) has GPU kernels, so
+/// `--backend gpu` runs them (checked without a device).
+#[test]
+fn fluid_move_and_hand_flip_have_gpu_kernels() {
+    let fluid: Sim<f32> = FluidMove::new(FluidMoveConfig { num_envs: 1, ..Default::default() }).sim().unwrap();
+    assert_eq!(GpuSim::first_without_kernels(&fluid), None);
+    let hand: Sim<f32> = HandFlip::new(HandFlipConfig { num_envs: 1, ..Default::default() }).sim().unwrap();
+    assert_eq!(GpuSim::first_without_kernels(&hand), None);
 }
