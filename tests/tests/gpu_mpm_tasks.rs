@@ -36,17 +36,21 @@ const CASES: u32 = 6;
 /// quaternion products in f32 accumulate a few ulps per level (up to 6 deep): measured up to
 /// 2e-6 forward and 1.2e-4 adjoint (`kin_q`, where the two poses' shares cancel).
 const FK_TOL: f64 = 5e-4;
-/// Transfer with the container (FluidMove): measured up to 1.6e-4 (`mpm_x`).
+/// Transfer with the container (FluidMove): measured up to 2.1e-4 over ~10 runs.
 const TRANSFER_TOL_RIGID: f64 = 1e-3;
-/// Transfer with the hand (HandFlip), on the well-conditioned poses of `hand_state`: measured up
-/// to 3.1e-3 (`mpm_v`) over 12 seeds, where the CPU's own f32 path differs from f64 by up to
-/// 1.3e-3. The body velocity (X_next X⁻¹ x_g − x_g)/Δt is a difference of two positions ~0.5
-/// divided by Δt = 5e-4: in f32 its absolute error is ~1e-7/Δt = 2e-4 m/s, which for the tiny
-/// motions of random joint rates (1.5e-4 m per substep) is ~1e-3 of v_b and moved the adjoints
-/// by up to 6e-2 relative to the CPU (which evaluates the coupling's adjoint in f64); that is
-/// f32 resolution of Rewarped's formula, not a kernel error, so the per-kernel check uses end
-/// poses a 0.05 rad joint step away.
-const TRANSFER_TOL_BODIES: f64 = 5e-3;
+/// Transfer with the hand (HandFlip), on the well-conditioned poses of `hand_state`: over 60
+/// random states the worst column's error had median 4.4e-4, 90th percentile 2.0e-3, maximum
+/// 6.6e-3 (`body_pose_next`); the CPU's own f32 path differs from f64 by up to 1.3e-3. The body
+/// velocity (X_next X⁻¹ x_g − x_g)/Δt is a difference of two positions ~0.5 divided by
+/// Δt = 5e-4: in f32 its absolute error is ~1e-7/Δt = 2e-4 m/s (the CPU evaluates the
+/// coupling's adjoint in f64), and the Coulomb rule's adjoint divides by the tangential speed,
+/// so nodes sliding slowly past a link carry that error amplified. For the tiny motions of
+/// random joint rates (1.5e-4 m per substep) it is ~1e-3 of v_b itself and moved the adjoints by
+/// up to 6e-2; that is f32 resolution of Rewarped's formula, not a kernel error, so the check
+/// uses end poses a 0.05 rad joint step away, and 2e-2 (3× the worst seen) keeps it from being
+/// flaky. A missing or wrong term of the pose adjoint shows as O(1) (the pose columns keep their
+/// seeds where the kernel does nothing).
+const TRANSFER_TOL_BODIES: f64 = 2e-2;
 
 /// FluidMove on a 16³ grid with 100 particles and 8 substeps (tests/tests/fluid.rs's size).
 fn small_fluid_move(num_envs: usize) -> FluidMove {
@@ -70,7 +74,7 @@ fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
 
 /// Random FluidMove state: the container near its start, the water around and inside it (so
 /// nodes inside, near and away from the walls all occur), every third particle within ±3e-5
-/// of the spill box's face on a random axis, F near the identity, stresses and velocities of
+/// of the spill box's face on a random axis, F within ±0.3 of the identity, stresses and velocities of
 /// order of a step, the target near or far (the reward's doubled branch).
 fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
     let mut s = like.clone();
@@ -100,7 +104,7 @@ fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
                 .map(|x| x.clamp(0.07, 0.9) as f32)
                 .collect(),
             "mpm_F" | "mpm_Fp" => {
-                (0..n).map(|i| (if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.1, 0.1)) as f32).collect()
+                (0..n).map(|i| (if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.3, 0.3)) as f32).collect()
             }
             "mpm_stress" => (0..n).map(|_| rng.uniform(-300.0, 300.0) as f32).collect(),
             "mpm_C" => (0..n).map(|_| rng.uniform(-20.0, 20.0) as f32).collect(),
@@ -120,7 +124,8 @@ fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
 
 /// Per-system tolerance (max relative error, floor), forward and adjoint:
 /// - material: f32 vs f64 SVD (tests/tests/gpu_mpm.rs measured up to 4.5e-4 on RollingFlat's
-///   plasticine; HandFlip's softer plasticine measured up to 1.1e-3 in `mpm_stress`);
+///   plasticine; here up to 4.8e-4 on water and 1.1e-3 on HandFlip's softer plasticine, in
+///   `mpm_stress`, over ~10 runs);
 /// - transfer: atomic P2G order, and the coupling's pose adjoint (f32 hand-written here, f64
 ///   on the CPU), summed over every touched node with atomics: `TRANSFER_TOL_*`;
 /// - joint drive: the CPU rounds 1/(K dt) from the f64 dt, the GPU from the f32 one; where
@@ -131,7 +136,7 @@ fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
 ///   GPU's exp and the CPU's differ by an ulp or two: 1e-4 (measured 4.1e-6).
 fn tol(name: &str, transfer: f64) -> (f64, f64) {
     match name {
-        "mpm.material" => (2e-3, 1e-3),
+        "mpm.material" => (3e-3, 1e-3),
         "mpm.transfer" => (transfer, 1e-3),
         "mpm.joint_drive" => (1e-4, 1e-3),
         "fluid_move.reward" => (1e-4, 1e-3),
