@@ -41,11 +41,13 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let g = node_coords(k);
     let x = node_position(g);
     let vb = vec3<f32>(gvbar[3u * k], gvbar[3u * k + 1u], gvbar[3u * k + 2u]);
-    let ob = select(vec3<f32>(0.0), vb, wall_keep(g, couple(x, vin, e)));
-    var vbar = ob;
+    var vbar = vb;
     if (BODIES) {
-        // The deciding body's start and end poses (collider_bodies.wgsl).
-        let adj = bodies_project_vjp(x, vin, e, ob);
+        // The deciding body's start and end poses (collider_bodies.wgsl); one shape search
+        // serves the wall mask's recomputed projection and the adjoint.
+        let hit = bodies_nearest(x, e);
+        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, bodies_project_hit(hit, x, vin, e, true)));
+        let adj = bodies_project_vjp(hit, x, vin, e, ob);
         vbar = adj.v;
         if (adj.body != NO_SHAPE) {
             let o = 7u * (NBODIES * e + adj.body);
@@ -57,6 +59,7 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     } else {
         let q = load_q(e);
         let qd = load_qd(e);
+        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, collider_project(x, vin, q, qd)));
         let adj = collider_project_adjoint(x, vin, q, qd, ob);
         vbar = adj.vbar;
         if (any(adj.qbar != vec4<f32>(0.0)) || any(adj.qdbar != vec4<f32>(0.0))) {
