@@ -22,7 +22,12 @@
 //! Reward: with d = ‖q − target‖, dist_r = (1/(1 + d²))² (× 2 when d ≤ 0.02) and
 //! spill = −mean_p max_k sigmoid((|x_pk − q_k| − b_k)/1e-5), r = 0.1 dist_r + spill.
 //! Init: target = start + U(±0.2, 0..0.3, ±0.2), a state column (`target_q`) reset per episode.
+//!
+//! GPU: every system has WGSL kernels (the MPM ones in `diffsim_systems::mpm::gpu`; observe and
+//! reward here, `wgsl/fluid_move_*.wgsl`, one invocation per env summing in the CPU's order), so
+//! the task runs on `GpuSim` (parity: tests/tests/gpu_mpm_tasks.rs).
 
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut,
@@ -291,6 +296,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// The logistic function, evaluated without overflow for large |z| (z = ±1e4 is common here:
@@ -395,5 +403,117 @@ impl<R: Real> System<R> for Reward {
                 aq[4 * e + k] += g;
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// Uniform block of the fluid_move kernels (WGSL `struct Params` in
+/// `wgsl/fluid_move_params.wgsl`), laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct FluidMoveParams {
+    pub n: u32,
+    pub np: u32,
+    pub k: u32,
+    pub stride: u32,
+    pub inv_width: f32,
+    pub spill_scale: f32,
+    pub bx: f32,
+    pub by: f32,
+    pub bz: f32,
+    pub dist_weight: f32,
+    pub near: f32,
+}
+
+impl FluidMoveParams {
+    fn of(cx: &GpuBuildCx, k: usize) -> Result<Self, EngineError> {
+        let u = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| EngineError::Gpu(format!("fluid_move: {what} = {n} does not fit u32")))
+        };
+        let np = cx.count("mpm_mass_vol");
+        let b = outer_half();
+        Ok(Self {
+            n: u(cx.num_envs, "envs")?,
+            np: u(np, "particles")?,
+            k: u(k, "observed particles")?,
+            stride: OBS_STRIDE as u32,
+            inv_width: (1.0 / SPILL_WIDTH) as f32,
+            spill_scale: (1.0 / (np as f64 * SPILL_WIDTH)) as f32,
+            bx: b[0] as f32,
+            by: b[1] as f32,
+            bz: b[2] as f32,
+            dist_weight: DIST_WEIGHT as f32,
+            near: NEAR as f32,
+        })
+    }
+}
+
+fn fluid_move_source(kernel: &str) -> String {
+    format!("{}\n{kernel}", include_str!("wgsl/fluid_move_params.wgsl"))
+}
+
+/// GPU: `wgsl/fluid_move_observe*.wgsl`, one invocation per env (sums in the CPU's order).
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "fluid_move.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = cx.uniform("fluid_move.observe", &FluidMoveParams::of(cx, self.particles)?)?;
+        let fwd = vec![
+            Bind::read(state("mpm_x")),
+            Bind::read(state("collider_q")),
+            Bind::read(state("target_q")),
+            Bind::rw(state("obs")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("collider_q")),
+            Bind::rw(adj_state("target_q")),
+            Bind::rw(adj_state("obs")),
+            Bind::uniform(0),
+        ];
+        let fsrc = fluid_move_source(include_str!("wgsl/fluid_move_observe.wgsl"));
+        let asrc = fluid_move_source(include_str!("wgsl/fluid_move_observe_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "fluid_move.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "fluid_move.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
+    }
+}
+
+/// GPU: `wgsl/fluid_move_reward*.wgsl`, one invocation per env (sums in the CPU's order).
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "fluid_move.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = cx.uniform("fluid_move.reward", &FluidMoveParams::of(cx, 0)?)?;
+        let fwd = vec![
+            Bind::read(state("mpm_x")),
+            Bind::read(state("collider_q")),
+            Bind::read(state("target_q")),
+            Bind::rw(state("reward")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(state("mpm_x")),
+            Bind::read(state("collider_q")),
+            Bind::read(state("target_q")),
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("collider_q")),
+            Bind::rw(adj_state("target_q")),
+            Bind::rw(adj_state("reward")),
+            Bind::uniform(0),
+        ];
+        let fsrc = fluid_move_source(include_str!("wgsl/fluid_move_reward.wgsl"));
+        let asrc = fluid_move_source(include_str!("wgsl/fluid_move_reward_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "fluid_move.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "fluid_move.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
     }
 }

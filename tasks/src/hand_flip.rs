@@ -32,7 +32,13 @@
 //! state value: at step 1 d0 = dist(x₁) (r₁ = 0), and later rewards' gradients with respect to
 //! d0 flow back into the particles of step 1. Init noise: the disc shifted by ±0.1 in x and z
 //! and +0..0.1 in y, scaled by 1 ± 5% about its centre (mirror pairs stay mirror pairs).
+//!
+//! GPU: every system has WGSL kernels (drive, FK and integrate in `mpm::kinematic_gpu`, the
+//! multi-body coupling in `mpm::gpu`; arm_d0, observe and reward here, `wgsl/hand_flip_*.wgsl`,
+//! one invocation per env summing in the CPU's order), so the task runs on `GpuSim` (parity:
+//! tests/tests/gpu_mpm_tasks.rs).
 
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Schedule, Sim, SimFactory, Stage,
     StepCx, System, View, ViewMut,
@@ -387,6 +393,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// |`flip_d0`| below this is "not recorded yet" (a real d0 is a mean pair distance of ~0.1; a
@@ -423,6 +432,9 @@ impl<R: Real> System<R> for ArmD0 {
                 *a = R::zero();
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
     }
 }
 
@@ -525,5 +537,129 @@ impl<R: Real> System<R> for Reward {
                 }
             }
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// Uniform block of the hand_flip kernels (WGSL `struct Params` in
+/// `wgsl/hand_flip_params.wgsl`), laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct HandFlipParams {
+    pub n: u32,
+    pub np: u32,
+    pub half: u32,
+    pub pairs: u32,
+    pub stride: u32,
+    pub dof: u32,
+    pub inv_k2: f32,
+    pub inv_pairs: f32,
+    pub d0_unset: f32,
+    pub d0_armed: f32,
+}
+
+impl HandFlipParams {
+    fn of(cx: &GpuBuildCx, pairs: usize, half: usize, dof: usize) -> Result<Self, EngineError> {
+        let u = |n: usize, what: &str| {
+            u32::try_from(n).map_err(|_| EngineError::Gpu(format!("hand_flip: {what} = {n} does not fit u32")))
+        };
+        Ok(Self {
+            n: u(cx.num_envs, "envs")?,
+            np: u(cx.count("mpm_mass_vol"), "particles")?,
+            half: u(half, "half particles")?,
+            pairs: u(pairs, "observed pairs")?,
+            stride: OBS_STRIDE as u32,
+            dof: u(dof, "joints")?,
+            inv_k2: (1.0 / (2 * pairs.max(1)) as f64) as f32,
+            inv_pairs: (1.0 / pairs.max(1) as f64) as f32,
+            d0_unset: D0_UNSET as f32,
+            d0_armed: D0_ARMED as f32,
+        })
+    }
+}
+
+fn hand_flip_source(kernel: &str) -> String {
+    format!("{}\n{kernel}", include_str!("wgsl/hand_flip_params.wgsl"))
+}
+
+/// GPU: `wgsl/hand_flip_observe*.wgsl`, one invocation per env (sums in the CPU's order).
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "hand_flip.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let params = cx.uniform("hand_flip.observe", &HandFlipParams::of(cx, self.pairs, self.half, self.dof)?)?;
+        let fwd =
+            vec![Bind::read(state("mpm_x")), Bind::read(state("kin_q")), Bind::rw(state("obs")), Bind::uniform(0)];
+        let adj = vec![
+            Bind::rw(adj_state("mpm_x")),
+            Bind::rw(adj_state("kin_q")),
+            Bind::rw(adj_state("obs")),
+            Bind::uniform(0),
+        ];
+        let fsrc = hand_flip_source(include_str!("wgsl/hand_flip_observe.wgsl"));
+        let asrc = hand_flip_source(include_str!("wgsl/hand_flip_observe_adjoint.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "hand_flip.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "hand_flip.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
+            buffers: vec![params],
+        })
+    }
+}
+
+/// GPU: `wgsl/hand_flip_arm_d0.wgsl`, one invocation per env.
+impl GpuSystem for ArmD0 {
+    fn name(&self) -> &str {
+        "hand_flip.arm_d0"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let buffers = vec![
+            cx.uniform("hand_flip.arm_d0", &HandFlipParams::of(cx, 0, 0, 0)?)?,
+            // Bound where an entry point declares a read-write binding it does not use.
+            cx.gpu.storage_f32_zeroed("hand_flip.arm_d0 scratch", 4)?,
+        ];
+        let fwd = vec![Bind::rw(state("flip_d0")), Bind::rw(Src::Own(1)), Bind::uniform(0)];
+        let adj = vec![Bind::rw(state("flip_d0")), Bind::rw(adj_state("flip_d0")), Bind::uniform(0)];
+        let src = hand_flip_source(include_str!("wgsl/hand_flip_arm_d0.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "hand_flip.arm_d0", &src, "arm_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "hand_flip.arm_d0 adjoint", &src, "arm_adjoint", adj, cx.num_envs)?],
+            buffers,
+        })
+    }
+}
+
+/// GPU: `wgsl/hand_flip_reward.wgsl`, one invocation per env (sums in the CPU's order).
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "hand_flip.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let buffers = vec![
+            cx.uniform("hand_flip.reward", &HandFlipParams::of(cx, self.pairs, self.half, 0)?)?,
+            cx.gpu.storage_f32_zeroed("hand_flip.reward scratch", 4)?,
+        ];
+        let fwd = vec![
+            Bind::read(state("mpm_x")),
+            Bind::rw(state("flip_d0")),
+            Bind::rw(state("reward")),
+            Bind::rw(Src::Own(1)),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(state("mpm_x")),
+            Bind::rw(state("flip_d0")),
+            Bind::rw(adj_state("reward")),
+            Bind::rw(adj_state("mpm_x")),
+            Bind::uniform(0),
+            Bind::rw(adj_state("flip_d0")),
+        ];
+        let src = hand_flip_source(include_str!("wgsl/hand_flip_reward.wgsl"));
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "hand_flip.reward", &src, "reward_forward", fwd, cx.num_envs)?],
+            adjoint: vec![Pass::new(cx, "hand_flip.reward adjoint", &src, "reward_adjoint", adj, cx.num_envs)?],
+            buffers,
+        })
     }
 }

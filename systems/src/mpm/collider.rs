@@ -57,7 +57,7 @@ pub struct Collider {
 }
 
 /// Influence threshold below which a node outside the body is left alone.
-const MIN_INFLUENCE: f64 = 0.1;
+pub(crate) const MIN_INFLUENCE: f64 = 0.1;
 
 #[inline]
 fn norm<R: Real>(a: [R; 3]) -> R {

@@ -2,7 +2,16 @@
 //! `mpm.collider_integrate`): the uniform block [`MpmParams`] (WGSL `struct Params` in
 //! `wgsl/common.wgsl`), the WGSL sources assembled from `wgsl/`, and the `GpuSystem` impls. The
 //! CPU systems in `material.rs`, `transfer.rs` and `collider.rs` only hand out these mirrors
-//! (`System::gpu`); the kernels follow their forward and adjoint line by line, in f32.
+//! (`System::gpu`); the kernels follow their forward and adjoint line by line, in f32. The
+//! hinge-tree systems of `kinematic.rs` have theirs in `kinematic_gpu.rs`.
+//!
+//! **Couplings.** The grid update calls `couple` (`wgsl/collider_bodies.wgsl`), which is the
+//! one-body rigid projection (`wgsl/collider_sdf.wgsl`) or, for `Coupling::Bodies`, the
+//! multi-body one: each shape row carries its body, the poses at the substep's start and end
+//! are bound where the rigid pose and velocity are, shapes are culled by bounding spheres as on
+//! the CPU, and the adjoint (hand-written, where the CPU replays the projection on its f64
+//! reverse tape) adds the deciding body's two pose adjoints with atomics. Which coupling, the
+//! body count and 1/dt are WGSL constants of the transfer's kernels.
 //!
 //! **Grid.** `mpm.transfer` owns one dense grid per env of G³ nodes over the env's domain
 //! [0, 1]³ (`Own` buffers: mass, momentum, velocity, and for the adjoint ∂L/∂velocity, turned
@@ -28,7 +37,7 @@ use diffsim_engine::gpu_sim::{
     Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_control, adj_state, control, model, state,
 };
 
-use super::collider::{ColliderDrive, ColliderIntegrate, Coupling, Shape};
+use super::collider::{Bodies, ColliderDrive, ColliderIntegrate, Coupling, Shape};
 use super::material::{self, Material};
 use super::sand;
 use super::transfer::{Floor, Transfer};
@@ -140,6 +149,21 @@ fn shape_rows(shapes: &[Shape]) -> Vec<f32> {
         .collect()
 }
 
+/// The shapes of a multi-body coupling: `shape_rows` with each shape's body in slot 7.
+fn body_shape_rows(b: &Bodies) -> Result<Vec<f32>, EngineError> {
+    let mut rows = shape_rows(&b.shapes.iter().map(|s| s.shape).collect::<Vec<_>>());
+    for (k, s) in b.shapes.iter().enumerate() {
+        if s.body >= b.bodies {
+            return Err(EngineError::Gpu(format!(
+                "mpm.transfer: shapes[{k}].body = {} but the coupling has {} bodies",
+                s.body, b.bodies
+            )));
+        }
+        rows[8 * k + 7] = s.body as f32;
+    }
+    Ok(rows)
+}
+
 /// Own buffers of the transfer, by index.
 mod own {
     pub const PARAMS: usize = 0;
@@ -165,15 +189,21 @@ impl GpuSystem for Transfer {
         let per_env = g.res.pow(3);
         let nodes = per_env * cx.num_envs;
         let (dx, dt) = (g.dx(), f64::from(cx.dt));
-        // `Transfer::gpu` hands out this mirror only for no collider or the one-body rigid one.
-        let rigid = match &self.collider {
-            None => None,
-            Some(Coupling::Rigid(c)) => Some(c),
-            Some(Coupling::Bodies(_)) => {
-                return Err(EngineError::Gpu("mpm.transfer: the multi-body coupling has no GPU kernels yet".into()));
-            }
+        // The coupling's shapes (for `Bodies`, slot 7 of each row is the shape's body), Coulomb
+        // constants and the WGSL constants of `wgsl/collider_bodies.wgsl`.
+        let (shapes, friction, softness, nbodies) = match &self.collider {
+            None => (Vec::new(), 0.0, 0.0, 0),
+            Some(Coupling::Rigid(c)) => (shape_rows(&c.shapes), c.friction, c.softness, 0),
+            Some(Coupling::Bodies(b)) => (body_shape_rows(b)?, b.friction, b.softness, b.bodies),
         };
-        let shapes = rigid.map(|c| shape_rows(&c.shapes)).unwrap_or_default();
+        let coupling = format!(
+            "const BODIES: bool = {};\nconst NBODIES: u32 = {}u;\nconst INV_DT: f32 = {:?};\nconst CULL_RANGE: f32 = \
+             {:?};\n",
+            nbodies > 0,
+            to_u32(nbodies, "collider bodies")?,
+            (1.0 / dt) as f32,
+            if softness > 0.0 { ((1.0 / super::collider::MIN_INFLUENCE).ln() / softness) as f32 } else { 0.0 },
+        );
         let params = MpmParams {
             res: to_u32(g.res, "grid res")?,
             nodes: to_u32(nodes, "grid nodes over all envs")?,
@@ -188,8 +218,8 @@ impl GpuSystem for Transfer {
             gdt_z: (g.gravity[2] * dt) as f32,
             lo: dx as f32,
             hi: ((g.res as f64 - 2.0) * dx) as f32,
-            friction: rigid.map_or(0.0, |c| c.friction as f32),
-            softness: rigid.map_or(0.0, |c| c.softness as f32),
+            friction: friction as f32,
+            softness: softness as f32,
             ..MpmParams::of(cx)?
         };
         let n = params.n as usize;
@@ -215,8 +245,9 @@ impl GpuSystem for Transfer {
             grid("mpm.transfer grid adjoint v", 3 * nodes)?,
             grid("mpm.transfer grid adjoint m", nodes)?,
         ];
-        let (q, qd) = if self.collider.is_some() {
-            (state("collider_q"), state("collider_qd"))
+        let (q, qd) = if let Some(c) = &self.collider {
+            let [(q, _), (qd, _)] = c.columns();
+            (state(q), state(qd))
         } else {
             (Src::Own(own::SHAPES), Src::Own(own::SHAPES))
         };
@@ -239,7 +270,12 @@ impl GpuSystem for Transfer {
             ]
         };
         let tc = include_str!("wgsl/transfer_common.wgsl");
-        let sdf = include_str!("wgsl/collider_sdf.wgsl");
+        let sdf = format!(
+            "{coupling}{}\n{}",
+            include_str!("wgsl/collider_sdf.wgsl"),
+            include_str!("wgsl/collider_bodies.wgsl")
+        );
+        let sdf = sdf.as_str();
         let bind = include_str!("wgsl/transfer_bind.wgsl");
         let plain = bind.replace("GRID_T", "f32");
         let native = cx.f32_atomics();
@@ -270,8 +306,9 @@ impl GpuSystem for Transfer {
             Bind::rw(adj_state("mpm_Fp")),
             Bind::uniform(own::PARAMS),
         ];
-        let (aq, aqd) = if self.collider.is_some() {
-            (adj_state("collider_q"), adj_state("collider_qd"))
+        let (aq, aqd) = if let Some(c) = &self.collider {
+            let [(q, _), (qd, _)] = c.columns();
+            (adj_state(q), adj_state(qd))
         } else {
             // Never written without a collider (nshapes = 0); any read-write buffer will do.
             (Src::Own(own::GMBAR), Src::Own(own::GMBAR))

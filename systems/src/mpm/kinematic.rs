@@ -16,7 +16,8 @@
 //!   p_k = p_π + R(q_π) o_k,   q_k = q_π ⊗ r_k ⊗ (sin(θ_k/2) a_k, cos(θ_k/2)).
 //! Its adjoint is a replay on the `Rev` tape with the env's joint coordinates as the only
 //! leaves: a few thousand tape nodes per env-substep for 24 joints, small next to the transfer;
-//! the drive and integrate adjoints are written by hand.
+//! the drive and integrate adjoints are written by hand. GPU mirrors (forward and adjoint, the FK
+//! adjoint hand-written): `kinematic_gpu.rs`.
 
 use diffsim_engine::reverse::{clear_tape, gradients};
 use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut};
@@ -164,6 +165,9 @@ impl<R: Real> System<R> for KinematicFk {
         }
         clear_tape();
     }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
 }
 
 /// `mpm.joint_drive`: `kin_qd` for this env step from the action `act` [1, n] (module docs).
@@ -244,6 +248,9 @@ impl<R: Real> System<R> for JointDrive {
             }
         }
     }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(self.clone()))
+    }
 }
 
 /// `mpm.joint_integrate`: `kin_q` ← `kin_q` + Δt `kin_qd` (adjoint: q̄d += Δt q̄).
@@ -276,5 +283,8 @@ impl<R: Real> System<R> for JointIntegrate {
         for (aq, aqd) in aq.iter().zip(aqd.iter_mut()) {
             *aqd += dt * *aq;
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
     }
 }

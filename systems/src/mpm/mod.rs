@@ -20,6 +20,7 @@
 pub mod collider;
 pub mod gpu;
 pub mod kinematic;
+pub mod kinematic_gpu;
 pub mod material;
 pub mod sand;
 pub mod svd;

@@ -787,13 +787,10 @@ impl<R: Real> System<R> for Transfer {
             }
         }
     }
-    /// GPU kernels exist without a collider and for the one-body rigid collider (RollingFlat,
-    /// FluidMove); the multi-body coupling (HandFlip) runs on the CPU.
+    /// GPU kernels exist for every coupling: none, the one-body rigid collider (RollingFlat,
+    /// FluidMove) and the multi-body one (HandFlip; `wgsl/collider_bodies.wgsl`).
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
-        match self.collider {
-            Some(Coupling::Bodies(_)) => None,
-            _ => Some(Box::new(self.clone())),
-        }
+        Some(Box::new(self.clone()))
     }
 }
 

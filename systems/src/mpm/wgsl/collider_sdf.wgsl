@@ -105,18 +105,7 @@ fn collider_project(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec4<f32>) 
     }
     let nl = best.n;
     let n = vec3<f32>(c * nl.x + s * nl.z, nl.y, -s * nl.x + c * nl.z);
-    let rel = v_in - vb;
-    let rn = dot(rel, n);
-    var t = rel - n * min(rn, 0.0);
-    if (rn < 0.0) {
-        let tn = sqrt(dot(t, t));
-        if (tn > 1e-20) {
-            t = t * (max(tn + p.friction * rn, 0.0) / tn);
-        } else {
-            t = vec3<f32>(0.0);
-        }
-    }
-    return vb + (rel * (1.0 - infl) + t * infl);
+    return coulomb(v_in, vb, n, infl);
 }
 
 fn load_q(e: u32) -> vec4<f32> {
@@ -252,7 +241,60 @@ fn collider_project_adjoint(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec
     }
     let nl = best.n;
     let n = vec3<f32>(c * nl.x + s * nl.z, nl.y, -s * nl.x + c * nl.z);
-    let rel = v_in - vb;
+    let cb = coulomb_vjp(v_in, vb, n, infl, ob);
+    out.vbar = cb.v;
+    let vbbar = cb.vb;
+    let nbar = cb.n;
+    let inflbar = cb.infl;
+    // infl = exp(-d softness) outside.
+    var dbar = 0.0;
+    if (!inside) {
+        dbar = -p.softness * infl * inflbar;
+    }
+    // n = R(theta) nl.
+    let nlbar = vec3<f32>(c * nbar.x - s * nbar.z, nbar.y, s * nbar.x + c * nbar.z);
+    var cbar = nbar.x * nl.x + nbar.z * nl.z;
+    var sbar = nbar.x * nl.z - nbar.z * nl.x;
+    let lbar = shape_sdf_vjp(bk, l, dbar, nlbar);
+    // l = R(theta)^T r.
+    var rbar = vec3<f32>(c * lbar.x + s * lbar.z, lbar.y, -s * lbar.x + c * lbar.z);
+    cbar += lbar.x * r.x + lbar.z * r.z;
+    sbar += -lbar.x * r.z + lbar.z * r.x;
+    // vb = (qd.x + qd.w r.z, qd.y, qd.z - qd.w r.x).
+    out.qdbar = vec4<f32>(vbbar.x, vbbar.y, vbbar.z, vbbar.x * r.z - vbbar.z * r.x);
+    rbar.z += vbbar.x * qd.w;
+    rbar.x -= vbbar.z * qd.w;
+    out.qbar = vec4<f32>(-rbar, sbar * c - cbar * s);
+    return out;
+}
+
+// The velocity rule at a touched node (collider.rs `coulomb`): v <- vb + (1 - infl) r + infl t
+// with the Coulomb-scaled tangential part t of r = v - vb against the world normal n.
+fn coulomb(v: vec3<f32>, vb: vec3<f32>, n: vec3<f32>, infl: f32) -> vec3<f32> {
+    let rel = v - vb;
+    let rn = dot(rel, n);
+    var t = rel - n * min(rn, 0.0);
+    if (rn < 0.0) {
+        let tn = sqrt(dot(t, t));
+        if (tn > 1e-20) {
+            t = t * (max(tn + p.friction * rn, 0.0) / tn);
+        } else {
+            t = vec3<f32>(0.0);
+        }
+    }
+    return vb + (rel * (1.0 - infl) + t * infl);
+}
+
+// Adjoint of `coulomb` for the output adjoint ob: (v_bar, vb_bar, n_bar, infl_bar).
+struct CoulombBar {
+    v: vec3<f32>,
+    vb: vec3<f32>,
+    n: vec3<f32>,
+    infl: f32,
+}
+
+fn coulomb_vjp(v: vec3<f32>, vb: vec3<f32>, n: vec3<f32>, infl: f32, ob: vec3<f32>) -> CoulombBar {
+    let rel = v - vb;
     let rn = dot(rel, n);
     let t0 = rel - n * min(rn, 0.0);
     var t = t0;
@@ -268,11 +310,10 @@ fn collider_project_adjoint(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec
         t = t0 * kf;
     }
     // out = vb + rel (1 - infl) + t infl.
-    var vbbar = ob;
     var relbar = ob * (1.0 - infl);
     let tbar = ob * infl;
     let inflbar = dot(ob, t - rel);
-    // t = t0 kf (Coulomb scaling), kf = 1 + mu rn / tn where positive.
+    // t = t0 kf, kf = 1 + mu rn / tn where positive.
     var t0bar = tbar;
     var rnbar = 0.0;
     if (rn < 0.0) {
@@ -294,26 +335,5 @@ fn collider_project_adjoint(x: vec3<f32>, v_in: vec3<f32>, q: vec4<f32>, qd: vec
     // rn = rel . n; rel = v - vb.
     relbar += rnbar * n;
     nbar += rnbar * rel;
-    out.vbar = relbar;
-    vbbar -= relbar;
-    // infl = exp(-d softness) outside.
-    var dbar = 0.0;
-    if (!inside) {
-        dbar = -p.softness * infl * inflbar;
-    }
-    // n = R(theta) nl.
-    let nlbar = vec3<f32>(c * nbar.x - s * nbar.z, nbar.y, s * nbar.x + c * nbar.z);
-    var cbar = nbar.x * nl.x + nbar.z * nl.z;
-    var sbar = nbar.x * nl.z - nbar.z * nl.x;
-    let lbar = shape_sdf_vjp(bk, l, dbar, nlbar);
-    // l = R(theta)^T r.
-    var rbar = vec3<f32>(c * lbar.x + s * lbar.z, lbar.y, -s * lbar.x + c * lbar.z);
-    cbar += lbar.x * r.x + lbar.z * r.z;
-    sbar += -lbar.x * r.z + lbar.z * r.x;
-    // vb = (qd.x + qd.w r.z, qd.y, qd.z - qd.w r.x).
-    out.qdbar = vec4<f32>(vbbar.x, vbbar.y, vbbar.z, vbbar.x * r.z - vbbar.z * r.x);
-    rbar.z += vbbar.x * qd.w;
-    rbar.x -= vbbar.z * qd.w;
-    out.qbar = vec4<f32>(-rbar, sbar * c - cbar * s);
-    return out;
+    return CoulombBar(relbar, ob - relbar, nbar, inflbar);
 }

@@ -2,7 +2,8 @@
 // grid update"). v_bar_out -> v_bar_in through the walls' mask and the collider projection's
 // hand-written adjoint; then (mv)_bar = v_bar_in / m (in place in gvbar) and m_bar =
 // -v_bar_in . (v_in - g dt) / m. The pose adjoint of every node the collider touches goes to
-// collider_q / collider_qd with atomic adds. Empty nodes keep the CPU's treatment: v_bar stays,
+// collider_q / collider_qd (or, for the multi-body coupling, to the deciding body's rows of
+// body_pose / body_pose_next) with atomic adds. Empty nodes keep the CPU's treatment: v_bar stays,
 // m_bar = 0.
 @group(0) @binding(0) var<storage, read> qcol: array<f32>;
 @group(0) @binding(1) var<storage, read> qdcol: array<f32>;
@@ -39,22 +40,39 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let vin = vec3<f32>(gmv[3u * k] * inv + p.gdt_x, gmv[3u * k + 1u] * inv + p.gdt_y, gmv[3u * k + 2u] * inv + p.gdt_z);
     let g = node_coords(k);
     let x = node_position(g);
-    let q = load_q(e);
-    let qd = load_qd(e);
-    let out = collider_project(x, vin, q, qd);
     let vb = vec3<f32>(gvbar[3u * k], gvbar[3u * k + 1u], gvbar[3u * k + 2u]);
-    let ob = select(vec3<f32>(0.0), vb, wall_keep(g, out));
-    let adj = collider_project_adjoint(x, vin, q, qd, ob);
-    if (any(adj.qbar != vec4<f32>(0.0)) || any(adj.qdbar != vec4<f32>(0.0))) {
-        for (var c = 0u; c < 4u; c++) {
-            add_aq(4u * e + c, adj.qbar[c]);
-            add_aqd(4u * e + c, adj.qdbar[c]);
+    var vbar = vb;
+    if (BODIES) {
+        // The deciding body's start and end poses (collider_bodies.wgsl); one shape search
+        // serves the wall mask's recomputed projection and the adjoint.
+        let hit = bodies_nearest(x, e);
+        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, bodies_project_hit(hit, x, vin, e, true)));
+        let adj = bodies_project_vjp(hit, x, vin, e, ob);
+        vbar = adj.v;
+        if (adj.body != NO_SHAPE) {
+            let o = 7u * (NBODIES * e + adj.body);
+            for (var c = 0u; c < 7u; c++) {
+                add_aq(o + c, adj.start[c]);
+                add_aqd(o + c, adj.end[c]);
+            }
+        }
+    } else {
+        let q = load_q(e);
+        let qd = load_qd(e);
+        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, collider_project(x, vin, q, qd)));
+        let adj = collider_project_adjoint(x, vin, q, qd, ob);
+        vbar = adj.vbar;
+        if (any(adj.qbar != vec4<f32>(0.0)) || any(adj.qdbar != vec4<f32>(0.0))) {
+            for (var c = 0u; c < 4u; c++) {
+                add_aq(4u * e + c, adj.qbar[c]);
+                add_aqd(4u * e + c, adj.qdbar[c]);
+            }
         }
     }
     var mb = 0.0;
     for (var d = 0u; d < 3u; d++) {
-        gvbar[3u * k + d] = adj.vbar[d] * inv;
-        mb -= adj.vbar[d] * (vin[d] - gdt[d]) * inv;
+        gvbar[3u * k + d] = vbar[d] * inv;
+        mb -= vbar[d] * (vin[d] - gdt[d]) * inv;
     }
     gmbar[k] = mb;
 }

@@ -32,7 +32,7 @@ fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     let inv = 1.0 / m;
     var v = vec3<f32>(gmv[3u * k] * inv + p.gdt_x, gmv[3u * k + 1u] * inv + p.gdt_y, gmv[3u * k + 2u] * inv + p.gdt_z);
     let g = node_coords(k);
-    v = collider_project(node_position(g), v, load_q(e), load_qd(e));
+    v = couple(node_position(g), v, e);
     let keep = wall_keep(g, v);
     v = select(vec3<f32>(0.0), v, keep);
     gv[3u * k] = v.x;

@@ -1,0 +1,447 @@
+//! CPU/GPU parity of FluidMove and HandFlip on `GpuSim`, on whatever adapter wgpu finds
+//! (lavapipe here and in CI):
+//! - every system of each task's debug-sized schedule, forward and adjoint, against the CPU
+//!   system in f32 on random states and adjoints that put the container / the hand's links in
+//!   contact with occupied grid nodes and FluidMove's particles on the spill box's faces, where
+//!   the 1e-5-wide sigmoid has its slope (proptest, few cases: lavapipe is slow). Each test
+//!   also asserts that the coupling's pose adjoint was non-zero in some case, so a projection
+//!   that does nothing fails;
+//! - a short rollout of each task (debug size, 2 envs, random actions): obs and rewards of every
+//!   step, then ∂L/∂act of every step for L = −mean reward + a random linear function of the
+//!   last observation, against the CPU `Sim` in f32; for scale the test also prints how far the
+//!   CPU's own f32 gradients are from f64.
+//! - (without a device) that every system of both tasks at their full size has GPU kernels.
+//!
+//! Tolerances (values relative to max(|value|, floor × the column's max |value|)): the GPU
+//! differs from the CPU's f32 path because P2G scatters with atomics (each node's sums in a
+//! run-to-run varying order), the CPU computes its SVD in f64, and the CPU's pose adjoints of
+//! the coupling and of the FK run in f64 (reverse tape) where the GPU's are hand-written f32.
+//!
+//! With no adapter at all, each test prints `SKIPPED: ...` and returns, unless
+//! `DIFFSIM_REQUIRE_GPU=1`, where it fails.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig};
+use diffsim_tasks::{HandFlip, HandFlipConfig};
+use diffsim_tests::Rng;
+use diffsim_tests::gpu::{self, gpu_or_skip, max_rel_err, worst_column as worst};
+use proptest::test_runner::{Config, TestRunner};
+
+const CASES: u32 = 6;
+/// The FK kernels against the CPU's f32 forward and f64 reverse-tape adjoint: 24 joints of
+/// quaternion products in f32 accumulate a few ulps per level (up to 6 deep): measured up to
+/// 2e-6 forward and 1.2e-4 adjoint (`kin_q`, where the two poses' shares cancel).
+const FK_TOL: f64 = 5e-4;
+/// Transfer with the container (FluidMove): measured up to 2.1e-4 over ~10 runs.
+const TRANSFER_TOL_RIGID: f64 = 1e-3;
+/// Transfer with the hand (HandFlip), on the well-conditioned poses of `hand_state`: over 150
+/// random states the worst column's error had median 1.0e-4, 99th percentile 1.6e-3, maximum
+/// 2.5e-3 (`mpm_C`); the CPU's own f32 path differs from f64 by up to 1.3e-3. The body velocity
+/// (X_next X⁻¹ x_g − x_g)/Δt is a difference of positions ~0.5 divided by Δt = 5e-4, and the
+/// Coulomb rule's adjoint divides by the tangential speed, so f32 rounding of the poses is
+/// amplified at nodes sliding slowly past a link (the adjoint evaluates v_b in a form without
+/// the worst cancellation, `body_velocity` in collider_bodies.wgsl, the CPU in f64). For the
+/// tiny motions of random joint rates (1.5e-4 m per substep) that still leaves a tail (median
+/// 1.8e-3, maximum 3.8e-2 over 150 states): f32 resolution of Rewarped's formula, not a kernel
+/// error, so the check uses end poses a 0.05 rad joint step away. 1e-2 is 4× the worst seen; a
+/// missing or wrong term of the pose adjoint shows as O(1) (the pose columns keep their seeds
+/// where the kernel does nothing).
+const TRANSFER_TOL_BODIES: f64 = 1e-2;
+
+/// FluidMove on a 16³ grid with 100 particles and 8 substeps (tests/tests/fluid.rs's size).
+fn small_fluid_move(num_envs: usize) -> FluidMove {
+    FluidMove::new(FluidMoveConfig {
+        num_envs,
+        threads: 1,
+        grid_res: 16,
+        particles: [5, 4, 5],
+        substeps: 8,
+        ..Default::default()
+    })
+}
+
+fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
+    let mut c = like.clone();
+    for (_, col) in c.columns_mut() {
+        col.iter_mut().for_each(|x| *x = rng.uniform(-1.0, 1.0) as f32);
+    }
+    c
+}
+
+/// Random FluidMove state: the container near its start, the water around and inside it (so
+/// nodes inside, near and away from the walls all occur), every third particle within ±3e-5
+/// of the spill box's face on a random axis, F within ±0.3 of the identity, stresses and velocities of
+/// order of a step, the target near or far (the reward's doubled branch).
+fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
+    let mut s = like.clone();
+    let b = fluid_move::outer_half();
+    let n_env = s.get("collider_q").unwrap().len() / 4;
+    let q: Vec<f32> = (0..n_env)
+        .flat_map(|_| {
+            [rng.uniform(0.45, 0.55), rng.uniform(0.17, 0.25), rng.uniform(0.45, 0.55), 0.0].map(|x| x as f32)
+        })
+        .collect();
+    for (spec, col) in s.columns_mut() {
+        let n = col.len();
+        let v: Vec<f32> = match spec.name.as_str() {
+            "collider_q" => q.clone(),
+            "mpm_x" => (0..n)
+                .map(|i| {
+                    let (p, d) = (i / 3, i % 3);
+                    let e = p / np;
+                    let c = f64::from(q[4 * e + d]);
+                    if p % 3 == 0 && (p / 3) % 3 == d {
+                        let side = if rng.uniform(-1.0, 1.0) < 0.0 { -1.0 } else { 1.0 };
+                        c + side * (b[d] + rng.uniform(-3e-5, 3e-5))
+                    } else {
+                        c + rng.uniform(-1.3, 1.3) * b[d]
+                    }
+                })
+                .map(|x| x.clamp(0.07, 0.9) as f32)
+                .collect(),
+            "mpm_F" | "mpm_Fp" => {
+                (0..n).map(|i| (if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.3, 0.3)) as f32).collect()
+            }
+            "mpm_stress" => (0..n).map(|_| rng.uniform(-300.0, 300.0) as f32).collect(),
+            "mpm_C" => (0..n).map(|_| rng.uniform(-20.0, 20.0) as f32).collect(),
+            "target_q" => (0..n)
+                .map(|i| {
+                    let near = (i / 3) % 2 == 0;
+                    let off = if near { rng.uniform(-0.01, 0.01) } else { rng.uniform(-0.3, 0.3) };
+                    (f64::from(q[4 * (i / 3) + i % 3]) + off) as f32
+                })
+                .collect(),
+            _ => (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect(),
+        };
+        col.copy_from_slice(&v);
+    }
+    s
+}
+
+/// Per-system tolerance (max relative error, floor), forward and adjoint:
+/// - material: f32 vs f64 SVD (tests/tests/gpu_mpm.rs measured up to 4.5e-4 on RollingFlat's
+///   plasticine; here up to 4.8e-4 on water and 1.1e-3 on HandFlip's softer plasticine, in
+///   `mpm_stress`, over ~10 runs);
+/// - transfer: atomic P2G order, and the coupling's pose adjoint (f32 hand-written here, f64
+///   on the CPU), summed over every touched node with atomics: `TRANSFER_TOL_*`;
+/// - the drives: the CPU rounds 1/(K dt) from the f64 dt, the GPU from the f32 one; where
+///   q̄ + g − g or ā + g s cancels, that ulp of g shows: measured up to 3.1e-5;
+/// - FK: `FK_TOL`;
+/// - the per-env kernels keep the CPU's order of f32 operations: held to 1e-5. FluidMove's
+///   reward adjoint goes through s(1 − s)/w of the 1e-5-wide sigmoid at z up to ±3, where the
+///   GPU's exp and the CPU's differ by an ulp or two: 1e-4 (measured 4.1e-6).
+fn tol(name: &str, transfer: f64) -> (f64, f64) {
+    match name {
+        "mpm.material" => (3e-3, 1e-3),
+        "mpm.transfer" => (transfer, 1e-3),
+        "mpm.collider_drive" | "mpm.joint_drive" => (1e-4, 1e-3),
+        "fluid_move.reward" => (1e-4, 1e-3),
+        "mpm.kinematic_fk" => (FK_TOL, 1e-3),
+        _ => (1e-5, 1e-3),
+    }
+}
+
+/// Every system of `sim`'s schedule, GPU vs CPU, over `CASES` random inputs from `random`:
+/// forward and adjoint. Returns how many cases gave the coupling's pose column `pose` a
+/// non-zero adjoint (in the CPU's transfer adjoint).
+fn kernels_match(
+    gpu: Arc<Gpu>,
+    sim: &Sim<f32>,
+    pose: &str,
+    test: &str,
+    transfer: f64,
+    random: impl Fn(&mut Rng) -> Columns<f32>,
+) -> usize {
+    let g = RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter: Scatter::Atomic, readback: Vec::new() }).unwrap());
+    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
+    assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
+    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+    let model = sim.model.view_all();
+    let worst_fwd = RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
+    let worst_adj = RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
+    let touched = RefCell::new(0usize);
+    let mut runner = TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() });
+    runner
+        .run(&proptest::num::u64::ANY, |seed| {
+            let mut rng = Rng::new(seed);
+            let state = random(&mut rng);
+            let control = random_columns(&mut rng, &sim.control);
+            let adj = random_columns(&mut rng, &sim.state);
+            let adj_c = random_columns(&mut rng, &sim.control);
+            let mut g = g.borrow_mut();
+            g.write_control(&control).unwrap();
+            for (i, sys) in cpu_systems.iter().enumerate() {
+                let name = sys.name();
+                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
+                let [got, cpu] = &run.forward;
+                let (t, floor) = tol(name, transfer);
+                let (e, col) = worst(got, cpu, floor);
+                assert!(e <= t, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {t:e}");
+                let mut w = worst_fwd.borrow_mut();
+                if e > w[i].0 {
+                    w[i] = (e, col);
+                }
+                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
+                if name == "mpm.transfer" && a.get(pose).unwrap() != adj.get(pose).unwrap() {
+                    *touched.borrow_mut() += 1;
+                }
+                for (what, got, want) in [("state", ga, a), ("control", gac, ac)] {
+                    let (e, col) = worst(got, want, floor);
+                    assert!(
+                        e <= t,
+                        "{name} adjoint {what} (seed {seed}): column `{col}`: max relative error {e:e} > {t:e}"
+                    );
+                    let mut w = worst_adj.borrow_mut();
+                    if e > w[i].0 {
+                        w[i] = (e, col);
+                    }
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    for (sys, (e, col)) in cpu_systems.iter().zip(worst_fwd.borrow().iter()) {
+        eprintln!("{test}: {} forward: max rel err {e:e} (column `{col}`)", sys.name());
+    }
+    for (sys, (e, col)) in cpu_systems.iter().zip(worst_adj.borrow().iter()) {
+        eprintln!("{test}: {} adjoint: max rel err {e:e} (column `{col}`)", sys.name());
+    }
+    let t = *touched.borrow();
+    eprintln!("{test}: the coupling touched the material in {t} of {CASES} cases");
+    t
+}
+
+/// Every system of the debug FluidMove schedule (container drive, water, transfer against the
+/// 5-box container, integrate, observe, reward), GPU vs CPU.
+#[test]
+fn gpu_fluid_move_kernels_match_cpu() {
+    let test = "gpu_fluid_move_kernels_match_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = small_fluid_move(2);
+    let sim: Sim<f32> = task.sim().unwrap();
+    let np = task.num_particles();
+    let touched =
+        kernels_match(gpu, &sim, "collider_q", test, TRANSFER_TOL_RIGID, |rng| fluid_state(rng, &sim.state, np));
+    assert!(touched > 0, "no case exercised the container's projection");
+}
+
+/// Rollout parity: obs and rewards of every step, ∂L/∂act of every step (module docs).
+struct Rollout {
+    obs: f64,
+    reward: f64,
+    /// max |r_gpu − r_cpu| (HandFlip's r = 1 − dist/d0 ∈ [−1, 1] cancels to ~1e-2 early on).
+    reward_abs: f64,
+    act: f64,
+    /// CPU f32 vs CPU f64, ∂L/∂act (for scale).
+    f32_act: f64,
+}
+
+fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64, act_scale: f64) -> Rollout {
+    let mut cpu: Sim<f32> = task.sim().unwrap();
+    let n = cpu.num_envs();
+    let readback = vec!["obs".to_string(), "reward".to_string()];
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
+    let mut rng = Rng::new(seed);
+    let actions: Vec<Vec<f32>> =
+        (0..h).map(|_| (0..na * n).map(|_| (act_scale * rng.uniform(-1.0, 1.0)) as f32).collect()).collect();
+    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    cpu.record();
+    g.record();
+    let (mut obs, mut reward, mut reward_abs) = (0.0f64, 0.0f64, 0.0f64);
+    for a in &actions {
+        cpu.set_control("act", a).unwrap();
+        cpu.step().unwrap();
+        g.set_control("act", a).unwrap();
+        g.step().unwrap();
+        obs = obs.max(max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap(), 1e-3));
+        let (gr, cr) = (g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
+        reward = reward.max(max_rel_err(gr, cr, 1e-3));
+        reward_abs = gr.iter().zip(cr).fold(reward_abs, |m, (a, b)| m.max(f64::from((a - b).abs())));
+    }
+    let w = -1.0 / (h * n) as f32;
+    let cpu_grads = cpu
+        .backward(|t, adj| {
+            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
+            if t == h - 1 {
+                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
+            }
+        })
+        .unwrap();
+    let gpu_grads = g
+        .backward(|t: usize, seeds: &mut Seeds| {
+            seeds.add("reward", vec![w; n]);
+            if t == h - 1 {
+                seeds.add("obs", obs_seed.clone());
+            }
+        })
+        .unwrap();
+    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
+    let mut act = 0.0f64;
+    for t in 0..h {
+        let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap(), 1e-3);
+        act = act.max(e);
+    }
+    let mut cpu64: Sim<f64> = task.sim().unwrap();
+    cpu64.record();
+    for a in &actions {
+        cpu64.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
+        cpu64.step().unwrap();
+    }
+    let g64 = cpu64
+        .backward(|t, adj| {
+            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
+            if t == h - 1 {
+                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
+            }
+        })
+        .unwrap();
+    let mut f32_act = 0.0f64;
+    for t in 0..h {
+        let want = g64.controls[t].map(|x| x as f32);
+        f32_act = f32_act.max(max_rel_err(cpu_grads.controls[t].get("act").unwrap(), want.get("act").unwrap(), 1e-3));
+    }
+    Rollout { obs, reward, reward_abs, act, f32_act }
+}
+
+/// Rollout tolerances. Obs and rewards: the atomics' order and the f32 SVD, carried over the
+/// rollout, measured below 1e-4 (`OBS_TOL`). ∂L/∂act: see each test.
+const OBS_TOL: f64 = 1e-4;
+
+/// A 16-step FluidMove rollout (debug size, 2 envs), GPU vs CPU f32. ∂L/∂act tolerance 5e-2, as
+/// for RollingFlat (tests/tests/gpu_mpm.rs): the CPU's own f32 path is further than that from
+/// f64 (printed), so a tighter bound would be testing rounding, not the kernels.
+#[test]
+fn gpu_fluid_move_rollout_matches_cpu() {
+    let test = "gpu_fluid_move_rollout_matches_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let r = rollout(gpu, &small_fluid_move(2), 16, 3, 21, 1.0);
+    eprintln!(
+        "{test}: max rel err obs {:e}, reward {:e}, ∂L/∂act {:e}; CPU f32 vs f64 ∂L/∂act {:e}",
+        r.obs, r.reward, r.act, r.f32_act
+    );
+    assert!(r.obs <= OBS_TOL && r.reward <= OBS_TOL, "obs {:e}, reward {:e}", r.obs, r.reward);
+    assert!(r.act <= 5e-2, "∂L/∂act: {:e}", r.act);
+}
+
+/// HandFlip on a 16³ grid with 120 particles and 4 substeps (tests/tests/hand_flip.rs's size).
+fn small_hand_flip(num_envs: usize) -> HandFlip {
+    HandFlip::new(HandFlipConfig {
+        num_envs,
+        threads: 1,
+        grid_res: 16,
+        half_particles: 60,
+        substeps: 4,
+        substep_dt: 5e-4,
+        disc_center: [0.5, 0.345, 0.6],
+        ..Default::default()
+    })
+}
+
+/// Random HandFlip state: joint angles inside the limits and their rates, the links posed by
+/// the FK at the substep's start and, for joint angles up to ±0.05 rad away, at its end
+/// (`body_pose`, `body_pose_next`: unit quaternions; see `TRANSFER_TOL_BODIES`), every particle within ±0.04 of a random link's origin (so nodes
+/// inside, near and away from the links all have mass), F within ±0.3 of the identity (as in
+/// tests/tests/gpu_mpm.rs: at small strains the f32 SVD's absolute error is a large part of the
+/// small stresses), `flip_d0` unset,
+/// armed or set (the reward's three branches).
+fn hand_state(rng: &mut Rng, like: &Columns<f32>, task: &HandFlip) -> Columns<f32> {
+    let mut s = like.clone();
+    let tree = task.tree();
+    let n = tree.dof();
+    let envs = s.get("kin_q").unwrap().len() / n;
+    let mut q = Vec::new();
+    let mut qd = Vec::new();
+    let (mut p0, mut p1) = (Vec::new(), Vec::new());
+    for _ in 0..envs {
+        let qe: Vec<f64> = tree.joints.iter().map(|j| rng.uniform(j.lo, j.hi)).collect();
+        let qde: Vec<f64> = (0..n).map(|_| rng.uniform(-1.0, 1.0)).collect();
+        let qn: Vec<f64> = qe.iter().map(|q| q + rng.uniform(-0.05, 0.05)).collect();
+        let (mut a, mut b) = (vec![0.0; 7 * n], vec![0.0; 7 * n]);
+        tree.poses(&qe, &mut a);
+        tree.poses(&qn, &mut b);
+        q.extend(qe);
+        qd.extend(qde);
+        p0.extend(a);
+        p1.extend(b);
+    }
+    let np = task.num_particles();
+    for (spec, col) in s.columns_mut() {
+        let len = col.len();
+        let v: Vec<f64> = match spec.name.as_str() {
+            "kin_q" => q.clone(),
+            "kin_qd" => qd.clone(),
+            "body_pose" => p0.clone(),
+            "body_pose_next" => p1.clone(),
+            "mpm_x" => (0..len / 3)
+                .flat_map(|p| {
+                    let e = p / np;
+                    let b = (rng.uniform(0.0, n as f64) as usize).min(n - 1);
+                    let o = 7 * (n * e + b);
+                    let c = [p0[o], p0[o + 1], p0[o + 2]];
+                    c.map(|c| (c + rng.uniform(-0.04, 0.04)).clamp(0.07, 0.9))
+                })
+                .collect(),
+            "mpm_F" | "mpm_Fp" => {
+                (0..len).map(|i| if (i % 9) % 4 == 0 { 1.0 } else { 0.0 } + rng.uniform(-0.3, 0.3)).collect()
+            }
+            "mpm_stress" => (0..len).map(|_| rng.uniform(-30.0, 30.0)).collect(),
+            "mpm_C" => (0..len).map(|_| rng.uniform(-20.0, 20.0)).collect(),
+            "flip_d0" => (0..len)
+                .map(|_| match (rng.uniform(0.0, 3.0) as usize).min(2) {
+                    0 => 0.0,
+                    1 => -1.0,
+                    _ => rng.uniform(0.05, 0.3),
+                })
+                .collect(),
+            _ => (0..len).map(|_| rng.uniform(-1.0, 1.0)).collect(),
+        };
+        col.iter_mut().zip(v).for_each(|(c, v)| *c = v as f32);
+    }
+    s
+}
+
+/// Every system of the debug HandFlip schedule (joint drive, arm_d0, plasticine, FK, transfer
+/// against the hand's 19 shapes on 24 links, joint integrate, observe, reward), GPU vs CPU.
+#[test]
+fn gpu_hand_flip_kernels_match_cpu() {
+    let test = "gpu_hand_flip_kernels_match_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = small_hand_flip(2);
+    let sim: Sim<f32> = task.sim().unwrap();
+    let touched =
+        kernels_match(gpu, &sim, "body_pose", test, TRANSFER_TOL_BODIES, |rng| hand_state(rng, &sim.state, &task));
+    assert!(touched > 0, "no case exercised the hand's projection");
+}
+
+/// A 16-step HandFlip rollout (debug size, 2 envs), GPU vs CPU f32. Rewards compared in absolute
+/// terms: r = 1 − dist/d0 ∈ [−1, 1] is ~1e-2 over the first steps, so its relative error is that
+/// of dist (the obs', ~1e-5) divided by |r|. ∂L/∂act: 5e-2 as for FluidMove (measured numbers
+/// printed).
+#[test]
+fn gpu_hand_flip_rollout_matches_cpu() {
+    let test = "gpu_hand_flip_rollout_matches_cpu";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let task = small_hand_flip(2);
+    let dof = task.tree().dof();
+    let r = rollout(gpu, &task, 16, dof, 23, 1.0);
+    eprintln!(
+        "{test}: max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e}; CPU f32 vs f64 ∂L/∂act {:e}",
+        r.obs, r.reward, r.reward_abs, r.act, r.f32_act
+    );
+    assert!(r.obs <= OBS_TOL && r.reward_abs <= OBS_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
+    assert!(r.act <= 5e-2, "∂L/∂act: {:e}", r.act);
+}
+
+/// Every system of FluidMove's and HandFlip's schedules (the task sizes) has GPU kernels, so
+/// `--backend gpu` runs them (checked without a device).
+#[test]
+fn fluid_move_and_hand_flip_have_gpu_kernels() {
+    let fluid: Sim<f32> = FluidMove::new(FluidMoveConfig { num_envs: 1, ..Default::default() }).sim().unwrap();
+    assert_eq!(GpuSim::first_without_kernels(&fluid), None);
+    let hand: Sim<f32> = HandFlip::new(HandFlipConfig { num_envs: 1, ..Default::default() }).sim().unwrap();
+    assert_eq!(GpuSim::first_without_kernels(&hand), None);
+}
