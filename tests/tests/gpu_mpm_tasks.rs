@@ -23,12 +23,12 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
 use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig};
 use diffsim_tasks::{HandFlip, HandFlipConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip, max_rel_err, worst_column as worst};
+use diffsim_tests::gpu::{self, gpu_or_skip, worst_column as worst};
 use proptest::test_runner::{Config, TestRunner};
 
 const CASES: u32 = 6;
@@ -238,73 +238,31 @@ struct Rollout {
     act: f64,
     /// CPU f32 vs CPU f64, ∂L/∂act (for scale).
     f32_act: f64,
+    /// GPU vs CPU f64, ∂L/∂act.
+    gpu_f64_act: f64,
 }
 
-fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64, act_scale: f64) -> Rollout {
+fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64) -> Rollout {
     let mut cpu: Sim<f32> = task.sim().unwrap();
-    let n = cpu.num_envs();
+    let mut cpu64: Sim<f64> = task.sim().unwrap();
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
     let mut rng = Rng::new(seed);
-    let actions: Vec<Vec<f32>> =
-        (0..h).map(|_| (0..na * n).map(|_| (act_scale * rng.uniform(-1.0, 1.0)) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, na * cpu.num_envs());
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    cpu.record();
-    g.record();
-    let (mut obs, mut reward, mut reward_abs) = (0.0f64, 0.0f64, 0.0f64);
-    for a in &actions {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        obs = obs.max(max_rel_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap(), 1e-3));
-        let (gr, cr) = (g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
-        reward = reward.max(max_rel_err(gr, cr, 1e-3));
-        reward_abs = gr.iter().zip(cr).fold(reward_abs, |m, (a, b)| m.max(f64::from((a - b).abs())));
-    }
-    let w = -1.0 / (h * n) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let gpu_grads = g
-        .backward(|t: usize, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
+    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
+    let reward_abs =
+        run.reward.iter().flat_map(|[g, c]| g.iter().zip(c).map(|(a, b)| f64::from((a - b).abs()))).fold(0.0, f64::max);
+    let [gpu_grads, cpu_grads] = &run.grads;
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
-    let mut act = 0.0f64;
-    for t in 0..h {
-        let e = max_rel_err(gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap(), 1e-3);
-        act = act.max(e);
+    Rollout {
+        obs: gpu::worst_step(&run.obs, 1e-3),
+        reward: gpu::worst_step(&run.reward, 1e-3),
+        reward_abs,
+        act: gpu::worst_act(gpu_grads, cpu_grads, 1e-3),
+        f32_act: gpu::worst_act(cpu_grads, run.exact.as_ref().unwrap(), 1e-3),
+        gpu_f64_act: gpu::worst_act(gpu_grads, run.exact.as_ref().unwrap(), 1e-3),
     }
-    let mut cpu64: Sim<f64> = task.sim().unwrap();
-    cpu64.record();
-    for a in &actions {
-        cpu64.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
-        cpu64.step().unwrap();
-    }
-    let g64 = cpu64
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
-            }
-        })
-        .unwrap();
-    let mut f32_act = 0.0f64;
-    for t in 0..h {
-        let want = g64.controls[t].map(|x| x as f32);
-        f32_act = f32_act.max(max_rel_err(cpu_grads.controls[t].get("act").unwrap(), want.get("act").unwrap(), 1e-3));
-    }
-    Rollout { obs, reward, reward_abs, act, f32_act }
 }
 
 /// Rollout tolerances. Obs and rewards: the atomics' order and the f32 SVD, carried over the
@@ -318,10 +276,10 @@ const OBS_TOL: f64 = 1e-4;
 fn gpu_fluid_move_rollout_matches_cpu() {
     let test = "gpu_fluid_move_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let r = rollout(gpu, &small_fluid_move(2), 16, 3, 21, 1.0);
+    let r = rollout(gpu, &small_fluid_move(2), 16, 3, 21);
     eprintln!(
-        "{test}: max rel err obs {:e}, reward {:e}, ∂L/∂act {:e}; CPU f32 vs f64 ∂L/∂act {:e}",
-        r.obs, r.reward, r.act, r.f32_act
+        "{test}: max rel err obs {:e}, reward {:e}, ∂L/∂act {:e}; ∂L/∂act vs f64: CPU f32 {:e}, GPU {:e}",
+        r.obs, r.reward, r.act, r.f32_act, r.gpu_f64_act
     );
     assert!(r.obs <= OBS_TOL && r.reward <= OBS_TOL, "obs {:e}, reward {:e}", r.obs, r.reward);
     assert!(r.act <= 5e-2, "∂L/∂act: {:e}", r.act);
@@ -427,10 +385,10 @@ fn gpu_hand_flip_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let task = small_hand_flip(2);
     let dof = task.tree().dof();
-    let r = rollout(gpu, &task, 16, dof, 23, 1.0);
+    let r = rollout(gpu, &task, 16, dof, 23);
     eprintln!(
-        "{test}: max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e}; CPU f32 vs f64 ∂L/∂act {:e}",
-        r.obs, r.reward, r.reward_abs, r.act, r.f32_act
+        "{test}: max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e}; ∂L/∂act vs f64: CPU f32 {:e}, GPU {:e}",
+        r.obs, r.reward, r.reward_abs, r.act, r.f32_act, r.gpu_f64_act
     );
     assert!(r.obs <= OBS_TOL && r.reward_abs <= OBS_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act <= 5e-2, "∂L/∂act: {:e}", r.act);
