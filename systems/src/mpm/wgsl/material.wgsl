@@ -17,6 +17,18 @@ fn material_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             f[r][c] = fcol[9u * i + 3u * r + c];
         }
     }
+    if (mat[MAT_STRIDE * i] == WATER) {
+        let j = m3_det(f);
+        let c = cbrt_signed(j);
+        let t = mat[MAT_STRIDE * i + 2u] * j * (j - 1.0);
+        for (var r = 0u; r < 3u; r++) {
+            for (var k = 0u; k < 3u; k++) {
+                tcol[9u * i + 3u * r + k] = select(0.0, t, r == k);
+                fpcol[9u * i + 3u * r + k] = select(0.0, c, r == k);
+            }
+        }
+        return;
+    }
     let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u]);
     let tau = m3_compose(ev.svd.u, ev.stress.val, ev.svd.u);
     var fp = f;

@@ -155,6 +155,22 @@ fn material_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
             fbar[r][c] = af[o];
         }
     }
+    if (mat[MAT_STRIDE * i] == WATER) {
+        // material.rs `water_adjoint`: F_bar += cof(F) (dc/dJ tr(Fp_bar) + lambda (2J - 1) tr(tau_bar)).
+        let j = m3_det(f);
+        let jbar = water_cbrt_slope(cbrt_signed(j)) * (fpbar[0][0] + fpbar[1][1] + fpbar[2][2])
+            + mat[MAT_STRIDE * i + 2u] * (2.0 * j - 1.0) * (tbar[0][0] + tbar[1][1] + tbar[2][2]);
+        let cof = m3_cofactor(f);
+        for (var r = 0u; r < 3u; r++) {
+            for (var c = 0u; c < 3u; c++) {
+                let o = 9u * i + 3u * r + c;
+                af[o] = fbar[r][c] + jbar * cof[r][c];
+                afp[o] = 0.0;
+                at[o] = 0.0;
+            }
+        }
+        return;
+    }
     let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u]);
     let u = ev.svd.u;
     let v = ev.svd.v;

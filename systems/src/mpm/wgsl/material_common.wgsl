@@ -49,6 +49,31 @@ fn cbrt_signed(x: f32) -> f32 {
     return sign(x) * pow(abs(x), 1.0 / 3.0);
 }
 
+// Water without an SVD (material.rs `water`): J = det F, Fp = J^{1/3} I, tau = lambda J (J - 1) I.
+// The SVD of a nearly isotropic F (water's F is J^{1/3} I plus one substep's C dt) is the worst
+// conditioned case of the Jacobi sweeps, and neither Fp nor tau depends on U or V.
+fn water_cbrt_slope(c: f32) -> f32 {
+    if (abs(c) > 1e-12) {
+        return 1.0 / (3.0 * c * c);
+    }
+    return 0.0;
+}
+
+// d det F / dF.
+fn m3_cofactor(a: M3) -> M3 {
+    var c = m3_zero();
+    for (var i = 0u; i < 3u; i++) {
+        for (var k = 0u; k < 3u; k++) {
+            let i1 = (i + 1u) % 3u;
+            let i2 = (i + 2u) % 3u;
+            let k1 = (k + 1u) % 3u;
+            let k2 = (k + 2u) % 3u;
+            c[i][k] = a[i1][k1] * a[i2][k2] - a[i1][k2] * a[i2][k1];
+        }
+    }
+    return c;
+}
+
 fn fluid(s: vec3<f32>) -> Map {
     let c = cbrt_signed(s.x * s.y * s.z);
     var m = Map(true, vec3<f32>(c), m3_zero());
