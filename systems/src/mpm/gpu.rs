@@ -238,7 +238,9 @@ impl GpuSystem for Transfer {
                 Bind::uniform(own::PARAMS),
             ]
         };
-        let tc = include_str!("wgsl/transfer_common.wgsl");
+        // The floor's friction coefficient is a constant of the kernels (0: slip or sticky).
+        let gf = if let Floor::Friction(gf) = g.floor { gf as f32 } else { 0.0 };
+        let tc = &format!("const GROUND_FRICTION: f32 = {gf:e};\n{}", include_str!("wgsl/transfer_common.wgsl"));
         let sdf = include_str!("wgsl/collider_sdf.wgsl");
         let bind = include_str!("wgsl/transfer_bind.wgsl");
         let plain = bind.replace("GRID_T", "f32");

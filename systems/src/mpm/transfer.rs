@@ -410,12 +410,12 @@ impl Transfer {
         if s <= 0.0 {
             return [0.0; 3];
         }
+        // In e = v/|v|: ∇r = (e_y-axis − e_y e)/|v|, and gf (v̄·v) ∇r = gf (v̄·e)(e_y-axis − e_y e),
+        // so no power of a tiny |v| is formed (the WGSL kernel's f32 needs this).
         let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(-v[1]);
-        let vb_v = vbar[0] * v[0] + vbar[1] * v[1] + vbar[2] * v[2];
-        [0, 1, 2].map(|d| {
-            let grad_r = if d == 1 { 1.0 / n } else { 0.0 } - v[1] * v[d] / (n * n * n);
-            s * vbar[d] + gf * vb_v * grad_r
-        })
+        let e = v.map(|x| x / n);
+        let k = gf * (vbar[0] * e[0] + vbar[1] * e[1] + vbar[2] * e[2]);
+        [0, 1, 2].map(|d| s * vbar[d] + k * (if d == 1 { 1.0 } else { 0.0 } - e[1] * e[d]))
     }
 
     /// Which velocity components the walls and floor keep at node `g` (module docs); the choice

@@ -1,6 +1,6 @@
 // mpm.transfer adjoint, reverse grid update: one invocation per node (transfer.rs "Reverse the
-// grid update"). v_bar_out -> v_bar_in through the walls' mask and the collider projection's
-// hand-written adjoint; then (mv)_bar = v_bar_in / m (in place in gvbar) and m_bar =
+// grid update"). v_bar_out -> v_bar_in through the walls' mask, the floor's friction law and
+// the collider projection's hand-written adjoint; then (mv)_bar = v_bar_in / m (in place in gvbar) and m_bar =
 // -v_bar_in . (v_in - g dt) / m. The pose adjoint of every node the collider touches goes to
 // collider_q / collider_qd with atomic adds. Empty nodes keep the CPU's treatment: v_bar stays,
 // m_bar = 0.
@@ -43,7 +43,7 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let qd = load_qd(e);
     let out = collider_project(x, vin, q, qd);
     let vb = vec3<f32>(gvbar[3u * k], gvbar[3u * k + 1u], gvbar[3u * k + 2u]);
-    let ob = select(vec3<f32>(0.0), vb, wall_keep(g, out));
+    let ob = floor_friction_adjoint(g, out, select(vec3<f32>(0.0), vb, wall_keep(g, floor_friction(g, out))));
     let adj = collider_project_adjoint(x, vin, q, qd, ob);
     if (any(adj.qbar != vec4<f32>(0.0)) || any(adj.qdbar != vec4<f32>(0.0))) {
         for (var c = 0u; c < 4u; c++) {
