@@ -30,7 +30,6 @@ use diffsim_engine::gpu_sim::{
 
 use super::collider::{ColliderDrive, ColliderIntegrate, Coupling, Shape};
 use super::material::{self, Material};
-use super::sand;
 use super::transfer::{Floor, Transfer};
 use crate::particles::gpu::{assemble, atomic_source, to_u32};
 
@@ -87,13 +86,8 @@ impl GpuSystem for Material {
         "mpm.material"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        // The kernels cover the materials of the WGSL `material_eval`; sand has no GPU kernel yet.
-        let mat = cx.model.params.get("mpm_material")?;
-        if mat.chunks_exact(material::PARAMS).any(|row| row[0] == sand::SAND) {
-            return Err(EngineError::Gpu(
-                "mpm.material: sand (Drucker–Prager) has no GPU kernel yet; run it on the CPU".into(),
-            ));
-        }
+        // The kernels cover every material of `material.rs` (WGSL `material_eval`), sand's
+        // Drucker–Prager return included (`drucker_prager` in material_common.wgsl).
         let params = MpmParams::of(cx)?;
         let n = params.n as usize;
         let uniform = cx.uniform("mpm.material", &params)?;
