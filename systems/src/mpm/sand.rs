@@ -42,7 +42,8 @@
 //!    48³, against 0.155 at the start: Lube et al. 2004 find the summit of a column this squat
 //!    undisturbed), the flank less (11° → 15–16°).
 //! 4. No hardening: Klár's φ_F grows from 25° to 35° with plastic strain; a fixed φ is the
-//!    loosest state.
+//!    loosest state. (Nor Tampubolon et al. 2017's volume correction, which keeps the volume
+//!    change a tip projection discards; rewarped.md's SAND has neither.)
 //!
 //! The floor decides whether a pile forms at all: on a slip floor (ground_friction 0) the base
 //! slides out and the sand spreads flat over the whole floor; with `Floor::Friction(0.5)` it
