@@ -75,6 +75,9 @@ pub struct FluidMoveConfig {
     pub gravity: f64,
     /// Seed of the block's random particle positions (part of the model, not the init noise).
     pub layout_seed: u64,
+    /// Rewarped's ground_friction: 0 free slip (the `regular` config's Transport), ≥ 99
+    /// sticky, else the friction law of `Floor::Friction`.
+    pub ground_friction: f64,
 }
 
 impl Default for FluidMoveConfig {
@@ -92,6 +95,7 @@ impl Default for FluidMoveConfig {
             density: 1000.0,
             gravity: -9.8,
             layout_seed: 0,
+            ground_friction: 0.0,
         }
     }
 }
@@ -120,8 +124,10 @@ impl FluidMove {
     pub fn obs_dim(&self) -> usize {
         3 * self.obs_particles() + 9
     }
-    pub fn grid(&self) -> Grid {
-        Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor: Floor::Slip }
+    /// The grid; errors on a bad `ground_friction`.
+    pub fn grid(&self) -> Result<Grid, EngineError> {
+        let floor = Floor::of_config("fluid_move", self.cfg.ground_friction)?;
+        Ok(Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor })
     }
     /// The container: bottom plate and four walls (module docs).
     pub fn collider() -> Collider {
@@ -193,7 +199,7 @@ impl SimFactory for FluidMove {
         let dt = c.substep_dt * c.substeps as f64;
         let obs = Observe { particles: self.obs_particles() };
         let collider = Some((Self::collider(), self.drive()));
-        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid(), collider, c.threads)
+        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid()?, collider, c.threads)
             .with(Stage::Post, obs)
             .with(Stage::Post, Reward);
         let state = packed.state.map(|x| R::from_f64(x as f64));

@@ -86,6 +86,9 @@ pub struct HandFlipConfig {
     pub layout_seed: u64,
     /// Disc centre before the init noise (0.5, 0.38, 0.6).
     pub disc_center: [f64; 3],
+    /// Rewarped's ground_friction: ≥ 99 sticky (the `dexdeform` config's 500), 0 free slip,
+    /// else the friction law of `Floor::Friction`.
+    pub ground_friction: f64,
 }
 
 impl Default for HandFlipConfig {
@@ -105,6 +108,7 @@ impl Default for HandFlipConfig {
             gravity: -90.0,
             layout_seed: 0,
             disc_center: DISC_CENTER,
+            ground_friction: 500.0,
         }
     }
 }
@@ -214,8 +218,10 @@ impl HandFlip {
     pub fn obs_dim(&self) -> usize {
         6 * self.obs_pairs() + 3 + self.tree().dof()
     }
-    pub fn grid(&self) -> Grid {
-        Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor: Floor::Sticky }
+    /// The grid; errors on a bad `ground_friction`.
+    pub fn grid(&self) -> Result<Grid, EngineError> {
+        let floor = Floor::of_config("hand_flip", self.cfg.ground_friction)?;
+        Ok(Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor })
     }
     /// Base rotation: rpy (−π/2, 0, π) then the mount that lays the Shadow frame (fingers +z,
     /// palm −y) flat with the fingers along world +z and the palm facing up: in total R_z(π).
@@ -260,14 +266,14 @@ impl HandFlip {
     }
 
     /// The Step, Substep and Post systems (module docs).
-    pub fn schedule<R: Real>(&self) -> Schedule<R> {
+    pub fn schedule<R: Real>(&self) -> Result<Schedule<R>, EngineError> {
         let c = &self.cfg;
         let tree = self.tree();
         let dof = tree.dof();
         let dt = c.substep_dt * c.substeps as f64;
         let transfer =
-            Transfer { grid: self.grid(), collider: Some(Coupling::Bodies(self.bodies())), threads: c.threads };
-        Schedule::new(dt, c.substeps)
+            Transfer { grid: self.grid()?, collider: Some(Coupling::Bodies(self.bodies())), threads: c.threads };
+        Ok(Schedule::new(dt, c.substeps)
             .with(Stage::Step, JointDrive::of(&tree, "act", ACTION_SCALE, c.substeps))
             .with(Stage::Step, ArmD0)
             .with(Stage::Substep, Material { threads: c.threads })
@@ -275,7 +281,7 @@ impl HandFlip {
             .with(Stage::Substep, transfer)
             .with(Stage::Substep, JointIntegrate { dof })
             .with(Stage::Post, Observe { pairs: self.obs_pairs(), half: c.half_particles, dof })
-            .with(Stage::Post, Reward { pairs: self.obs_pairs(), half: c.half_particles })
+            .with(Stage::Post, Reward { pairs: self.obs_pairs(), half: c.half_particles }))
     }
 }
 
@@ -299,7 +305,7 @@ impl SimFactory for HandFlip {
         packed.add_state(ColumnSpec::new("flip_d0", 1, 1))?;
         self.spec().add_columns(&mut packed)?;
         let state = packed.state.map(|x| R::from_f64(x as f64));
-        Sim::new(packed.model, state, packed.control, self.schedule(), Cpu::new(c.threads))
+        Sim::new(packed.model, state, packed.control, self.schedule()?, Cpu::new(c.threads))
     }
 }
 

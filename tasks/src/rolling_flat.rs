@@ -51,6 +51,9 @@ pub struct RollingFlatConfig {
     pub gravity: f64,
     /// Seed of the block's random particle positions (part of the model, not the init noise).
     pub layout_seed: u64,
+    /// Rewarped's ground_friction: ≥ 99 sticky (the `dexdeform` config's 500), 0 free slip,
+    /// else the friction law of `Floor::Friction`.
+    pub ground_friction: f64,
 }
 
 impl Default for RollingFlatConfig {
@@ -69,6 +72,7 @@ impl Default for RollingFlatConfig {
             density: 1.0,
             gravity: -90.0,
             layout_seed: 0,
+            ground_friction: 500.0,
         }
     }
 }
@@ -103,8 +107,10 @@ impl RollingFlat {
     fn block_center(&self) -> [f64; 3] {
         [0.5, 0.7 * BLOCK_SIZE[1] + self.ground_y(), 0.5]
     }
-    pub fn grid(&self) -> Grid {
-        Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor: Floor::Sticky }
+    /// The grid; errors on a bad `ground_friction`.
+    pub fn grid(&self) -> Result<Grid, EngineError> {
+        let floor = Floor::of_config("rolling_flat", self.cfg.ground_friction)?;
+        Ok(Grid { res: self.cfg.grid_res, bound: BOUND, gravity: [0.0, self.cfg.gravity, 0.0], floor })
     }
     pub fn collider() -> Collider {
         Collider {
@@ -155,7 +161,7 @@ impl SimFactory for RollingFlat {
         let dt = c.substep_dt * c.substeps as f64;
         let obs = Observe { particles: self.obs_particles() };
         let collider = Some((Self::collider(), self.drive()));
-        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid(), collider, c.threads)
+        let schedule = mpm::schedule::<R>(dt, c.substeps, self.grid()?, collider, c.threads)
             .with(Stage::Post, obs)
             .with(Stage::Post, Reward);
         let state = packed.state.map(|x| R::from_f64(x as f64));

@@ -305,24 +305,63 @@ fn pile_slope(x: &[f32], dr: f64) -> (f64, f64) {
 
 /// Sand of FluidMove's stiffness and density, friction angle 25°, no cohesion.
 fn sand_material(cohesion: f64) -> MpmMaterial {
-    let (mu, lambda) = MpmMaterial::lame(1e5, 0.3);
-    MpmMaterial::Sand { mu, lambda, friction_angle: 25.0, cohesion }
+    sand_with_angle(25.0, cohesion)
 }
 
-/// A squat sand column (aspect ratio 0.6) on a sticky floor collapses at its rim and stops as a
-/// pile whose flank keeps a finite slope near the friction angle (water goes flat, see
-/// `water_settles_flat`); J stays near 1 (the cone return keeps the volume). (A tall column
-/// would not do: granular columns of aspect ratio > ~2 run out far beyond the repose slope,
-/// Lube et al. 2004.)
-#[test]
-fn sand_column_collapses_into_a_pile() {
+fn sand_with_angle(friction_angle: f64, cohesion: f64) -> MpmMaterial {
+    let (mu, lambda) = MpmMaterial::lame(1e5, 0.3);
+    MpmMaterial::Sand { mu, lambda, friction_angle, cohesion }
+}
+
+/// Slope of a pile's flank: the least-squares line through the rings' top heights (rings of
+/// width `dr` around the vertical axis through (0.5, 0.5), heights above `base`) that lie
+/// between 20% and 80% of the innermost ring's height. The flat summit that a squat column keeps
+/// and the one-particle-thick toe of the runout are left out: both are flat and would pull the
+/// fit of the whole profile (`pile_slope`) towards 0°. Returns (degrees, summit height, rings).
+fn flank_slope(x: &[f32], dr: f64, base: f64) -> (f64, f64, usize) {
+    let mut top = std::collections::BTreeMap::<usize, f64>::new();
+    for p in x.chunks_exact(3) {
+        let r = ((p[0] as f64 - 0.5).powi(2) + (p[2] as f64 - 0.5).powi(2)).sqrt();
+        let h = top.entry((r / dr) as usize).or_insert(f64::MIN);
+        *h = h.max(p[1] as f64 - base);
+    }
+    let peak = top.values().next().copied().unwrap_or(0.0);
+    let pts: Vec<(f64, f64)> = top
+        .iter()
+        .filter(|(_, h)| **h >= 0.2 * peak && **h <= 0.8 * peak)
+        .map(|(k, h)| ((*k as f64 + 0.5) * dr, *h))
+        .collect();
+    let n = pts.len() as f64;
+    let (mr, mh) = (pts.iter().map(|p| p.0).sum::<f64>() / n, pts.iter().map(|p| p.1).sum::<f64>() / n);
+    let cov = pts.iter().map(|p| (p.0 - mr) * (p.1 - mh)).sum::<f64>();
+    let var = pts.iter().map(|p| (p.0 - mr).powi(2)).sum::<f64>();
+    ((-cov / var).atan().to_degrees(), peak, pts.len())
+}
+
+/// What a collapsed column of sand with friction angle `phi` became: (flank slope in degrees,
+/// summit height above the floor, rings in the flank fit, largest displacement over the last
+/// 0.2 s, mean J, initial and final top height).
+struct Pile {
+    angle: f64,
+    summit: f64,
+    rings: usize,
+    moved: f64,
+    j: f64,
+    h0: f64,
+    h1: f64,
+}
+
+/// A squat sand column (0.25 × 0.15 × 0.25, 10 × 6 × 10 particles, half-width/height ratio
+/// 1.2) on a sticky floor (Rewarped's ground_friction ≥ 99; on a slip or weakly frictional floor
+/// the base slides out and the pile spreads flat, see sand.rs), 24³ grid, 0.6 s.
+fn collapse(phi: f64) -> Pile {
     let res = 24;
     let dx = 1.0 / res as f64;
     let drop = Drop {
         per_axis: [10, 6, 10],
         center: [0.5, 3.0 * dx + 0.08, 0.5],
         size: [0.25, 0.15, 0.25],
-        material: sand_material(0.0),
+        material: sand_with_angle(phi, 0.0),
         density: 1000.0,
         grid: Grid { res, bound: 3, gravity: [0.0, -9.8, 0.0], floor: Floor::Sticky },
         dt: 1e-3,
@@ -334,7 +373,7 @@ fn sand_column_collapses_into_a_pile() {
         x.chunks_exact(3).map(|p| p[1] as f64).fold(f64::MIN, f64::max)
     };
     let h0 = height(&sim);
-    // 0.6 s: the collapse is over after ~0.3 s; the last 0.2 s check that the pile has stopped.
+    // 0.6 s: the collapse is over after ~0.4 s; the last 0.2 s check that the pile has stopped.
     for _ in 0..20 {
         sim.step().unwrap();
     }
@@ -344,19 +383,42 @@ fn sand_column_collapses_into_a_pile() {
     }
     let x = sim.state.env("mpm_x", 0).unwrap();
     let moved = x.iter().zip(&x30).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
-    let (angle, peak) = pile_slope(x, dx);
-    let h1 = height(&sim);
+    let (angle, summit, rings) = flank_slope(x, dx, 3.0 * dx);
     let f = sim.state.env("mpm_F", 0).unwrap();
     let j = f.chunks_exact(9).map(det3).sum::<f64>() / (f.len() / 9) as f64;
-    eprintln!(
-        "sand: height {h0:.3} -> {h1:.3}, peak {peak:.3}, slope {angle:.1}°, last 0.2 s moved ≤ {moved:.4}, J {j:.4}"
-    );
-    assert!(h1 < h0 - 0.05, "the column did not collapse: {h0} -> {h1}");
-    // Measured 11.9° at this resolution (a 6-cell-wide column, ~2 particles per cell width): the
-    // flank is about half as steep as the friction angle, far from water's 0°.
-    assert!(angle > 8.0 && angle < 40.0, "pile slope {angle}° (friction angle 25°)");
-    assert!(moved < 0.5 * dx, "the pile still moves: {moved}");
-    assert!((j - 1.0).abs() < 0.05, "mean J {j}");
+    Pile { angle, summit, rings, moved, j, h0, h1: height(&sim) }
+}
+
+/// Sand columns of friction angle 25° and 40° collapse at their rim and stop as piles whose
+/// flanks keep a finite slope (water goes flat, see `water_settles_flat`), steeper for the larger
+/// angle; J stays near 1 (the cone return keeps the volume).
+///
+/// The flank is well below the friction angle, as sand.rs explains ("Angle of repose"): a
+/// Drucker–Prager slope's stable angle depends on the lateral stress (for φ = 25°: 6.9° at the
+/// elastic K₀ = ν/(1 − ν), 29.6° at an isotropic one), undamped elastic waves of the stress-free
+/// start shake the pile, and on the 24³ grid the pile is 1–2 cells tall over a 3-cell sticky
+/// band. Measured (before this test fitted only the flank: 11.9° for 25° from a fit over the
+/// whole profile): 11.3° (25°) and 18.5° (40°), about 0.45 φ for both; at 48³ the 25° flank is
+/// 15–16°. The bands hold the measured values with room for such resolution effects.
+#[test]
+fn sand_column_collapses_into_a_pile() {
+    let dx = 1.0 / 24.0;
+    let mut angles = Vec::new();
+    for (phi, band) in [(25.0, (8.5, 17.0)), (40.0, (14.0, 25.0))] {
+        let p = collapse(phi);
+        eprintln!(
+            "sand φ = {phi}°: top {:.3} -> {:.3}, summit {:.3} above the floor, flank {:.1}° over {} rings, last 0.2 s \
+             moved ≤ {:.4}, J {:.4}",
+            p.h0, p.h1, p.summit, p.angle, p.rings, p.moved, p.j
+        );
+        assert!(p.h1 < p.h0 - 0.05, "φ = {phi}°: the column did not collapse: {} -> {}", p.h0, p.h1);
+        assert!(p.rings >= 3, "φ = {phi}°: only {} rings on the flank", p.rings);
+        assert!(p.angle > band.0 && p.angle < band.1, "φ = {phi}°: flank {}° outside {band:?}", p.angle);
+        assert!(p.moved < 0.5 * dx, "φ = {phi}°: the pile still moves: {}", p.moved);
+        assert!((p.j - 1.0).abs() < 0.05, "φ = {phi}°: mean J {}", p.j);
+        angles.push(p.angle);
+    }
+    assert!(angles[1] > angles[0] + 4.0, "flank at 40° ({}°) not steeper than at 25° ({}°)", angles[1], angles[0]);
 }
 
 /// A layer of sand between the free-slip walls on a sticky floor (confined laterally, so a

@@ -153,7 +153,7 @@ fn gpu_mpm_kernels_match_cpu_without_collider() {
     let scene = task.scene();
     let mut packed = scene.pack().unwrap();
     mpm::pack(&scene, &mut packed).unwrap();
-    let grid = Grid { floor: Floor::Slip, ..task.grid() };
+    let grid = Grid { floor: Floor::Slip, ..task.grid().unwrap() };
     let schedule = mpm::schedule::<f32>(4e-4, 4, grid, None, 1);
     let mut sim = Sim::new(packed.model, packed.state, packed.control, schedule, Cpu::new(1)).unwrap();
     mix_materials(&mut sim);

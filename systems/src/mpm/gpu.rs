@@ -39,7 +39,6 @@ use diffsim_engine::gpu_sim::{
 
 use super::collider::{Bodies, ColliderDrive, ColliderIntegrate, Coupling, Shape};
 use super::material::{self, Material};
-use super::sand;
 use super::transfer::{Floor, Transfer};
 use crate::particles::gpu::{assemble, atomic_source, to_u32};
 
@@ -96,13 +95,8 @@ impl GpuSystem for Material {
         "mpm.material"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        // The kernels cover the materials of the WGSL `material_eval`; sand has no GPU kernel yet.
-        let mat = cx.model.params.get("mpm_material")?;
-        if mat.chunks_exact(material::PARAMS).any(|row| row[0] == sand::SAND) {
-            return Err(EngineError::Gpu(
-                "mpm.material: sand (Drucker–Prager) has no GPU kernel yet; run it on the CPU".into(),
-            ));
-        }
+        // The kernels cover every material of `material.rs` (WGSL `material_eval`), sand's
+        // Drucker–Prager return included (`drucker_prager` in material_common.wgsl).
         let params = MpmParams::of(cx)?;
         let n = params.n as usize;
         let uniform = cx.uniform("mpm.material", &params)?;
@@ -269,7 +263,9 @@ impl GpuSystem for Transfer {
                 Bind::uniform(own::PARAMS),
             ]
         };
-        let tc = include_str!("wgsl/transfer_common.wgsl");
+        // The floor's friction coefficient is a constant of the kernels (0: slip or sticky).
+        let gf = if let Floor::Friction(gf) = g.floor { gf as f32 } else { 0.0 };
+        let tc = &format!("const GROUND_FRICTION: f32 = {gf:e};\n{}", include_str!("wgsl/transfer_common.wgsl"));
         let sdf = format!(
             "{coupling}{}\n{}",
             include_str!("wgsl/collider_sdf.wgsl"),

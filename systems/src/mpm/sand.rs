@@ -19,6 +19,35 @@
 //! Case III's Jacobian, with P = I − 11ᵀ/3 and e = ε̂/n:
 //!   ∂ε_new_i/∂ε_k = 1/3 − A e_i − A (tr − c) (P_ik − e_i e_k) / n,
 //! and ∂ε_k/∂σ_k = 1/σ_k where σ_k > 0.05 (0 on the clamp). Case II's f is constant.
+//!
+//! **Angle of repose** (tests/tests/fluid.rs `sand_column_collapses_into_a_pile`). A collapsed
+//! column's flank comes out at about 0.45 φ on a 24³ grid (11.3° for φ = 25°, 18.5° for 40°;
+//! 15–16° for 25° at 48³), not at φ. The return mapping above agrees with Klár et al. 2016 §7.3
+//! (α, A, the three cases, the volume-keeping cone return; the unit test checks that the result
+//! lies on the cone), so no bug explains it; what does:
+//! 1. Drucker–Prager is not Mohr–Coulomb. On an infinite slope of angle β equilibrium fixes
+//!    σ_xy/σ_yy = tan β but not the lateral stresses; with σ_xx = σ_zz = k σ_yy the cone
+//!    ‖dev τ‖ ≤ −α tr τ reads (2/3)(1 − k)² + 2 tan² β ≤ α² (1 + 2k)², so the steepest stable
+//!    slope depends on k: for φ = 25° it is 6.9° at the elastic K₀ = ν/(1 − ν) = 0.43 (ν = 0.3)
+//!    and 29.6° at k = 1 (φ = 40°: 25.8° and 43.4°), where Mohr–Coulomb holds β = φ for any k.
+//!    The lateral stress a pile is left with comes from how it spread (a flank that flowed
+//!    outwards is unloaded laterally), so its slope ends well below φ. (The same bound is why
+//!    a confined layer at rest, k = K₀, only just stays inside the 25° cone: K₀ ≥ 0.405 needed.)
+//! 2. Dynamics: the column starts stress-free, so gravity sets off elastic waves that nothing
+//!    damps, and their tensile phases send particles to the tip (stress-free) again and again:
+//!    a vibrated pile flows to a lower slope. The summit ends higher as Δt shrinks (24³, 1 ms:
+//!    0.043 above the floor; 0.25 ms: 0.056).
+//! 3. Resolution: at 24³ the pile is 1–2 cells tall over a 3-cell sticky band and the quadratic
+//!    stencil is 3 cells wide; the summit rises with G (0.043 at 24³, 0.051 at 32³, 0.067 at
+//!    48³, against 0.155 at the start: Lube et al. 2004 find the summit of a column this squat
+//!    undisturbed), the flank less (11° → 15–16°).
+//! 4. No hardening: Klár's φ_F grows from 25° to 35° with plastic strain; a fixed φ is the
+//!    loosest state. (Nor Tampubolon et al. 2017's volume correction, which keeps the volume
+//!    change a tip projection discards; rewarped.md's SAND has neither.)
+//!
+//! The floor decides whether a pile forms at all: on a slip floor (ground_friction 0) the base
+//! slides out and the sand spreads flat over the whole floor; with `Floor::Friction(0.5)` it
+//! leaves a 0.028-high pancake; the sticky floor (≥ 99) gives the pile above.
 
 use super::svd::M3;
 

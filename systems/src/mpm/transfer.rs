@@ -6,9 +6,11 @@
 //!    A_p = −Δt V_p (4/Δx²) τ_p + m_p C_p,
 //!    m_i += w_ip m_p,  (mv)_i += w_ip (m_p v_p + A_p (x_i − x_p)).
 //! 2. **Grid update** on nodes with m_i > ε: v_i = (mv)_i / m_i + Δt g, then the kinematic
-//!    collider's projection (`collider.rs`), then the domain boundary: within `bound` cells of a
-//!    face the velocity component pointing out of the box is zeroed (free slip); on the floor
-//!    (`Floor::Sticky`) the whole velocity is zeroed when it points down (rewarped.md §4).
+//!    collider's projection (`collider.rs`), then the floor's friction law (`Floor::Friction`:
+//!    v ← max(1 + gf v_y/|v|, 0) v where v_y < 0 in the bottom `bound` cells), then the domain
+//!    boundary: within `bound` cells of a face the velocity component pointing out of the box is
+//!    zeroed (free slip); on the floor (`Floor::Sticky`) the whole velocity is zeroed when it
+//!    points down (rewarped.md §4).
 //! 3. **G2P**: v_p = Σ w_ip v_i, C_p = (4/Δx²) Σ w_ip v_i (x_i − x_p)ᵀ, x_p ← x_p + Δt v_p
 //!    (clamped inside the grid), F_p ← (I + Δt C_p) Fp_p (Fp: F after the return mapping).
 //!
@@ -19,9 +21,9 @@
 //!
 //! Adjoint (hand-written): recompute P2G and the grid update into the scratch, then reverse G2P
 //! (gather of v̄_i, weight and stencil-offset derivatives), the grid update (v̄ → (m̄v)_i = v̄/m,
-//! m̄_i = −v̄·v/m; the boundary masks; the collider projection replayed on the reverse tape per
-//! node it touches), and P2G. Both the G2P and P2G reversals add ∂w/∂x_p and ∂(x_i − x_p)/∂x_p
-//! terms to x̄_p. Particle mass and volume are model constants.
+//! m̄_i = −v̄·v/m; the boundary masks; the floor friction's Jacobian; the collider projection
+//! replayed on the reverse tape per node it touches), and P2G. Both the G2P and P2G reversals
+//! add ∂w/∂x_p and ∂(x_i − x_p)/∂x_p terms to x̄_p. Particle mass and volume are model constants.
 //!
 //! State: `mpm_x`, `mpm_v` [P, 3], `mpm_C` [P, 9] (read and written), `mpm_F` [P, 9] (written),
 //! `mpm_Fp`, `mpm_stress` [P, 9] (read; written by `mpm.material`), `collider_q`, `collider_qd` [1, 4] (read, when a
@@ -36,12 +38,51 @@ use rayon::prelude::*;
 use super::collider::{Coupling, Posed};
 
 /// What the floor does to grid velocities in its `bound` cells.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Floor {
     /// v = 0 where v_y < 0 (Rewarped's ground_friction ≥ 99).
     Sticky,
-    /// Only v_y < 0 is zeroed (free slip, like the other walls).
+    /// Only v_y < 0 is zeroed (free slip, like the other walls; ground_friction 0).
     Slip,
+    /// Rewarped's ground friction gf (0 < gf < 99): where v_y < 0, first
+    /// v ← max(1 + gf v_y / |v|, 0) v, then the free-slip floor zeroes what is left of v_y.
+    /// The tangential speed loses gf times the normal speed's share of |v| (a Coulomb-like
+    /// law in Rewarped's form, not |v_t| − μ|v_n|), and a node hitting the floor steeply
+    /// enough (−v_y/|v| ≥ 1/gf) stops.
+    Friction(f64),
+}
+
+/// A ground friction that is not a number ≥ 0 (`Floor::from_ground_friction`).
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("ground_friction = {value}: expected a number ≥ 0 (0: free slip, ≥ 99: sticky, else friction)")]
+pub struct GroundFrictionError {
+    pub value: f64,
+}
+
+/// Rewarped's threshold of ground_friction above which the floor is sticky.
+pub const STICKY_GROUND_FRICTION: f64 = 99.0;
+
+impl Floor {
+    /// The floor of Rewarped's `ground_friction` (rewarped.md §4 "Ground"): ≥ 99 sticky, 0 free
+    /// slip (the friction law with gf = 0 is the identity, then the free-slip floor), else
+    /// `Friction(gf)`. Errors on a negative or NaN value.
+    pub fn from_ground_friction(gf: f64) -> Result<Floor, GroundFrictionError> {
+        if gf.is_nan() || gf < 0.0 {
+            Err(GroundFrictionError { value: gf })
+        } else if gf >= STICKY_GROUND_FRICTION {
+            Ok(Floor::Sticky)
+        } else if gf == 0.0 {
+            Ok(Floor::Slip)
+        } else {
+            Ok(Floor::Friction(gf))
+        }
+    }
+
+    /// `from_ground_friction` for a task's config field, the error naming the task.
+    pub fn of_config(task: &str, ground_friction: f64) -> Result<Floor, diffsim_engine::EngineError> {
+        Floor::from_ground_friction(ground_friction)
+            .map_err(|e| diffsim_engine::EngineError::Asset(format!("{task} config: {e}")))
+    }
 }
 
 /// The per-env background grid and its boundary conditions.
@@ -336,8 +377,45 @@ impl Transfer {
             let dx = self.grid.dx();
             v = c.project(g.map(|i| i as f64 * dx), v);
         }
+        if let Some(s) = self.floor_scale(g, &v) {
+            v = v.map(|x| x * s);
+        }
         self.walls(g, &mut v);
         v
+    }
+
+    /// The factor s = max(1 + gf v_y / |v|, 0) of `Floor::Friction` at node `g`, or `None`
+    /// where the law does not act (other floors, above the floor layer, v_y ≥ 0).
+    ///
+    /// |v| → 0: v_y < 0 gives |v| ≥ |v_y| > 0, so the ratio v_y/|v| ∈ [−1, 0) is always
+    /// defined; |v| is taken as max(√(v·v), |v_y|) so that squares underflowing to 0 (f32 speeds
+    /// below ~1e-19) cannot make it 0. The map v ↦ s(v) v is positively homogeneous of degree
+    /// 1, so its Jacobian (`floor_adjoint`) is bounded (by 1 + 2 gf) however small v is; it is
+    /// discontinuous only at v = 0 itself, which the strict v_y < 0 excludes.
+    fn floor_scale<R: Real>(&self, g: [usize; 3], v: &[R; 3]) -> Option<R> {
+        let Floor::Friction(gf) = self.grid.floor else { return None };
+        if g[1] >= self.grid.bound || v[1].to_f64() >= 0.0 {
+            return None;
+        }
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(-v[1]);
+        Some((R::one() + R::from_f64(gf) * v[1] / n).max(R::zero()))
+    }
+
+    /// v̄ of the friction law's input from v̄ of its output (`floor_scale`), in f64: with
+    /// r = v_y/|v| and s = 1 + gf r > 0, ∂(s v)/∂v = s I + gf v ∇rᵀ, ∇r = e_y/|v| − v_y v/|v|³,
+    /// so v̄_in = s v̄ + gf (v̄·v) ∇r; on the clamp (s ≤ 0, v_out = 0) v̄_in = 0.
+    fn floor_adjoint(&self, g: [usize; 3], v: [f64; 3], vbar: [f64; 3]) -> [f64; 3] {
+        let Floor::Friction(gf) = self.grid.floor else { return vbar };
+        let Some(s) = self.floor_scale(g, &v) else { return vbar };
+        if s <= 0.0 {
+            return [0.0; 3];
+        }
+        // In e = v/|v|: ∇r = (e_y-axis − e_y e)/|v|, and gf (v̄·v) ∇r = gf (v̄·e)(e_y-axis − e_y e),
+        // so no power of a tiny |v| is formed (the WGSL kernel's f32 needs this).
+        let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt().max(-v[1]);
+        let e = v.map(|x| x / n);
+        let k = gf * (vbar[0] * e[0] + vbar[1] * e[1] + vbar[2] * e[2]);
+        [0, 1, 2].map(|d| s * vbar[d] + k * (if d == 1 { 1.0 } else { 0.0 } - e[1] * e[d]))
     }
 
     /// Which velocity components the walls and floor keep at node `g` (module docs); the choice
@@ -796,9 +874,9 @@ impl<R: Real> System<R> for Transfer {
 
 impl Transfer {
     /// v̄_in of `node_op` at one node; adds the coupling state's adjoint into `aq` (layout of
-    /// `EnvIn::coupling`). The walls are a mask chosen from the sign of the projected velocity
-    /// (recomputed here), so v̄ is masked first and then pulled back through the projection
-    /// (`Posed::project_adjoint`).
+    /// `EnvIn::coupling`). The walls are a mask chosen from the sign of the velocity they see
+    /// (recomputed here), so v̄ is masked first, then pulled back through the floor's friction
+    /// law (`floor_adjoint`) and the projection (`Posed::project_adjoint`).
     fn node_op_adjoint<R: Real>(
         &self,
         g: [usize; 3],
@@ -812,8 +890,10 @@ impl Transfer {
         let x = g.map(|i| i as f64 * dx);
         let vin = vin.map(|v| v.to_f64());
         let vproj = posed.map_or(vin, |p| p.project(x, vin));
-        let keep = self.wall_mask(g, &vproj);
+        let vfric = self.floor_scale(g, &vproj).map_or(vproj, |f| vproj.map(|x| x * f));
+        let keep = self.wall_mask(g, &vfric);
         let vbar = [0, 1, 2].map(|d| if keep[d] { vbar[d].to_f64() } else { 0.0 });
+        let vbar = self.floor_adjoint(g, vproj, vbar);
         let out = posed.map_or(vbar, |p| p.project_adjoint(x, vin, s, vbar, aq));
         out.map(R::from_f64)
     }
@@ -830,6 +910,73 @@ impl Transfer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The floor's friction law at one floor node (`node_op` without a collider, then
+    /// `node_op_adjoint`): the adjoint against dual tangents and central differences in f64, on
+    /// random velocities in the friction branch (s > 0), on the clamp (s = 0), above the floor
+    /// and for v_y ≥ 0 (identity then walls), and at tiny |v| (1e-30: the ratio v_y/|v| and the
+    /// Jacobian stay bounded, `floor_scale`).
+    #[test]
+    fn floor_friction_adjoint_matches_duals_and_differences() {
+        use diffsim_engine::Dual;
+        let gf = 3.0;
+        let t = Transfer {
+            grid: Grid { res: 16, bound: 3, gravity: [0.0; 3], floor: Floor::Friction(gf) },
+            collider: None,
+            threads: 1,
+        };
+        let mut seed = 99u64;
+        let mut u = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let (mut friction, mut clamp) = (0, 0);
+        for case in 0..400 {
+            let scale = if case % 10 == 0 { 1e-30 } else { 1.0 };
+            let v = [u(), u(), u()].map(|x| 4.0 * x * scale);
+            let g = [8, if case % 7 == 0 { 5 } else { case % 3 }, 8];
+            let vbar = [u(), u(), u()];
+            let adj = t.node_op_adjoint(g, v, None, &[], vbar, &mut []);
+            match t.floor_scale(g, &v) {
+                Some(s) if s > 0.0 => friction += 1,
+                Some(_) => clamp += 1,
+                None => {}
+            }
+            for d in 0..3 {
+                // Dual tangent along e_d: ∂(v̄ · out)/∂v_d = (adjoint)_d.
+                let vd = [0, 1, 2].map(|k| Dual::new(v[k], if k == d { 1.0 } else { 0.0 }));
+                let out = t.node_op(g, vd, None);
+                let dual: f64 = (0..3).map(|k| vbar[k] * out[k].t).sum();
+                let h = 1e-6 * scale;
+                let (mut vp, mut vm) = (v, v);
+                vp[d] += h;
+                vm[d] -= h;
+                let (op, om) = (t.node_op(g, vp, None), t.node_op(g, vm, None));
+                let fd: f64 = (0..3).map(|k| vbar[k] * (op[k] - om[k]) / (2.0 * h)).sum();
+                assert!((dual - adj[d]).abs() < 1e-12, "case {case} v {v:?} d {d}: dual {dual} vs adjoint {}", adj[d]);
+                assert!(adj[d].abs() <= (1.0 + 2.0 * gf) * 3.0, "unbounded adjoint {adj:?} at v {v:?}");
+                // The branches switch at v_y = 0 and at s = 0; stay ≥ 1e-4 |v| away from both.
+                let n = (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+                let near = v[1].abs() < 1e-4 * n || (1.0 + gf * v[1] / n).abs() < 1e-4;
+                if !near {
+                    assert!((fd - adj[d]).abs() < 1e-6, "case {case} v {v:?} d {d}: fd {fd} vs adjoint {}", adj[d]);
+                }
+            }
+        }
+        assert!(friction > 20 && clamp > 20, "branches: friction {friction}, clamp {clamp}");
+    }
+
+    #[test]
+    fn ground_friction_maps_to_floors() {
+        assert_eq!(Floor::from_ground_friction(0.0), Ok(Floor::Slip));
+        assert_eq!(Floor::from_ground_friction(0.5), Ok(Floor::Friction(0.5)));
+        assert_eq!(Floor::from_ground_friction(99.0), Ok(Floor::Sticky));
+        assert_eq!(Floor::from_ground_friction(500.0), Ok(Floor::Sticky));
+        for bad in [-0.1, f64::NAN] {
+            let e = Floor::from_ground_friction(bad).unwrap_err();
+            assert!(e.to_string().contains("ground_friction"), "{e}");
+        }
+    }
 
     /// P2G conserves mass exactly (partition of unity of the quadratic B-spline weights, to f64
     /// rounding) and momentum up to the affine term, whose stencil moments vanish.

@@ -1,6 +1,6 @@
 // mpm.transfer adjoint, reverse grid update: one invocation per node (transfer.rs "Reverse the
-// grid update"). v_bar_out -> v_bar_in through the walls' mask and the collider projection's
-// hand-written adjoint; then (mv)_bar = v_bar_in / m (in place in gvbar) and m_bar =
+// grid update"). v_bar_out -> v_bar_in through the walls' mask, the floor's friction law and
+// the collider projection's hand-written adjoint; then (mv)_bar = v_bar_in / m (in place in gvbar) and m_bar =
 // -v_bar_in . (v_in - g dt) / m. The pose adjoint of every node the collider touches goes to
 // collider_q / collider_qd (or, for the multi-body coupling, to the deciding body's rows of
 // body_pose / body_pose_next) with atomic adds. Empty nodes keep the CPU's treatment: v_bar stays,
@@ -44,9 +44,10 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     var vbar = vb;
     if (BODIES) {
         // The deciding body's start and end poses (collider_bodies.wgsl); one shape search
-        // serves the wall mask's recomputed projection and the adjoint.
+        // serves the recomputed projection and the adjoint.
         let hit = bodies_nearest(x, e);
-        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, bodies_project_hit(hit, x, vin, e, true)));
+        let out = bodies_project_hit(hit, x, vin, e, true);
+        let ob = floor_friction_adjoint(g, out, select(vec3<f32>(0.0), vb, wall_keep(g, floor_friction(g, out))));
         let adj = bodies_project_vjp(hit, x, vin, e, ob);
         vbar = adj.v;
         if (adj.body != NO_SHAPE) {
@@ -59,7 +60,8 @@ fn grid_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     } else {
         let q = load_q(e);
         let qd = load_qd(e);
-        let ob = select(vec3<f32>(0.0), vb, wall_keep(g, collider_project(x, vin, q, qd)));
+        let out = collider_project(x, vin, q, qd);
+        let ob = floor_friction_adjoint(g, out, select(vec3<f32>(0.0), vb, wall_keep(g, floor_friction(g, out))));
         let adj = collider_project_adjoint(x, vin, q, qd, ob);
         vbar = adj.vbar;
         if (any(adj.qbar != vec4<f32>(0.0)) || any(adj.qdbar != vec4<f32>(0.0))) {

@@ -29,7 +29,7 @@ fn material_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         }
         return;
     }
-    let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u]);
+    let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u], mat[MAT_STRIDE * i + 4u]);
     let tau = m3_compose(ev.svd.u, ev.stress.val, ev.svd.u);
     var fp = f;
     if (ev.plastic.on) {

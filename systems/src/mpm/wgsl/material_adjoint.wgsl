@@ -11,9 +11,10 @@
 //   across i); Hencky 2 mu L(s_i, s_j) with L(a, b) = (log b - log a) / (b - a) from a series in
 //   r = (b - a) / a near 0; plasticine's return mapping f_i = exp(m + c dev_i):
 //   (f_j - f_i) / (s_j - s_i) = f_i E(c (e_j - e_i)) c L(s_i, s_j) with E(x) = (e^x - 1) / x,
-//   and its stress (h of f) 2 mu c L(s_i, s_j).
-// Where a clamp of sigma (0.01, 1e-5) is active the generic quotient is used, with the limit
-// below a relative gap of DEGENERATE_F32 = 3e-4 (about sqrt(eps_f32)).
+//   and its stress (h of f) 2 mu c L(s_i, s_j); sand's cone return the same with c = k
+//   (`sand_kappa`), its tip c = 0 (f and h constant).
+// Where a clamp of sigma (0.01, 0.05 for sand, 1e-5) is active the generic quotient is used,
+// with the limit below a relative gap of DEGENERATE_F32 = 3e-4 (about sqrt(eps_f32)).
 const DEGENERATE_F32: f32 = 3e-4;
 const SUM_EPS: f32 = 1e-8;
 
@@ -57,10 +58,23 @@ struct Divided {
     d: M3,
 }
 
-fn divided(kind: f32, mu: f32, yield_stress: f32, s: vec3<f32>, yielded: bool, plastic: bool, f: vec3<f32>) -> Divided {
+// `sand_k`: sand's k (`sand_kappa`: log f = tr/3 + k dev, so log f_j - log f_i =
+// k (log s_j - log s_i) as plasticine's with c = k; 0 at the tip, where f and h are constant).
+fn divided(kind: f32, mu: f32, yield_stress: f32, s: vec3<f32>, yielded: bool, plastic: bool, f: vec3<f32>, sand_k: f32) -> Divided {
     var out = Divided(true, m3_zero());
     var c = 1.0;
-    if (kind == PLASTICINE) {
+    if (kind == SAND) {
+        if (yielded) {
+            if (min(s.x, min(s.y, s.z)) <= SAND_SIGMA_MIN) {
+                out.ok = false;
+                return out;
+            }
+            c = sand_k;
+        } else if (min(s.x, min(s.y, s.z)) <= HENCKY_SIGMA_MIN) {
+            out.ok = false;
+            return out;
+        }
+    } else if (kind == PLASTICINE) {
         if (yielded) {
             if (min(s.x, min(s.y, s.z)) <= PLASTIC_SIGMA_MIN) {
                 out.ok = false;
@@ -82,7 +96,7 @@ fn divided(kind: f32, mu: f32, yield_stress: f32, s: vec3<f32>, yielded: bool, p
                 continue;
             }
             var d = 0.0;
-            if (kind == PLASTICINE) {
+            if (kind == PLASTICINE || kind == SAND) {
                 let l = dlog(s[i], s[j]);
                 if (plastic) {
                     d = f[i] * expm1_over_x(c * l * (s[j] - s[i])) * c * l;
@@ -171,22 +185,26 @@ fn material_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         }
         return;
     }
-    let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u]);
+    let ev = material_eval(f, mat[MAT_STRIDE * i], mat[MAT_STRIDE * i + 1u], mat[MAT_STRIDE * i + 2u], mat[MAT_STRIDE * i + 3u], mat[MAT_STRIDE * i + 4u]);
     let u = ev.svd.u;
     let v = ev.svd.v;
     let ut = m3_t(u);
     let kind = mat[MAT_STRIDE * i];
     let mu = mat[MAT_STRIDE * i + 1u];
     let ys = mat[MAT_STRIDE * i + 3u];
-    let yielded = ev.plastic.on && kind == PLASTICINE;
-    let ds = divided(kind, mu, ys, ev.svd.s, yielded, false, ev.plastic.val);
+    let yielded = ev.plastic.on && (kind == PLASTICINE || kind == SAND);
+    var sand_k = 1.0;
+    if (kind == SAND) {
+        sand_k = sand_kappa(ev.svd.s, mu, mat[MAT_STRIDE * i + 2u], ys, mat[MAT_STRIDE * i + 4u]).y;
+    }
+    let ds = divided(kind, mu, ys, ev.svd.s, yielded, false, ev.plastic.val, sand_k);
     var mbar = pullback(ev.stress, ev.svd.s, true, ds, m3_mul(m3_mul(ut, tbar), u), m3_zero());
     if (ev.plastic.on) {
         var right = v;
         if (ev.plastic_form_b) {
             right = u;
         }
-        let dp = divided(kind, mu, ys, ev.svd.s, yielded, true, ev.plastic.val);
+        let dp = divided(kind, mu, ys, ev.svd.s, yielded, true, ev.plastic.val, sand_k);
         mbar = pullback(ev.plastic, ev.svd.s, ev.plastic_form_b, dp, m3_mul(m3_mul(ut, fpbar), right), mbar);
     } else {
         for (var r = 0u; r < 3u; r++) {

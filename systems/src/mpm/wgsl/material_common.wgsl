@@ -4,6 +4,9 @@ const COROTATED: f32 = 0.0;
 const PLASTICINE: f32 = 1.0;
 const NEO_HOOKEAN: f32 = 2.0;
 const WATER: f32 = 3.0;
+const SAND: f32 = 4.0;
+// Lower clamp of sigma in the sand return mapping (sand.rs SIGMA_MIN).
+const SAND_SIGMA_MIN: f32 = 0.05;
 const PLASTIC_SIGMA_MIN: f32 = 0.01;
 const HENCKY_SIGMA_MIN: f32 = 1e-5;
 const J_MIN: f32 = 1e-6;
@@ -40,6 +43,63 @@ fn von_mises(s: vec3<f32>, mu: f32, yield_stress: f32) -> Map {
                 de = 1.0 / s[k];
             }
             m.jac[i][k] = f[i] * (1.0 / 3.0 + c * (delta - 1.0 / 3.0) - c * dev[i] * dev[k] / (n * n)) * de;
+        }
+    }
+    return m;
+}
+
+// Sand's Drucker-Prager return mapping (sand.rs `drucker_prager`): eps = log max(s, 0.05),
+// tr, dev = eps - tr/3, n = |dev|, A = alpha (3 lambda + 2 mu) / (2 mu), dgamma = n + A (tr - c).
+// Elastic (dgamma <= 0): off. Tip (tr > c): f = exp(c/3), constant. Cone: log f = tr/3 + k dev
+// with k = 1 - dgamma/n = A (c - tr) / n (written so, without the cancellation of 1 - dgamma/n),
+// and d log f_i / d eps_k = 1/3 - A e_i + k (P_ik - e_i e_k), e = dev/n, P = I - 11^T/3.
+fn sand_kappa(s: vec3<f32>, mu: f32, lambda: f32, alpha: f32, cohesion: f32) -> vec2<f32> {
+    // (case: 0 elastic, 1 tip, 2 cone; k of the cone, 1 when elastic, 0 at the tip).
+    let eps = log(max(s, vec3<f32>(SAND_SIGMA_MIN)));
+    let tr = eps.x + eps.y + eps.z;
+    let dev = eps - vec3<f32>(tr / 3.0);
+    let n = sqrt(dot(dev, dev));
+    let a = alpha * (3.0 * lambda + 2.0 * mu) / (2.0 * mu);
+    if (n + a * (tr - cohesion) <= 0.0) {
+        return vec2<f32>(0.0, 1.0);
+    }
+    if (tr > cohesion) {
+        return vec2<f32>(1.0, 0.0);
+    }
+    return vec2<f32>(2.0, a * (cohesion - tr) / n);
+}
+
+fn drucker_prager(s: vec3<f32>, mu: f32, lambda: f32, alpha: f32, cohesion: f32) -> Map {
+    var m = Map(false, s, m3_zero());
+    let ck = sand_kappa(s, mu, lambda, alpha, cohesion);
+    if (ck.x == 0.0) {
+        return m;
+    }
+    m.on = true;
+    if (ck.x == 1.0) {
+        m.val = vec3<f32>(exp(cohesion / 3.0));
+        return m;
+    }
+    let eps = log(max(s, vec3<f32>(SAND_SIGMA_MIN)));
+    let tr = eps.x + eps.y + eps.z;
+    let dev = eps - vec3<f32>(tr / 3.0);
+    let n = sqrt(dot(dev, dev));
+    let a = alpha * (3.0 * lambda + 2.0 * mu) / (2.0 * mu);
+    let k = ck.y;
+    let e = dev / n;
+    let f = exp(vec3<f32>(tr / 3.0) + k * dev);
+    m.val = f;
+    for (var i = 0u; i < 3u; i++) {
+        for (var j = 0u; j < 3u; j++) {
+            var p = -1.0 / 3.0;
+            if (i == j) {
+                p = 2.0 / 3.0;
+            }
+            var ds = 0.0;
+            if (s[j] > SAND_SIGMA_MIN) {
+                ds = 1.0 / s[j];
+            }
+            m.jac[i][j] = f[i] * (1.0 / 3.0 - a * e[i] + k * (p - e[i] * e[j])) * ds;
         }
     }
     return m;
@@ -91,7 +151,7 @@ fn fluid(s: vec3<f32>) -> Map {
 
 fn stress_map(kind: f32, s: vec3<f32>, mu: f32, lambda: f32) -> Map {
     var m = Map(true, vec3<f32>(0.0), m3_zero());
-    if (kind == PLASTICINE) {
+    if (kind == PLASTICINE || kind == SAND) {
         let l = log(max(s, vec3<f32>(HENCKY_SIGMA_MIN)));
         let tr = l.x + l.y + l.z;
         for (var i = 0u; i < 3u; i++) {
@@ -156,17 +216,20 @@ fn stress_map(kind: f32, s: vec3<f32>, mu: f32, lambda: f32) -> Map {
 struct Eval {
     svd: Svd,
     plastic: Map,
-    // 0: form A, U diag(f) V^T (plasticine); 1: form B, U diag(f) U^T (water).
+    // 0: form A, U diag(f) V^T (plasticine, sand); 1: form B, U diag(f) U^T (water).
     plastic_form_b: bool,
     stress: Map,
 }
 
-fn material_eval(f: M3, kind: f32, mu: f32, lambda: f32, yield_stress: f32) -> Eval {
+// p3, p4: the row's last two parameters (plasticine: yield stress; sand: alpha, cohesion).
+fn material_eval(f: M3, kind: f32, mu: f32, lambda: f32, p3: f32, p4: f32) -> Eval {
     let svd = svd3(f);
     var plastic = Map(false, svd.s, m3_zero());
     var form_b = false;
     if (kind == PLASTICINE) {
-        plastic = von_mises(svd.s, mu, yield_stress);
+        plastic = von_mises(svd.s, mu, p3);
+    } else if (kind == SAND) {
+        plastic = drucker_prager(svd.s, mu, lambda, p3, p4);
     } else if (kind == WATER) {
         plastic = fluid(svd.s);
         form_b = true;

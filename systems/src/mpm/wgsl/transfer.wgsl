@@ -14,7 +14,7 @@ fn grid_clear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     gmv[3u * k + 2u] = 0.0;
 }
 
-// v = mv / m + g dt, then the collider, then the walls; empty nodes get v = 0.
+// v = mv / m + g dt, then the collider, the floor's friction, the walls; empty nodes get v = 0.
 @compute @workgroup_size(64)
 fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = linear_index(gid, nwg);
@@ -33,6 +33,7 @@ fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     var v = vec3<f32>(gmv[3u * k] * inv + p.gdt_x, gmv[3u * k + 1u] * inv + p.gdt_y, gmv[3u * k + 2u] * inv + p.gdt_z);
     let g = node_coords(k);
     v = couple(node_position(g), v, e);
+    v = floor_friction(g, v);
     let keep = wall_keep(g, v);
     v = select(vec3<f32>(0.0), v, keep);
     gv[3u * k] = v.x;

@@ -55,6 +55,39 @@ fn wall_keep(g: vec3<u32>, v: vec3<f32>) -> vec3<bool> {
     return keep;
 }
 
+// The floor's friction law (transfer.rs `floor_scale`, `Floor::Friction`): where v_y < 0 in the
+// bottom `bound` cells, v <- max(1 + gf v_y / |v|, 0) v, before `wall_keep`. GROUND_FRICTION
+// (gf) is a constant mpm/gpu.rs prepends to this file, 0 for the slip and sticky floors. |v| is
+// max(length(v), -v_y) > 0 (f32 squares of speeds below ~1e-19 underflow to 0).
+fn floor_acts(g: vec3<u32>, v: vec3<f32>) -> bool {
+    return GROUND_FRICTION > 0.0 && g.y < p.bound && v.y < 0.0;
+}
+
+fn floor_friction(g: vec3<u32>, v: vec3<f32>) -> vec3<f32> {
+    if (!floor_acts(g, v)) {
+        return v;
+    }
+    let n = max(length(v), -v.y);
+    return max(1.0 + GROUND_FRICTION * v.y / n, 0.0) * v;
+}
+
+// v_bar of the law's input from v_bar of its output (transfer.rs `floor_adjoint`): with e = v/|v|
+// and s = 1 + gf e_y > 0, v_bar_in = s v_bar + gf (v_bar . v) grad(e_y)
+// = s v_bar + gf (v_bar . e) (y_axis - e_y e), in e so that no power of a tiny |v| under- or
+// overflows; 0 on the clamp (s <= 0).
+fn floor_friction_adjoint(g: vec3<u32>, v: vec3<f32>, vbar: vec3<f32>) -> vec3<f32> {
+    if (!floor_acts(g, v)) {
+        return vbar;
+    }
+    let n = max(length(v), -v.y);
+    let e = v / n;
+    let s = 1.0 + GROUND_FRICTION * e.y;
+    if (s <= 0.0) {
+        return vec3<f32>(0.0);
+    }
+    return s * vbar + (GROUND_FRICTION * dot(vbar, e)) * (vec3<f32>(0.0, 1.0, 0.0) - e.y * e);
+}
+
 fn node_coords(k: u32) -> vec3<u32> {
     let r = p.res;
     let local = k % (r * r * r);
