@@ -203,11 +203,13 @@ struct TransferSources {
 }
 
 impl TransferSources {
-    fn new(native: bool, det: bool) -> Self {
+    fn new(native: bool, det: bool, res: usize) -> Self {
         let tc = include_str!("wgsl/transfer_common.wgsl");
         let sdf = include_str!("wgsl/collider_sdf.wgsl");
         let bind = include_str!("wgsl/transfer_bind.wgsl");
         let gather = include_str!("wgsl/gather_common.wgsl");
+        // The row accumulators of the gathers hold G nodes.
+        let row_nodes = format!("const ROW_NODES: u32 = {res}u;");
         let bin = include_str!("wgsl/bin.wgsl");
         let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
         let g2p_body = include_str!("wgsl/g2p_adjoint_body.wgsl");
@@ -240,8 +242,8 @@ impl TransferSources {
             p2g: source(&[&atomic, tc, sdf, &p2g]),
             bin_count: source(&[&bin.replace("COUNT_T", "atomic<u32>"), tc, include_str!("wgsl/bin_count.wgsl")]),
             bin: source(&[&bin.replace("COUNT_T", "u32"), tc, gather, include_str!("wgsl/bin_passes.wgsl")]),
-            p2g_gather: source(&[tc, gather, include_str!("wgsl/p2g_gather.wgsl")]),
-            vbar_gather: source(&[tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
+            p2g_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/p2g_gather.wgsl")]),
+            vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
             vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
             g2p_adjoint,
             grid_adjoint,
@@ -306,7 +308,7 @@ impl GpuSystem for Transfer {
         })?;
         let mut shapes_buf = shapes.clone();
         shapes_buf.resize(shapes.len().max(8), 0.0);
-        let srcs = TransferSources::new(cx.f32_atomics(), det);
+        let srcs = TransferSources::new(cx.f32_atomics(), det, g.res);
         let mut kernels = GpuKernels {
             buffers: vec![cx.gpu.storage_f32("mpm.transfer shapes", &shapes_buf)?],
             ..GpuKernels::default()
@@ -444,7 +446,7 @@ impl Chunk {
                 bin("mpm.transfer scan_env", &srcs.bin, "scan_env", self.envs)?,
                 bin("mpm.transfer fill", &srcs.bin, "fill", n)?,
                 bin("mpm.transfer sort_cells", &srcs.bin, "sort_cells", nodes)?,
-                Pass::new(cx, "mpm.transfer p2g_gather", &srcs.p2g_gather, "p2g_gather", gather, nodes)?,
+                Pass::new(cx, "mpm.transfer p2g_gather", &srcs.p2g_gather, "p2g_gather", gather, rows)?,
             ]
         } else {
             vec![
@@ -454,6 +456,9 @@ impl Chunk {
         };
         out.push(pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?);
         out.push(pass("mpm.transfer g2p", &srcs.forward, "g2p", n)?);
+        if let Ok(skip) = std::env::var("DETMPM_SKIP") {
+            out.retain(|p| !skip.split(',').any(|s| p.kernel.label().ends_with(s)));
+        }
         Ok(out)
     }
 
@@ -531,7 +536,7 @@ impl Chunk {
             let rows = self.envs * self.res * self.res;
             out.extend([
                 Pass::new(cx, "mpm.transfer g2p adjoint", &srcs.g2p_adjoint, "g2p_adjoint", g2p_binds, n)?,
-                Pass::new(cx, "mpm.transfer vbar_gather", &srcs.vbar_gather, "vbar_gather", vbar, nodes)?,
+                Pass::new(cx, "mpm.transfer vbar_gather", &srcs.vbar_gather, "vbar_gather", vbar, rows)?,
                 Pass::new(
                     cx,
                     "mpm.transfer grid adjoint rows",

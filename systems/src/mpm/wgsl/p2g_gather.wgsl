@@ -1,7 +1,8 @@
 // mpm.transfer P2G in a fixed order (Scatter::Deterministic), after bin.wgsl: one invocation per
-// grid node sums m_i = sum w m and (mv)_i = sum w (m v + A (x_i - x_p)) over the particles of
-// its 27 cells in gather_common.wgsl's order, with p2g.wgsl's expressions (so only the order of
-// the additions differs from the CPU), and writes the node (every node: no clear needed).
+// grid row sums m_i = sum w m and (mv)_i = sum w (m v + A (x_i - x_p)) for its nodes over the
+// particles of their 27 cells in gather_common.wgsl's order, with p2g.wgsl's expressions (so
+// only the order of the additions differs from the CPU), and writes every node of the row (no
+// clear needed).
 @group(0) @binding(0) var<storage, read> xcol: array<f32>;
 @group(0) @binding(1) var<storage, read> vcol: array<f32>;
 @group(0) @binding(2) var<storage, read> ccol: array<f32>;
@@ -15,59 +16,50 @@
 @group(0) @binding(10) var<storage, read_write> gmv: array<f32>;
 @group(0) @binding(11) var<uniform> p: Params;
 
-struct NodeSum {
-    m: f32,
-    mv: vec3<f32>,
-}
-
-// Adds particle li's contribution to node g into acc.
-fn add_particle(acc: ptr<function, NodeSum>, li: u32, g: vec3<u32>) {
-    let i = particle_index(li);
-    let mp = mass_vol[2u * i];
-    let vol = mass_vol[2u * i + 1u];
-    let x = vec3<f32>(xcol[3u * i], xcol[3u * i + 1u], xcol[3u * i + 2u]);
-    let st = stencil(x);
-    let s1 = -p.dt * vol * p.kc;
-    let s2 = mp;
-    var a = m3_zero();
-    for (var r = 0u; r < 3u; r++) {
-        for (var c = 0u; c < 3u; c++) {
-            a[r][c] = s1 * taucol[9u * i + 3u * r + c] + s2 * ccol[9u * i + 3u * r + c];
-        }
-    }
-    let mvp = vec3<f32>(vcol[3u * i], vcol[3u * i + 1u], vcol[3u * i + 2u]) * s2;
-    let o = g - st.base;
-    let w = st.w[0][o.x] * st.w[1][o.y] * st.w[2][o.z];
-    (*acc).m += w * s2;
-    for (var d = 0u; d < 3u; d++) {
-        let mij = mvp[d] + a[d][0] * st.dpos[0][o.x] + a[d][1] * st.dpos[1][o.y];
-        (*acc).mv[d] += w * (mij + a[d][2] * st.dpos[2][o.z]);
-    }
-}
-
 @compute @workgroup_size(64)
 fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let k = linear_index(gid, nwg);
-    if (k >= p.nodes) {
+    let row = linear_index(gid, nwg);
+    if (row * p.res >= p.nodes) {
         return;
     }
-    let e = k / (p.res * p.res * p.res);
-    let g = node_coords(k);
-    let cr = cell_range(g);
-    var acc = NodeSum(0.0, vec3<f32>(0.0));
-    for (var bx = cr.lo.x; bx <= cr.hi.x; bx++) {
-        for (var by = cr.lo.y; by <= cr.hi.y; by++) {
-            for (var bz = cr.lo.z; bz <= cr.hi.z; bz++) {
-                let kc = node_index(e, vec3<u32>(bx, by, bz));
-                let s0 = segment_start(kc);
-                for (var j = 0u; j < count[kc]; j++) {
-                    add_particle(&acc, sorted[s0 + j], g);
+    let rc = row_coords(row);
+    let cr = cell_rows(rc.y, rc.z);
+    // (m, mv) of the row's nodes (zero-initialized).
+    var acc: array<vec4<f32>, ROW_NODES>;
+    for (var bx = cr.x; bx <= cr.z; bx++) {
+        for (var by = cr.y; by <= cr.w; by++) {
+            let r = row_range(rc.x, bx, by, 0u, p.res - 3u);
+            for (var j = r.x; j < r.y; j++) {
+                let i = particle_index(sorted[j]);
+                let s1 = -p.dt * mass_vol[2u * i + 1u] * p.kc;
+                let s2 = mass_vol[2u * i];
+                let wx = axis_weight(xcol[3u * i], rc.y);
+                let wy = axis_weight(xcol[3u * i + 1u], rc.z);
+                let xz = xcol[3u * i + 2u];
+                // Column c of A = s1 tau + s2 C.
+                let t = 9u * i;
+                let a0 = s1 * vec3<f32>(taucol[t], taucol[t + 3u], taucol[t + 6u])
+                    + s2 * vec3<f32>(ccol[t], ccol[t + 3u], ccol[t + 6u]);
+                let a1 = s1 * vec3<f32>(taucol[t + 1u], taucol[t + 4u], taucol[t + 7u])
+                    + s2 * vec3<f32>(ccol[t + 1u], ccol[t + 4u], ccol[t + 7u]);
+                let a2 = s1 * vec3<f32>(taucol[t + 2u], taucol[t + 5u], taucol[t + 8u])
+                    + s2 * vec3<f32>(ccol[t + 2u], ccol[t + 5u], ccol[t + 8u]);
+                let mvp = vec3<f32>(vcol[3u * i], vcol[3u * i + 1u], vcol[3u * i + 2u]) * s2;
+                let mij = mvp + a0 * wx.y + a1 * wy.y;
+                let bz = base_of(xz);
+                for (var o = 0u; o < 3u; o++) {
+                    let wz = axis_weight(xz, bz + o);
+                    let w = wx.x * wy.x * wz.x;
+                    acc[bz + o] += vec4<f32>(w * s2, w * (mij + a2 * wz.y));
                 }
             }
         }
     }
-    gm[k] = acc.m;
-    gmv[3u * k] = acc.mv.x;
-    gmv[3u * k + 1u] = acc.mv.y;
-    gmv[3u * k + 2u] = acc.mv.z;
+    for (var z = 0u; z < p.res; z++) {
+        let k = row * p.res + z;
+        gm[k] = acc[z].x;
+        gmv[3u * k] = acc[z].y;
+        gmv[3u * k + 1u] = acc[z].z;
+        gmv[3u * k + 2u] = acc[z].w;
+    }
 }
