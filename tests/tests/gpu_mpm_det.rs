@@ -68,10 +68,8 @@ fn inputs(cpu: &Sim<f32>) -> Inputs {
 }
 
 fn gpu_run(gpu: Arc<Gpu>, cpu: &Sim<f32>, scatter: Scatter, inp: &Inputs) -> Run {
-    let t0 = std::time::Instant::now();
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, cpu, GpuOptions { scatter, readback }).unwrap();
-    eprintln!("TIMING build {:?}", t0.elapsed());
     g.write_state(&inp.init).unwrap();
     g.record();
     let (mut obs, mut rewards) = (Vec::new(), Vec::new());
@@ -90,7 +88,6 @@ fn gpu_run(gpu: Arc<Gpu>, cpu: &Sim<f32>, scatter: Scatter, inp: &Inputs) -> Run
             }
         })
         .unwrap();
-    eprintln!("TIMING total {:?}", t0.elapsed());
     Run { obs, rewards, controls: grads.controls, initial_state: grads.initial_state }
 }
 
@@ -164,7 +161,7 @@ fn gpu_mpm_deterministic_rollout_is_bitwise_reproducible() {
     let cpu: Sim<f32> = debug_task(ENVS).sim().unwrap();
     let inp = inputs(&cpu);
     let first = gpu_run(gpu.clone(), &cpu, Scatter::Deterministic, &inp);
-    let second = gpu_run(gpu.clone(), &cpu, Scatter::Deterministic, &inp);
+    let second = gpu_run(gpu, &cpu, Scatter::Deterministic, &inp);
     assert_bitwise_equal(&first, &second, "two deterministic runs");
 
     // The same on a device that holds one env's grid per binding: one chunk per env.
@@ -179,35 +176,4 @@ fn gpu_mpm_deterministic_rollout_is_bitwise_reproducible() {
     assert_matches_cpu(&first, &reference, "deterministic");
     let atomic_chunked = gpu_run(small, &debug_task(ENVS).sim().unwrap(), Scatter::Atomic, &inp);
     assert_matches_cpu(&atomic_chunked, &reference, "atomic, one chunk per env");
-    let atomic = gpu_run(gpu, &debug_task(ENVS).sim().unwrap(), Scatter::Atomic, &inp);
-    let (fwd, act, init, _) = errors(&atomic, &first);
-    eprintln!(
-        "{test}: for scale, atomic vs deterministic: obs/reward {fwd:e}, ∂L/∂act {act:e}, ∂L/∂(initial) {init:e}"
-    );
-}
-
-#[test]
-fn tmp_timing() {
-    let Some(gpu) = gpu_or_skip("t") else { return };
-    let envs = 2usize;
-    let cpu: Sim<f32> = debug_task(envs).sim().unwrap();
-    let mut sims: Vec<_> = [Scatter::Atomic, Scatter::Deterministic]
-        .into_iter()
-        .map(|scatter| GpuSim::new(gpu.clone(), &cpu, GpuOptions { scatter, readback: vec![] }).unwrap())
-        .collect();
-    let mut best = [f64::MAX; 2];
-    let a = vec![0.1f32; 3 * envs];
-    for _ in 0..5 {
-        for (k, g) in sims.iter_mut().enumerate() {
-            g.set_control("act", &a).unwrap();
-            g.step().unwrap();
-            let t0 = std::time::Instant::now();
-            for _ in 0..4 {
-                g.step().unwrap();
-            }
-            let _ = g.host("obs");
-            best[k] = best[k].min(t0.elapsed().as_secs_f64() / 4.0);
-        }
-    }
-    eprintln!("TIMING fwd step ms: atomic {:.2} det {:.2}", best[0] * 1e3, best[1] * 1e3);
 }
