@@ -10,14 +10,41 @@
 //! CPU uses a bounding-box sub-grid with the same global node indices, so both see the same
 //! cells and boundary conditions. The grid is scratch: it never enters the state, the tape or
 //! the recompute buffers. Every node is visited by the clear and grid-update passes, which a real
-//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step.
+//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step. The
+//! deterministic reduction adds 2 u32 per node (cell counts and starts) and 14 u32 or floats
+//! per particle.
 //!
-//! **Reduction.** P2G and the G2P adjoint scatter into grid nodes with atomic adds (native
-//! `atomicAdd` on `atomic<f32>` where the device has `SHADER_FLOAT32_ATOMIC`, else a
-//! compare-exchange loop on the u32 bits, chosen at build time as for the springs) in both
-//! `Scatter` modes: a fixed-order MPM reduction would need a per-step particle sort. The order
-//! of the additions into a node therefore varies from run to run, and the results differ from
-//! the CPU's in the last bits of each node sum (tolerances in tests/tests/gpu_mpm.rs).
+//! **Reduction** (`Scatter`). P2G and the reverse G2P add many particles into each grid node,
+//! and the reverse grid update adds every node the roller touches into the env's pose adjoint.
+//! - `Scatter::Atomic`: atomic adds (native `atomicAdd` on `atomic<f32>` where the device has
+//!   `SHADER_FLOAT32_ATOMIC`, else a compare-exchange loop on the u32 bits, chosen at build time
+//!   as for the springs). The order of the additions varies run to run: two GPU runs of a
+//!   RollingFlat rollout differ by ~3e-5 in ∂L/∂act (tests/tests/gpu_mpm.rs).
+//! - `Scatter::Deterministic`: every sum has an order fixed by the particle positions, so runs
+//!   are bitwise reproducible whatever the scheduling (tests/tests/gpu_mpm_det.rs, also with
+//!   another chunking). Each substep first bins the particles of each env by cell (the cell of
+//!   a particle is its stencil base) with a counting sort (`wgsl/bin.wgsl`: count with integer
+//!   atomics, which commute exactly; prefix sums along grid rows, then over an env's rows; fill
+//!   by arrival slot; then an insertion sort of each cell by particle index, which removes the
+//!   arrival order). Then one invocation per grid row gathers its nodes' sums from the 3 × 3
+//!   cell rows that reach it, cell by cell and particle by particle in index order
+//!   (`wgsl/gather_common.wgsl`, `p2g_gather.wgsl`; the reverse G2P splits into a particle pass
+//!   that keeps v̄_p, C̄_p and `g2p_adjoint_gather.wgsl`, on the bins of the recomputed P2G).
+//!   The pose adjoint is summed per grid row in z order, then per env in row order
+//!   (`wgsl/grid_adjoint_det.wgsl`). Per-row gathers rather than per-node ones: a node's 27
+//!   cell lookups cost more than its particles on lavapipe, where per-node gathers made the
+//!   forward 8× slower than atomics. Speed cost on lavapipe: see "Cost" below.
+//!
+//! Either way each node's sum is added in another order than the CPU's (particle order within
+//! the env's sub-grid), so both differ from the CPU in the last bits (same tolerances).
+//!
+//! **Env chunks.** A binding cannot exceed the device's `max_storage_buffer_binding_size` (128
+//! MiB on lavapipe: the 3-vector grids of ~100 envs at G = 48). The envs are split into as few
+//! equal chunks as keep every per-chunk buffer within it ([`env_chunks`]); each chunk has its own
+//! grids, scratch and uniform block (`e0` = its first env) and its own dispatches of every
+//! transfer pass, and the kernels index the grids by the env within the chunk, the state by the
+//! global particle, the roller by the global env. One chunk (the usual case) costs nothing extra.
+//! `Gpu::with_storage_binding_limit` lowers the limit to test this on small grids.
 //!
 //! **SVD.** f32 Jacobi on FᵀF (at most 6 sweeps) with the CPU's sign conventions (`svd.rs`);
 //! the CPU's f32 path computes its SVD in f64, so the material's outputs agree to f32
@@ -456,9 +483,6 @@ impl Chunk {
         };
         out.push(pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?);
         out.push(pass("mpm.transfer g2p", &srcs.forward, "g2p", n)?);
-        if let Ok(skip) = std::env::var("DETMPM_SKIP") {
-            out.retain(|p| !skip.split(',').any(|s| p.kernel.label().ends_with(s)));
-        }
         Ok(out)
     }
 
@@ -649,5 +673,29 @@ mod tests {
     fn params_layout_is_twenty_two_scalars() {
         use encase::ShaderType;
         assert_eq!(u64::from(MpmParams::min_size()), 88);
+    }
+
+    #[test]
+    fn env_chunks_cover_the_envs_in_equal_chunks_within_the_limit() {
+        const MIB: u64 = 1 << 20;
+        // 3 · 48³ floats = 1 327 104 bytes per env: 101 envs per 128 MiB binding.
+        assert_eq!(env_chunks(100, 128 * MIB, 48, 2592, false), Some(vec![(0, 100)]));
+        assert_eq!(env_chunks(250, 128 * MIB, 48, 2592, true), Some(vec![(0, 84), (84, 84), (168, 82)]));
+        // Deterministic: 12 floats per particle can be the larger buffer.
+        assert_eq!(env_chunks(4, 256 << 10, 16, 2000, false), Some(vec![(0, 4)]));
+        assert_eq!(env_chunks(4, 256 << 10, 16, 2000, true), Some(vec![(0, 2), (2, 2)]));
+        for envs in 1..40 {
+            let chunks = env_chunks(envs, 64 * MIB, 48, 1000, true).unwrap();
+            let mut next = 0;
+            for &(e0, n) in &chunks {
+                assert_eq!(e0, next);
+                assert!(n > 0 && 4 * (3 * 48usize.pow(3) * n) as u64 <= 64 * MIB);
+                next += n;
+            }
+            assert_eq!(next, envs);
+            assert!(chunks.len() == envs.div_ceil(50), "{envs} envs: {chunks:?}");
+        }
+        // One env over the limit.
+        assert_eq!(env_chunks(2, MIB, 48, 10, false), None);
     }
 }
