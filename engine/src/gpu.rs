@@ -76,6 +76,18 @@ impl Gpu {
     /// `vulkan` or `gl`; all backends when unset) and requests a device with the adapter's own
     /// limits (wgpu's defaults are lower, e.g. for the storage binding size).
     pub fn new() -> Result<Gpu, EngineError> {
+        Self::open(None)
+    }
+
+    /// [`Gpu::new`] with the storage binding limit lowered to at most `bytes` (wgpu then rejects
+    /// larger bindings as a smaller device would). For testing the code paths that split data
+    /// over several bindings (`mpm.transfer`'s env chunks) without allocating what a real limit
+    /// takes (128 MiB on lavapipe).
+    pub fn with_storage_binding_limit(bytes: u64) -> Result<Gpu, EngineError> {
+        Self::open(Some(bytes))
+    }
+
+    fn open(storage_binding_limit: Option<u64>) -> Result<Gpu, EngineError> {
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
@@ -102,7 +114,13 @@ impl Gpu {
                 // Native f32 atomics where the adapter has them (Vulkan/lavapipe, most GPUs); the
                 // scatter kernels fall back to a compare-exchange loop on the u32 bits otherwise.
                 required_features: adapter.features() & wgpu::Features::SHADER_FLOAT32_ATOMIC,
-                required_limits: adapter.limits(),
+                required_limits: {
+                    let mut limits = adapter.limits();
+                    if let Some(b) = storage_binding_limit {
+                        limits.max_storage_buffer_binding_size = limits.max_storage_buffer_binding_size.min(b);
+                    }
+                    limits
+                },
                 ..Default::default()
             }),
         )?

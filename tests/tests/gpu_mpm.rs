@@ -140,7 +140,19 @@ fn gpu_mpm_kernels_match_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let mut sim = mixed_sim(2);
     mix_materials(&mut sim);
-    kernels_match(gpu, &sim, true, test);
+    kernels_match(gpu, &sim, true, Scatter::Atomic, test);
+}
+
+/// As `gpu_mpm_kernels_match_cpu`, with the fixed-order reduction (binned P2G gather, reverse
+/// G2P gather, per-row pose adjoint sums): the same tolerances hold, since only the order of
+/// the additions differs from the CPU's in both modes.
+#[test]
+fn gpu_mpm_kernels_match_cpu_deterministic() {
+    let test = "gpu_mpm_kernels_match_cpu_deterministic";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let mut sim = mixed_sim(2);
+    mix_materials(&mut sim);
+    kernels_match(gpu, &sim, true, Scatter::Deterministic, test);
 }
 
 /// The MPM substep without a collider and with a slip floor (the transfer's other binding and
@@ -157,13 +169,11 @@ fn gpu_mpm_kernels_match_cpu_without_collider() {
     let schedule = mpm::schedule::<f32>(4e-4, 4, grid, None, 1);
     let mut sim = Sim::new(packed.model, packed.state, packed.control, schedule, Cpu::new(1)).unwrap();
     mix_materials(&mut sim);
-    kernels_match(gpu, &sim, false, test);
+    kernels_match(gpu, &sim, false, Scatter::Atomic, test);
 }
 
-fn kernels_match(gpu: Arc<Gpu>, sim: &Sim<f32>, collider: bool, test: &str) {
-    let g = std::cell::RefCell::new(
-        GpuSim::new(gpu, sim, GpuOptions { scatter: Scatter::Atomic, readback: Vec::new() }).unwrap(),
-    );
+fn kernels_match(gpu: Arc<Gpu>, sim: &Sim<f32>, collider: bool, scatter: Scatter, test: &str) {
+    let g = std::cell::RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter, readback: Vec::new() }).unwrap());
     let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
     assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
     let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };

@@ -242,11 +242,12 @@ struct Rollout {
     gpu_f64_act: f64,
 }
 
-fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64) -> Rollout {
+fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64, scatter: Scatter) -> Rollout {
     let mut cpu: Sim<f32> = task.sim().unwrap();
     let mut cpu64: Sim<f64> = task.sim().unwrap();
     let readback = vec!["obs".to_string(), "reward".to_string()];
-    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Atomic, readback }).unwrap();
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter, readback }).unwrap();
+    let init = cpu.state.clone();
     let mut rng = Rng::new(seed);
     let actions = gpu::random_actions(&mut rng, h, na * cpu.num_envs());
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
@@ -254,6 +255,13 @@ fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u6
     let reward_abs =
         run.reward.iter().flat_map(|[g, c]| g.iter().zip(c).map(|(a, b)| f64::from((a - b).abs()))).fold(0.0, f64::max);
     let [gpu_grads, cpu_grads] = &run.grads;
+    if scatter == Scatter::Deterministic {
+        // A fixed reduction order (P2G, reverse G2P and the bodies' pose adjoints): a rerun is
+        // bitwise equal.
+        let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
+        assert_eq!(&again.controls, &gpu_grads.controls, "a deterministic rerun differs");
+        assert_eq!(&again.initial_state, &gpu_grads.initial_state, "a deterministic rerun differs");
+    }
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
     Rollout {
         obs: gpu::worst_step(&run.obs, 1e-3),
@@ -276,7 +284,7 @@ const OBS_TOL: f64 = 1e-4;
 fn gpu_fluid_move_rollout_matches_cpu() {
     let test = "gpu_fluid_move_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let r = rollout(gpu, &small_fluid_move(2), 16, 3, 21);
+    let r = rollout(gpu, &small_fluid_move(2), 16, 3, 21, Scatter::Atomic);
     eprintln!(
         "{test}: max rel err obs {:e}, reward {:e}, ∂L/∂act {:e}; ∂L/∂act vs f64: CPU f32 {:e}, GPU {:e}",
         r.obs, r.reward, r.act, r.f32_act, r.gpu_f64_act
@@ -378,14 +386,15 @@ fn gpu_hand_flip_kernels_match_cpu() {
 /// A 16-step HandFlip rollout (debug size, 2 envs), GPU vs CPU f32. Rewards compared in absolute
 /// terms: r = 1 − dist/d0 ∈ [−1, 1] is ~1e-2 over the first steps, so its relative error is that
 /// of dist (the obs', ~1e-5) divided by |r|. ∂L/∂act: 5e-2 as for FluidMove (measured numbers
-/// printed).
+/// printed). Run in `Scatter::Deterministic` (FluidMove's runs atomic), which also checks that a
+/// rerun is bitwise equal.
 #[test]
 fn gpu_hand_flip_rollout_matches_cpu() {
     let test = "gpu_hand_flip_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
     let task = small_hand_flip(2);
     let dof = task.tree().dof();
-    let r = rollout(gpu, &task, 16, dof, 23);
+    let r = rollout(gpu, &task, 16, dof, 23, Scatter::Deterministic);
     eprintln!(
         "{test}: max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e}; ∂L/∂act vs f64: CPU f32 {:e}, GPU {:e}",
         r.obs, r.reward, r.reward_abs, r.act, r.f32_act, r.gpu_f64_act

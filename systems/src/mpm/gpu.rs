@@ -10,8 +10,9 @@
 //! multi-body one: each shape row carries its body, the poses at the substep's start and end
 //! are bound where the rigid pose and velocity are, shapes are culled by bounding spheres as on
 //! the CPU, and the adjoint (hand-written, where the CPU replays the projection on its f64
-//! reverse tape) adds the deciding body's two pose adjoints with atomics. Which coupling, the
-//! body count and 1/dt are WGSL constants of the transfer's kernels.
+//! reverse tape) adds the deciding body's two pose adjoints into `body_pose`/`body_pose_next`,
+//! with atomics or, deterministic, per grid row and body then per env in a fixed order. Which
+//! coupling, the body count and 1/dt are WGSL constants of the transfer's kernels.
 //!
 //! **Grid.** `mpm.transfer` owns one dense grid per env of G³ nodes over the env's domain
 //! [0, 1]³ (`Own` buffers: mass, momentum, velocity, and for the adjoint ∂L/∂velocity, turned
@@ -19,14 +20,48 @@
 //! CPU uses a bounding-box sub-grid with the same global node indices, so both see the same
 //! cells and boundary conditions. The grid is scratch: it never enters the state, the tape or
 //! the recompute buffers. Every node is visited by the clear and grid-update passes, which a real
-//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step.
+//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step. The
+//! deterministic reduction adds 2 u32 per node (cell counts and starts) and 14 u32 or floats
+//! per particle.
 //!
-//! **Reduction.** P2G and the G2P adjoint scatter into grid nodes with atomic adds (native
-//! `atomicAdd` on `atomic<f32>` where the device has `SHADER_FLOAT32_ATOMIC`, else a
-//! compare-exchange loop on the u32 bits, chosen at build time as for the springs) in both
-//! `Scatter` modes: a fixed-order MPM reduction would need a per-step particle sort. The order
-//! of the additions into a node therefore varies from run to run, and the results differ from
-//! the CPU's in the last bits of each node sum (tolerances in tests/tests/gpu_mpm.rs).
+//! **Reduction** (`Scatter`). P2G and the reverse G2P add many particles into each grid node,
+//! and the reverse grid update adds every node the roller touches into the env's pose adjoint.
+//! - `Scatter::Atomic`: atomic adds (native `atomicAdd` on `atomic<f32>` where the device has
+//!   `SHADER_FLOAT32_ATOMIC`, else a compare-exchange loop on the u32 bits, chosen at build time
+//!   as for the springs). The order of the additions varies run to run: two GPU runs of a
+//!   RollingFlat rollout differ by ~3e-5 in ∂L/∂act (tests/tests/gpu_mpm.rs).
+//! - `Scatter::Deterministic`: every sum has an order fixed by the particle positions, so runs
+//!   are bitwise reproducible whatever the scheduling (tests/tests/gpu_mpm_det.rs, also with
+//!   another chunking). Each substep first bins the particles of each env by cell (the cell of
+//!   a particle is its stencil base) with a counting sort (`wgsl/bin.wgsl`: count with integer
+//!   atomics, which commute exactly; prefix sums along grid rows, then over an env's rows; fill
+//!   by arrival slot; then an insertion sort of each cell by particle index, which removes the
+//!   arrival order). Then one invocation per grid row gathers its nodes' sums from the 3 × 3
+//!   cell rows that reach it, cell by cell and particle by particle in index order
+//!   (`wgsl/gather_common.wgsl`, `p2g_gather.wgsl`; the reverse G2P splits into a particle pass
+//!   that keeps v̄_p, C̄_p and `g2p_adjoint_gather.wgsl`, on the bins of the recomputed P2G).
+//!   The pose adjoint is summed per grid row in z order, then per env in row order
+//!   (`wgsl/grid_adjoint_det.wgsl`). Per-row gathers rather than per-node ones: a node's 27
+//!   cell lookups cost more than its particles on lavapipe, where per-node gathers made the
+//!   forward 8× slower than atomics.
+//!
+//! Cost of the fixed order, on lavapipe (2 shared cores, load average 11–14, debug binary; the
+//! kernels run in the driver either way): `diffsim bench --task rolling-flat --backend gpu
+//! --envs 8 --threads 1 --steps 2 --horizon 2 --gpu-scatter atomic|deterministic` (G = 48,
+//! 2 592 particles per env): atomic 0.79 fwd / 0.20 fwd+bwd env-steps/s, deterministic 0.56 /
+//! 0.12, i.e. ~1.4× slower forward and ~1.7× slower forward+backward (the binning runs again in
+//! the adjoint's recompute). A real GPU was not measured.
+//!
+//! Either way each node's sum is added in another order than the CPU's (particle order within
+//! the env's sub-grid), so both differ from the CPU in the last bits (same tolerances).
+//!
+//! **Env chunks.** A binding cannot exceed the device's `max_storage_buffer_binding_size` (128
+//! MiB on lavapipe: the 3-vector grids of ~100 envs at G = 48). The envs are split into as few
+//! equal chunks as keep every per-chunk buffer within it ([`env_chunks`]); each chunk has its own
+//! grids, scratch and uniform block (`e0` = its first env) and its own dispatches of every
+//! transfer pass, and the kernels index the grids by the env within the chunk, the state by the
+//! global particle, the roller by the global env. One chunk (the usual case) costs nothing extra.
+//! `Gpu::with_storage_binding_limit` lowers the limit to test this on small grids.
 //!
 //! **SVD.** f32 Jacobi on FᵀF (at most 6 sweeps) with the CPU's sign conventions (`svd.rs`);
 //! the CPU's f32 path computes its SVD in f64, so the material's outputs agree to f32
@@ -34,7 +69,7 @@
 
 use diffsim_engine::EngineError;
 use diffsim_engine::gpu_sim::{
-    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_control, adj_state, control, model, state,
+    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Scatter, Src, adj_control, adj_state, control, model, state,
 };
 
 use super::collider::{Bodies, ColliderDrive, ColliderIntegrate, Coupling, Shape};
@@ -66,6 +101,8 @@ pub struct MpmParams {
     pub softness: f32,
     pub inv_step: f32,
     pub na: u32,
+    /// `mpm.transfer`: the first env of the dispatch's env chunk (module docs); 0 elsewhere.
+    pub e0: u32,
 }
 
 impl MpmParams {
@@ -158,19 +195,127 @@ fn body_shape_rows(b: &Bodies) -> Result<Vec<f32>, EngineError> {
     Ok(rows)
 }
 
-/// Own buffers of the transfer, by index.
+/// Own buffers of the transfer: the collider shapes, then per env chunk (module docs, "Env
+/// chunks") [`own::ATOMIC_LEN`] or, with `Scatter::Deterministic`, [`own::DET_LEN`] buffers,
+/// indexed from the chunk's first one.
 mod own {
+    pub const SHAPES: usize = 0;
     pub const PARAMS: usize = 0;
-    pub const SHAPES: usize = 1;
-    pub const GM: usize = 2;
-    pub const GMV: usize = 3;
-    pub const GV: usize = 4;
-    pub const GVBAR: usize = 5;
-    pub const GMBAR: usize = 6;
+    pub const GM: usize = 1;
+    pub const GMV: usize = 2;
+    pub const GV: usize = 3;
+    pub const GVBAR: usize = 4;
+    pub const GMBAR: usize = 5;
+    pub const ATOMIC_LEN: usize = 6;
+    /// Deterministic reduction only (`wgsl/bin.wgsl`): particles per cell, a cell's offset in
+    /// its grid row, a row's offset in its env, a particle's arrival slot in its cell, the
+    /// binned particle indices, the reverse G2P's v̄_p and C̄_p, the rows' pose adjoint sums.
+    pub const COUNT: usize = 6;
+    pub const START: usize = 7;
+    pub const ROWOFF: usize = 8;
+    pub const SLOT: usize = 9;
+    pub const SORTED: usize = 10;
+    pub const PSCR: usize = 11;
+    pub const ROWPOSE: usize = 12;
+    pub const DET_LEN: usize = 13;
 }
 
-/// GPU: `wgsl/transfer.wgsl` + `wgsl/p2g.wgsl`: grid_clear (per node), p2g (per particle,
-/// atomic scatter), grid_update (per node), g2p (per particle).
+/// Floats per particle of the reverse G2P's scratch (v̄_p, C̄_p), deterministic mode.
+const PSCR_PER_PARTICLE: usize = 12;
+
+/// The env chunks of the transfer's grids, `(first env, envs)`: as few equal chunks as keep
+/// every per-chunk buffer within `limit` bytes (the device's storage binding limit). The largest
+/// per-env buffers are the 3-vector grids (3 G³ floats) and, deterministic, the reverse G2P's
+/// particle scratch (12 floats per particle). `None` when one env alone is over the limit.
+pub fn env_chunks(envs: usize, limit: u64, res: usize, np: usize, det: bool) -> Option<Vec<(usize, usize)>> {
+    let floats = (3 * res.pow(3)).max(if det { PSCR_PER_PARTICLE * np } else { 0 });
+    let per_chunk = usize::try_from(limit / (4 * floats as u64).max(1)).unwrap_or(usize::MAX);
+    if per_chunk == 0 {
+        return None;
+    }
+    let chunks = envs.div_ceil(per_chunk).max(1);
+    let size = envs.div_ceil(chunks);
+    Some((0..envs).step_by(size.max(1)).map(|e0| (e0, size.min(envs - e0))).collect())
+}
+
+/// The transfer's kernel sources for one scatter mode (shared by the env chunks).
+struct TransferSources {
+    /// grid_clear, grid_update, g2p.
+    forward: String,
+    /// Atomic: p2g.
+    p2g: String,
+    /// Deterministic: bin_count; the other binning passes; p2g_gather; vbar_gather.
+    bin_count: String,
+    bin: String,
+    p2g_gather: String,
+    vbar_gather: String,
+    vbar_clear: String,
+    g2p_adjoint: String,
+    grid_adjoint: String,
+    p2g_adjoint: String,
+}
+
+impl TransferSources {
+    /// `gf`: the floor's friction coefficient; `coupling`: the WGSL constants of
+    /// `wgsl/collider_bodies.wgsl`.
+    fn new(native: bool, det: bool, res: usize, gf: f32, coupling: &str) -> Self {
+        // The floor's friction coefficient is a constant of the kernels (0: slip or sticky).
+        let tc = &format!("const GROUND_FRICTION: f32 = {gf:e};\n{}", include_str!("wgsl/transfer_common.wgsl"));
+        let sdf = &format!(
+            "{coupling}{}\n{}",
+            include_str!("wgsl/collider_sdf.wgsl"),
+            include_str!("wgsl/collider_bodies.wgsl")
+        );
+        let bind = include_str!("wgsl/transfer_bind.wgsl");
+        let gather = include_str!("wgsl/gather_common.wgsl");
+        // The row accumulators of the gathers hold G nodes.
+        let row_nodes = format!("const ROW_NODES: u32 = {res}u;");
+        let bin = include_str!("wgsl/bin.wgsl");
+        let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
+        let g2p_body = include_str!("wgsl/g2p_adjoint_body.wgsl");
+        let grid_adj = include_str!("wgsl/grid_adjoint.wgsl");
+        let atomic = atomic_source(&bind.replace("GRID_T", "atomic<ATOMIC_T>"), native, &[]);
+        let p2g = atomic_source(include_str!("wgsl/p2g.wgsl"), native, &["gm", "gmv"]);
+        let (g2p_adjoint, grid_adjoint) = if det {
+            (
+                source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_det.wgsl"), g2p_body]),
+                source(&[&grid_adj.replace("AQ_T", "f32"), tc, sdf, include_str!("wgsl/grid_adjoint_det.wgsl")]),
+            )
+        } else {
+            (
+                source(&[
+                    &atomic_source(&g2p_adj.replace("VBAR_T", "atomic<ATOMIC_T>"), native, &[]),
+                    tc,
+                    &atomic_source(include_str!("wgsl/g2p_adjoint_atomic.wgsl"), native, &["gvbar"]),
+                    g2p_body,
+                ]),
+                source(&[
+                    &atomic_source(&grid_adj.replace("AQ_T", "atomic<ATOMIC_T>"), native, &[]),
+                    tc,
+                    sdf,
+                    &atomic_source(include_str!("wgsl/grid_adjoint_atomic.wgsl"), native, &["aq", "aqd"]),
+                ]),
+            )
+        };
+        Self {
+            forward: source(&[&bind.replace("GRID_T", "f32"), tc, sdf, include_str!("wgsl/transfer.wgsl")]),
+            p2g: source(&[&atomic, tc, sdf, &p2g]),
+            bin_count: source(&[&bin.replace("COUNT_T", "atomic<u32>"), tc, include_str!("wgsl/bin_count.wgsl")]),
+            bin: source(&[&bin.replace("COUNT_T", "u32"), tc, gather, include_str!("wgsl/bin_passes.wgsl")]),
+            p2g_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/p2g_gather.wgsl")]),
+            vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
+            vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
+            g2p_adjoint,
+            grid_adjoint,
+            p2g_adjoint: source(&[include_str!("wgsl/p2g_adjoint.wgsl"), tc]),
+        }
+    }
+}
+
+/// GPU: `wgsl/transfer.wgsl` + `wgsl/p2g.wgsl` (atomic) or `wgsl/bin*.wgsl` +
+/// `wgsl/p2g_gather.wgsl` (deterministic): grid_clear or the binning (per node and particle),
+/// p2g (per particle, atomic scatter) or p2g_gather (per node), grid_update (per node), g2p (per
+/// particle); once per env chunk.
 impl GpuSystem for Transfer {
     fn name(&self) -> &str {
         "mpm.transfer"
@@ -181,7 +326,6 @@ impl GpuSystem for Transfer {
             return Err(EngineError::Gpu(format!("mpm.transfer: grid res {} < 4", g.res)));
         }
         let per_env = g.res.pow(3);
-        let nodes = per_env * cx.num_envs;
         let (dx, dt) = (g.dx(), f64::from(cx.dt));
         // The coupling's shapes (for `Bodies`, slot 7 of each row is the shape's body), Coulomb
         // constants and the WGSL constants of `wgsl/collider_bodies.wgsl`.
@@ -190,17 +334,20 @@ impl GpuSystem for Transfer {
             Some(Coupling::Rigid(c)) => (shape_rows(&c.shapes), c.friction, c.softness, 0),
             Some(Coupling::Bodies(b)) => (body_shape_rows(b)?, b.friction, b.softness, b.bodies),
         };
+        // POSE_W / POSE_BODIES: the pose adjoint rows the grid adjoint writes (4 floats of the one
+        // rigid collider, or 7 of each body).
         let coupling = format!(
-            "const BODIES: bool = {};\nconst NBODIES: u32 = {}u;\nconst INV_DT: f32 = {:?};\nconst CULL_RANGE: f32 = \
-             {:?};\n",
+            "const BODIES: bool = {};\nconst NBODIES: u32 = {}u;\nconst POSE_W: u32 = {}u;\nconst POSE_BODIES: u32 = \
+             {}u;\nconst INV_DT: f32 = {:?};\nconst CULL_RANGE: f32 = {:?};\n",
             nbodies > 0,
             to_u32(nbodies, "collider bodies")?,
+            if nbodies > 0 { 7 } else { 4 },
+            to_u32(nbodies.max(1), "collider bodies")?,
             (1.0 / dt) as f32,
             if softness > 0.0 { ((1.0 / super::collider::MIN_INFLUENCE).ln() / softness) as f32 } else { 0.0 },
         );
         let params = MpmParams {
             res: to_u32(g.res, "grid res")?,
-            nodes: to_u32(nodes, "grid nodes over all envs")?,
             bound: to_u32(g.bound, "grid bound")?,
             sticky: u32::from(g.floor == Floor::Sticky),
             nshapes: to_u32(shapes.len() / 8, "collider shapes")?,
@@ -216,35 +363,111 @@ impl GpuSystem for Transfer {
             softness: softness as f32,
             ..MpmParams::of(cx)?
         };
-        let n = params.n as usize;
+        let np = params.np as usize;
+        let det = cx.scatter == Scatter::Deterministic;
+        let limits = cx.gpu.limits();
+        let limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let chunks = env_chunks(cx.num_envs, limit, g.res, np, det).ok_or_else(|| {
+            EngineError::Gpu(format!(
+                "mpm.transfer: the grid of one env at G = {} ({} nodes, {} bytes per velocity grid) exceeds the \
+                 device's storage binding limit of {limit} bytes; use a smaller grid",
+                g.res,
+                per_env,
+                12 * per_env
+            ))
+        })?;
         let mut shapes_buf = shapes.clone();
         shapes_buf.resize(shapes.len().max(8), 0.0);
-        // One dense grid per env: a 48³ grid is 1.3 MiB per env and per vector column, so
-        // lavapipe's 128 MiB binding limit is reached near 100 envs; say which knob to turn.
-        let grid = |label: &str, len: usize| {
-            cx.gpu.storage_f32_zeroed(label, len).map_err(|e| {
-                EngineError::Gpu(format!(
-                    "mpm.transfer: the grids of {} envs at G = {} ({nodes} nodes) do not fit: {e}; use fewer envs or \
-                     a smaller grid",
-                    cx.num_envs, g.res
-                ))
-            })
+        let gf = if let Floor::Friction(gf) = g.floor { gf as f32 } else { 0.0 };
+        let srcs = TransferSources::new(cx.f32_atomics(), det, g.res, gf, &coupling);
+        // The pose columns, and the floats of one grid row's pose adjoint sum (deterministic):
+        // q̄ and q̄d of the rigid collider (4 + 4), or both poses of every body (7 + 7 each).
+        let pose = self.collider.as_ref().map(|c| {
+            let [(q, wq), (qd, wqd)] = c.columns();
+            Pose { q, qd, slots: (wq + wqd) * nbodies.max(1) }
+        });
+        let mut kernels = GpuKernels {
+            buffers: vec![cx.gpu.storage_f32("mpm.transfer shapes", &shapes_buf)?],
+            ..GpuKernels::default()
         };
-        let buffers = vec![
-            cx.uniform("mpm.transfer", &params)?,
-            cx.gpu.storage_f32("mpm.transfer shapes", &shapes_buf)?,
-            grid("mpm.transfer grid m", nodes)?,
-            grid("mpm.transfer grid mv", 3 * nodes)?,
-            grid("mpm.transfer grid v", 3 * nodes)?,
-            grid("mpm.transfer grid adjoint v", 3 * nodes)?,
-            grid("mpm.transfer grid adjoint m", nodes)?,
+        for &(e0, envs) in &chunks {
+            let chunk = Chunk { base: kernels.buffers.len(), envs, np, res: g.res, per_env, pose };
+            let cp = MpmParams {
+                n: to_u32(envs * np, "mpm particles of an env chunk")?,
+                nodes: to_u32(envs * per_env, "grid nodes of an env chunk")?,
+                envs: to_u32(envs, "envs of an env chunk")?,
+                e0: to_u32(e0, "first env of an env chunk")?,
+                ..params
+            };
+            kernels.buffers.push(cx.uniform("mpm.transfer", &cp)?);
+            kernels.buffers.extend(chunk.buffers(cx, det)?);
+            debug_assert_eq!(kernels.buffers.len() - chunk.base, if det { own::DET_LEN } else { own::ATOMIC_LEN });
+            kernels.forward.extend(chunk.forward(cx, &srcs, det)?);
+            kernels.adjoint.extend(chunk.adjoint(cx, &srcs, det)?);
+        }
+        Ok(kernels)
+    }
+}
+
+/// The collider's pose columns (state and adjoint) and the floats of one grid row's pose adjoint
+/// sum in deterministic mode (`wgsl/grid_adjoint_det.wgsl`).
+#[derive(Clone, Copy)]
+struct Pose {
+    q: &'static str,
+    qd: &'static str,
+    slots: usize,
+}
+
+/// One env chunk of the transfer: its buffers start at `Own(base)` (layout in [`own`]).
+struct Chunk {
+    base: usize,
+    envs: usize,
+    np: usize,
+    res: usize,
+    per_env: usize,
+    /// `None` without a collider.
+    pose: Option<Pose>,
+}
+
+impl Chunk {
+    fn own(&self, i: usize) -> Src {
+        Src::Own(self.base + i)
+    }
+
+    /// The chunk's buffers after its uniform block, in [`own`] order.
+    fn buffers(&self, cx: &GpuBuildCx, det: bool) -> Result<Vec<wgpu::Buffer>, EngineError> {
+        let nodes = self.envs * self.per_env;
+        let n = self.envs * self.np;
+        let buf = |label: &str, len: usize| cx.gpu.storage_f32_zeroed(label, len.max(1));
+        let mut out = vec![
+            buf("mpm.transfer grid m", nodes)?,
+            buf("mpm.transfer grid mv", 3 * nodes)?,
+            buf("mpm.transfer grid v", 3 * nodes)?,
+            buf("mpm.transfer grid adjoint v", 3 * nodes)?,
+            buf("mpm.transfer grid adjoint m", nodes)?,
         ];
-        let (q, qd) = if let Some(c) = &self.collider {
-            let [(q, _), (qd, _)] = c.columns();
-            (state(q), state(qd))
-        } else {
-            (Src::Own(own::SHAPES), Src::Own(own::SHAPES))
-        };
+        if det {
+            let rows = self.envs * self.res * self.res;
+            out.extend([
+                buf("mpm.transfer cell counts", nodes)?,
+                buf("mpm.transfer cell starts", nodes)?,
+                buf("mpm.transfer row offsets", rows)?,
+                buf("mpm.transfer particle slots", n)?,
+                buf("mpm.transfer binned particles", n)?,
+                buf("mpm.transfer reverse g2p scratch", PSCR_PER_PARTICLE * n)?,
+                buf("mpm.transfer row pose adjoints", self.pose.map_or(0, |p| p.slots) * rows)?,
+            ]);
+        }
+        Ok(out)
+    }
+
+    /// Collider pose (q, qd), or a stand-in buffer without a collider.
+    fn pose_src(&self) -> (Src, Src) {
+        if let Some(p) = self.pose { (state(p.q), state(p.qd)) } else { (Src::Own(own::SHAPES), Src::Own(own::SHAPES)) }
+    }
+
+    fn forward(&self, cx: &GpuBuildCx, srcs: &TransferSources, det: bool) -> Result<Vec<Pass>, EngineError> {
+        let (q, qd) = self.pose_src();
         let binds = || {
             vec![
                 Bind::rw(state("mpm_x")),
@@ -257,69 +480,97 @@ impl GpuSystem for Transfer {
                 Bind::read(q.clone()),
                 Bind::read(qd.clone()),
                 Bind::read(Src::Own(own::SHAPES)),
-                Bind::rw(Src::Own(own::GM)),
-                Bind::rw(Src::Own(own::GMV)),
-                Bind::rw(Src::Own(own::GV)),
-                Bind::uniform(own::PARAMS),
+                Bind::rw(self.own(own::GM)),
+                Bind::rw(self.own(own::GMV)),
+                Bind::rw(self.own(own::GV)),
+                Bind::uniform(self.base + own::PARAMS),
             ]
         };
-        // The floor's friction coefficient is a constant of the kernels (0: slip or sticky).
-        let gf = if let Floor::Friction(gf) = g.floor { gf as f32 } else { 0.0 };
-        let tc = &format!("const GROUND_FRICTION: f32 = {gf:e};\n{}", include_str!("wgsl/transfer_common.wgsl"));
-        let sdf = format!(
-            "{coupling}{}\n{}",
-            include_str!("wgsl/collider_sdf.wgsl"),
-            include_str!("wgsl/collider_bodies.wgsl")
-        );
-        let sdf = sdf.as_str();
-        let bind = include_str!("wgsl/transfer_bind.wgsl");
-        let plain = bind.replace("GRID_T", "f32");
-        let native = cx.f32_atomics();
-        let atomic = atomic_source(&bind.replace("GRID_T", "atomic<ATOMIC_T>"), native, &[]);
-        let p2g = atomic_source(include_str!("wgsl/p2g.wgsl"), native, &["gm", "gmv"]);
-        let fsrc = source(&[&plain, tc, sdf, include_str!("wgsl/transfer.wgsl")]);
-        let psrc = source(&[&atomic, tc, sdf, &p2g]);
+        let (n, nodes) = (self.envs * self.np, self.envs * self.per_env);
         let pass = |label: &str, src: &str, entry: &str, count: usize| Pass::new(cx, label, src, entry, binds(), count);
-        let forward = || -> Result<Vec<Pass>, EngineError> {
-            Ok(vec![
-                pass("mpm.transfer grid_clear", &fsrc, "grid_clear", nodes)?,
-                pass("mpm.transfer p2g", &psrc, "p2g", n)?,
-                pass("mpm.transfer grid_update", &fsrc, "grid_update", nodes)?,
-                pass("mpm.transfer g2p", &fsrc, "g2p", n)?,
-            ])
+        let mut out = if det {
+            let bin = |label: &str, src: &str, entry: &str, count: usize| {
+                let binds = vec![
+                    Bind::read(state("mpm_x")),
+                    Bind::rw(self.own(own::COUNT)),
+                    Bind::rw(self.own(own::START)),
+                    Bind::rw(self.own(own::ROWOFF)),
+                    Bind::rw(self.own(own::SLOT)),
+                    Bind::rw(self.own(own::SORTED)),
+                    Bind::uniform(self.base + own::PARAMS),
+                ];
+                Pass::new(cx, label, src, entry, binds, count)
+            };
+            let rows = self.envs * self.res * self.res;
+            let gather = vec![
+                Bind::read(state("mpm_x")),
+                Bind::read(state("mpm_v")),
+                Bind::read(state("mpm_C")),
+                Bind::read(state("mpm_stress")),
+                Bind::read(model("mpm_mass_vol")),
+                Bind::read(self.own(own::COUNT)),
+                Bind::read(self.own(own::START)),
+                Bind::read(self.own(own::ROWOFF)),
+                Bind::read(self.own(own::SORTED)),
+                Bind::rw(self.own(own::GM)),
+                Bind::rw(self.own(own::GMV)),
+                Bind::uniform(self.base + own::PARAMS),
+            ];
+            vec![
+                bin("mpm.transfer count_clear", &srcs.bin, "count_clear", nodes)?,
+                bin("mpm.transfer bin_count", &srcs.bin_count, "bin_count", n)?,
+                bin("mpm.transfer scan_rows", &srcs.bin, "scan_rows", rows)?,
+                bin("mpm.transfer scan_env", &srcs.bin, "scan_env", self.envs)?,
+                bin("mpm.transfer fill", &srcs.bin, "fill", n)?,
+                bin("mpm.transfer sort_cells", &srcs.bin, "sort_cells", nodes)?,
+                Pass::new(cx, "mpm.transfer p2g_gather", &srcs.p2g_gather, "p2g_gather", gather, rows)?,
+            ]
+        } else {
+            vec![
+                pass("mpm.transfer grid_clear", &srcs.forward, "grid_clear", nodes)?,
+                pass("mpm.transfer p2g", &srcs.p2g, "p2g", n)?,
+            ]
         };
-        // Adjoint: recompute the grid (the forward's first three passes on the pre-state), then
-        // reverse G2P (scatter), the grid update (per node) and P2G (gather).
-        let g2p_binds = vec![
+        out.push(pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?);
+        out.push(pass("mpm.transfer g2p", &srcs.forward, "g2p", n)?);
+        Ok(out)
+    }
+
+    /// Recompute the grid (the forward's passes but G2P, on the pre-state), then reverse G2P
+    /// (scatter, or particle pass + node gather), the grid update (per node, or per grid row +
+    /// per env for the pose adjoint) and P2G (gather).
+    fn adjoint(&self, cx: &GpuBuildCx, srcs: &TransferSources, det: bool) -> Result<Vec<Pass>, EngineError> {
+        let (q, qd) = self.pose_src();
+        let (n, nodes) = (self.envs * self.np, self.envs * self.per_env);
+        let mut g2p_binds = vec![
             Bind::read(state("mpm_x")),
             Bind::read(state("mpm_Fp")),
-            Bind::rw(Src::Own(own::GV)),
-            Bind::rw(Src::Own(own::GVBAR)),
+            Bind::rw(self.own(own::GV)),
+            Bind::rw(self.own(own::GVBAR)),
             Bind::rw(adj_state("mpm_x")),
             Bind::rw(adj_state("mpm_v")),
             Bind::rw(adj_state("mpm_C")),
             Bind::rw(adj_state("mpm_F")),
             Bind::rw(adj_state("mpm_Fp")),
-            Bind::uniform(own::PARAMS),
+            Bind::uniform(self.base + own::PARAMS),
         ];
-        let (aq, aqd) = if let Some(c) = &self.collider {
-            let [(q, _), (qd, _)] = c.columns();
-            (adj_state(q), adj_state(qd))
+        let (aq, aqd) = if let Some(p) = self.pose {
+            (adj_state(p.q), adj_state(p.qd))
         } else {
             // Never written without a collider (nshapes = 0); any read-write buffer will do.
-            (Src::Own(own::GMBAR), Src::Own(own::GMBAR))
+            (self.own(own::GMBAR), self.own(own::GMBAR))
         };
-        let grid_binds = vec![
-            Bind::read(q.clone()),
-            Bind::read(qd.clone()),
+        let mut grid_binds = vec![
+            Bind::read(q),
+            Bind::read(qd),
             Bind::read(Src::Own(own::SHAPES)),
-            Bind::rw(Src::Own(own::GM)),
-            Bind::rw(Src::Own(own::GMV)),
-            Bind::rw(Src::Own(own::GVBAR)),
-            Bind::rw(Src::Own(own::GMBAR)),
-            Bind::rw(aq.clone()),
-            Bind::rw(aqd.clone()),
-            Bind::uniform(own::PARAMS),
+            Bind::rw(self.own(own::GM)),
+            Bind::rw(self.own(own::GMV)),
+            Bind::rw(self.own(own::GVBAR)),
+            Bind::rw(self.own(own::GMBAR)),
+            Bind::rw(aq),
+            Bind::rw(aqd),
+            Bind::uniform(self.base + own::PARAMS),
         ];
         let p2g_binds = vec![
             Bind::read(state("mpm_x")),
@@ -327,33 +578,61 @@ impl GpuSystem for Transfer {
             Bind::read(state("mpm_C")),
             Bind::read(state("mpm_stress")),
             Bind::read(model("mpm_mass_vol")),
-            Bind::rw(Src::Own(own::GVBAR)),
-            Bind::rw(Src::Own(own::GMBAR)),
+            Bind::rw(self.own(own::GVBAR)),
+            Bind::rw(self.own(own::GMBAR)),
             Bind::rw(adj_state("mpm_x")),
             Bind::rw(adj_state("mpm_v")),
             Bind::rw(adj_state("mpm_C")),
             Bind::rw(adj_state("mpm_stress")),
-            Bind::uniform(own::PARAMS),
+            Bind::uniform(self.base + own::PARAMS),
         ];
-        let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
-        let clear_src = source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]);
-        let g2p_src = source(&[
-            &atomic_source(&g2p_adj.replace("VBAR_T", "atomic<ATOMIC_T>"), native, &[]),
-            tc,
-            &atomic_source(include_str!("wgsl/g2p_adjoint_body.wgsl"), native, &["gvbar"]),
-        ]);
-        let grid_src =
-            source(&[&atomic_source(include_str!("wgsl/grid_adjoint.wgsl"), native, &["aq", "aqd"]), tc, sdf]);
-        let p2g_src = source(&[include_str!("wgsl/p2g_adjoint.wgsl"), tc]);
-        let mut adjoint = forward()?;
-        adjoint.pop();
-        adjoint.extend([
-            Pass::new(cx, "mpm.transfer vbar_clear", &clear_src, "vbar_clear", g2p_binds.clone(), 3 * nodes)?,
-            Pass::new(cx, "mpm.transfer g2p adjoint", &g2p_src, "g2p_adjoint", g2p_binds, n)?,
-            Pass::new(cx, "mpm.transfer grid adjoint", &grid_src, "grid_adjoint", grid_binds, nodes)?,
-            Pass::new(cx, "mpm.transfer p2g adjoint", &p2g_src, "p2g_adjoint", p2g_binds, n)?,
-        ]);
-        Ok(GpuKernels { forward: forward()?, adjoint, buffers })
+        let mut out = self.forward(cx, srcs, det)?;
+        out.pop();
+        if det {
+            g2p_binds.push(Bind::rw(self.own(own::PSCR)));
+            grid_binds.push(Bind::rw(self.own(own::ROWPOSE)));
+            let vbar = vec![
+                Bind::read(state("mpm_x")),
+                Bind::read(self.own(own::PSCR)),
+                Bind::read(self.own(own::COUNT)),
+                Bind::read(self.own(own::START)),
+                Bind::read(self.own(own::ROWOFF)),
+                Bind::read(self.own(own::SORTED)),
+                Bind::rw(self.own(own::GVBAR)),
+                Bind::uniform(self.base + own::PARAMS),
+            ];
+            let rows = self.envs * self.res * self.res;
+            out.extend([
+                Pass::new(cx, "mpm.transfer g2p adjoint", &srcs.g2p_adjoint, "g2p_adjoint", g2p_binds, n)?,
+                Pass::new(cx, "mpm.transfer vbar_gather", &srcs.vbar_gather, "vbar_gather", vbar, rows)?,
+                Pass::new(
+                    cx,
+                    "mpm.transfer grid adjoint rows",
+                    &srcs.grid_adjoint,
+                    "grid_adjoint_rows",
+                    grid_binds.clone(),
+                    rows,
+                )?,
+            ]);
+            if let Some(p) = self.pose {
+                out.push(Pass::new(
+                    cx,
+                    "mpm.transfer pose_reduce",
+                    &srcs.grid_adjoint,
+                    "pose_reduce",
+                    grid_binds,
+                    p.slots * self.envs,
+                )?);
+            }
+        } else {
+            out.extend([
+                Pass::new(cx, "mpm.transfer vbar_clear", &srcs.vbar_clear, "vbar_clear", g2p_binds.clone(), 3 * nodes)?,
+                Pass::new(cx, "mpm.transfer g2p adjoint", &srcs.g2p_adjoint, "g2p_adjoint", g2p_binds, n)?,
+                Pass::new(cx, "mpm.transfer grid adjoint", &srcs.grid_adjoint, "grid_adjoint", grid_binds, nodes)?,
+            ]);
+        }
+        out.push(Pass::new(cx, "mpm.transfer p2g adjoint", &srcs.p2g_adjoint, "p2g_adjoint", p2g_binds, n)?);
+        Ok(out)
     }
 }
 
@@ -435,8 +714,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn params_layout_is_twenty_one_scalars() {
+    fn params_layout_is_twenty_two_scalars() {
         use encase::ShaderType;
-        assert_eq!(u64::from(MpmParams::min_size()), 84);
+        assert_eq!(u64::from(MpmParams::min_size()), 88);
+    }
+
+    #[test]
+    fn env_chunks_cover_the_envs_in_equal_chunks_within_the_limit() {
+        const MIB: u64 = 1 << 20;
+        // 3 · 48³ floats = 1 327 104 bytes per env: 101 envs per 128 MiB binding.
+        assert_eq!(env_chunks(100, 128 * MIB, 48, 2592, false), Some(vec![(0, 100)]));
+        assert_eq!(env_chunks(250, 128 * MIB, 48, 2592, true), Some(vec![(0, 84), (84, 84), (168, 82)]));
+        // Deterministic: 12 floats per particle can be the larger buffer.
+        assert_eq!(env_chunks(4, 256 << 10, 16, 2000, false), Some(vec![(0, 4)]));
+        assert_eq!(env_chunks(4, 256 << 10, 16, 2000, true), Some(vec![(0, 2), (2, 2)]));
+        for envs in 1..40 {
+            let chunks = env_chunks(envs, 64 * MIB, 48, 1000, true).unwrap();
+            let mut next = 0;
+            for &(e0, n) in &chunks {
+                assert_eq!(e0, next);
+                assert!(n > 0 && 4 * (3 * 48usize.pow(3) * n) as u64 <= 64 * MIB);
+                next += n;
+            }
+            assert_eq!(next, envs);
+            assert!(chunks.len() == envs.div_ceil(50), "{envs} envs: {chunks:?}");
+        }
+        // One env over the limit.
+        assert_eq!(env_chunks(2, MIB, 48, 10, false), None);
     }
 }

@@ -37,6 +37,10 @@ struct Params {
     // Collider drive: 1 / (substeps * dt); action columns per env.
     inv_step: f32,
     na: u32,
+    // mpm.transfer: the first env of this dispatch's env chunk (mpm/gpu.rs "Env chunks"); n,
+    // nodes and envs then count the chunk's particles, nodes and envs, and the grid buffers hold
+    // the chunk's envs only. 0 elsewhere.
+    e0: u32,
 }
 
 alias M3 = array<array<f32, 3>, 3>;

@@ -1,14 +1,13 @@
-fn add_vbar(i: u32, v: f32) {
-    ADD(gvbar)
-}
-
+// add_vbar (the scatter into the grid adjoint) and keep_adjoint (the particle's v_bar_p and
+// C_bar_p for a later gather) come from g2p_adjoint_atomic.wgsl or g2p_adjoint_det.wgsl.
 @compute @workgroup_size(64)
 fn g2p_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.n) {
+    let li = linear_index(gid, nwg);
+    if (li >= p.n) {
         return;
     }
-    let e = i / p.np;
+    let i = particle_index(li);
+    let e = li / p.np;
     let x = vec3<f32>(xcol[3u * i], xcol[3u * i + 1u], xcol[3u * i + 2u]);
     let st = stencil(x);
     let k = p.kc;
@@ -64,6 +63,7 @@ fn g2p_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
             fbar[r][s] += p.dt * a2;
         }
     }
+    keep_adjoint(li, vpbar, cbar);
     for (var r = 0u; r < 3u; r++) {
         for (var s = 0u; s < 3u; s++) {
             af[9u * i + 3u * r + s] = 0.0;

@@ -15,11 +15,12 @@
 
 @compute @workgroup_size(64)
 fn p2g_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.n) {
+    let li = linear_index(gid, nwg);
+    if (li >= p.n) {
         return;
     }
-    let e = i / p.np;
+    let i = particle_index(li);
+    let e = li / p.np;
     let mp = mass_vol[2u * i];
     let vol = mass_vol[2u * i + 1u];
     let x = vec3<f32>(xcol[3u * i], xcol[3u * i + 1u], xcol[3u * i + 2u]);

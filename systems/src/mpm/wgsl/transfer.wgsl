@@ -28,7 +28,7 @@ fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
         gv[3u * k + 2u] = 0.0;
         return;
     }
-    let e = k / (p.res * p.res * p.res);
+    let e = p.e0 + k / (p.res * p.res * p.res);
     let inv = 1.0 / m;
     var v = vec3<f32>(gmv[3u * k] * inv + p.gdt_x, gmv[3u * k + 1u] * inv + p.gdt_y, gmv[3u * k + 2u] * inv + p.gdt_z);
     let g = node_coords(k);
@@ -44,11 +44,12 @@ fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
 // v_p = sum w v_i, C_p = 4/dx^2 sum w v_i (x_i - x_p)^T, x <- clamp(x + dt v_p), F <- (I + dt C) Fp.
 @compute @workgroup_size(64)
 fn g2p(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = linear_index(gid, nwg);
-    if (i >= p.n) {
+    let li = linear_index(gid, nwg);
+    if (li >= p.n) {
         return;
     }
-    let e = i / p.np;
+    let i = particle_index(li);
+    let e = li / p.np;
     let x = load_x(i);
     let st = stencil(x);
     var vp = vec3<f32>(0.0);

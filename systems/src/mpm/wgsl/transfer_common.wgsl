@@ -4,7 +4,10 @@
 // has SHADER_FLOAT32_ATOMIC, else a compare-exchange loop on the u32 bits.
 //
 // Grid layout: node (gx, gy, gz) of env e is e * G^3 + (gx * G + gy) * G + gz; one grid per env
-// over its domain [0, 1]^3 (dx = 1/G), as the CPU's sub-grid uses global node indices.
+// over its domain [0, 1]^3 (dx = 1/G), as the CPU's sub-grid uses global node indices. e counts
+// from the first env of the chunk (p.e0): particle li of the chunk (global index
+// particle_index(li)) is in env li / np of the chunk's grids; q and q_bar are indexed by the
+// global env p.e0 + e.
 const MASS_EPS: f32 = 1e-15;
 const MIN_INFLUENCE: f32 = 0.1;
 
@@ -17,13 +20,24 @@ struct Stencil {
     dpos: M3,
 }
 
+// The stencil's base node along one axis (also the particle's cell in the deterministic P2G's
+// binning, bin.wgsl), clamped to the grid (the CPU clamps only below; particles stay inside by
+// G2P's clamp).
+fn base_of(xd: f32) -> u32 {
+    return min(u32(max(xd * p.inv_dx - 0.5, 0.0)), p.res - 3u);
+}
+
+// The global index (into the state columns) of local particle li of this env chunk.
+fn particle_index(li: u32) -> u32 {
+    return p.e0 * p.np + li;
+}
+
 fn stencil(x: vec3<f32>) -> Stencil {
     var st: Stencil;
     let g = f32(p.res);
     for (var d = 0u; d < 3u; d++) {
         let xs = x[d] * p.inv_dx;
-        // Clamped to the grid (the CPU clamps only below; particles stay inside by G2P's clamp).
-        let bi = min(u32(max(xs - 0.5, 0.0)), p.res - 3u);
+        let bi = base_of(x[d]);
         st.base[d] = bi;
         let fx = xs - f32(bi);
         let a = 1.5 - fx;

@@ -1,0 +1,9 @@
+// bin.wgsl's bin_count (COUNT_T = atomic<u32>).
+@compute @workgroup_size(64)
+fn bin_count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let li = linear_index(gid, nwg);
+    if (li >= p.n) {
+        return;
+    }
+    slot[li] = atomicAdd(&count[cell_of(li)], 1u);
+}
