@@ -13,6 +13,7 @@
 pub mod clear;
 pub mod contact;
 pub mod fk;
+pub mod gpu;
 pub mod integrate;
 pub mod joint_forces;
 pub mod kinematics;
