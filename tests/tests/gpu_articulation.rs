@@ -4,8 +4,11 @@
 //!   the CPU systems in f32 on random states and adjoints, on the ant (a free root and 8 hinges)
 //!   and on a rig with every other joint kind (a prismatic cart with limits, a revolute pole, a
 //!   ball-jointed link and a welded tip);
-//! - a 32-step Cartpole rollout on the GPU pipeline (2 envs): obs and rewards of every step and
-//!   ∂L/∂act of a backward over the 32 steps, against the CPU `Sim`.
+//! - Cartpole's observe and reward kernels, and a 32-step Cartpole rollout on the GPU pipeline
+//!   (2 envs): obs and rewards of every step, ∂L/∂act of a backward over the 32 steps and
+//!   ∂L/∂(initial state), against the CPU `Sim` (f32, and f64 as the reference);
+//! - rollouts of the ant (free root) and of the rig (ball and fixed joints) through the stepper:
+//!   the final state and the gradients of a loss on every step's body poses and the final (q, q̇).
 //!
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
@@ -13,7 +16,7 @@
 use diffsim_engine::articulation::LimitGains;
 use diffsim_engine::components::{Body, Gravity, Joint, JointKind};
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{ColumnSpec, Columns, Cpu, GpuSim, Scene, Sim, SimFactory, StepCx};
+use diffsim_engine::{ColumnSpec, Columns, Cpu, GpuSim, Real, Scene, Sim, SimFactory, StepCx};
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use diffsim_tasks::{AntRun, AntRunConfig, Cartpole, CartpoleConfig};
 use diffsim_tests::Rng;
@@ -22,9 +25,9 @@ use glam::Vec3;
 
 /// The ant's articulation substep (no contacts: those are `articulation.ground_contact`'s and
 /// `.shape_contact`'s own kernels) with FK in the Post stage, 2 envs.
-fn ant_sim() -> Sim<f32> {
+fn ant_sim<R: Real>() -> Sim<R> {
     let task = AntRun::new(AntRunConfig { num_envs: 2, threads: 1, ..AntRunConfig::default() });
-    let mut sim: Sim<f32> = task.sim().unwrap();
+    let mut sim: Sim<R> = task.sim().unwrap();
     let forces = JointForces { num_actions: 8, scale: task.cfg.action_scale };
     sim.schedule = articulation::schedule(task.cfg.dt, task.cfg.substeps, Contacts::default(), forces);
     sim.schedule.validate(sim.state.layout(), sim.control.layout(), &sim.model).unwrap();
@@ -38,7 +41,7 @@ fn ant_sim() -> Sim<f32> {
 /// integrate differs from the CPU's f32 path by up to 1.3e-5 forward and by 1.4e-5 of the
 /// column scale in ∂L/∂q (measured), the conditioning and not the kernels (with these inertias
 /// both drop 10–100×).
-fn rig_sim() -> Sim<f32> {
+fn rig_sim<R: Real>() -> Sim<R> {
     let mut scene = Scene::new();
     scene.spawn_envs(2, |env| {
         env.spawn((Gravity(Vec3::new(0.0, -9.81, 0.0)),));
@@ -72,8 +75,9 @@ fn rig_sim() -> Sim<f32> {
     let mut packed = scene.pack().unwrap();
     packed.add_control(ColumnSpec::new("act", 1, 1));
     let forces = JointForces { num_actions: 1, scale: 5.0 };
-    let schedule = articulation::schedule::<f32>(1.0 / 60.0, 4, Contacts::default(), forces);
-    Sim::new(packed.model, packed.state, packed.control, schedule, Cpu::new(1)).unwrap()
+    let schedule = articulation::schedule::<R>(1.0 / 60.0, 4, Contacts::default(), forces);
+    let state = packed.state.map(|x| R::from_f64(f64::from(x)));
+    Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1)).unwrap()
 }
 
 fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
@@ -221,13 +225,16 @@ fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
     a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
 }
 
-/// Rollout tolerances: obs and reward of every step within `OBS_TOL` × the column's scale (max
-/// |value|), ∂L/∂act of every step and ∂L/∂(initial state) within `GRAD_TOL` normwise, and the
-/// GPU's ∂L/∂act no farther from the f64 CPU rollout than 2 × the CPU f32 path's plus 1e-5. The
-/// kernels agree to ~1e-6 per substep (above); over 32 × 4 substeps of a swinging pole, last-bit
-/// differences grow, and the CPU's adjoint runs in f64 while the GPU's runs in f32.
-const OBS_TOL: f64 = 1e-4;
-const GRAD_TOL: f64 = 1e-3;
+/// Rollout tolerances: obs, reward and state of every step within `OBS_TOL` × the column's scale
+/// (max |value|), ∂L/∂act of every step and ∂L/∂(initial state) within `GRAD_TOL` normwise, and
+/// the GPU's ∂L/∂act no farther from the f64 CPU rollout than 2 × the CPU f32 path's plus 1e-5.
+/// The kernels agree to ~1e-6 per substep (above), the CPU's adjoints run in f64 and the GPU's in
+/// f32, and over many substeps last-bit differences grow. Measured (lavapipe): Cartpole (32 × 4
+/// substeps) obs 6.0e-8, ∂L/∂act 6.7e-7, ∂L/∂s0 2.8e-7; ant (8 × 16) state 1.8e-7, ∂L/∂act
+/// 8.5e-7, ∂L/∂s0 9.1e-7; rig (16 × 4) state 7.1e-7, ∂L/∂act 1.2e-6, ∂L/∂s0 1.6e-6; the GPU's
+/// ∂L/∂act within 1.2e-6 of the f64 rollout's (the CPU f32 path's: 5.0e-7).
+const OBS_TOL: f64 = 1e-5;
+const GRAD_TOL: f64 = 1e-4;
 
 #[test]
 fn gpu_cartpole_rollout_matches_cpu() {
@@ -238,15 +245,12 @@ fn gpu_cartpole_rollout_matches_cpu() {
     let task = cartpole(n);
     let mut cpu: Sim<f32> = task.sim().unwrap();
     let mut exact: Sim<f64> = task.sim().unwrap();
-    // Start off the hanging equilibrium so the pole swings: θ = π ∓ 0.3, ẋ = ±0.5.
-    for s in [cpu.state.get_mut("joint_q").unwrap()] {
-        s[1] -= 0.3;
-        s[3] += 0.3;
-    }
-    for s in [exact.state.get_mut("joint_q").unwrap()] {
-        s[1] -= f64::from(0.3f32);
-        s[3] += f64::from(0.3f32);
-    }
+    // Start off the hanging equilibrium so the pole swings: θ = π − 0.3 (env 0), π + 0.3 (env 1).
+    let q = cpu.state.get_mut("joint_q").unwrap();
+    q[1] -= 0.3;
+    q[3] += 0.3;
+    let q0: Vec<f64> = q.iter().map(|&x| f64::from(x)).collect();
+    exact.state.get_mut("joint_q").unwrap().copy_from_slice(&q0);
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
     let mut rng = Rng::new(5);
@@ -322,4 +326,109 @@ fn gpu_cartpole_rollout_matches_cpu() {
          ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}",
         task.cfg.substeps
     );
+}
+
+/// `h` recorded steps of `cpu` (f32), `exact` (the same in f64) and the GPU with random actions,
+/// then a backward of L = Σ_t w·body_q_t / h + a random linear function of the final (q, q̇):
+/// the final state, ∂L/∂act of every step and ∂L/∂(initial state) against the CPU, with the
+/// tolerances of the Cartpole rollout.
+fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &str) {
+    use diffsim_engine::gpu_sim::Seeds;
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions::default()).unwrap();
+    let mut rng = Rng::new(7);
+    let na = cpu.control.get("act").unwrap().len();
+    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..na).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let seed_of = |rng: &mut Rng, name: &str, scale: f64| -> Vec<f32> {
+        (0..cpu.state.get(name).unwrap().len()).map(|_| (scale * rng.uniform(-1.0, 1.0)) as f32).collect()
+    };
+    let w_body = seed_of(&mut rng, "body_q", 1.0 / h as f64);
+    let (w_q, w_qd) = (seed_of(&mut rng, "joint_q", 1.0), seed_of(&mut rng, "joint_qd", 1.0));
+    cpu.record();
+    g.record();
+    exact.record();
+    for a in &actions {
+        cpu.set_control("act", a).unwrap();
+        cpu.step().unwrap();
+        g.set_control("act", a).unwrap();
+        g.step().unwrap();
+        exact.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
+        exact.step().unwrap();
+    }
+    let got = g.read_state().unwrap();
+    let mut worst_state = 0.0f64;
+    for name in ["joint_q", "joint_qd", "body_q", "body_qd"] {
+        let e = scaled_err(got.get(name).unwrap(), cpu.state.get(name).unwrap());
+        assert!(e <= OBS_TOL, "final `{name}`: error {e:e} of the scale");
+        worst_state = worst_state.max(e);
+    }
+    let add = |adj: &mut Columns<f64>, name: &str, w: &[f32]| {
+        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += f64::from(*s));
+    };
+    let add32 = |adj: &mut Columns<f32>, name: &str, w: &[f32]| {
+        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += s);
+    };
+    let cpu_grads = cpu
+        .backward(|t, adj| {
+            add32(adj, "body_q", &w_body);
+            if t == h - 1 {
+                add32(adj, "joint_q", &w_q);
+                add32(adj, "joint_qd", &w_qd);
+            }
+        })
+        .unwrap();
+    let exact_grads = exact
+        .backward(|t, adj| {
+            add(adj, "body_q", &w_body);
+            if t == h - 1 {
+                add(adj, "joint_q", &w_q);
+                add(adj, "joint_qd", &w_qd);
+            }
+        })
+        .unwrap();
+    let gpu_grads = g
+        .backward(|t, seeds: &mut Seeds| {
+            seeds.add("body_q", w_body.clone());
+            if t == h - 1 {
+                seeds.add("joint_q", w_q.clone());
+                seeds.add("joint_qd", w_qd.clone());
+            }
+        })
+        .unwrap();
+    let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
+    for t in 0..h {
+        let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
+        let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
+        let e = norm_rel_err(ga, ca);
+        assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
+        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
+        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
+        worst_grad = worst_grad.max(e);
+        gpu_f64 = gpu_f64.max(eg);
+        cpu_f64 = cpu_f64.max(ec);
+    }
+    let mut worst_s0 = 0.0f64;
+    for name in ["joint_q", "joint_qd", "joint_tau", "body_f"] {
+        let (ga, ca) = (gpu_grads.initial_state.get(name).unwrap(), cpu_grads.initial_state.get(name).unwrap());
+        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
+        assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{name}`: normwise relative error {e:e}");
+        worst_s0 = worst_s0.max(e);
+    }
+    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a nonzero gradient");
+    eprintln!(
+        "{test}: ({h} steps) final state {worst_state:e} of the scale; ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} \
+         normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}"
+    );
+}
+
+/// The ant (free root, 8 hinges with limits) flailing in the air: 8 steps × 16 substeps.
+#[test]
+fn gpu_ant_rollout_matches_cpu() {
+    rollout_matches_cpu(ant_sim(), ant_sim(), 8, "gpu_ant_rollout_matches_cpu");
+}
+
+/// The rig (prismatic with limits, revolute, ball, fixed): 16 steps × 4 substeps.
+#[test]
+fn gpu_rig_rollout_matches_cpu() {
+    rollout_matches_cpu(rig_sim(), rig_sim(), 16, "gpu_rig_rollout_matches_cpu");
 }
