@@ -6,12 +6,16 @@
 //!
 //! **Mapping.** fk and integrate run one invocation per env, walking the env's bodies in
 //! topological order as the CPU does (several roots in one env are fine: H is then block
-//! diagonal). Everything per env lives in private arrays sized by constants prepended to the
-//! source (bodies NB, coordinates NQ, velocities ND; the mass matrix is ND² floats: 196 for the
-//! ant, 784 for the 28-dof hand with its free object), so the kernels own no scratch buffers:
-//! the adjoint recomputes kinematics, H and its Cholesky factor from the pre-state it is given
-//! (the stepper recomputes pre-states from its checkpoints). joint_forces runs one invocation
-//! per (env, body); clear one per scalar.
+//! diagonal). Everything per env lives in a scratch row the system owns (`struct Work`,
+//! generated here with fixed-size arrays sized by constants prepended to the source: bodies NB,
+//! coordinates NQ, velocities ND; the mass matrix is ND² floats, 196 for the ant's 14 dofs, 729
+//! for the humanoid's 27): the adjoint recomputes kinematics, H and its Cholesky factor from the
+//! pre-state it is given (the stepper recomputes pre-states from its checkpoints), so nothing
+//! in the scratch outlives a dispatch. The arrays are in a storage buffer rather than in private
+//! memory because lavapipe's compiler lowers dynamically indexed private arrays to
+//! compare-and-select ladders: with the humanoid's, the integrate adjoint had not finished
+//! compiling after minutes. joint_forces runs one invocation per (env, body); clear one per
+//! scalar.
 //!
 //! **Adjoints.** fk: `mat_to_quat`'s adjoint on the forward's branch, then the kinematics
 //! adjoint. integrate: the implicit-function-theorem adjoint of integrate.rs; where the CPU
@@ -54,6 +58,51 @@ pub struct ArtParams {
 /// Floats per body of the packed body model (WGSL `BM` in `wgsl/model.wgsl`).
 pub const BM: usize = 24;
 
+/// A count of the per-env scratch arrays: bodies, coordinates, velocities or velocities².
+#[derive(Clone, Copy, Debug)]
+enum Count {
+    Nb,
+    Nq,
+    Nd,
+    Ndd,
+}
+
+/// The per-env scratch arrays of `wgsl/kinematics.wgsl`, then those `wgsl/dynamics.wgsl` adds
+/// (name, WGSL type, bytes per element in a storage buffer, count), in `struct Work` order.
+const WORK: [(&str, &str, usize, Count); 28] = [
+    ("qv", "f32", 4, Count::Nq),
+    ("qdv", "f32", 4, Count::Nd),
+    ("k_rot", "mat3x3<f32>", 48, Count::Nb),
+    ("k_pos", "vec3<f32>", 16, Count::Nb),
+    ("k_twist", "V6", 32, Count::Nb),
+    ("k_bias", "V6", 32, Count::Nb),
+    ("k_s", "V6", 32, Count::Nd),
+    ("b_rot", "mat3x3<f32>", 48, Count::Nb),
+    ("b_pos", "vec3<f32>", 16, Count::Nb),
+    ("b_twist", "V6", 32, Count::Nb),
+    ("b_bias", "V6", 32, Count::Nb),
+    ("b_s", "V6", 32, Count::Nd),
+    ("q_bar", "f32", 4, Count::Nq),
+    ("qd_bar", "f32", 4, Count::Nd),
+    // dynamics.wgsl
+    ("tau", "f32", 4, Count::Nd),
+    ("fext", "V6", 32, Count::Nb),
+    ("qdd", "f32", 4, Count::Nd),
+    ("tau_r", "f32", 4, Count::Nd),
+    ("k_inertia", "SpI", 64, Count::Nb),
+    ("k_acc", "V6", 32, Count::Nb),
+    ("k_force", "V6", 32, Count::Nb),
+    ("hm", "f32", 4, Count::Ndd),
+    ("eq_bar", "f32", 4, Count::Nq),
+    ("eqd_bar", "f32", 4, Count::Nd),
+    ("qdd_bar", "f32", 4, Count::Nd),
+    ("tau_bar", "f32", 4, Count::Nd),
+    ("fext_bar", "V6", 32, Count::Nb),
+    ("k_fb", "V6", 32, Count::Nb),
+];
+/// How many of `WORK` kinematics.wgsl alone uses.
+const KIN_WORK: usize = 14;
+
 const PARAMS: &str = include_str!("wgsl/params.wgsl");
 pub const SPATIAL: &str = include_str!("wgsl/spatial.wgsl");
 pub const MODEL: &str = include_str!("wgsl/model.wgsl");
@@ -85,13 +134,40 @@ impl Sizes {
         let width = |name: &str| cx.state.spec(name).map_or(0, |s| s.width);
         Self { nb: cx.count("joint_kind"), nq: width("joint_q"), nd: width("joint_qd") }
     }
-    /// The WGSL constants sizing the private arrays (at least 1: WGSL has no empty arrays).
-    pub fn constants(&self) -> String {
+    /// Array lengths (at least 1: WGSL has no empty arrays).
+    fn len(&self, c: Count) -> usize {
         let (nb, nq, nd) = (self.nb.max(1), self.nq.max(1), self.nd.max(1));
-        format!(
-            "const NB: u32 = {nb}u;\nconst NQ: u32 = {nq}u;\nconst ND: u32 = {nd}u;\nconst NDD: u32 = {}u;",
-            nd * nd
-        )
+        match c {
+            Count::Nb => nb,
+            Count::Nq => nq,
+            Count::Nd => nd,
+            Count::Ndd => nd * nd,
+        }
+    }
+    fn work(dynamics: bool) -> &'static [(&'static str, &'static str, usize, Count)] {
+        if dynamics { &WORK } else { &WORK[..KIN_WORK] }
+    }
+    /// The WGSL constants sizing the scratch arrays and `struct Work`, one env's scratch row:
+    /// the kinematic arrays, and with `dynamics` those of the dynamics too.
+    pub fn header(&self, dynamics: bool) -> String {
+        let mut s = format!(
+            "const NB: u32 = {}u;\nconst NQ: u32 = {}u;\nconst ND: u32 = {}u;\nconst NDD: u32 = {}u;\nstruct Work {{\n",
+            self.len(Count::Nb),
+            self.len(Count::Nq),
+            self.len(Count::Nd),
+            self.len(Count::Ndd)
+        );
+        for (name, ty, _, c) in Self::work(dynamics) {
+            s.push_str(&format!("    {name}: array<{ty}, {}>,\n", self.len(*c)));
+        }
+        s.push_str("}\n");
+        s
+    }
+    /// Bytes of the scratch of `envs` envs: an upper bound of `struct Work`'s storage size per
+    /// env (every member rounded up to 16 bytes, the largest alignment of its types, plus 16).
+    pub fn work_bytes(&self, dynamics: bool, envs: usize) -> usize {
+        let row: usize = Self::work(dynamics).iter().map(|(_, _, b, c)| (b * self.len(*c)).div_ceil(16) * 16).sum();
+        (row + 16) * envs.max(1)
     }
     /// The params of a dispatch of `n` invocations (none when there are no bodies).
     pub fn params(&self, cx: &GpuBuildCx, n: usize) -> Result<ArtParams, EngineError> {
@@ -145,12 +221,19 @@ fn model_binds() -> Vec<Bind> {
     vec![Bind::uniform(0), Bind::read(Src::Own(1)), Bind::read(Src::Own(2))]
 }
 
-/// Own buffers 0..3 of fk / integrate: the params of an env-parallel dispatch and the model.
-fn model_buffers(cx: &GpuBuildCx, label: &str, sizes: &Sizes) -> Result<Vec<wgpu::Buffer>, EngineError> {
+/// Own buffers 0..4 of fk / integrate: the params of an env-parallel dispatch, the model, and the
+/// per-env scratch rows (`struct Work`, bound last by every pass as `Src::Own(3)`).
+fn model_buffers(
+    cx: &GpuBuildCx,
+    label: &str,
+    sizes: &Sizes,
+    dynamics: bool,
+) -> Result<Vec<wgpu::Buffer>, EngineError> {
     Ok(vec![
         cx.uniform(label, &sizes.params(cx, cx.num_envs)?)?,
         cx.gpu.storage_u32(&format!("{label} topology"), &packed_topology(cx)?)?,
         cx.gpu.storage_f32(&format!("{label} bodies"), &packed_bodies(cx)?)?,
+        cx.gpu.storage_f32_zeroed(&format!("{label} scratch"), sizes.work_bytes(dynamics, cx.num_envs) / 4)?,
     ])
 }
 
@@ -188,8 +271,8 @@ impl GpuSystem for ForwardKinematics {
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
         let sizes = Sizes::of(cx);
-        let consts = sizes.constants();
-        let common = [consts.as_str(), MODEL, SPATIAL, KINEMATICS];
+        let header = sizes.header(false);
+        let common = [header.as_str(), MODEL, SPATIAL, KINEMATICS];
         let fsrc = source(&[&common[..], &[FK]].concat());
         let asrc = source(&[&common[..], &[FK_ADJOINT]].concat());
         let mut fwd = model_binds();
@@ -198,6 +281,7 @@ impl GpuSystem for ForwardKinematics {
             Bind::read(state("joint_qd")),
             Bind::rw(state("body_q")),
             Bind::rw(state("body_qd")),
+            Bind::rw(Src::Own(3)),
         ]);
         let mut adj = model_binds();
         adj.extend([
@@ -207,12 +291,13 @@ impl GpuSystem for ForwardKinematics {
             Bind::rw(adj_state("joint_qd")),
             Bind::rw(adj_state("body_q")),
             Bind::rw(adj_state("body_qd")),
+            Bind::rw(Src::Own(3)),
         ]);
         let n = cx.num_envs;
         Ok(GpuKernels {
             forward: vec![Pass::new(cx, "articulation.fk", &fsrc, "fk_forward", fwd, n)?],
             adjoint: vec![Pass::new(cx, "articulation.fk adjoint", &asrc, "fk_adjoint", adj, n)?],
-            buffers: model_buffers(cx, "articulation.fk", &sizes)?,
+            buffers: model_buffers(cx, "articulation.fk", &sizes, false)?,
         })
     }
 }
@@ -301,8 +386,8 @@ impl GpuSystem for Integrate {
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
         let sizes = Sizes::of(cx);
-        let consts = sizes.constants();
-        let common = [consts.as_str(), MODEL, SPATIAL, KINEMATICS, DYNAMICS];
+        let header = sizes.header(true);
+        let common = [header.as_str(), MODEL, SPATIAL, KINEMATICS, DYNAMICS];
         let fsrc = source(&[&common[..], &[INTEGRATE]].concat());
         let asrc = source(&[&common[..], &[INTEGRATE_ADJOINT]].concat());
         let mut fwd = model_binds();
@@ -312,6 +397,7 @@ impl GpuSystem for Integrate {
             Bind::read(state("joint_tau")),
             Bind::read(state("body_f")),
             Bind::read(model("gravity")),
+            Bind::rw(Src::Own(3)),
         ]);
         let mut adj = model_binds();
         adj.extend([
@@ -324,12 +410,13 @@ impl GpuSystem for Integrate {
             Bind::rw(adj_state("joint_qd")),
             Bind::rw(adj_state("joint_tau")),
             Bind::rw(adj_state("body_f")),
+            Bind::rw(Src::Own(3)),
         ]);
         let n = cx.num_envs;
         Ok(GpuKernels {
             forward: vec![Pass::new(cx, "articulation.integrate", &fsrc, "integrate_forward", fwd, n)?],
             adjoint: vec![Pass::new(cx, "articulation.integrate adjoint", &asrc, "integrate_adjoint", adj, n)?],
-            buffers: model_buffers(cx, "articulation.integrate", &sizes)?,
+            buffers: model_buffers(cx, "articulation.integrate", &sizes, true)?,
         })
     }
 }

@@ -1,74 +1,66 @@
 // Forward dynamics of one env and its adjoint (articulation/integrate.rs in f32): RNEA,
 // CRBA + Cholesky, the semi-implicit Euler update, and by hand the adjoints of the update and
 // of inverse dynamics. The entry point fills qv, qdv, tau, fext, grav; everything per env lives
-// in private arrays (H is ND² floats).
+// in its scratch row work[wi] (H is ND² floats).
 
-var<private> tau: array<f32, ND>;
-var<private> fext: array<V6, NB>;
 var<private> grav: vec3<f32>;
-var<private> qdd: array<f32, ND>;
-var<private> tau_r: array<f32, ND>;
-var<private> k_inertia: array<SpI, NB>;
-var<private> k_acc: array<V6, NB>;
-var<private> k_force: array<V6, NB>;
-var<private> hm: array<f32, NDD>;
 
 // Kinematics, body inertias and RNEA (`Dynamics::rnea`) into tau_r; with `with_qdd` the joint
 // accelerations qdd enter a_k (inverse dynamics less armature), else tau_r is τ_bias. k_force
 // ends holding each body's subtree force.
 fn rnea(with_qdd: bool) {
     kinematics();
-    for (var k = 0u; k < NB; k++) {
-        k_inertia[k] = body_inertia(k);
+    for (var k = 0u; k < p.nb; k++) {
+        work[wi].k_inertia[k] = body_inertia(k);
     }
     let base = V6(vec3<f32>(0.0), -grav);
-    for (var k = 0u; k < NB; k++) {
+    for (var k = 0u; k < p.nb; k++) {
         let par = b_parent(k);
         var a = base;
         if (par != WORLD) {
-            a = k_acc[par];
+            a = work[wi].k_acc[par];
         }
-        a = v6_add(a, k_bias[k]);
+        a = v6_add(a, work[wi].k_bias[k]);
         if (with_qdd) {
             let ds = b_ds(k);
             for (var i = 0u; i < kind_dofs(b_kind(k)); i++) {
-                a = v6_add(a, v6_scale(k_s[ds + i], qdd[ds + i]));
+                a = v6_add(a, v6_scale(work[wi].k_s[ds + i], work[wi].qdd[ds + i]));
             }
         }
-        let v = k_twist[k];
-        let iv = spi_mul(k_inertia[k], v);
-        k_force[k] = v6_sub(v6_add(spi_mul(k_inertia[k], a), cross_force(v, iv)), fext[k]);
-        k_acc[k] = a;
+        let v = work[wi].k_twist[k];
+        let iv = spi_mul(work[wi].k_inertia[k], v);
+        work[wi].k_force[k] = v6_sub(v6_add(spi_mul(work[wi].k_inertia[k], a), cross_force(v, iv)), work[wi].fext[k]);
+        work[wi].k_acc[k] = a;
     }
-    for (var kk = 0u; kk < NB; kk++) {
-        let k = NB - 1u - kk;
+    for (var kk = 0u; kk < p.nb; kk++) {
+        let k = p.nb - 1u - kk;
         let ds = b_ds(k);
         for (var i = 0u; i < kind_dofs(b_kind(k)); i++) {
-            tau_r[ds + i] = v6_dot(k_s[ds + i], k_force[k]);
+            work[wi].tau_r[ds + i] = v6_dot(work[wi].k_s[ds + i], work[wi].k_force[k]);
         }
         let par = b_parent(k);
         if (par != WORLD) {
-            k_force[par] = v6_add(k_force[par], k_force[k]);
+            work[wi].k_force[par] = v6_add(work[wi].k_force[par], work[wi].k_force[k]);
         }
     }
 }
 
 // L Lᵀ x = b in place on qdd, L the lower triangle of hm (`cholesky_solve_factored`).
 fn cholesky_solve_factored_qdd() {
-    for (var i = 0u; i < ND; i++) {
-        var s = qdd[i];
+    for (var i = 0u; i < p.nd; i++) {
+        var s = work[wi].qdd[i];
         for (var k = 0u; k < i; k++) {
-            s = s - hm[i * ND + k] * qdd[k];
+            s = s - work[wi].hm[i * ND + k] * work[wi].qdd[k];
         }
-        qdd[i] = s / hm[i * ND + i];
+        work[wi].qdd[i] = s / work[wi].hm[i * ND + i];
     }
-    for (var ii = 0u; ii < ND; ii++) {
-        let i = ND - 1u - ii;
-        var s = qdd[i];
-        for (var k = i + 1u; k < ND; k++) {
-            s = s - hm[k * ND + i] * qdd[k];
+    for (var ii = 0u; ii < p.nd; ii++) {
+        let i = p.nd - 1u - ii;
+        var s = work[wi].qdd[i];
+        for (var k = i + 1u; k < p.nd; k++) {
+            s = s - work[wi].hm[k * ND + i] * work[wi].qdd[k];
         }
-        qdd[i] = s / hm[i * ND + i];
+        work[wi].qdd[i] = s / work[wi].hm[i * ND + i];
     }
 }
 
@@ -77,53 +69,53 @@ fn cholesky_solve_factored_qdd() {
 // (hm keeps the factor).
 fn joint_accelerations() {
     rnea(false);
-    for (var i = 0u; i < ND; i++) {
-        qdd[i] = tau[i] - tau_r[i];
+    for (var i = 0u; i < p.nd; i++) {
+        work[wi].qdd[i] = work[wi].tau[i] - work[wi].tau_r[i];
     }
-    for (var kk = 0u; kk < NB; kk++) {
-        let k = NB - 1u - kk;
+    for (var kk = 0u; kk < p.nb; kk++) {
+        let k = p.nb - 1u - kk;
         let par = b_parent(k);
         if (par != WORLD) {
-            k_inertia[par] = spi_add(k_inertia[par], k_inertia[k]);
+            work[wi].k_inertia[par] = spi_add(work[wi].k_inertia[par], work[wi].k_inertia[k]);
         }
     }
-    for (var i = 0u; i < NDD; i++) {
-        hm[i] = 0.0;
+    for (var i = 0u; i < p.nd * ND; i++) {
+        work[wi].hm[i] = 0.0;
     }
-    for (var k = 0u; k < NB; k++) {
+    for (var k = 0u; k < p.nb; k++) {
         let ds = b_ds(k);
         for (var i = ds; i < ds + kind_dofs(b_kind(k)); i++) {
-            let f = spi_mul(k_inertia[k], k_s[i]);
+            let f = spi_mul(work[wi].k_inertia[k], work[wi].k_s[i]);
             var jb = k;
             loop {
                 let js = b_ds(jb);
                 for (var j = js; j < js + kind_dofs(b_kind(jb)); j++) {
-                    let hij = v6_dot(k_s[j], f);
-                    hm[i * ND + j] = hij;
-                    hm[j * ND + i] = hij;
+                    let hij = v6_dot(work[wi].k_s[j], f);
+                    work[wi].hm[i * ND + j] = hij;
+                    work[wi].hm[j * ND + i] = hij;
                 }
                 if (b_parent(jb) == WORLD) {
                     break;
                 }
                 jb = b_parent(jb);
             }
-            hm[i * ND + i] = hm[i * ND + i] + b_armature(k);
+            work[wi].hm[i * ND + i] = work[wi].hm[i * ND + i] + b_armature(k);
         }
     }
     // Cholesky (`cholesky_solve`): the pivot is clamped at 1e-12 as on the CPU.
-    for (var j = 0u; j < ND; j++) {
-        var d = hm[j * ND + j];
+    for (var j = 0u; j < p.nd; j++) {
+        var d = work[wi].hm[j * ND + j];
         for (var k = 0u; k < j; k++) {
-            d = d - hm[j * ND + k] * hm[j * ND + k];
+            d = d - work[wi].hm[j * ND + k] * work[wi].hm[j * ND + k];
         }
         let l = sqrt(max(d, 1e-12));
-        hm[j * ND + j] = l;
-        for (var i = j + 1u; i < ND; i++) {
-            var s = hm[i * ND + j];
+        work[wi].hm[j * ND + j] = l;
+        for (var i = j + 1u; i < p.nd; i++) {
+            var s = work[wi].hm[i * ND + j];
             for (var k = 0u; k < j; k++) {
-                s = s - hm[i * ND + k] * hm[j * ND + k];
+                s = s - work[wi].hm[i * ND + k] * work[wi].hm[j * ND + k];
             }
-            hm[i * ND + j] = s / l;
+            work[wi].hm[i * ND + j] = s / l;
         }
     }
     cholesky_solve_factored_qdd();
@@ -159,16 +151,16 @@ struct FreeCom {
 }
 fn free_com(k: u32, qs: u32, ds: u32) -> FreeCom {
     let rot = quat_to_mat(quat_at(qs + 3u));
-    let c = vec3<f32>(qv[qs], qv[qs + 1u], qv[qs + 2u]) + rot * b_com(k);
-    let w = vec3<f32>(qdv[ds], qdv[ds + 1u], qdv[ds + 2u]);
-    let v_c = vec3<f32>(qdv[ds + 3u], qdv[ds + 4u], qdv[ds + 5u]) + cross(w, c);
+    let c = vec3<f32>(work[wi].qv[qs], work[wi].qv[qs + 1u], work[wi].qv[qs + 2u]) + rot * b_com(k);
+    let w = vec3<f32>(work[wi].qdv[ds], work[wi].qdv[ds + 1u], work[wi].qdv[ds + 2u]);
+    let v_c = vec3<f32>(work[wi].qdv[ds + 3u], work[wi].qdv[ds + 4u], work[wi].qdv[ds + 5u]) + cross(w, c);
     return FreeCom(c, v_c);
 }
 
 // Step 5 of integrate.rs (`euler_update`) in place on qv, qdv given qdd.
 fn euler_update(dt: f32) {
     let half = 0.5;
-    for (var k = 0u; k < NB; k++) {
+    for (var k = 0u; k < p.nb; k++) {
         let qs = b_qs(k);
         let ds = b_ds(k);
         let kind = b_kind(k);
@@ -177,37 +169,37 @@ fn euler_update(dt: f32) {
             fc = free_com(k, qs, ds);
         }
         for (var i = ds; i < ds + kind_dofs(kind); i++) {
-            qdv[i] = qdv[i] + dt * qdd[i];
+            work[wi].qdv[i] = work[wi].qdv[i] + dt * work[wi].qdd[i];
         }
         switch kind {
             case 2u, 3u: {
-                qv[qs] = qv[qs] + dt * qdv[ds];
+                work[wi].qv[qs] = work[wi].qv[qs] + dt * work[wi].qdv[ds];
             }
             case 0u: {
                 let com_local = b_com(k);
-                let w_old = vec3<f32>(qdv[ds] - dt * qdd[ds], qdv[ds + 1u] - dt * qdd[ds + 1u], qdv[ds + 2u] - dt * qdd[ds + 2u]);
-                let alpha = vec3<f32>(qdd[ds], qdd[ds + 1u], qdd[ds + 2u]);
-                let a_o = vec3<f32>(qdd[ds + 3u], qdd[ds + 4u], qdd[ds + 5u]);
+                let w_old = vec3<f32>(work[wi].qdv[ds] - dt * work[wi].qdd[ds], work[wi].qdv[ds + 1u] - dt * work[wi].qdd[ds + 1u], work[wi].qdv[ds + 2u] - dt * work[wi].qdd[ds + 2u]);
+                let alpha = vec3<f32>(work[wi].qdd[ds], work[wi].qdd[ds + 1u], work[wi].qdd[ds + 2u]);
+                let a_o = vec3<f32>(work[wi].qdd[ds + 3u], work[wi].qdd[ds + 4u], work[wi].qdd[ds + 5u]);
                 let a_c = (a_o + cross(alpha, fc.c)) + cross(w_old, fc.v_c);
-                let w = vec3<f32>(qdv[ds], qdv[ds + 1u], qdv[ds + 2u]);
+                let w = vec3<f32>(work[wi].qdv[ds], work[wi].qdv[ds + 1u], work[wi].qdv[ds + 2u]);
                 let v_c = fc.v_c + a_c * dt;
                 let c = fc.c + v_c * dt;
                 let next = quat_step(quat_at(qs + 3u), w, dt * half);
                 let x = c - quat_to_mat(next) * com_local;
                 let v_o = v_c - cross(w, c);
                 for (var i = 0u; i < 3u; i++) {
-                    qv[qs + i] = x[i];
-                    qdv[ds + 3u + i] = v_o[i];
+                    work[wi].qv[qs + i] = x[i];
+                    work[wi].qdv[ds + 3u + i] = v_o[i];
                 }
                 for (var i = 0u; i < 4u; i++) {
-                    qv[qs + 3u + i] = next[i];
+                    work[wi].qv[qs + 3u + i] = next[i];
                 }
             }
             case 4u: {
-                let w = vec3<f32>(qdv[ds], qdv[ds + 1u], qdv[ds + 2u]);
+                let w = vec3<f32>(work[wi].qdv[ds], work[wi].qdv[ds + 1u], work[wi].qdv[ds + 2u]);
                 let next = quat_step(quat_at(qs), w, dt * half);
                 for (var i = 0u; i < 4u; i++) {
-                    qv[qs + i] = next[i];
+                    work[wi].qv[qs + i] = next[i];
                 }
             }
             default: {}
@@ -218,34 +210,31 @@ fn euler_update(dt: f32) {
 // Adjoint of `euler_update` at the pre-step (qv, qdv, qdd): from the seeds q̄' (eq_bar) and
 // q̇̄' (eqd_bar) to q̄ (eq_bar), q̇̄ (eqd_bar) and ā (qdd_bar), in place. This replaces the CPU's
 // reverse-mode replay of the update; per kind, the module-doc equations in reverse.
-var<private> eq_bar: array<f32, NQ>;
-var<private> eqd_bar: array<f32, ND>;
-var<private> qdd_bar: array<f32, ND>;
 
 fn euler_adjoint(dt: f32) {
     let h = dt * 0.5;
-    for (var k = 0u; k < NB; k++) {
+    for (var k = 0u; k < p.nb; k++) {
         let qs = b_qs(k);
         let ds = b_ds(k);
         let kind = b_kind(k);
         switch kind {
             case 2u, 3u: {
                 // q̇' = q̇ + dt a, q' = q + dt q̇'.
-                let vb = eqd_bar[ds] + dt * eq_bar[qs];
-                eqd_bar[ds] = vb;
-                qdd_bar[ds] = dt * vb;
+                let vb = work[wi].eqd_bar[ds] + dt * work[wi].eq_bar[qs];
+                work[wi].eqd_bar[ds] = vb;
+                work[wi].qdd_bar[ds] = dt * vb;
             }
             case 4u: {
                 // ω' = ω + dt α, quat' = quat_step(quat, ω').
-                let w1 = vec3<f32>(qdv[ds] + dt * qdd[ds], qdv[ds + 1u] + dt * qdd[ds + 1u], qdv[ds + 2u] + dt * qdd[ds + 2u]);
-                let g = quat_step_adjoint(quat_at(qs), w1, h, vec4<f32>(eq_bar[qs], eq_bar[qs + 1u], eq_bar[qs + 2u], eq_bar[qs + 3u]));
+                let w1 = vec3<f32>(work[wi].qdv[ds] + dt * work[wi].qdd[ds], work[wi].qdv[ds + 1u] + dt * work[wi].qdd[ds + 1u], work[wi].qdv[ds + 2u] + dt * work[wi].qdd[ds + 2u]);
+                let g = quat_step_adjoint(quat_at(qs), w1, h, vec4<f32>(work[wi].eq_bar[qs], work[wi].eq_bar[qs + 1u], work[wi].eq_bar[qs + 2u], work[wi].eq_bar[qs + 3u]));
                 for (var i = 0u; i < 4u; i++) {
-                    eq_bar[qs + i] = g.quat[i];
+                    work[wi].eq_bar[qs + i] = g.quat[i];
                 }
                 for (var i = 0u; i < 3u; i++) {
-                    let wb = eqd_bar[ds + i] + g.w[i];
-                    eqd_bar[ds + i] = wb;
-                    qdd_bar[ds + i] = dt * wb;
+                    let wb = work[wi].eqd_bar[ds + i] + g.w[i];
+                    work[wi].eqd_bar[ds + i] = wb;
+                    work[wi].qdd_bar[ds + i] = dt * wb;
                 }
             }
             case 0u: {
@@ -253,9 +242,9 @@ fn euler_adjoint(dt: f32) {
                 let com_local = b_com(k);
                 let quat = quat_at(qs + 3u);
                 let fc = free_com(k, qs, ds);
-                let w = vec3<f32>(qdv[ds], qdv[ds + 1u], qdv[ds + 2u]);
-                let alpha = vec3<f32>(qdd[ds], qdd[ds + 1u], qdd[ds + 2u]);
-                let a_o = vec3<f32>(qdd[ds + 3u], qdd[ds + 4u], qdd[ds + 5u]);
+                let w = vec3<f32>(work[wi].qdv[ds], work[wi].qdv[ds + 1u], work[wi].qdv[ds + 2u]);
+                let alpha = vec3<f32>(work[wi].qdd[ds], work[wi].qdd[ds + 1u], work[wi].qdd[ds + 2u]);
+                let a_o = vec3<f32>(work[wi].qdd[ds + 3u], work[wi].qdd[ds + 4u], work[wi].qdd[ds + 5u]);
                 let w1 = w + alpha * dt;
                 // w_old = w1 − dt α is w (its α-derivative cancels); the forward's value:
                 let w_old = w1 - alpha * dt;
@@ -264,10 +253,10 @@ fn euler_adjoint(dt: f32) {
                 let c1 = fc.c + v_c1 * dt;
                 let next = quat_step(quat, w1, h);
                 // Seeds: x̄', n̄ (quaternion), ω̄', v̄_O'.
-                let xb = vec3<f32>(eq_bar[qs], eq_bar[qs + 1u], eq_bar[qs + 2u]);
-                var nb = vec4<f32>(eq_bar[qs + 3u], eq_bar[qs + 4u], eq_bar[qs + 5u], eq_bar[qs + 6u]);
-                var w1b = vec3<f32>(eqd_bar[ds], eqd_bar[ds + 1u], eqd_bar[ds + 2u]);
-                let vob = vec3<f32>(eqd_bar[ds + 3u], eqd_bar[ds + 4u], eqd_bar[ds + 5u]);
+                let xb = vec3<f32>(work[wi].eq_bar[qs], work[wi].eq_bar[qs + 1u], work[wi].eq_bar[qs + 2u]);
+                var nb = vec4<f32>(work[wi].eq_bar[qs + 3u], work[wi].eq_bar[qs + 4u], work[wi].eq_bar[qs + 5u], work[wi].eq_bar[qs + 6u]);
+                var w1b = vec3<f32>(work[wi].eqd_bar[ds], work[wi].eqd_bar[ds + 1u], work[wi].eqd_bar[ds + 2u]);
+                let vob = vec3<f32>(work[wi].eqd_bar[ds + 3u], work[wi].eqd_bar[ds + 4u], work[wi].eqd_bar[ds + 5u]);
                 // v_O' = v_c' − ω' × c'.
                 var vc1b = vob;
                 w1b = w1b + cross(c1, -vob);
@@ -300,14 +289,14 @@ fn euler_adjoint(dt: f32) {
                 cb = cb + cross(vcb, w);
                 let qb = g.quat + quat_to_mat_adjoint(quat, outer(cb, com_local));
                 for (var i = 0u; i < 3u; i++) {
-                    eq_bar[qs + i] = cb[i];
-                    eqd_bar[ds + i] = wb[i];
-                    eqd_bar[ds + 3u + i] = vb[i];
-                    qdd_bar[ds + i] = alb[i];
-                    qdd_bar[ds + 3u + i] = aob[i];
+                    work[wi].eq_bar[qs + i] = cb[i];
+                    work[wi].eqd_bar[ds + i] = wb[i];
+                    work[wi].eqd_bar[ds + 3u + i] = vb[i];
+                    work[wi].qdd_bar[ds + i] = alb[i];
+                    work[wi].qdd_bar[ds + 3u + i] = aob[i];
                 }
                 for (var i = 0u; i < 4u; i++) {
-                    eq_bar[qs + 3u + i] = qb[i];
+                    work[wi].eq_bar[qs + 3u + i] = qb[i];
                 }
             }
             default: {}
@@ -317,49 +306,46 @@ fn euler_adjoint(dt: f32) {
 
 // `Dynamics::inverse_dynamics_adjoint`: adds (∂τ/∂(q, q̇, f_ext))ᵀ τ̄ at fixed qdd into q_bar,
 // qd_bar and fext_bar (τ̄ in tau_bar). RNEA in reverse, then the body inertias and kinematics.
-var<private> tau_bar: array<f32, ND>;
-var<private> fext_bar: array<V6, NB>;
-var<private> k_fb: array<V6, NB>;
 
 fn inverse_dynamics_adjoint() {
     rnea(true);
     clear_bars();
-    for (var k = 0u; k < NB; k++) {
+    for (var k = 0u; k < p.nb; k++) {
         let par = b_parent(k);
         var fb = v6_zero();
         if (par != WORLD) {
-            fb = k_fb[par];
+            fb = work[wi].k_fb[par];
         }
         let ds = b_ds(k);
         for (var i = ds; i < ds + kind_dofs(b_kind(k)); i++) {
-            fb = v6_add(fb, v6_scale(k_s[i], tau_bar[i]));
-            b_s[i] = v6_add(b_s[i], v6_scale(k_force[k], tau_bar[i]));
+            fb = v6_add(fb, v6_scale(work[wi].k_s[i], work[wi].tau_bar[i]));
+            work[wi].b_s[i] = v6_add(work[wi].b_s[i], v6_scale(work[wi].k_force[k], work[wi].tau_bar[i]));
         }
-        k_fb[k] = fb;
+        work[wi].k_fb[k] = fb;
     }
     // k_acc is reused for ā once a_k has been read.
-    for (var k = 0u; k < NB; k++) {
-        let inertia = k_inertia[k];
-        let v = k_twist[k];
-        let fb = k_fb[k];
+    for (var k = 0u; k < p.nb; k++) {
+        let inertia = work[wi].k_inertia[k];
+        let v = work[wi].k_twist[k];
+        let fb = work[wi].k_fb[k];
         let iv = spi_mul(inertia, v);
         let g = cross_force_adjoint(v, iv, fb);
-        b_twist[k] = v6_add(b_twist[k], v6_add(g.a, spi_mul(inertia, g.b)));
-        body_inertia_adjoint(k, fb, k_acc[k], g.b, v);
-        k_acc[k] = spi_mul(inertia, fb);
-        fext_bar[k] = v6_sub(fext_bar[k], fb);
+        work[wi].b_twist[k] = v6_add(work[wi].b_twist[k], v6_add(g.a, spi_mul(inertia, g.b)));
+        body_inertia_adjoint(k, fb, work[wi].k_acc[k], g.b, v);
+        work[wi].k_acc[k] = spi_mul(inertia, fb);
+        work[wi].fext_bar[k] = v6_sub(work[wi].fext_bar[k], fb);
     }
-    for (var kk = 0u; kk < NB; kk++) {
-        let k = NB - 1u - kk;
-        let ab = k_acc[k];
-        b_bias[k] = v6_add(b_bias[k], ab);
+    for (var kk = 0u; kk < p.nb; kk++) {
+        let k = p.nb - 1u - kk;
+        let ab = work[wi].k_acc[k];
+        work[wi].b_bias[k] = v6_add(work[wi].b_bias[k], ab);
         let ds = b_ds(k);
         for (var i = ds; i < ds + kind_dofs(b_kind(k)); i++) {
-            b_s[i] = v6_add(b_s[i], v6_scale(ab, qdd[i]));
+            work[wi].b_s[i] = v6_add(work[wi].b_s[i], v6_scale(ab, work[wi].qdd[i]));
         }
         let par = b_parent(k);
         if (par != WORLD) {
-            k_acc[par] = v6_add(k_acc[par], ab);
+            work[wi].k_acc[par] = v6_add(work[wi].k_acc[par], ab);
         }
     }
     kinematics_adjoint();

@@ -3,7 +3,8 @@
 // model (per body `BM` floats: axis, parent anchor, child anchor, mass, inertia about the COM in
 // the body frame (row-major), COM, armature), both uploaded by articulation/gpu.rs. The
 // constants NB, NQ, ND (bodies, coordinates, velocities per env; at least 1, they size the
-// private arrays) are prepended there too.
+// scratch arrays) are prepended there too. Loops run to the uniform counts p.nb, p.nq, p.nd, not
+// to the constants, so that shader compilers do not unroll them.
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> topo: array<u32>;
 @group(0) @binding(2) var<storage, read> bm: array<f32>;
@@ -12,6 +13,10 @@ const BM: u32 = 24u;
 
 // Global body index of body k of the env being stepped (set by the entry point).
 var<private> env_body0: u32;
+// The env being stepped: its row of the per-env scratch `work` (`struct Work`, generated in
+// articulation/gpu.rs with one fixed-size array per kinematic or dynamic quantity, bound by each
+// kernel as its last binding).
+var<private> wi: u32;
 
 fn b_parent(k: u32) -> u32 {
     return topo[4u * (env_body0 + k)];
