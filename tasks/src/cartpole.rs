@@ -10,8 +10,12 @@
 //!
 //! The DFlex URDF's masses are not in our references; we use a 1 kg cart and a 0.1 kg, 1 m pole
 //! (uniform rod), with the force scaled so a full action accelerates the cart at ~10 m/s².
+//!
+//! GPU: observe and reward have WGSL mirrors (`wgsl/cartpole_*.wgsl`, one invocation per env),
+//! so with the articulation kernels the whole task runs on `GpuSim`.
 
 use diffsim_engine::components::{Body, Joint, JointKind};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
     ViewMut,
@@ -155,6 +159,9 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// `cartpole.reward`: r = −(2 (1 − cos θ) + 0.1 θ̇² + 0.05 x² + 0.1 ẋ²).
@@ -199,5 +206,83 @@ impl<R: Real> System<R> for Reward {
             aqd[2 * e] -= k(0.2) * qd[2 * e] * g;
             aqd[2 * e + 1] -= k(0.2) * qd[2 * e + 1] * g;
         }
+    }
+    fn gpu(&self) -> Option<Box<dyn GpuSystem>> {
+        Some(Box::new(*self))
+    }
+}
+
+/// Uniform block of the cartpole kernels (WGSL `struct Params` in `wgsl/cartpole_params.wgsl`),
+/// laid out by encase.
+#[derive(Clone, Copy, Debug, Default, PartialEq, encase::ShaderType)]
+pub struct CartpoleParams {
+    /// Envs.
+    pub n: u32,
+}
+
+fn cartpole_source(kernel: &str) -> String {
+    format!("{}\n{kernel}", include_str!("wgsl/cartpole_params.wgsl"))
+}
+
+fn env_params(cx: &GpuBuildCx, label: &str) -> Result<CartpoleParams, EngineError> {
+    let n = u32::try_from(cx.num_envs)
+        .map_err(|_| EngineError::Gpu(format!("{label}: {} envs exceed u32", cx.num_envs)))?;
+    Ok(CartpoleParams { n })
+}
+
+/// GPU: `wgsl/cartpole_observe.wgsl` and its adjoint, one invocation per env.
+impl GpuSystem for Observe {
+    fn name(&self) -> &str {
+        "cartpole.observe"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let fwd =
+            vec![Bind::read(state("joint_q")), Bind::read(state("joint_qd")), Bind::rw(state("obs")), Bind::uniform(0)];
+        let adj = vec![
+            Bind::read(state("joint_q")),
+            Bind::rw(adj_state("joint_q")),
+            Bind::rw(adj_state("joint_qd")),
+            Bind::rw(adj_state("obs")),
+            Bind::uniform(0),
+        ];
+        let fsrc = cartpole_source(include_str!("wgsl/cartpole_observe.wgsl"));
+        let asrc = cartpole_source(include_str!("wgsl/cartpole_observe_adjoint.wgsl"));
+        let n = cx.num_envs;
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "cartpole.observe", &fsrc, "observe_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "cartpole.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
+            buffers: vec![cx.uniform("cartpole.observe", &env_params(cx, "cartpole.observe")?)?],
+        })
+    }
+}
+
+/// GPU: `wgsl/cartpole_reward.wgsl` and its adjoint, one invocation per env.
+impl GpuSystem for Reward {
+    fn name(&self) -> &str {
+        "cartpole.reward"
+    }
+    fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
+        let fwd = vec![
+            Bind::read(state("joint_q")),
+            Bind::read(state("joint_qd")),
+            Bind::rw(state("reward")),
+            Bind::uniform(0),
+        ];
+        let adj = vec![
+            Bind::read(state("joint_q")),
+            Bind::read(state("joint_qd")),
+            Bind::rw(adj_state("joint_q")),
+            Bind::rw(adj_state("joint_qd")),
+            Bind::rw(adj_state("reward")),
+            Bind::uniform(0),
+        ];
+        let fsrc = cartpole_source(include_str!("wgsl/cartpole_reward.wgsl"));
+        let asrc = cartpole_source(include_str!("wgsl/cartpole_reward_adjoint.wgsl"));
+        let n = cx.num_envs;
+        Ok(GpuKernels {
+            forward: vec![Pass::new(cx, "cartpole.reward", &fsrc, "reward_forward", fwd, n)?],
+            adjoint: vec![Pass::new(cx, "cartpole.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
+            buffers: vec![cx.uniform("cartpole.reward", &env_params(cx, "cartpole.reward")?)?],
+        })
     }
 }

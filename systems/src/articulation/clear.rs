@@ -21,4 +21,8 @@ impl<R: Real> System<R> for ClearForces {
         adj.col_mut("joint_tau").fill(R::zero());
         adj.col_mut("body_f").fill(R::zero());
     }
+    /// The GPU mirror: `articulation::gpu`.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }

@@ -120,6 +120,10 @@ impl<R: Real> System<R> for ForwardKinematics {
             aqd[e * nd..(e + 1) * nd].iter_mut().zip(&qd_bar).for_each(|(a, &g)| *a += R::from_f64(g));
         }
     }
+    /// The GPU mirror: `articulation::gpu`.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// Scalars per env of a `[1, width]` state column.

@@ -401,6 +401,10 @@ impl<R: Real> System<R> for Integrate {
             }
         }
     }
+    /// The GPU mirror: `articulation::gpu`.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// Step 5 of the module docs: semi-implicit Euler of one env's (q, q̇) given q̈.

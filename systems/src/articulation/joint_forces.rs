@@ -130,4 +130,8 @@ impl<R: Real> System<R> for JointForces {
             }
         }
     }
+    /// The GPU mirror: `articulation::gpu`.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }

@@ -14,6 +14,7 @@ pub mod clear;
 pub mod contact;
 pub mod contact_gpu;
 pub mod fk;
+pub mod gpu;
 pub mod integrate;
 pub mod joint_forces;
 pub mod kinematics;
