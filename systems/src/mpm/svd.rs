@@ -208,8 +208,8 @@ pub const LANES: usize = 4;
 /// sweeps run on two lanes per SSE2 vector (a lane stops rotating at the sweep where
 /// `jacobi_eigen` stops, the others go on), then `finish` per lane. The SVD is most of the
 /// materials' forward, and it is bound by its square roots and divisions: `sqrtpd`/`divpd` do
-/// two lanes for the price of one `sqrtsd`/`divsd` (about 0.7× the time of four `svd3_tol`,
-/// measured on near-rotation F). Without x86_64 it is `svd3_tol` per lane.
+/// two lanes for the price of one `sqrtsd`/`divsd` (four matrices in about 0.7× the time of
+/// four `svd3_tol` calls, measured on near-rotation F). Without x86_64: `svd3_tol` per lane.
 pub fn svd3_lanes(f: &[M3; LANES], tol2: f64) -> [Svd; LANES] {
     #[cfg(target_arch = "x86_64")]
     return lanes_sse2::svd3_lanes(f, tol2);
@@ -217,6 +217,8 @@ pub fn svd3_lanes(f: &[M3; LANES], tol2: f64) -> [Svd; LANES] {
     return std::array::from_fn(|l| svd3_tol(&f[l], tol2));
 }
 
+/// `svd3_lanes` with SSE2 intrinsics (`std::arch`, stable; LLVM does not vectorize the lanes of
+/// the plain-array form of this loop by itself).
 #[cfg(target_arch = "x86_64")]
 mod lanes_sse2 {
     use super::*;
