@@ -29,7 +29,7 @@ use diffsim_engine::{ColumnAccess, ModelView, Real, StepCx, System, View, ViewMu
 use rayon::prelude::*;
 
 use super::sand;
-use super::svd::{Form, IsoMap, LANES, M3, Svd, TOL2_F32, TOL2_F64, matmul, mul_cr, mul_rc, svd3_lanes, transpose};
+use super::svd::{Form, IsoMap, M3, Svd, TOL2_F32, TOL2_F64, matmul, mul_cr, mul_rc, svd3_tol, transpose};
 
 pub const COROTATED: f64 = 0.0;
 pub const PLASTICINE: f64 = 1.0;
@@ -58,32 +58,16 @@ impl Default for Material {
     }
 }
 
-const IDENTITY: M3 = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
-
-/// The SVDs of the primal F of particles `p0..p0 + LANES` (`svd3_lanes`); water and the lanes
-/// past `np` get the identity's (no Jacobi sweep), unused.
-fn lane_svds<R: Real>(params: &[f64], fcol: &[R], p0: usize, np: usize) -> [Svd; LANES] {
-    let f: [M3; LANES] = std::array::from_fn(|l| {
-        let p = p0 + l;
-        if p < np && params[PARAMS * p] != WATER { primal(&load(fcol, p)) } else { IDENTITY }
-    });
-    svd3_lanes(&f, svd_tol::<R>())
-}
-
-/// Forward of one block of particles: `params` [PARAMS each], F in, Fp and τ out. The SVDs are
-/// taken `LANES` particles at a time (`svd3_lanes`: the values of one at a time, faster).
+/// Forward of one block of particles: `params` [PARAMS each], F in, Fp and τ out.
 fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R]) {
-    let np = fcol.len() / 9;
-    for p0 in (0..np).step_by(LANES) {
-        for (p, svd) in (p0..np).zip(lane_svds(params, fcol, p0, np)) {
-            forward_particle(params, fcol, fpcol, tcol, p, svd);
-        }
+    for p in 0..fcol.len() / 9 {
+        forward_particle(params, fcol, fpcol, tcol, p);
     }
 }
 
-/// Forward of particle `p`, given the SVD of its F (unused for water).
+/// Forward of particle `p`.
 #[inline(always)]
-fn forward_particle<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R], p: usize, svd: Svd) {
+fn forward_particle<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R], p: usize) {
     let tangent = has_tangent::<R>();
     let f = load(fcol, p);
     if params[PARAMS * p] == WATER {
@@ -93,6 +77,7 @@ fn forward_particle<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: 
         return;
     }
     let f0 = primal(&f);
+    let svd = svd3_tol(&f0, svd_tol::<R>());
     let ev = eval(svd, &params[PARAMS * p..PARAMS * p + PARAMS], tangent);
     let Svd { u, v, .. } = ev.svd;
     // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
@@ -397,8 +382,7 @@ impl<R: Real> System<R> for Material {
         let params = model.param("mpm_material");
         let fpre = pre.col("mpm_F");
         let [af, afp, at] = adj.cols_mut(["mpm_F", "mpm_Fp", "mpm_stress"]);
-        let np = fpre.len() / 9;
-        for (p, svd) in (0..np).step_by(LANES).flat_map(|p0| (p0..np).zip(lane_svds(params, fpre, p0, np))) {
+        for p in 0..fpre.len() / 9 {
             let f0 = primal(&load(fpre, p));
             if params[PARAMS * p] == WATER {
                 let mut fbar = load(af, p);
@@ -408,7 +392,7 @@ impl<R: Real> System<R> for Material {
                 store(at, p, &[[R::zero(); 3]; 3]);
                 continue;
             }
-            let ev = eval(svd, &params[PARAMS * p..PARAMS * p + PARAMS], true);
+            let ev = eval(svd3_tol(&f0, svd_tol::<R>()), &params[PARAMS * p..PARAMS * p + PARAMS], true);
             let Svd { u, v, .. } = ev.svd;
             let ut = transpose(&u);
             let mut mbar = [[R::zero(); 3]; 3];
@@ -449,7 +433,6 @@ impl<R: Real> System<R> for Material {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mpm::svd::svd3_tol;
 
     /// The direct water path gives the values of the SVD form U diag(J^{1/3}) Uᵀ and
     /// U diag(λ J (J − 1)) Uᵀ that `eval` builds (on stretched, compressed and inverted F).

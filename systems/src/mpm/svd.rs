@@ -166,13 +166,7 @@ pub fn svd3(f: &M3) -> Svd {
 /// F = U Σ Vᵀ: V from the Jacobi eigen-decomposition of FᵀF (stopping at `tol2`, see
 /// `TOL2_F64`), U from a Gram–Schmidt QR of F V (robust for small or zero σ, unlike F V Σ⁻¹).
 pub fn svd3_tol(f: &M3, tol2: f64) -> Svd {
-    let (lam, v) = jacobi_eigen(&matmul(&transpose(f), f), tol2);
-    finish(f, lam, v)
-}
-
-/// The rest of `svd3_tol` after the eigen-decomposition (λ, V) of FᵀF: sort, then U from the QR.
-#[inline(always)]
-fn finish(f: &M3, mut lam: [f64; 3], mut v: M3) -> Svd {
+    let (mut lam, mut v) = jacobi_eigen(&matmul(&transpose(f), f), tol2);
     // Sort eigenpairs by eigenvalue, descending, with three compare-swaps; each column swap flips
     // det V (a product of rotations: +1), so an odd count is undone by negating the last column.
     let mut flip = false;
@@ -199,155 +193,6 @@ fn finish(f: &M3, mut lam: [f64; 3], mut v: M3) -> Svd {
     let s = [dot3(u0, b0), dot3(u1, b1), dot3(u2, b2)];
     let u = [[u0[0], u1[0], u2[0]], [u0[1], u1[1], u2[1]], [u0[2], u1[2], u2[2]]];
     Svd { u, s, v }
-}
-
-/// Matrices per call of `svd3_lanes`.
-pub const LANES: usize = 4;
-
-/// `svd3_tol` of `LANES` matrices at once, bit-identical to it on each (unit test): the Jacobi
-/// sweeps run on two lanes per SSE2 vector (a lane stops rotating at the sweep where
-/// `jacobi_eigen` stops, the others go on), then `finish` per lane. The SVD is most of the
-/// materials' forward, and it is bound by its square roots and divisions: `sqrtpd`/`divpd` do
-/// two lanes for the price of one `sqrtsd`/`divsd` (four matrices in about 0.7× the time of
-/// four `svd3_tol` calls, measured on near-rotation F). Without x86_64: `svd3_tol` per lane.
-pub fn svd3_lanes(f: &[M3; LANES], tol2: f64) -> [Svd; LANES] {
-    #[cfg(target_arch = "x86_64")]
-    return lanes_sse2::svd3_lanes(f, tol2);
-    #[cfg(not(target_arch = "x86_64"))]
-    return std::array::from_fn(|l| svd3_tol(&f[l], tol2));
-}
-
-/// `svd3_lanes` with SSE2 intrinsics (`std::arch`, stable; LLVM does not vectorize the lanes of
-/// the plain-array form of this loop by itself).
-#[cfg(target_arch = "x86_64")]
-mod lanes_sse2 {
-    use super::*;
-    use std::arch::x86_64::*;
-
-    type V = __m128d;
-
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn splat(x: f64) -> V {
-        _mm_set1_pd(x)
-    }
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn sel(mask: V, a: V, b: V) -> V {
-        _mm_or_pd(_mm_and_pd(mask, a), _mm_andnot_pd(mask, b))
-    }
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn lo(v: V) -> f64 {
-        _mm_cvtsd_f64(v)
-    }
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    fn hi(v: V) -> f64 {
-        _mm_cvtsd_f64(_mm_unpackhi_pd(v, v))
-    }
-
-    /// `rotate` on two lanes at once; the lanes not in `active` (all bits set: rotate) or with
-    /// a_pq = 0 keep their values, as `rotate` and a converged `jacobi_eigen` do. Each lane
-    /// computes `rotate`'s operations in `rotate`'s order (IEEE: the same bits).
-    #[inline]
-    #[target_feature(enable = "sse2")]
-    #[allow(clippy::too_many_arguments)]
-    fn rotate2(
-        app: &mut V,
-        aqq: &mut V,
-        apq: &mut V,
-        arp: &mut V,
-        arq: &mut V,
-        v: &mut [[V; 3]; 3],
-        p: usize,
-        q: usize,
-        active: V,
-    ) {
-        let sign = splat(-0.0);
-        let x = *apq;
-        let keep = _mm_and_pd(active, _mm_cmpneq_pd(x, _mm_setzero_pd()));
-        let d = _mm_sub_pd(*aqq, *app);
-        let r = _mm_sqrt_pd(_mm_add_pd(_mm_mul_pd(d, d), _mm_mul_pd(_mm_mul_pd(splat(4.0), x), x)));
-        let u = _mm_add_pd(_mm_andnot_pd(sign, d), r);
-        let w = _mm_mul_pd(_mm_mul_pd(splat(2.0), x), _mm_or_pd(_mm_and_pd(sign, d), splat(1.0)));
-        let inv = _mm_div_pd(splat(1.0), _mm_sqrt_pd(_mm_mul_pd(_mm_mul_pd(splat(2.0), r), u)));
-        let (c, s) = (_mm_mul_pd(u, inv), _mm_mul_pd(w, inv));
-        let (p0, q0) = (*app, *aqq);
-        let cs2x = _mm_mul_pd(_mm_mul_pd(_mm_mul_pd(splat(2.0), c), s), x);
-        let (cc, ss) = (_mm_mul_pd(c, c), _mm_mul_pd(s, s));
-        let np = _mm_add_pd(_mm_sub_pd(_mm_mul_pd(cc, p0), cs2x), _mm_mul_pd(ss, q0));
-        let nq = _mm_add_pd(_mm_add_pd(_mm_mul_pd(ss, p0), cs2x), _mm_mul_pd(cc, q0));
-        let (rp, rq) = (*arp, *arq);
-        *app = sel(keep, np, p0);
-        *aqq = sel(keep, nq, q0);
-        *apq = sel(keep, _mm_setzero_pd(), x);
-        *arp = sel(keep, _mm_sub_pd(_mm_mul_pd(c, rp), _mm_mul_pd(s, rq)), rp);
-        *arq = sel(keep, _mm_add_pd(_mm_mul_pd(s, rp), _mm_mul_pd(c, rq)), rq);
-        for row in v.iter_mut() {
-            let (vp, vq) = (row[p], row[q]);
-            row[p] = sel(keep, _mm_sub_pd(_mm_mul_pd(c, vp), _mm_mul_pd(s, vq)), vp);
-            row[q] = sel(keep, _mm_add_pd(_mm_mul_pd(s, vp), _mm_mul_pd(c, vq)), vq);
-        }
-    }
-
-    pub fn svd3_lanes(f: &[M3; LANES], tol2: f64) -> [Svd; LANES] {
-        // SAFETY: SSE2 is part of the x86_64 baseline: every x86_64 CPU has it.
-        unsafe { jacobi_lanes(f, tol2) }
-    }
-
-    /// `jacobi_eigen` on lanes 0, 1 and 2, 3 as two SSE2 vectors, then `finish` per lane.
-    #[target_feature(enable = "sse2")]
-    fn jacobi_lanes(f: &[M3; LANES], tol2: f64) -> [Svd; LANES] {
-        let g: [M3; LANES] = std::array::from_fn(|l| matmul(&transpose(&f[l]), &f[l]));
-        let lane = |i: usize, j: usize| -> [V; 2] { [0, 1].map(|h| _mm_setr_pd(g[2 * h][i][j], g[2 * h + 1][i][j])) };
-        let (mut a00, mut a11, mut a22) = (lane(0, 0), lane(1, 1), lane(2, 2));
-        let (mut a01, mut a02, mut a12) = (lane(0, 1), lane(0, 2), lane(1, 2));
-        let mut v = [[[_mm_setzero_pd(); 3]; 3]; 2];
-        for vh in v.iter_mut() {
-            for (i, row) in vh.iter_mut().enumerate() {
-                row[i] = splat(1.0);
-            }
-        }
-        let all = _mm_castsi128_pd(_mm_set1_epi64x(-1));
-        let mut active = [all; 2];
-        for _sweep in 0..MAX_SWEEPS {
-            let mut any = false;
-            for h in 0..2 {
-                let floor = _mm_mul_pd(
-                    splat(1e-16),
-                    _mm_add_pd(
-                        _mm_add_pd(_mm_mul_pd(a00[h], a00[h]), _mm_mul_pd(a11[h], a11[h])),
-                        _mm_mul_pd(a22[h], a22[h]),
-                    ),
-                );
-                let t = splat(tol2);
-                let ok = |off: V, a: V, b: V| {
-                    _mm_cmple_pd(_mm_mul_pd(off, off), _mm_mul_pd(t, _mm_add_pd(_mm_mul_pd(a, b), floor)))
-                };
-                let done = _mm_and_pd(
-                    _mm_and_pd(ok(a01[h], a00[h], a11[h]), ok(a02[h], a00[h], a22[h])),
-                    ok(a12[h], a11[h], a22[h]),
-                );
-                active[h] = _mm_andnot_pd(done, active[h]);
-                any |= _mm_movemask_pd(active[h]) != 0;
-            }
-            if !any {
-                break;
-            }
-            for h in 0..2 {
-                rotate2(&mut a00[h], &mut a11[h], &mut a01[h], &mut a02[h], &mut a12[h], &mut v[h], 0, 1, active[h]);
-                rotate2(&mut a00[h], &mut a22[h], &mut a02[h], &mut a01[h], &mut a12[h], &mut v[h], 0, 2, active[h]);
-                rotate2(&mut a11[h], &mut a22[h], &mut a12[h], &mut a01[h], &mut a02[h], &mut v[h], 1, 2, active[h]);
-            }
-        }
-        std::array::from_fn(|l| {
-            let h = l / 2;
-            let get = |x: V| if l % 2 == 0 { lo(x) } else { hi(x) };
-            let vl = [0, 1, 2].map(|i| [0, 1, 2].map(|j| get(v[h][i][j])));
-            finish(&f[l], [get(a00[h]), get(a11[h]), get(a22[h])], vl)
-        })
-    }
 }
 
 /// A symmetric map of the singular values with its Jacobian, and the off-diagonal coefficients
@@ -516,33 +361,6 @@ mod tests {
             check_svd(&[0, 1, 2].map(|i| [0, 1, 2].map(|j| if i == j { 1.0 } else { 0.0 } + eps * e[i][j])));
         }
         check_svd(&[[2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [0.0, 0.0, 0.5]]);
-    }
-
-    /// `svd3_lanes` gives `svd3_tol`'s bits on every lane, with lanes that need different sweep
-    /// counts side by side (identity, near rotations, random, rank-deficient, reflections, zero).
-    #[test]
-    fn svd_lanes_match_the_scalar_svd_bitwise() {
-        let mut cases: Vec<M3> = (0..400).map(rand_m).collect();
-        for seed in 0..400u64 {
-            let e = rand_m(seed + 5000);
-            let eps = [0.0, 1e-7, 1e-4, 1e-2, 0.1][seed as usize % 5];
-            cases.push([0, 1, 2].map(|i| [0, 1, 2].map(|j| if i == j { 1.0 } else { 0.0 } + eps * e[i][j])));
-        }
-        cases.push([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.0, 0.0, 0.0]]);
-        cases.push([[-1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]);
-        cases.push([[0.0; 3]; 3]);
-        let bits = |s: &Svd| -> Vec<u64> {
-            s.s.iter().chain(s.u.iter().flatten()).chain(s.v.iter().flatten()).map(|x| x.to_bits()).collect()
-        };
-        for tol2 in [TOL2_F64, TOL2_F32] {
-            for group in cases.chunks(3) {
-                let f: [M3; LANES] = std::array::from_fn(|l| group[l % group.len()]);
-                let got = svd3_lanes(&f, tol2);
-                for l in 0..LANES {
-                    assert_eq!(bits(&got[l]), bits(&svd3_tol(&f[l], tol2)), "{:?}", f[l]);
-                }
-            }
-        }
     }
 
     /// The f32 tolerance reconstructs F to f32 rounding, also when one σ is small.
