@@ -60,33 +60,40 @@ impl Default for Material {
 
 /// Forward of one block of particles: `params` [PARAMS each], F in, Fp and τ out.
 fn forward_block<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R]) {
-    let tangent = has_tangent::<R>();
     for p in 0..fcol.len() / 9 {
-        let f = load(fcol, p);
-        if params[PARAMS * p] == WATER {
-            let (fp, tau) = water(&f, params[PARAMS * p + 2]);
-            store(fpcol, p, &diag_matrix(fp));
-            store(tcol, p, &diag_matrix(tau));
-            continue;
+        forward_particle(params, fcol, fpcol, tcol, p);
+    }
+}
+
+/// Forward of particle `p`.
+#[inline(always)]
+fn forward_particle<R: Real>(params: &[f64], fcol: &[R], fpcol: &mut [R], tcol: &mut [R], p: usize) {
+    let tangent = has_tangent::<R>();
+    let f = load(fcol, p);
+    if params[PARAMS * p] == WATER {
+        let (fp, tau) = water(&f, params[PARAMS * p + 2]);
+        store(fpcol, p, &diag_matrix(fp));
+        store(tcol, p, &diag_matrix(tau));
+        return;
+    }
+    let f0 = primal(&f);
+    let svd = svd3_tol(&f0, svd_tol::<R>());
+    let ev = eval(svd, &params[PARAMS * p..PARAMS * p + PARAMS], tangent);
+    let Svd { u, v, .. } = ev.svd;
+    // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
+    let dm = tangent.then(|| {
+        let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
+        mul_rc(&mul_cr(&transpose(&u), &df), &v)
+    });
+    let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
+    store(tcol, p, &tau);
+    match &ev.plastic {
+        Some((pl, form)) => {
+            let right = if *form == Form::A { &v } else { &u };
+            let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), right);
+            store(fpcol, p, &fnew);
         }
-        let f0 = primal(&f);
-        let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], tangent, svd_tol::<R>());
-        let Svd { u, v, .. } = ev.svd;
-        // dM = Uᵀ (F − F₀) V: zero for floats, the tangent/tape path otherwise.
-        let dm = tangent.then(|| {
-            let df = [0, 1, 2].map(|i| [0, 1, 2].map(|j| f[i][j] - R::from_f64(f0[i][j])));
-            mul_rc(&mul_cr(&transpose(&u), &df), &v)
-        });
-        let tau = compose(&u, ev.stress.val, dm.as_ref().map(|dm| ev.stress.lift(dm)).as_ref(), &u);
-        store(tcol, p, &tau);
-        match &ev.plastic {
-            Some((pl, form)) => {
-                let right = if *form == Form::A { &v } else { &u };
-                let fnew = compose(&u, pl.val, dm.as_ref().map(|dm| pl.lift(dm)).as_ref(), right);
-                store(fpcol, p, &fnew);
-            }
-            None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
-        }
+        None => fpcol[9 * p..9 * p + 9].copy_from_slice(&fcol[9 * p..9 * p + 9]),
     }
 }
 
@@ -98,10 +105,9 @@ struct Eval {
     stress: IsoMap,
 }
 
-/// The plastic return mapping f(σ) with its Jacobian, or `None` when inside the yield surface.
-fn von_mises(s: [f64; 3], mu: f64, yield_stress: f64) -> Option<([f64; 3], M3)> {
-    let clamped = s.map(|x| x.max(PLASTIC_SIGMA_MIN));
-    let eps = clamped.map(f64::ln);
+/// The plastic return mapping f(σ) with its Jacobian (zero unless `derivatives`), or `None` when
+/// inside the yield surface; `eps` = log max(σ, `PLASTIC_SIGMA_MIN`) (`plastic_strain`).
+fn von_mises(s: [f64; 3], eps: [f64; 3], mu: f64, yield_stress: f64, derivatives: bool) -> Option<([f64; 3], M3)> {
     let mean = (eps[0] + eps[1] + eps[2]) / 3.0;
     let dev = eps.map(|e| e - mean);
     let n = (dev[0] * dev[0] + dev[1] * dev[1] + dev[2] * dev[2]).sqrt();
@@ -112,6 +118,9 @@ fn von_mises(s: [f64; 3], mu: f64, yield_stress: f64) -> Option<([f64; 3], M3)> 
     let c = r / n;
     let f = [0, 1, 2].map(|i| (mean + c * dev[i]).exp());
     let mut jac = [[0.0; 3]; 3];
+    if !derivatives {
+        return Some((f, jac));
+    }
     for i in 0..3 {
         for k in 0..3 {
             let delta = if i == k { 1.0 } else { 0.0 };
@@ -185,22 +194,19 @@ fn diag_matrix<R: Real>(d: R) -> [[R; 3]; 3] {
     [[d, z, z], [z, d, z], [z, z, d]]
 }
 
-/// Kirchhoff stress in the principal frame, h(σ), and its Jacobian.
-fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
+/// The von Mises return mapping's Hencky strain log max(σ, `PLASTIC_SIGMA_MIN`).
+fn plastic_strain(s: [f64; 3]) -> [f64; 3] {
+    s.map(|x| x.max(PLASTIC_SIGMA_MIN).ln())
+}
+
+/// Kirchhoff stress in the principal frame, h(σ), and its Jacobian (zero unless `derivatives`).
+fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64, derivatives: bool) -> ([f64; 3], M3) {
+    if kind == PLASTICINE || kind == sand::SAND {
+        return hencky(s, s.map(|x| x.max(HENCKY_SIGMA_MIN).ln()), mu, lambda, derivatives);
+    }
     let mut h = [0.0; 3];
     let mut jac = [[0.0; 3]; 3];
-    if kind == PLASTICINE || kind == sand::SAND {
-        let c = s.map(|x| x.max(HENCKY_SIGMA_MIN));
-        let l = c.map(f64::ln);
-        let tr = l[0] + l[1] + l[2];
-        for i in 0..3 {
-            h[i] = 2.0 * mu * l[i] + lambda * tr;
-            for k in 0..3 {
-                let dl = if s[k] > HENCKY_SIGMA_MIN { 1.0 / s[k] } else { 0.0 };
-                jac[i][k] = (if i == k { 2.0 * mu } else { 0.0 } + lambda) * dl;
-            }
-        }
-    } else if kind == NEO_HOOKEAN {
+    if kind == NEO_HOOKEAN {
         let j = s[0] * s[1] * s[2];
         let lj = j.max(J_MIN).ln();
         for i in 0..3 {
@@ -233,16 +239,42 @@ fn stress(kind: f64, s: [f64; 3], mu: f64, lambda: f64) -> ([f64; 3], M3) {
     (h, jac)
 }
 
-/// SVD, return mapping and stress of one particle; `derivatives` also builds the differentials
-/// (the plain-float forward needs only the values).
-fn eval(f: &M3, p: &[f64], derivatives: bool, tol2: f64) -> Eval {
+/// Hencky stress h = 2μ l + λ tr l from l = log max(σ, `HENCKY_SIGMA_MIN`) (passed in: the
+/// return mapping may already have it), and its Jacobian when `derivatives` (else zero).
+fn hencky(s: [f64; 3], l: [f64; 3], mu: f64, lambda: f64, derivatives: bool) -> ([f64; 3], M3) {
+    let mut h = [0.0; 3];
+    let mut jac = [[0.0; 3]; 3];
+    let tr = l[0] + l[1] + l[2];
+    for i in 0..3 {
+        h[i] = 2.0 * mu * l[i] + lambda * tr;
+        if derivatives {
+            for k in 0..3 {
+                let dl = if s[k] > HENCKY_SIGMA_MIN { 1.0 / s[k] } else { 0.0 };
+                jac[i][k] = (if i == k { 2.0 * mu } else { 0.0 } + lambda) * dl;
+            }
+        }
+    }
+    (h, jac)
+}
+
+/// Return mapping and stress of one particle from the SVD of its F; `derivatives` also builds
+/// the differentials (the plain-float forward needs only the values).
+fn eval(svd: Svd, p: &[f64], derivatives: bool) -> Eval {
     let (kind, mu, lambda, yield_stress) = (p[0], p[1], p[2], p[3]);
-    let svd = svd3_tol(f, tol2);
     let map = |form, val, jac| if derivatives { IsoMap::new(form, svd.s, val, jac) } else { IsoMap::values(val) };
+    // Plasticine that stays elastic with every σ ≥ PLASTIC_SIGMA_MIN: neither log clamp acts, so
+    // the stress's Hencky strain is the return mapping's, reused (the same bits, 3 logs fewer).
+    let mut elastic_strain = None;
     let plastic = if kind == PLASTICINE {
-        von_mises(svd.s, mu, yield_stress).map(|(f, j)| (f, j, Form::A))
+        let eps = plastic_strain(svd.s);
+        let z = von_mises(svd.s, eps, mu, yield_stress, derivatives);
+        if z.is_none() && svd.s.iter().all(|&x| x >= PLASTIC_SIGMA_MIN) {
+            elastic_strain = Some(eps);
+        }
+        z.map(|(f, j)| (f, j, Form::A))
     } else if kind == WATER {
-        Some((fluid(svd.s).0, fluid(svd.s).1, Form::B))
+        let (f, j) = fluid(svd.s);
+        Some((f, j, Form::B))
     } else if kind == sand::SAND {
         sand::drucker_prager(svd.s, mu, lambda, p[3], p[4]).map(|(f, j)| (f, j, Form::A))
     } else {
@@ -250,11 +282,14 @@ fn eval(f: &M3, p: &[f64], derivatives: bool, tol2: f64) -> Eval {
     };
     let stress = match plastic {
         Some((fs, fj, _)) => {
-            let (h, hj) = stress(kind, fs, mu, lambda);
-            map(Form::B, h, matmul(&hj, &fj))
+            let (h, hj) = stress(kind, fs, mu, lambda, derivatives);
+            map(Form::B, h, if derivatives { matmul(&hj, &fj) } else { hj })
         }
         None => {
-            let (h, hj) = stress(kind, svd.s, mu, lambda);
+            let (h, hj) = match elastic_strain {
+                Some(l) => hencky(svd.s, l, mu, lambda, derivatives),
+                None => stress(kind, svd.s, mu, lambda, derivatives),
+            };
             map(Form::B, h, hj)
         }
     };
@@ -279,11 +314,16 @@ fn primal<R: Real>(m: &[[R; 3]; 3]) -> M3 {
 /// U diag(d) Wᵀ + U X Wᵀ (X may be all zero).
 fn compose<R: Real>(u: &M3, d: [f64; 3], x: Option<&[[R; 3]; 3]>, w: &M3) -> [[R; 3]; 3] {
     let Some(x) = x else {
-        // Values only: Σ_k U_ik d_k W_jk in f64, rounded once.
-        return [0, 1, 2].map(|i| {
-            [0, 1, 2]
-                .map(|j| R::from_f64(u[i][0] * d[0] * w[j][0] + u[i][1] * d[1] * w[j][1] + u[i][2] * d[2] * w[j][2]))
-        });
+        // Values only: Σ_k (U_ik d_k) W_jk in f64, rounded once (plain loops: nested array `map`
+        // closures are not inlined here).
+        let mut out = [[R::zero(); 3]; 3];
+        for i in 0..3 {
+            let ud = [u[i][0] * d[0], u[i][1] * d[1], u[i][2] * d[2]];
+            for j in 0..3 {
+                out[i][j] = R::from_f64(ud[0] * w[j][0] + ud[1] * w[j][1] + ud[2] * w[j][2]);
+            }
+        }
+        return out;
     };
     let mut inner = *x;
     for i in 0..3 {
@@ -352,7 +392,7 @@ impl<R: Real> System<R> for Material {
                 store(at, p, &[[R::zero(); 3]; 3]);
                 continue;
             }
-            let ev = eval(&f0, &params[PARAMS * p..PARAMS * p + PARAMS], true, svd_tol::<R>());
+            let ev = eval(svd3_tol(&f0, svd_tol::<R>()), &params[PARAMS * p..PARAMS * p + PARAMS], true);
             let Svd { u, v, .. } = ev.svd;
             let ut = transpose(&u);
             let mut mbar = [[R::zero(); 3]; 3];
@@ -415,7 +455,7 @@ mod tests {
                 f[2] = f[2].map(|x| -x);
             }
             let (fp, tau) = water(&f, lambda);
-            let ev = eval(&f, &[WATER, 0.0, lambda, 0.0, 0.0], false, TOL2_F64);
+            let ev = eval(svd3_tol(&f, TOL2_F64), &[WATER, 0.0, lambda, 0.0, 0.0], false);
             let (pl, form) = ev.plastic.expect("water always projects");
             let zf = compose::<f64>(&ev.svd.u, pl.val, None, if form == Form::A { &ev.svd.v } else { &ev.svd.u });
             let zt = compose::<f64>(&ev.svd.u, ev.stress.val, None, &ev.svd.u);

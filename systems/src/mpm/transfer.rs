@@ -105,6 +105,13 @@ impl Grid {
 /// Mass below which a node is empty (rewarped.md §4: eps = 1e-15).
 const MASS_EPS: f64 = 1e-15;
 
+/// Values per grid node in the forward's grid: (mv)_i (then v_i after the grid update) and m_i,
+/// side by side so that P2G and G2P touch one 16-byte row per node and work on it as one 4-wide
+/// vector.
+const NODE: usize = 4;
+/// Where m_i sits in a node.
+const MASS: usize = 3;
+
 #[derive(Clone, Debug)]
 pub struct Transfer {
     pub grid: Grid,
@@ -271,8 +278,9 @@ impl Transfer {
         Region { lo, n: [0, 1, 2].map(|d| hi[d] + 1 - lo[d]) }
     }
 
-    /// P2G into `m` [n] and `mv` [3n] (both zero on entry).
-    fn p2g<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
+    /// P2G into the grid `g` [n, NODE] (zero on entry): (mv)_i in the first three entries of
+    /// node i, m_i in the last.
+    fn p2g<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, g: &mut [R]) {
         let k = 4.0 * self.inv_dx() * self.inv_dx();
         for p in 0..inp.x.len() / 3 {
             let (mp, vol) = (inp.mass_vol[2 * p], inp.mass_vol[2 * p + 1]);
@@ -295,14 +303,15 @@ impl Transfer {
                 for j in 0..3 {
                     let wij = st.w[0][i] * st.w[1][j];
                     let mij = add3(mvp, acol[0][i], acol[1][j]);
-                    // The three nodes along z are contiguous: one slice (one bounds check) each.
+                    // The three nodes along z are contiguous: one slice (one bounds check), and
+                    // one 4-wide multiply-add per node ((mv)_i and m_i side by side).
                     let n = n0 + i * stride[0] + j * stride[1];
-                    let (mrow, mvrow) = (&mut m[n..n + 3], &mut mv[3 * n..3 * n + 9]);
-                    for (l, (&wl, az)) in st.w[2].iter().zip(&acol[2]).enumerate() {
+                    let row = &mut g[NODE * n..NODE * (n + 3)];
+                    for (node, (&wl, az)) in row.chunks_exact_mut(NODE).zip(st.w[2].iter().zip(&acol[2])) {
                         let w = wij * wl;
-                        mrow[l] += w * s2;
-                        for d in 0..3 {
-                            mvrow[3 * l + d] += w * (mij[d] + az[d]);
+                        let q = [mij[0] + az[0], mij[1] + az[1], mij[2] + az[2], s2];
+                        for d in 0..NODE {
+                            node[d] += w * q[d];
                         }
                     }
                 }
@@ -311,7 +320,7 @@ impl Transfer {
     }
 
     /// P2G split over particle blocks, one sub-grid per block, summed (no shared writes).
-    fn p2g_par<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, m: &mut [R], mv: &mut [R]) {
+    fn p2g_par<R: Real>(&self, dt: f64, inp: &EnvIn<R>, reg: &Region, g: &mut [R]) {
         let np = inp.x.len() / 3;
         let bs = np.div_ceil(self.threads).max(1);
         let n = reg.len();
@@ -328,23 +337,19 @@ impl Transfer {
                     // P2G does not read the coupling.
                     coupling: Vec::new(),
                 };
-                let mut g = vec![R::zero(); 4 * n];
-                let (gm, gmv) = g.split_at_mut(n);
-                self.p2g(dt, &sub, reg, gm, gmv);
-                g
+                let mut sub_grid = vec![R::zero(); NODE * n];
+                self.p2g(dt, &sub, reg, &mut sub_grid);
+                sub_grid
             })
             .collect();
-        for g in &grids {
-            for (a, &b) in m.iter_mut().zip(&g[..n]) {
-                *a += b;
-            }
-            for (a, &b) in mv.iter_mut().zip(&g[n..]) {
+        for sub_grid in &grids {
+            for (a, &b) in g.iter_mut().zip(sub_grid) {
                 *a += b;
             }
         }
     }
 
-    /// G2P for a block of particles (slices of that block), from grid velocities `gv` [3n].
+    /// G2P for a block of particles (slices of that block), from the updated grid `gv` [n, NODE].
     fn g2p<R: Real>(&self, dt: f64, reg: &Region, gv: &[R], out: G2pOut<'_, R>) {
         let (lo, hi) = self.clamp_range();
         let k = R::from_f64(4.0 * self.inv_dx() * self.inv_dx());
@@ -352,7 +357,7 @@ impl Transfer {
         for p in 0..out.x.len() / 3 {
             let x = load3(out.x, p);
             let st = stencil(x, self.inv_dx());
-            let (vp, cp) = gather(&st, reg, gv, k);
+            let (vp, cp) = gather::<R, NODE>(&st, reg, gv, k);
             for d in 0..3 {
                 let nx = x[d] + dtr * vp[d];
                 out.x[3 * p + d] = nx.max(R::from_f64(lo)).min(R::from_f64(hi));
@@ -437,19 +442,21 @@ impl Transfer {
         }
     }
 
-    /// Turns momentum into the updated velocity in place over the region.
-    fn grid_update<R: Real>(&self, dt: f64, reg: &Region, m: &[R], mv: &mut [R], coupling: &[R]) {
+    /// Turns momentum into the updated velocity in place over the region (the first three
+    /// entries of each node of `g` [n, NODE]; m_i, the last, is kept).
+    fn grid_update<R: Real>(&self, dt: f64, reg: &Region, g: &mut [R], coupling: &[R]) {
         let posed = self.collider.as_ref().map(|c| c.pose(coupling, dt));
         let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
-        for k in 0..reg.len() {
-            if m[k].to_f64() <= MASS_EPS {
-                mv[3 * k..3 * k + 3].fill(R::zero());
+        for (k, node) in g.chunks_exact_mut(NODE).enumerate() {
+            let m = node[MASS];
+            if m.to_f64() <= MASS_EPS {
+                node[..3].fill(R::zero());
                 continue;
             }
-            let inv = R::one() / m[k];
-            let v = [0, 1, 2].map(|d| mv[3 * k + d] * inv + gdt[d]);
+            let inv = R::one() / m;
+            let v = [0, 1, 2].map(|d| node[d] * inv + gdt[d]);
             let v = self.node_op(reg.node(k), v, posed.as_ref());
-            mv[3 * k..3 * k + 3].copy_from_slice(&v);
+            node[..3].copy_from_slice(&v);
         }
     }
 
@@ -536,7 +543,7 @@ fn g2p_reverse<R: Real>(
             let gab = add3(vpbar, kc[0][a], kc[1][b]);
             let wab = st.w[0][a] * st.w[1][b];
             let n = n0 + a * stride[0] + b * stride[1];
-            let (vrow, brow) = (&gv[3 * n..3 * n + 9], &mut gbar[3 * n..3 * n + 9]);
+            let (vrow, brow) = (&gv[NODE * n..NODE * (n + 3)], &mut gbar[3 * n..3 * n + 9]);
             let (mut tw, mut td) = (R::zero(), R::zero());
             for c in 0..3 {
                 let w = wab * st.w[2][c];
@@ -544,7 +551,7 @@ fn g2p_reverse<R: Real>(
                 for r in 0..3 {
                     let g = gab[r] + kc[2][c][r];
                     brow[3 * c + r] += w * g;
-                    wb += vrow[3 * c + r] * g;
+                    wb += vrow[NODE * c + r] * g;
                 }
                 tw += wb * st.w[2][c];
                 td += wb * st.dw[2][c];
@@ -575,7 +582,7 @@ fn p2g_reverse<R: Real>(
     mvp: [R; 3],
     a: &M<R>,
 ) -> ([R; 3], [R; 3], M<R>) {
-    let (vsum, abar) = gather(st, reg, mvbar, R::one());
+    let (vsum, abar) = gather::<R, 3>(st, reg, mvbar, R::one());
     let (n0, stride) = reg.strides(st.base);
     let acol = axis_columns(a, &st.dpos);
     let mut xbar = [R::zero(); 3];
@@ -602,50 +609,49 @@ fn p2g_reverse<R: Real>(
     ([0, 1, 2].map(|d| xbar[d] - atv[d]), [0, 1, 2].map(|d| mp * vsum[d]), abar)
 }
 
-/// G2P's gather for one particle: v_p = Σ_i w_ip v_i and C_p = k Σ_i w_ip v_i (x_i − x_p)ᵀ.
-/// The weights and offsets are tensor products, so the sums are nested per axis (z innermost:
-/// three contiguous nodes): Σ_x w_x [Σ_y w_y [Σ_z w_z v]] with the offsets of each axis folded in
-/// at its own level, ~290 multiply-adds instead of 27 × 15.
+/// G2P's gather for one particle: v_p = Σ_i w_ip v_i and C_p = k Σ_i w_ip v_i (x_i − x_p)ᵀ,
+/// from a grid of `S` values per node with v_i first (`NODE` for the forward's grid, 3 for the
+/// adjoint's). The weights and offsets are tensor products, so the sums are nested per axis (z
+/// innermost: three contiguous nodes): Σ_x w_x [Σ_y w_y [Σ_z w_z v]] with the offsets of each
+/// axis folded in at its own level, ~290 multiply-adds instead of 27 × 15. The sums run over all
+/// `S` entries of a node (with `NODE` = 4 one vector operation each; the mass lane is dropped at
+/// the end), the first three with exactly the operations of a 3-wide sum.
 #[inline(always)]
-fn gather<R: Real>(st: &Stencil<R>, reg: &Region, gv: &[R], k: R) -> ([R; 3], M<R>) {
+fn gather<R: Real, const S: usize>(st: &Stencil<R>, reg: &Region, gv: &[R], k: R) -> ([R; 3], M<R>) {
     let (n0, stride) = reg.strides(st.base);
     let wzd = [0, 1, 2].map(|l| st.w[2][l] * st.dpos[2][l]);
-    let mut vp = [R::zero(); 3];
-    let mut cp = [[R::zero(); 3]; 3];
+    // v_p and the three columns of C_p / k.
+    let (mut vp, mut c0, mut c1, mut c2) = ([R::zero(); S], [R::zero(); S], [R::zero(); S], [R::zero(); S]);
     for i in 0..3 {
         // Σ_y Σ_z of w v, of w v dpos_y and of w v dpos_z, for this x layer.
-        let (mut sv, mut sy, mut sz) = ([R::zero(); 3], [R::zero(); 3], [R::zero(); 3]);
+        let (mut sv, mut sy, mut sz) = ([R::zero(); S], [R::zero(); S], [R::zero(); S]);
         for j in 0..3 {
             let n = n0 + i * stride[0] + j * stride[1];
-            let g = &gv[3 * n..3 * n + 9];
-            let (mut rv, mut rz) = ([R::zero(); 3], [R::zero(); 3]);
-            for l in 0..3 {
-                for a in 0..3 {
-                    rv[a] += st.w[2][l] * g[3 * l + a];
-                    rz[a] += wzd[l] * g[3 * l + a];
+            let g = &gv[S * n..S * (n + 3)];
+            let (mut rv, mut rz) = ([R::zero(); S], [R::zero(); S]);
+            for (l, node) in g.chunks_exact(S).enumerate() {
+                for a in 0..S {
+                    rv[a] += st.w[2][l] * node[a];
+                    rz[a] += wzd[l] * node[a];
                 }
             }
             let (wy, wyd) = (st.w[1][j], st.w[1][j] * st.dpos[1][j]);
-            for a in 0..3 {
+            for a in 0..S {
                 sv[a] += wy * rv[a];
                 sy[a] += wyd * rv[a];
                 sz[a] += wy * rz[a];
             }
         }
         let (wx, wxd) = (st.w[0][i], st.w[0][i] * st.dpos[0][i]);
-        for a in 0..3 {
+        for a in 0..S {
             vp[a] += wx * sv[a];
-            cp[a][0] += wxd * sv[a];
-            cp[a][1] += wx * sy[a];
-            cp[a][2] += wx * sz[a];
+            c0[a] += wxd * sv[a];
+            c1[a] += wx * sy[a];
+            c2[a] += wx * sz[a];
         }
     }
-    for row in cp.iter_mut() {
-        for c in row.iter_mut() {
-            *c *= k;
-        }
-    }
-    (vp, cp)
+    let cp = [0, 1, 2].map(|a| [c0[a] * k, c1[a] * k, c2[a] * k]);
+    ([vp[0], vp[1], vp[2]], cp)
 }
 
 impl<R: Real> System<R> for Transfer {
@@ -681,17 +687,17 @@ impl<R: Real> System<R> for Transfer {
         let (tau_all, fps): (&[R], &[R]) = (tau_all, fps);
         for e in 0..model.num_envs() {
             let reg = self.region(&xs[3 * np * e..3 * np * (e + 1)]);
-            with_scratch::<R, _>(4 * reg.len(), |buf| {
-                let (m, mv) = buf.split_at_mut(reg.len());
+            with_scratch::<R, _>(NODE * reg.len(), |grid| {
                 {
                     let inp = self.env_in(e, np, [&*xs, &*vs, &*cs, tau_all], mass_vol, &coupling, model.num_envs());
                     if par {
-                        self.p2g_par(dt, &inp, &reg, m, mv);
+                        self.p2g_par(dt, &inp, &reg, grid);
                     } else {
-                        self.p2g(dt, &inp, &reg, m, mv);
+                        self.p2g(dt, &inp, &reg, grid);
                     }
-                    self.grid_update(dt, &reg, m, mv, &inp.coupling);
+                    self.grid_update(dt, &reg, grid, &inp.coupling);
                 }
+                let grid: &[R] = grid;
                 let (p3, p9) = (3 * np * e..3 * np * (e + 1), 9 * np * e..9 * np * (e + 1));
                 let out = G2pOut {
                     x: &mut xs[p3.clone()],
@@ -708,9 +714,9 @@ impl<R: Real> System<R> for Transfer {
                         .zip(out.c.par_chunks_mut(9 * bs))
                         .zip(out.f.par_chunks_mut(9 * bs))
                         .zip(out.fp.par_chunks(9 * bs))
-                        .for_each(|((((x, v), c), f), fp)| self.g2p(dt, &reg, mv, G2pOut { x, v, c, f, fp }));
+                        .for_each(|((((x, v), c), f), fp)| self.g2p(dt, &reg, grid, G2pOut { x, v, c, f, fp }));
                 } else {
-                    self.g2p(dt, &reg, mv, out);
+                    self.g2p(dt, &reg, grid, out);
                 }
             });
         }
@@ -741,15 +747,14 @@ impl<R: Real> System<R> for Transfer {
                 let inp = self.env_in(e, np, cols, mass_vol, &coupling, model.num_envs());
                 let reg = self.region(inp.x);
                 let n = reg.len();
-                // m [n], momentum [3n], v_out [3n], v̄ [3n], m̄ [n].
-                with_scratch::<R, _>(11 * n, |buf| {
-                    let (m, rest) = buf.split_at_mut(n);
-                    let (mv, rest) = rest.split_at_mut(3 * n);
-                    let (vout, rest) = rest.split_at_mut(3 * n);
+                // P2G's grid [n, NODE], the updated grid [n, NODE], v̄ [3n], m̄ [n].
+                with_scratch::<R, _>((2 * NODE + 4) * n, |buf| {
+                    let (pre_grid, rest) = buf.split_at_mut(NODE * n);
+                    let (vout, rest) = rest.split_at_mut(NODE * n);
                     let (vbar, mbar) = rest.split_at_mut(3 * n);
-                    self.p2g(dt, &inp, &reg, m, mv);
-                    vout.copy_from_slice(mv);
-                    self.grid_update(dt, &reg, m, vout, &inp.coupling);
+                    self.p2g(dt, &inp, &reg, pre_grid);
+                    vout.copy_from_slice(pre_grid);
+                    self.grid_update(dt, &reg, vout, &inp.coupling);
 
                     let k = R::from_f64(kc);
                     let dtr = R::from_f64(dt);
@@ -759,7 +764,7 @@ impl<R: Real> System<R> for Transfer {
                         let x = load3(inp.x, pl);
                         let st = stencil(x, self.inv_dx());
                         // Recompute v_p and C_p (the forward's gather).
-                        let (vp, cp) = gather(&st, &reg, vout, k);
+                        let (vp, cp) = gather::<R, NODE>(&st, &reg, vout, k);
                         let f = load9(fpre, p);
                         let fbar_out = load9(af, p);
                         let mut xbar = [R::zero(); 3];
@@ -804,12 +809,12 @@ impl<R: Real> System<R> for Transfer {
                     let s64: Vec<f64> = inp.coupling.iter().map(|x| x.to_f64()).collect();
                     let posed = self.collider.as_ref().map(|c| c.pose(&s64, dt));
                     let mut aq_env = vec![0.0; s64.len()];
-                    for kk in 0..n {
-                        if m[kk].to_f64() <= MASS_EPS {
+                    for (kk, node) in pre_grid.chunks_exact(NODE).enumerate() {
+                        if node[MASS].to_f64() <= MASS_EPS {
                             continue;
                         }
-                        let inv = R::one() / m[kk];
-                        let vin = [0, 1, 2].map(|d| mv[3 * kk + d] * inv + gdt[d]);
+                        let inv = R::one() / node[MASS];
+                        let vin = [0, 1, 2].map(|d| node[d] * inv + gdt[d]);
                         let g = reg.node(kk);
                         let vb = [vbar[3 * kk], vbar[3 * kk + 1], vbar[3 * kk + 2]];
                         let vin_bar = self.node_op_adjoint(g, vin, posed.as_ref(), &s64, vb, &mut aq_env);
@@ -1000,15 +1005,14 @@ mod tests {
         let mass_vol: Vec<f64> = (0..np).flat_map(|_| [0.5 + u(), 1e-3]).collect();
         let inp = EnvIn { x: &x, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, coupling: Vec::new() };
         let reg = t.region(&x);
-        let mut m = vec![0.0; reg.len()];
-        let mut mv = vec![0.0; 3 * reg.len()];
-        t.p2g(1e-3, &inp, &reg, &mut m, &mut mv);
+        let mut grid = vec![0.0; NODE * reg.len()];
+        t.p2g(1e-3, &inp, &reg, &mut grid);
         let total: f64 = mass_vol.chunks(2).map(|p| p[0]).sum();
-        let grid_total: f64 = m.iter().sum();
+        let grid_total: f64 = grid.chunks(NODE).map(|node| node[MASS]).sum();
         assert!((grid_total - total).abs() < 1e-12 * total, "{grid_total} vs {total}");
         for d in 0..3 {
             let p: f64 = (0..np).map(|i| mass_vol[2 * i] * v[3 * i + d]).sum();
-            let g: f64 = (0..reg.len()).map(|k| mv[3 * k + d]).sum();
+            let g: f64 = grid.chunks(NODE).map(|node| node[d]).sum();
             assert!((p - g).abs() < 1e-10, "momentum {d}: {g} vs {p}");
         }
     }
