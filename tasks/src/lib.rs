@@ -10,6 +10,7 @@ pub mod hand_flip;
 pub mod hand_reorient;
 pub mod hand_reorient_gpu;
 pub mod hopper;
+pub mod hopper_gpu;
 pub mod humanoid;
 pub mod mpm_setup;
 pub mod rolling_flat;

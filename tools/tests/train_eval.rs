@@ -152,8 +152,8 @@ fn train_on_the_gpu_backend() {
     assert!(out.contains("on the GPU"), "{out}");
     let csv = std::fs::read_to_string(dir.join("runs/gpu/log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "header + 2 epochs: {csv}");
-    // hopper's observe and reward have no GPU kernels: a clear error, not a silent CPU run.
-    let o = diffsim(&dir, &["train", "--task", "hopper", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
+    // humanoid's observe and reward have no GPU kernels: a clear error, not a silent CPU run.
+    let o = diffsim(&dir, &["train", "--task", "humanoid", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
     let out = text(&o);
     assert!(!o.status.success() && out.contains("has no GPU kernels") && out.contains("system `"), "{out}");
     // The zeroth-order learners step on the CPU only.
