@@ -12,6 +12,7 @@ pub mod hand_reorient_gpu;
 pub mod hopper;
 pub mod hopper_gpu;
 pub mod humanoid;
+pub mod humanoid_gpu;
 pub mod mpm_setup;
 pub mod rolling_flat;
 pub mod soft_jumper;
