@@ -42,12 +42,12 @@ use crate::vec_env::{Task, TaskRng, TaskSpec};
 /// Episodes end when the torso has dropped this far below its start height (m).
 pub const TERMINATION_HEIGHT: f64 = -0.45;
 /// The height reward is positive above TERMINATION_HEIGHT + this tolerance.
-const HEIGHT_TOLERANCE: f64 = 0.15;
+pub(crate) const HEIGHT_TOLERANCE: f64 = 0.15;
 /// The pitch at which the angle reward reaches 0.
-const TERMINATION_ANGLE: f64 = PI / 6.0;
-const ACTION_PENALTY: f64 = 0.1;
+pub(crate) const TERMINATION_ANGLE: f64 = PI / 6.0;
+pub(crate) const ACTION_PENALTY: f64 = 0.1;
 /// Generalized coordinates (and velocities) per env.
-const DOF: usize = 6;
+pub(crate) const DOF: usize = 6;
 const OBS: usize = 2 * DOF;
 const ACT: usize = 3;
 /// Indices into joint_q / joint_qd.
@@ -187,6 +187,10 @@ impl<R: Real> System<R> for Observe {
             o.fill(R::zero());
         }
     }
+    /// `hopper_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// H(h) of the module docs and dH/dh: c = clip(h + 0.3, −1, 0.3); H = c if c ≥ 0 else −200 c².
@@ -253,6 +257,10 @@ impl<R: Real> System<R> for Reward {
             }
         }
     }
+    /// `hopper_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
 }
 
 /// `hopper.terminate`: 1 when h < −0.45, else 0. A flag, not differentiated: its adjoint only
@@ -276,5 +284,9 @@ impl<R: Real> System<R> for Terminate {
     }
     fn adjoint(&self, _: &StepCx, _: &ModelView, _: &View<R>, _: &View<R>, adj: &mut ViewMut<R>, _: &mut ViewMut<R>) {
         adj.col_mut("terminated").fill(R::zero());
+    }
+    /// `hopper_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
     }
 }

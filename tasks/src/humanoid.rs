@@ -45,12 +45,12 @@ use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 pub const TERMINATION_HEIGHT: f64 = 0.74;
 /// The height reward is positive above TERMINATION_HEIGHT + this tolerance, and capped at it.
-const HEIGHT_TOLERANCE: f64 = 0.1;
-const HEIGHT_REWARD_SCALE: f64 = 10.0;
-const ACTION_PENALTY: f64 = 0.002;
+pub(crate) const HEIGHT_TOLERANCE: f64 = 0.1;
+pub(crate) const HEIGHT_REWARD_SCALE: f64 = 10.0;
+pub(crate) const ACTION_PENALTY: f64 = 0.002;
 const JOINT_VEL_OBS_SCALE: f64 = 0.1;
 /// Target x relative to the start (Rewarped: 200).
-const TARGET_X: f64 = 200.0;
+pub(crate) const TARGET_X: f64 = 200.0;
 /// Hinges (= actions), coordinates and velocities per env: free root (7 / 6) + 21 hinges.
 const HINGES: usize = 21;
 const NQ: usize = 7 + HINGES;
@@ -210,6 +210,10 @@ impl<R: Real> System<R> for Observe {
             o[55..76].copy_from_slice(&act[HINGES * e..HINGES * (e + 1)]);
         }
     }
+    /// `humanoid_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
+    }
     diffsim_engine::replay_adjoint_impl!();
 }
 
@@ -240,6 +244,10 @@ impl<R: Real> System<R> for Reward {
             *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + height_reward(p[1])
                 - R::from_f64(ACTION_PENALTY) * a2;
         }
+    }
+    /// `humanoid_gpu`: one invocation per env, forward and adjoint.
+    fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
+        Some(Box::new(*self))
     }
     diffsim_engine::replay_adjoint_impl!();
 }

@@ -152,10 +152,12 @@ fn train_on_the_gpu_backend() {
     assert!(out.contains("on the GPU"), "{out}");
     let csv = std::fs::read_to_string(dir.join("runs/gpu/log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "header + 2 epochs: {csv}");
-    // hopper's observe and reward have no GPU kernels: a clear error, not a silent CPU run.
-    let o = diffsim(&dir, &["train", "--task", "hopper", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
+    // Every task's systems have GPU kernels now, but hand-reorient's hand–cube contact has box
+    // pairs, whose narrow phase is not on the GPU: a clear error, not a silent CPU run.
+    let o =
+        diffsim(&dir, &["train", "--task", "hand-reorient", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
     let out = text(&o);
-    assert!(!o.status.success() && out.contains("has no GPU kernels") && out.contains("system `"), "{out}");
+    assert!(!o.status.success() && out.contains("onto the GPU") && out.contains("involves a box"), "{out}");
     // The zeroth-order learners step on the CPU only.
     let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "ppo", "--backend", "gpu"]);
     assert!(!o.status.success() && text(&o).contains("--backend gpu|auto is for the first-order learners"));
