@@ -32,6 +32,8 @@ use crate::vec_env::{Task, TaskRng, TaskSpec};
 
 pub const TERMINATION_HEIGHT: f64 = 0.27;
 pub(crate) const TARGET_X: f64 = 10000.0;
+/// Actuated hinges (= actions).
+pub(crate) const HINGES: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct AntRunConfig {
@@ -92,7 +94,7 @@ impl SimFactory for AntRun {
         let c = &self.cfg;
         let mut packed = self.scene()?.pack()?;
         self.spec().add_columns(&mut packed)?;
-        let forces = JointForces { num_actions: 8, scale: c.action_scale };
+        let forces = JointForces { num_actions: HINGES, scale: c.action_scale };
         let schedule = articulation::schedule::<R>(c.dt, c.substeps, Contacts { ground: true, shapes: true }, forces)
             .with(Stage::Post, Observe)
             .with(Stage::Post, Reward)

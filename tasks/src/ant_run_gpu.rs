@@ -1,6 +1,8 @@
 //! GPU mirrors (`gpu_sim::GpuSystem`) of AntRun's Post-stage task systems: `ant_run.observe`,
 //! `ant_run.reward` (forward and adjoint) and the `TorsoBelow` termination flag (shared with
-//! Humanoid), in `wgsl/ant_run_*.wgsl` and `wgsl/torso_below.wgsl`, one invocation per env, with
+//! Humanoid), in `wgsl/ant_run_*.wgsl`, `wgsl/locomotion_observe*.wgsl` (the observation layout
+//! AntRun and Humanoid share, [`locomotion_observe`]) and `wgsl/torso_below.wgsl`, one invocation
+//! per env, with
 //! the CPU's formulas and order of f32 operations. The CPU adjoints of observe and reward are
 //! recorded replays; the GPU's are written out by hand (`wgsl/ant_run_torso.wgsl`: the torso's
 //! kinematics, heading and their adjoints).
@@ -8,7 +10,7 @@
 use diffsim_engine::EngineError;
 use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
 
-use crate::ant_run::{Observe, Reward, TARGET_X, TERMINATION_HEIGHT};
+use crate::ant_run::{HINGES, Observe, Reward, TARGET_X, TERMINATION_HEIGHT};
 use crate::torso::TorsoBelow;
 
 /// The uniform block of the torso kernels (WGSL `struct Params` in `wgsl/ant_run_torso.wgsl`),
@@ -25,14 +27,15 @@ pub struct TorsoParams {
 }
 
 impl TorsoParams {
-    fn of(cx: &GpuBuildCx, height: f32) -> Result<Self, EngineError> {
+    /// `target_x`: the task's running target; `height` as the field.
+    pub(crate) fn of(cx: &GpuBuildCx, target_x: f64, height: f32) -> Result<Self, EngineError> {
         let u = |n: usize, what: &str| {
             u32::try_from(n).map_err(|_| EngineError::Gpu(format!("torso kernels: {what} = {n} does not fit u32")))
         };
         Ok(Self {
             n: u(cx.num_envs, "envs")?,
             nb: u(cx.count("joint_kind"), "bodies per env")?,
-            target_x: TARGET_X as f32,
+            target_x: target_x as f32,
             height,
         })
     }
@@ -46,9 +49,10 @@ pub fn below_threshold(height: f64) -> f32 {
 }
 
 const TORSO: &str = include_str!("wgsl/ant_run_torso.wgsl");
-const BODY: &str = include_str!("wgsl/ant_run_body.wgsl");
+pub(crate) const BODY: &str = include_str!("wgsl/ant_run_body.wgsl");
 
-fn source(parts: &[&str]) -> String {
+/// The torso kernels' library followed by `parts`.
+pub(crate) fn source(parts: &[&str]) -> String {
     let mut s = String::from(TORSO);
     for p in parts {
         s.push('\n');
@@ -57,39 +61,51 @@ fn source(parts: &[&str]) -> String {
     s
 }
 
-/// One invocation per env, forward and adjoint.
+/// The observe kernels of a locomotion task (AntRun, Humanoid: torso height, orientation and
+/// twist, `na` hinge angles and rates, up and heading, the actions; `target_x` the heading's
+/// target), one invocation per env, forward and adjoint.
+pub(crate) fn locomotion_observe(
+    cx: &GpuBuildCx,
+    name: &str,
+    na: usize,
+    target_x: f64,
+) -> Result<GpuKernels, EngineError> {
+    let n = cx.num_envs;
+    let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
+    let mut fwd = body.to_vec();
+    fwd.extend([
+        Bind::read(state("joint_q")),
+        Bind::read(state("joint_qd")),
+        Bind::read(control("act")),
+        Bind::rw(state("obs")),
+        Bind::uniform(0),
+    ]);
+    let mut adj = body.to_vec();
+    adj.extend([
+        Bind::rw(adj_state("obs")),
+        Bind::rw(adj_state("body_q")),
+        Bind::rw(adj_state("body_qd")),
+        Bind::rw(adj_state("joint_q")),
+        Bind::rw(adj_state("joint_qd")),
+        Bind::rw(adj_control("act")),
+        Bind::uniform(0),
+    ]);
+    let na = format!("const NA: u32 = {na}u;");
+    let fsrc = source(&[BODY, &na, include_str!("wgsl/locomotion_observe.wgsl")]);
+    let asrc = source(&[BODY, &na, include_str!("wgsl/locomotion_observe_adjoint.wgsl")]);
+    Ok(GpuKernels {
+        buffers: vec![cx.uniform(name, &TorsoParams::of(cx, target_x, 0.0)?)?],
+        forward: vec![Pass::new(cx, name, &fsrc, "observe_forward", fwd, n)?],
+        adjoint: vec![Pass::new(cx, &format!("{name} adjoint"), &asrc, "observe_adjoint", adj, n)?],
+    })
+}
+
 impl GpuSystem for Observe {
     fn name(&self) -> &str {
         "ant_run.observe"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
-        let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
-        let mut fwd = body.to_vec();
-        fwd.extend([
-            Bind::read(state("joint_q")),
-            Bind::read(state("joint_qd")),
-            Bind::read(control("act")),
-            Bind::rw(state("obs")),
-            Bind::uniform(0),
-        ]);
-        let mut adj = body.to_vec();
-        adj.extend([
-            Bind::rw(adj_state("obs")),
-            Bind::rw(adj_state("body_q")),
-            Bind::rw(adj_state("body_qd")),
-            Bind::rw(adj_state("joint_q")),
-            Bind::rw(adj_state("joint_qd")),
-            Bind::rw(adj_control("act")),
-            Bind::uniform(0),
-        ]);
-        let fsrc = source(&[BODY, include_str!("wgsl/ant_run_observe.wgsl")]);
-        let asrc = source(&[BODY, include_str!("wgsl/ant_run_observe_adjoint.wgsl")]);
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("ant_run.observe", &TorsoParams::of(cx, 0.0)?)?],
-            forward: vec![Pass::new(cx, "ant_run.observe", &fsrc, "observe_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "ant_run.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
-        })
+        locomotion_observe(cx, "ant_run.observe", HINGES, TARGET_X)
     }
 }
 
@@ -113,7 +129,7 @@ impl GpuSystem for Reward {
         let fsrc = source(&[BODY, include_str!("wgsl/ant_run_reward.wgsl")]);
         let asrc = source(&[BODY, include_str!("wgsl/ant_run_reward_adjoint.wgsl")]);
         Ok(GpuKernels {
-            buffers: vec![cx.uniform("ant_run.reward", &TorsoParams::of(cx, TERMINATION_HEIGHT as f32)?)?],
+            buffers: vec![cx.uniform("ant_run.reward", &TorsoParams::of(cx, TARGET_X, TERMINATION_HEIGHT as f32)?)?],
             forward: vec![Pass::new(cx, "ant_run.reward", &fsrc, "reward_forward", fwd, n)?],
             adjoint: vec![Pass::new(cx, "ant_run.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
         })
@@ -131,7 +147,7 @@ impl GpuSystem for TorsoBelow {
         let fwd = vec![Bind::read(state("body_q")), Bind::rw(state("terminated")), Bind::uniform(0)];
         let adj = vec![Bind::read(state("body_q")), Bind::rw(adj_state("terminated")), Bind::uniform(0)];
         Ok(GpuKernels {
-            buffers: vec![cx.uniform(self.name, &TorsoParams::of(cx, below_threshold(self.height))?)?],
+            buffers: vec![cx.uniform(self.name, &TorsoParams::of(cx, TARGET_X, below_threshold(self.height))?)?],
             forward: vec![Pass::new(cx, self.name, &src, "terminate_forward", fwd, n)?],
             adjoint: vec![Pass::new(cx, &format!("{} adjoint", self.name), &src, "terminate_adjoint", adj, n)?],
         })

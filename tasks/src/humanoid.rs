@@ -52,7 +52,7 @@ const JOINT_VEL_OBS_SCALE: f64 = 0.1;
 /// Target x relative to the start (Rewarped: 200).
 pub(crate) const TARGET_X: f64 = 200.0;
 /// Hinges (= actions), coordinates and velocities per env: free root (7 / 6) + 21 hinges.
-const HINGES: usize = 21;
+pub(crate) const HINGES: usize = 21;
 const NQ: usize = 7 + HINGES;
 const NQD: usize = 6 + HINGES;
 const OBS: usize = 76;
