@@ -200,3 +200,77 @@ pub fn worst_act(a: &Gradients<f32>, b: &Gradients<f32>, floor: f64) -> f64 {
         })
         .fold(0.0, f64::max)
 }
+
+/// What [`deterministic_rollout`] measured: max relative errors, floored at 1e-3 of each
+/// column's scale.
+#[derive(Clone, Debug)]
+pub struct RolloutErrors {
+    /// GPU against the CPU's f32 path: obs and rewards of every step, ∂L/∂act of every step,
+    /// ∂L/∂(initial state) (its worst column).
+    pub obs: f64,
+    pub reward: f64,
+    pub act: f64,
+    pub init: f64,
+    pub init_column: String,
+    /// ∂L/∂act and ∂L/∂(initial state) against the f64 CPU rollout: the CPU's f32 path, the GPU.
+    pub act_f64: [f64; 2],
+    pub init_f64: [f64; 2],
+}
+
+/// A whole task on the GPU (`Scatter::Deterministic`) against the CPU: `h` steps of random
+/// actions (`width` values per step, all envs; `seed`) through [`rollout`], with `cpu64` as the
+/// f64 reference. Asserts that every system has GPU kernels, that a rerun reproduces the GPU's
+/// gradients bit for bit and that the gradient is not trivially zero; prints the errors under
+/// `test` and returns them for the test's own tolerances.
+pub fn deterministic_rollout(
+    test: &str,
+    gpu: Arc<Gpu>,
+    mut cpu: Sim<f32>,
+    mut cpu64: Sim<f64>,
+    h: usize,
+    width: usize,
+    seed: u64,
+) -> RolloutErrors {
+    use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
+    assert_eq!(GpuSim::first_without_kernels(&cpu), None);
+    let readback = vec!["obs".to_string(), "reward".to_string()];
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
+    let start = cpu.state.clone();
+    let mut rng = crate::Rng::new(seed);
+    let actions = random_actions(&mut rng, h, width);
+    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
+    let run = rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
+    let [gpu_grads, cpu_grads] = &run.grads;
+    let exact = run.exact.as_ref().unwrap();
+    let (init, init_column) = worst_column(&gpu_grads.initial_state, &cpu_grads.initial_state, 1e-3);
+    let e = RolloutErrors {
+        obs: worst_step(&run.obs, 1e-3),
+        reward: worst_step(&run.reward, 1e-3),
+        act: worst_act(gpu_grads, cpu_grads, 1e-3),
+        init,
+        init_column,
+        act_f64: [worst_act(cpu_grads, exact, 1e-3), worst_act(gpu_grads, exact, 1e-3)],
+        init_f64: [
+            worst_column(&cpu_grads.initial_state, &exact.initial_state, 1e-3).0,
+            worst_column(&gpu_grads.initial_state, &exact.initial_state, 1e-3).0,
+        ],
+    };
+    eprintln!(
+        "{test}: ({h} steps, {} envs) max rel err obs {:e}, reward {:e}, ∂L/∂act {:e}, ∂L/∂(initial state) {:e} \
+         (`{}`); vs f64, CPU f32 / GPU: ∂L/∂act {:e} / {:e}, ∂L/∂(initial state) {:e} / {:e}",
+        cpu.num_envs(),
+        e.obs,
+        e.reward,
+        e.act,
+        e.init,
+        e.init_column,
+        e.act_f64[0],
+        e.act_f64[1],
+        e.init_f64[0],
+        e.init_f64[1]
+    );
+    let again = gpu_rerun(&mut g, &start, &actions, &obs_seed).unwrap();
+    assert_eq!(&again.controls, &gpu_grads.controls, "{test}: a deterministic rerun differs");
+    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "{test}: a zero gradient");
+    e
+}

@@ -7,12 +7,12 @@
 //! With no adapter at all each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
+use diffsim_engine::gpu_sim::GpuOptions;
 use diffsim_engine::{Columns, GpuSim, Schedule, Sim, SimFactory, Stage, StepCx, System};
 use diffsim_tasks::hopper::{self, Observe, Reward, Terminate};
 use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig, humanoid};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip, worst_column};
+use diffsim_tests::gpu::{self, gpu_or_skip};
 use proptest::test_runner::{Config, TestRunner};
 
 /// Per-system tolerance (relative; values below `FLOOR` × the column's max |value| are compared
@@ -163,35 +163,12 @@ const GRAD_TOL: f64 = 1e-3;
 fn gpu_hopper_rollout_matches_cpu() {
     let test = "gpu_hopper_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let (n, h) = (2, 16);
+    let n = 2;
     let task = Hopper::new(HopperConfig { num_envs: n, threads: 1, ..HopperConfig::default() });
-    let mut cpu: Sim<f32> = task.sim().unwrap();
-    let mut cpu64: Sim<f64> = task.sim().unwrap();
-    assert_eq!(GpuSim::first_without_kernels(&cpu), None);
-    let readback = vec!["obs".to_string(), "reward".to_string()];
-    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
-    let init = cpu.state.clone();
-    let mut rng = Rng::new(7);
-    let actions = gpu::random_actions(&mut rng, h, 3 * n);
-    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
-    let (obs, reward) = (gpu::worst_step(&run.obs, 1e-3), gpu::worst_step(&run.reward, 1e-3));
-    let [gpu_grads, cpu_grads] = &run.grads;
-    let exact = run.exact.as_ref().unwrap();
-    let act = gpu::worst_act(gpu_grads, cpu_grads, 1e-3);
-    let (init_err, col) = worst_column(&gpu_grads.initial_state, &cpu_grads.initial_state, 1e-3);
-    let (cpu_f64, gpu_f64) = (gpu::worst_act(cpu_grads, exact, 1e-3), gpu::worst_act(gpu_grads, exact, 1e-3));
-    eprintln!(
-        "{test}: ({h} steps, {n} envs) max rel err obs {obs:e}, reward {reward:e}, ∂L/∂act {act:e}, ∂L/∂(initial \
-         state) {init_err:e} (`{col}`); ∂L/∂act vs f64: CPU f32 {cpu_f64:e}, GPU {gpu_f64:e}"
-    );
-    let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
-    assert_eq!(&again.controls, &gpu_grads.controls, "a deterministic rerun differs");
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
-    assert!(obs <= OBS_TOL && reward <= OBS_TOL, "obs {obs:e}, reward {reward:e}");
-    assert!(act <= GRAD_TOL, "∂L/∂act {act:e}");
-    assert!(init_err <= GRAD_TOL, "∂L/∂(initial state) `{col}`: {init_err:e}");
-    assert!(gpu_f64 <= 2.0 * cpu_f64 + 1e-5, "∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}");
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 16, 3 * n, 7);
+    assert!(e.obs <= OBS_TOL && e.reward <= OBS_TOL, "{e:?}");
+    assert!(e.act <= GRAD_TOL && e.init <= GRAD_TOL, "{e:?}");
+    assert!(e.act_f64[1] <= 2.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
 }
 
 /// Torso heights (m) of the humanoid parity test's first five envs, one band each: below the
@@ -373,36 +350,10 @@ const HUMANOID_GRAD_TOL: f64 = 2e-2;
 fn gpu_humanoid_rollout_matches_cpu() {
     let test = "gpu_humanoid_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let (n, h) = (2, 8);
+    let n = 2;
     let task = Humanoid::new(HumanoidConfig { num_envs: n, threads: 1, ..HumanoidConfig::default() });
-    let mut cpu: Sim<f32> = task.sim().unwrap();
-    let mut cpu64: Sim<f64> = task.sim().unwrap();
-    assert_eq!(GpuSim::first_without_kernels(&cpu), None);
-    let readback = vec!["obs".to_string(), "reward".to_string()];
-    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
-    let init = cpu.state.clone();
-    let mut rng = Rng::new(11);
-    let actions = gpu::random_actions(&mut rng, h, 21 * n);
-    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
-    let (obs, reward) = (gpu::worst_step(&run.obs, 1e-3), gpu::worst_step(&run.reward, 1e-3));
-    let [gpu_grads, cpu_grads] = &run.grads;
-    let exact = run.exact.as_ref().unwrap();
-    let act = gpu::worst_act(gpu_grads, cpu_grads, 1e-3);
-    let (init_err, col) = worst_column(&gpu_grads.initial_state, &cpu_grads.initial_state, 1e-3);
-    let (cpu_f64, gpu_f64) = (gpu::worst_act(cpu_grads, exact, 1e-3), gpu::worst_act(gpu_grads, exact, 1e-3));
-    let (cpu_init_f64, _) = worst_column(&cpu_grads.initial_state, &exact.initial_state, 1e-3);
-    let (gpu_init_f64, _) = worst_column(&gpu_grads.initial_state, &exact.initial_state, 1e-3);
-    eprintln!(
-        "{test}: ({h} steps, {n} envs) max rel err obs {obs:e}, reward {reward:e}, ∂L/∂act {act:e}, ∂L/∂(initial \
-         state) {init_err:e} (`{col}`); vs f64: ∂L/∂act CPU f32 {cpu_f64:e}, GPU {gpu_f64:e}; ∂L/∂(initial state) \
-         CPU f32 {cpu_init_f64:e}, GPU {gpu_init_f64:e}"
-    );
-    let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
-    assert_eq!(&again.controls, &gpu_grads.controls, "a deterministic rerun differs");
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
-    assert!(obs <= HUMANOID_OBS_TOL && reward <= HUMANOID_OBS_TOL, "obs {obs:e}, reward {reward:e}");
-    assert!(act <= HUMANOID_GRAD_TOL, "∂L/∂act {act:e}");
-    assert!(init_err <= HUMANOID_GRAD_TOL, "∂L/∂(initial state) `{col}`: {init_err:e}");
-    assert!(gpu_f64 <= 3.0 * cpu_f64 + 1e-5, "∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}");
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 8, 21 * n, 11);
+    assert!(e.obs <= HUMANOID_OBS_TOL && e.reward <= HUMANOID_OBS_TOL, "{e:?}");
+    assert!(e.act <= HUMANOID_GRAD_TOL && e.init <= HUMANOID_GRAD_TOL, "{e:?}");
+    assert!(e.act_f64[1] <= 3.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
 }
