@@ -109,6 +109,7 @@ pub const MODEL: &str = include_str!("wgsl/model.wgsl");
 pub const KINEMATICS: &str = include_str!("wgsl/kinematics.wgsl");
 pub const DYNAMICS: &str = include_str!("wgsl/dynamics.wgsl");
 const CLEAR: &str = include_str!("wgsl/clear.wgsl");
+const BEGIN_ENV: &str = include_str!("wgsl/begin_env.wgsl");
 const FK: &str = include_str!("wgsl/fk.wgsl");
 const FK_ADJOINT: &str = include_str!("wgsl/fk_adjoint.wgsl");
 const JOINT_FORCES: &str = include_str!("wgsl/joint_forces.wgsl");
@@ -273,8 +274,8 @@ impl GpuSystem for ForwardKinematics {
         let sizes = Sizes::of(cx);
         let header = sizes.header(false);
         let common = [header.as_str(), MODEL, SPATIAL, KINEMATICS];
-        let fsrc = source(&[&common[..], &[FK]].concat());
-        let asrc = source(&[&common[..], &[FK_ADJOINT]].concat());
+        let fsrc = source(&[&common[..], &[BEGIN_ENV, FK]].concat());
+        let asrc = source(&[&common[..], &[BEGIN_ENV, FK_ADJOINT]].concat());
         let mut fwd = model_binds();
         fwd.extend([
             Bind::read(state("joint_q")),
@@ -388,8 +389,8 @@ impl GpuSystem for Integrate {
         let sizes = Sizes::of(cx);
         let header = sizes.header(true);
         let common = [header.as_str(), MODEL, SPATIAL, KINEMATICS, DYNAMICS];
-        let fsrc = source(&[&common[..], &[INTEGRATE]].concat());
-        let asrc = source(&[&common[..], &[INTEGRATE_ADJOINT]].concat());
+        let fsrc = source(&[&common[..], &[BEGIN_ENV, INTEGRATE]].concat());
+        let asrc = source(&[&common[..], &[BEGIN_ENV, INTEGRATE_ADJOINT]].concat());
         let mut fwd = model_binds();
         fwd.extend([
             Bind::rw(state("joint_q")),

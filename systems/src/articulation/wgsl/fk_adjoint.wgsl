@@ -16,14 +16,7 @@ fn fk_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (e >= p.n) {
         return;
     }
-    env_body0 = e * p.nb;
-    wi = e;
-    for (var i = 0u; i < p.nq; i++) {
-        work[wi].qv[i] = jq[e * p.nq + i];
-    }
-    for (var i = 0u; i < p.nd; i++) {
-        work[wi].qdv[i] = jqd[e * p.nd + i];
-    }
+    begin_env(e);
     kinematics();
     clear_bars();
     for (var k = 0u; k < p.nb; k++) {

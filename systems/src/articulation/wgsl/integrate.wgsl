@@ -13,13 +13,8 @@ fn integrate_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (e >= p.n) {
         return;
     }
-    env_body0 = e * p.nb;
-    wi = e;
-    for (var i = 0u; i < p.nq; i++) {
-        work[wi].qv[i] = jq[e * p.nq + i];
-    }
+    begin_env(e);
     for (var i = 0u; i < p.nd; i++) {
-        work[wi].qdv[i] = jqd[e * p.nd + i];
         work[wi].tau[i] = jtau[e * p.nd + i];
     }
     for (var k = 0u; k < p.nb; k++) {

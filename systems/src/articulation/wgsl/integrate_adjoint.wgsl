@@ -21,14 +21,11 @@ fn integrate_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (e >= p.n) {
         return;
     }
-    env_body0 = e * p.nb;
-    wi = e;
+    begin_env(e);
     for (var i = 0u; i < p.nq; i++) {
-        work[wi].qv[i] = jq[e * p.nq + i];
         work[wi].eq_bar[i] = a_jq[e * p.nq + i];
     }
     for (var i = 0u; i < p.nd; i++) {
-        work[wi].qdv[i] = jqd[e * p.nd + i];
         work[wi].tau[i] = jtau[e * p.nd + i];
         work[wi].eqd_bar[i] = a_jqd[e * p.nd + i];
         work[wi].qdd_bar[i] = 0.0;
