@@ -129,7 +129,8 @@ fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
 /// - transfer: atomic P2G order, and the coupling's pose adjoint (f32 hand-written here, f64
 ///   on the CPU), summed over every touched node with atomics: `TRANSFER_TOL_*`;
 /// - the drives: the CPU rounds 1/(K dt) from the f64 dt, the GPU from the f32 one; where
-///   q̄ + g − g or ā + g s cancels, that ulp of g shows: measured up to 3.1e-5;
+///   ā + g s cancels, that ulp of g shows: measured up to 3.1e-5 (inside the limits the drives
+///   no longer sum q̄ + g − g, whose rounding gave 6.0e-4 in `kin_q` at seed 11740046413943252157);
 /// - FK: `FK_TOL`;
 /// - the per-env kernels keep the CPU's order of f32 operations: held to 1e-5. FluidMove's
 ///   reward adjoint goes through s(1 − s)/w of the 1e-5-wide sigmoid at z up to ±3, where the

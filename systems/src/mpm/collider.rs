@@ -506,11 +506,12 @@ impl<R: Real> System<R> for ColliderDrive {
                 let raw = q[4 * e + ax] + R::from_f64(self.scale[k]) * act[na * e + k];
                 let inside = raw.to_f64() >= self.lo[ax] && raw.to_f64() <= self.hi[ax];
                 // qd = (clamp(raw) − q)·inv: ∂/∂raw = inv inside the limits, ∂/∂q = −inv always.
+                // Inside, ∂/∂q = inv − inv = 0 exactly (summing g − g would round q̄ by an ulp of g).
                 if inside {
-                    aq[4 * e + ax] += g;
                     aact[na * e + k] += g * R::from_f64(self.scale[k]);
+                } else {
+                    aq[4 * e + ax] -= g;
                 }
-                aq[4 * e + ax] -= g;
             }
             aqd[4 * e..4 * e + 4].fill(R::zero());
         }

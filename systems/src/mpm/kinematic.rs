@@ -217,8 +217,8 @@ impl<R: Real> System<R> for JointDrive {
             }
         }
     }
-    /// q̇ = (clamp(raw) − q)/(KΔt), raw = q + s a: ∂/∂raw = 1/(KΔt) inside the limits (0 where
-    /// clipped), ∂/∂q = −1/(KΔt) always; `kin_qd` is overwritten, so its adjoint is consumed.
+    /// q̇ = (clamp(raw) − q)/(KΔt), raw = q + s a: inside the limits ∂q̇/∂a = s/(KΔt) and
+    /// ∂q̇/∂q = 0; where clipped ∂q̇/∂a = 0 and ∂q̇/∂q = −1/(KΔt); `kin_qd` is overwritten, so its adjoint is consumed.
     fn adjoint(
         &self,
         cx: &StepCx,
@@ -239,11 +239,13 @@ impl<R: Real> System<R> for JointDrive {
                 let i = n * e + k;
                 let g = aqd[i] * inv;
                 let raw = (q[i] + R::from_f64(self.scale[k]) * act[i]).to_f64();
+                // Inside the limits ∂q̇/∂q = (1 − 1)/(KΔt) = 0 exactly: adding g then −g
+                // would round q̄ by an ulp of g (which is large: 1/(KΔt) ~ 50).
                 if raw >= self.lo[k] && raw <= self.hi[k] {
-                    aq[i] += g;
                     aact[i] += g * R::from_f64(self.scale[k]);
+                } else {
+                    aq[i] -= g;
                 }
-                aq[i] -= g;
                 aqd[i] = R::zero();
             }
         }

@@ -1,5 +1,6 @@
 // mpm.collider_drive adjoint (one invocation per env): qd = (clamp(q + s a) - q) / (K dt), so
-// q_bar += g (inside the limits) - g, a_bar += g s (inside), qd_bar <- 0, with g = qd_bar / (K dt).
+// inside the limits a_bar += g s (q_bar's g - g = 0 is not summed), clipped q_bar -= g; qd_bar <- 0,
+// with g = qd_bar / (K dt).
 @group(0) @binding(0) var<storage, read> qcol: array<f32>;
 @group(0) @binding(1) var<storage, read> act: array<f32>;
 @group(0) @binding(2) var<storage, read> axes: array<f32>;
@@ -19,10 +20,10 @@ fn drive_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
         let g = aqd[4u * e + ax] * p.inv_step;
         let raw = qcol[4u * e + ax] + axes[4u * k + 1u] * act[p.na * e + k];
         if (raw >= axes[4u * k + 2u] && raw <= axes[4u * k + 3u]) {
-            aq[4u * e + ax] += g;
             aact[p.na * e + k] += g * axes[4u * k + 1u];
+        } else {
+            aq[4u * e + ax] -= g;
         }
-        aq[4u * e + ax] -= g;
     }
     for (var k = 0u; k < 4u; k++) {
         aqd[4u * e + k] = 0.0;

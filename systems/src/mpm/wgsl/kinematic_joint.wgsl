@@ -1,7 +1,8 @@
 // mpm.joint_drive and mpm.joint_integrate (kinematic.rs), forward and adjoint, one invocation
 // per joint scalar (env e, joint k). `limits` holds 3 floats per joint: (scale, lo, hi).
 // Drive: qd = (clamp(q + s a, lo, hi) - q) / (K dt); adjoint with g = qd_bar / (K dt):
-// q_bar += g (inside the limits) - g, a_bar += g s (inside), qd_bar <- 0.
+// inside the limits a_bar += g s (q_bar gets g - g = 0, not summed: it would round q_bar by an
+// ulp of g), clipped q_bar -= g; qd_bar <- 0.
 @group(0) @binding(0) var<storage, read> qcol: array<f32>;
 @group(0) @binding(1) var<storage, read_write> qdcol: array<f32>;
 @group(0) @binding(2) var<storage, read> act: array<f32>;
@@ -32,9 +33,9 @@ fn drive_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wor
     let g = qdcol[i] * p.inv_step;
     let raw = qcol[i] + limits[3u * k] * act[i];
     if (raw >= limits[3u * k + 1u] && raw <= limits[3u * k + 2u]) {
-        aq[i] += g;
         aact[i] += g * limits[3u * k];
+    } else {
+        aq[i] -= g;
     }
-    aq[i] -= g;
     qdcol[i] = 0.0;
 }
