@@ -12,6 +12,7 @@ use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj
 
 use crate::ant_run::{HINGES, Observe, Reward, TARGET_X, TERMINATION_HEIGHT};
 use crate::torso::TorsoBelow;
+use diffsim_systems::articulation::contact_gpu::ROTATION;
 
 /// The uniform block of the torso kernels (WGSL `struct Params` in `wgsl/ant_run_torso.wgsl`),
 /// laid out by encase.
@@ -53,7 +54,7 @@ pub(crate) const BODY: &str = include_str!("wgsl/ant_run_body.wgsl");
 
 /// The torso kernels' library followed by `parts`.
 pub(crate) fn source(parts: &[&str]) -> String {
-    let mut s = String::from(TORSO);
+    let mut s = format!("{ROTATION}\n{TORSO}");
     for p in parts {
         s.push('\n');
         s.push_str(p);

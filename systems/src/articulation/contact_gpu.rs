@@ -39,6 +39,9 @@ pub struct ContactParams {
 }
 
 const COMMON: &str = include_str!("wgsl/contact_common.wgsl");
+/// The 3x3 type, dot/cross and the quaternion rotation with its adjoint (`wgsl/rotation.wgsl`),
+/// shared with the locomotion tasks' torso kernels.
+pub const ROTATION: &str = include_str!("wgsl/rotation.wgsl");
 const SHAPES: &str = include_str!("wgsl/contact_shapes.wgsl");
 const GROUND: &str = include_str!("wgsl/contact_ground.wgsl");
 const GROUND_FORWARD: &str = include_str!("wgsl/contact_ground_forward.wgsl");
@@ -54,7 +57,7 @@ const PAIR_ADJ: usize = 26;
 
 /// Kernel source: the shared block, the shape columns, then `parts`.
 fn source(parts: &[&str]) -> String {
-    let mut all = vec![SHAPES];
+    let mut all = vec![ROTATION, SHAPES];
     all.extend_from_slice(parts);
     assemble(COMMON, &all)
 }

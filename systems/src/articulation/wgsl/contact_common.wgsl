@@ -1,6 +1,6 @@
 // Shared by the articulation contact kernels (contact_gpu.rs): the uniform block
-// (`ContactParams`, laid out by encase), the invocation index, the 3-vector and rotation helpers
-// of spatial.rs (same formulas and order of f32 operations) and the penalty law of contact.rs
+// (`ContactParams`, laid out by encase), the invocation index, the 3x3 helpers of spatial.rs on
+// top of rotation.wgsl (same formulas and order of f32 operations) and the penalty law of contact.rs
 // with its adjoint. Dispatches above 65535 workgroups of 64 are split into an [x, y] grid
 // (Gpu::grid), so the index is linearized and bounds-checked by each kernel.
 struct Params {
@@ -14,21 +14,6 @@ struct Params {
 
 fn linear_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 64u;
-}
-
-// Row-major 3x3 (spatial.rs `M3`): r0, r1, r2 are the rows.
-struct M3 {
-    r0: vec3<f32>,
-    r1: vec3<f32>,
-    r2: vec3<f32>,
-}
-
-fn dot3(a: vec3<f32>, b: vec3<f32>) -> f32 {
-    return a.x * b.x + a.y * b.y + a.z * b.z;
-}
-
-fn cross3(a: vec3<f32>, b: vec3<f32>) -> vec3<f32> {
-    return vec3<f32>(a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x);
 }
 
 fn mat_vec(m: M3, v: vec3<f32>) -> vec3<f32> {
@@ -60,33 +45,6 @@ fn m3_add(a: M3, b: M3) -> M3 {
 // Column j.
 fn column(m: M3, j: u32) -> vec3<f32> {
     return vec3<f32>(m.r0[j], m.r1[j], m.r2[j]);
-}
-
-// Rotation matrix of a unit quaternion (x, y, z, w), spatial.rs `quat_to_mat`.
-fn quat_to_mat(q: vec4<f32>) -> M3 {
-    let x = q.x;
-    let y = q.y;
-    let z = q.z;
-    let w = q.w;
-    return M3(
-        vec3<f32>(1.0 - 2.0 * (y * y + z * z), 2.0 * (x * y - z * w), 2.0 * (x * z + y * w)),
-        vec3<f32>(2.0 * (x * y + z * w), 1.0 - 2.0 * (x * x + z * z), 2.0 * (y * z - x * w)),
-        vec3<f32>(2.0 * (x * z - y * w), 2.0 * (y * z + x * w), 1.0 - 2.0 * (x * x + y * y)),
-    );
-}
-
-// q̄ = Σ_ij R̄_ij ∂R_ij/∂q, spatial.rs `quat_to_mat_adjoint`.
-fn quat_to_mat_adjoint(q: vec4<f32>, r: M3) -> vec4<f32> {
-    let x = q.x;
-    let y = q.y;
-    let z = q.z;
-    let w = q.w;
-    return vec4<f32>(
-        2.0 * (y * (r.r0.y + r.r1.x) + z * (r.r0.z + r.r2.x) + w * (r.r2.y - r.r1.z)) - 4.0 * x * (r.r1.y + r.r2.z),
-        2.0 * (x * (r.r0.y + r.r1.x) + z * (r.r1.z + r.r2.y) + w * (r.r0.z - r.r2.x)) - 4.0 * y * (r.r0.x + r.r2.z),
-        2.0 * (x * (r.r0.z + r.r2.x) + y * (r.r1.z + r.r2.y) + w * (r.r1.x - r.r0.y)) - 4.0 * z * (r.r0.x + r.r1.y),
-        2.0 * (x * (r.r2.y - r.r1.z) + y * (r.r0.z - r.r2.x) + z * (r.r1.x - r.r0.y)),
-    );
 }
 
 // contact.rs `penalty_force`: on = false where apart or separating.
