@@ -22,9 +22,13 @@
 //! it asks for: the `readback` columns (obs, reward) after each step, and the control
 //! gradients plus ∂L/∂(initial state) after backward.
 //!
-//! Not on the GPU yet: the NaN check, env resets and divergence cuts inside a recorded rollout
-//! (the CPU `Tape::cut`/`mark_diverged`); `GpuSim` errors rather than differentiating across
-//! them, since it has no API for them.
+//! **NaN/inf.** `step` checks the state on the device with the CPU schedule's `NanCheck` mode
+//! (`gpu_sim_nan`): a hit is `EngineError::NonFinite` naming the system, column and first env,
+//! with the state stepped (as the CPU's); `non_finite` lists every such env with its origin.
+//! Resets (`reset_envs`) and divergence (`mark_diverged`) inside a recorded rollout behave as
+//! the CPU `Tape::cut` / `Tape::mark_diverged`: backward stops a reset env's path there, and a
+//! diverged step gives its env no gradient (its recompute is NaN; the rows are overwritten with
+//! zeros, not scaled, since NaN · 0 is NaN).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,8 +39,13 @@ use crate::error::EngineError;
 use crate::gpu::Gpu;
 use crate::gpu_mirror::GpuMirror;
 use crate::model::Model;
+use crate::schedule::NanCheck;
 use crate::sim::{Gradients, Sim};
 use crate::system::Stage;
+
+#[path = "gpu_sim_nan.rs"]
+mod nan;
+pub use nan::NonFiniteEnv;
 
 /// Invocations per workgroup of every kernel of this pipeline (`@workgroup_size(64)`). A kernel
 /// linearizes its index as `gid.x + gid.y * nwg.x * 64u` and bounds-checks it, because dispatches
@@ -380,6 +389,9 @@ pub struct GpuSim {
     /// `cuts[t]`: envs reset right before recorded step t (their adjoint stops there).
     cuts: Vec<Vec<usize>>,
     pending_cuts: Vec<usize>,
+    /// `diverged[t]`: envs whose recorded step t went non-finite (no gradient through it).
+    diverged: Vec<Vec<usize>>,
+    nan: nan::NanGuard,
     /// ∂L/∂control of each recorded step, filled by backward.
     grads: Vec<GpuMirror>,
     bind_groups: HashMap<BindKey, wgpu::BindGroup>,
@@ -452,6 +464,8 @@ impl GpuSim {
                 });
             }
         }
+        let invocations = segments.iter().flatten().copied().collect();
+        let nan = nan::NanGuard::new(&gpu, sim, &state_layout, num_envs, invocations)?;
         Ok(Self {
             adj_state: GpuMirror::zeros(&gpu, "adj state", &state_layout, num_envs)?,
             adj_control: GpuMirror::zeros(&gpu, "adj control", &control_layout, num_envs)?,
@@ -477,6 +491,8 @@ impl GpuSim {
             recording: false,
             cuts: Vec::new(),
             pending_cuts: Vec::new(),
+            diverged: Vec::new(),
+            nan,
             grads: Vec::new(),
             bind_groups: HashMap::new(),
             seeds: HashMap::new(),
@@ -532,6 +548,44 @@ impl GpuSim {
         Ok(())
     }
 
+    /// Overwrites env `env`'s rows of state column `name`, *without* a tape cut: a perturbation
+    /// of the live state (tests inject faults this way, as writing `Sim::state` does on the CPU),
+    /// not a reset.
+    pub fn write_state_row(&self, name: &str, env: usize, values: &[f32]) -> Result<(), EngineError> {
+        let spec = self.state_layout.spec(name).ok_or_else(|| EngineError::UnknownColumn {
+            column: name.to_string(),
+            available: self.state_layout.specs.iter().map(|s| s.name.clone()).collect(),
+        })?;
+        if env >= self.num_envs {
+            return Err(EngineError::Gpu(format!("write_state_row: env {env} of {}", self.num_envs)));
+        }
+        if values.len() != spec.per_env() {
+            return Err(EngineError::ShapeMismatch {
+                column: name.to_string(),
+                expected: spec.per_env(),
+                found: values.len(),
+            });
+        }
+        let bytes: Vec<u8> = values.iter().flat_map(|x| x.to_le_bytes()).collect();
+        let (buf, offset) = (self.states[0].buffer(name)?, (env * spec.per_env() * 4) as u64);
+        self.gpu.scoped("write_state_row", || self.gpu.queue.write_buffer(buf, offset, &bytes))
+    }
+
+    /// Marks `envs` as diverged in the last recorded step (no-op when not recording), as
+    /// `Sim::mark_diverged`: backward gives them no gradient through that step. Reset them
+    /// afterwards (`reset_envs`).
+    pub fn mark_diverged(&mut self, envs: &[usize]) {
+        if let (true, Some(d)) = (self.recording, self.diverged.last_mut()) {
+            d.extend_from_slice(envs);
+        }
+    }
+
+    /// The envs whose state the last `step` left non-finite, each with the system and column
+    /// that first produced the value (empty after a finite step or with `NanCheck::Off`).
+    pub fn non_finite(&self) -> &[NonFiniteEnv] {
+        &self.nan.last
+    }
+
     /// Replaces the state of `envs` by their rows in `init` (same layout); on a tape this cuts
     /// only those envs' gradient paths, as `Sim::reset_envs`.
     pub fn reset_envs(&mut self, envs: &[usize], init: &Columns<f32>) -> Result<(), EngineError> {
@@ -566,7 +620,7 @@ impl GpuSim {
                 self.push_system(&mut ops, sys, false, 0, 0)?;
             }
         }
-        self.submit_and_read("gpu run_stage", ops)
+        self.submit_and_read("gpu run_stage", ops, false).map(drop)
     }
     /// Downloads the live state (every column; for tests and checkpoints, not the hot path).
     pub fn read_state(&self) -> Result<Columns<f32>, EngineError> {
@@ -587,6 +641,7 @@ impl GpuSim {
         self.tape_len = 0;
         self.cuts.clear();
         self.pending_cuts.clear();
+        self.diverged.clear();
     }
     pub fn stop_recording(&mut self) {
         self.recording = false;
@@ -755,10 +810,13 @@ impl GpuSim {
         })
     }
 
-    /// One env step of every environment: one command buffer, then (if any `readback` columns)
-    /// one copy of those columns to the host.
+    /// One env step of every environment: one command buffer, then (if any `readback` columns
+    /// or a NaN check) one copy of those columns and the per-env NaN flags to the host. A
+    /// non-finite state is `EngineError::NonFinite` (see the module docs); the step has still
+    /// run and counts, as on the CPU.
     pub fn step(&mut self) -> Result<(), EngineError> {
         let mut ops = Vec::new();
+        let mode = self.nan.mode;
         if self.recording {
             if self.tape.len() == self.tape_len {
                 let t = self.tape.len();
@@ -773,19 +831,86 @@ impl GpuSim {
             self.tape_len += 1;
             self.cuts.truncate(self.tape_len - 1);
             self.cuts.push(std::mem::take(&mut self.pending_cuts));
+            self.diverged.truncate(self.tape_len - 1);
+            self.diverged.push(Vec::new());
+        } else if mode == NanCheck::EveryStep {
+            // The replay that names the system starts from here (scratch slot 1; backward, the
+            // only other user of the scratch slots, does not run inside a step).
+            Self::push_copy(&mut ops, &self.states[0], &self.states[1]);
         }
-        for seg in self.segments.clone() {
-            for sys in seg {
-                self.push_system(&mut ops, sys, false, 0, 0)?;
+        if mode != NanCheck::Off {
+            self.nan.push_clear(&mut ops);
+        }
+        for k in 0..self.nan.invocations.len() {
+            let sys = self.nan.invocations[k];
+            self.push_system(&mut ops, sys, false, 0, 0)?;
+            if mode == NanCheck::EverySystem {
+                self.nan.push_after_system(&self.gpu, &mut ops, sys, &self.states[0], 0)?;
             }
         }
+        if mode != NanCheck::Off {
+            self.nan.push_end(&self.gpu, &mut ops, &self.states[0], 0)?;
+        }
+        let step = self.steps;
         self.steps += 1;
-        self.submit_and_read("gpu step", ops)
+        let flags = self.submit_and_read("gpu step", ops, mode != NanCheck::Off)?;
+        self.nan.last.clear();
+        if flags.iter().all(|&f| f == 0) {
+            return Ok(());
+        }
+        // Name the origin: in `EveryStep` mode replay the step with per-system checks.
+        let origins = if mode == NanCheck::EveryStep { self.replay_checked()? } else { flags.clone() };
+        for (env, (&f, &o)) in flags.iter().zip(&origins).enumerate() {
+            if f == 0 {
+                continue;
+            }
+            let (sys, col) = self.nan.decode(if o != 0 { o } else { f });
+            let system = sys.map_or_else(|| "(end of step)".to_string(), |s| self.systems[s].name.clone());
+            let column = self.state_layout.specs[col].name.clone();
+            self.nan.last.push(NonFiniteEnv { env, system, column });
+        }
+        let first = self.nan.last[0].clone();
+        let spec = self.state_layout.spec(&first.column).expect("decoded from the layout");
+        let per = spec.per_env();
+        let col = self.gpu.read_f32(self.states[0].buffer(&first.column)?)?;
+        let row = &col[first.env * per..(first.env + 1) * per];
+        // The value as the column holds it at the end of the step (NaN if it was finite again by
+        // then, e.g. a force column cleared by a later system).
+        let (k, value) =
+            row.iter().enumerate().find(|(_, x)| !x.is_finite()).map_or((0, f64::NAN), |(k, &x)| (k, f64::from(x)));
+        let width = spec.width.max(1);
+        Err(EngineError::NonFinite {
+            system: first.system,
+            set: crate::error::ColumnSet::State,
+            column: first.column,
+            env: first.env,
+            entity: k / width,
+            component: k % width,
+            step,
+            value,
+        })
     }
 
-    /// Submits `ops` with a copy of the `readback` columns appended, and reads those back.
-    fn submit_and_read(&mut self, what: &str, ops: Vec<Op>) -> Result<(), EngineError> {
-        let cols: Vec<(u64, &wgpu::Buffer)> = self
+    /// Replays the step just taken from its start (the tape checkpoint, or scratch slot 1) on
+    /// scratch slot 2 with a NaN check after every system; returns the per-env flags.
+    fn replay_checked(&mut self) -> Result<Vec<u32>, EngineError> {
+        let mut ops = Vec::new();
+        let start = if self.recording { &self.tape[self.tape_len - 1].0 } else { &self.states[1] };
+        Self::push_copy(&mut ops, start, &self.states[2]);
+        self.nan.push_clear(&mut ops);
+        for k in 0..self.nan.invocations.len() {
+            let sys = self.nan.invocations[k];
+            self.push_system(&mut ops, sys, false, 2, 0)?;
+            self.nan.push_after_system(&self.gpu, &mut ops, sys, &self.states[2], 2)?;
+        }
+        self.submit("gpu NaN replay", ops, |_| {})?;
+        Ok(nan::parse_flags(&self.gpu.read_bytes(&self.nan.flags)?))
+    }
+
+    /// Submits `ops` with a copy of the `readback` columns (and with `flags`, the NaN flags)
+    /// appended, and reads those back; returns the flags (empty without `flags`).
+    fn submit_and_read(&mut self, what: &str, ops: Vec<Op>, flags: bool) -> Result<Vec<u32>, EngineError> {
+        let mut cols: Vec<(u64, &wgpu::Buffer)> = self
             .readback
             .iter()
             .map(|n| {
@@ -793,6 +918,9 @@ impl GpuSim {
                 Ok(((spec.per_env() * self.num_envs * 4) as u64, self.states[0].buffer(n)?))
             })
             .collect::<Result<_, EngineError>>()?;
+        if flags {
+            cols.push(((self.num_envs * 4) as u64, &self.nan.flags));
+        }
         let total: u64 = cols.iter().map(|(n, _)| n).sum();
         if total > 0 && self.staging.as_ref().is_none_or(|s| s.size() < total) {
             self.staging = Some(self.staging("step readback", total));
@@ -820,13 +948,16 @@ impl GpuSim {
                 off += *n as usize;
                 self.host.insert(name.clone(), v);
             }
+            if flags {
+                return Ok(nan::parse_flags(&bytes[off..]));
+            }
         } else {
             self.gpu
                 .device
                 .poll(wgpu::PollType::wait_indefinitely())
                 .map_err(|e| EngineError::Gpu(format!("{what}: device poll failed: {e}")))?;
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// The seed-add dispatch for state column `name` (its buffers created on first use).
@@ -941,6 +1072,18 @@ impl GpuSim {
                 }
                 for (j, &sys) in seg.iter().enumerate().rev() {
                     self.push_system(&mut ops, sys, true, slots[j], 1)?;
+                }
+            }
+            // A diverged step gives its env nothing: overwrite (NaN · 0 is NaN) the env's rows of
+            // ∂L/∂(state before) and ∂L/∂control of the step, as `Sim::backward_sweep`.
+            for &e in &self.diverged[t] {
+                let adj = self.state_layout.specs.iter().zip(self.adj_state.buffers());
+                let ctl = self.control_layout.specs.iter().zip(self.adj_control.buffers());
+                for (spec, b) in adj.chain(ctl) {
+                    let size = (spec.per_env() * 4) as u64;
+                    if size > 0 {
+                        ops.push(Op::ClearRange(b.clone(), e as u64 * size, size));
+                    }
                 }
             }
             // A reset before step t cuts the path into step t−1 (its control gradient stays).

@@ -491,6 +491,13 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         match stepped {
             Ok(()) => {}
             // Isolate: name the origin, mark every non-finite env diverged, reset them below.
+            // On the GPU the device check names every env's origin.
+            Err(EngineError::NonFinite { step, set: ColumnSet::State, .. }) if self.gpu.is_some() => {
+                for b in self.gpu_mark_non_finite()? {
+                    diverged.push(NanEvent { env: b.env, system: b.system, column: b.column, step });
+                }
+                self.nan_events += diverged.len();
+            }
             Err(EngineError::NonFinite { system, column, env, step, set: ColumnSet::State, .. }) => {
                 let bad = self.sim.non_finite_envs();
                 self.sim.mark_diverged(&bad);

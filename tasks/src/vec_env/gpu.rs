@@ -5,13 +5,17 @@
 //! GPU with a tape cut. Everything the learner sees (arrays, autoreset, the gradient bridge) is
 //! the CPU path's code.
 //!
-//! Not supported on the GPU yet: isolating a diverged env (a NaN/inf in a read-back column is an
-//! error naming the env, not a `StepResult::diverged` entry), and `VecEnv::sim()` shows stale
-//! physics columns (only the read-back ones are current).
+//! A diverged env is isolated as on the CPU: the `GpuSim` checks the whole state on the device
+//! with the task schedule's `NanCheck` mode and names, per env, the system and column that
+//! produced the NaN/inf; `step` marks those envs diverged on the GPU tape (backward gives them
+//! no gradient through the step), resets them and lists them in `StepResult::diverged`.
+//!
+//! Not supported on the GPU: `VecEnv::sim()` shows stale physics columns (only the read-back
+//! ones are current).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
+use diffsim_engine::gpu_sim::{GpuOptions, NonFiniteEnv, Scatter, Seeds};
 use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Real};
 use ndarray::{Array2, ArrayView2};
 
@@ -36,6 +40,12 @@ impl<T: Task, R: Real> VecEnv<T, R> {
     /// Whether physics runs on the GPU.
     pub fn is_on_gpu(&self) -> bool {
         self.gpu.is_some()
+    }
+
+    /// The `GpuSim` (None on the CPU backend), e.g. to read its state or to perturb it in tests.
+    /// Stepping or recording it directly bypasses the env's bookkeeping.
+    pub fn gpu_sim(&self) -> Option<Result<MutexGuard<'_, GpuSim>, EngineError>> {
+        self.gpu_lock()
     }
 
     fn gpu_lock(&self) -> Option<Result<MutexGuard<'_, GpuSim>, EngineError>> {
@@ -72,36 +82,39 @@ impl<T: Task, R: Real> VecEnv<T, R> {
     }
 
     /// One env step on the GPU with the control the env just wrote; the read-back columns are
-    /// copied into the host `Sim`'s state, where the rest of `step` reads them.
+    /// copied into the host `Sim`'s state, where the rest of `step` reads them. A non-finite
+    /// state is `EngineError::NonFinite` as from `Sim::step` (the columns are copied all the same:
+    /// the other envs' rows are the step's result).
     pub(super) fn gpu_step(&mut self) -> Result<(), EngineError> {
         let control: Columns<f32> = self.sim.control.map(|x| x.to_f64() as f32);
-        let step = self.sim.steps_taken();
         let Some(g) = self.gpu_lock() else { return Err(EngineError::Gpu("gpu_step without a GPU".into())) };
         let mut g = g?;
         g.write_control(&control)?;
-        g.step()?;
+        let stepped = g.step();
+        if let Err(e) = &stepped {
+            if !matches!(e, EngineError::NonFinite { .. }) {
+                return stepped;
+            }
+        }
         let mut names = vec![self.spec.obs.clone(), self.spec.reward.clone()];
         names.extend(self.spec.terminated.clone());
-        let mut host: Vec<(String, Vec<f32>)> = Vec::new();
-        for name in names {
-            let v = g.host(&name)?.to_vec();
-            let per_env = v.len() / self.spec.num_envs.max(1);
-            if let Some(k) = v.iter().position(|x| !x.is_finite()) {
-                return Err(EngineError::Gpu(format!(
-                    "env step {step}: column `{name}` of env {} is {} on the GPU backend; isolating diverged envs \
-                     needs the CPU backend",
-                    k / per_env.max(1),
-                    v[k]
-                )));
-            }
-            host.push((name, v));
-        }
+        let host = names.into_iter().map(|n| Ok((g.host(&n)?.to_vec(), n))).collect::<Result<Vec<_>, EngineError>>()?;
         drop(g);
-        for (name, v) in host {
+        for (v, name) in host {
             let dst = self.sim.state.get_mut(&name)?;
             dst.iter_mut().zip(&v).for_each(|(d, &x)| *d = R::from_f64(f64::from(x)));
         }
-        Ok(())
+        stepped
+    }
+
+    /// After a non-finite GPU step: every env the device check flagged, with the system and
+    /// column that produced its value, marked diverged on the GPU tape.
+    pub(super) fn gpu_mark_non_finite(&self) -> Result<Vec<NonFiniteEnv>, EngineError> {
+        let Some(g) = self.gpu_lock() else { return Err(EngineError::Gpu("no GPU".into())) };
+        let mut g = g?;
+        let bad = g.non_finite().to_vec();
+        g.mark_diverged(&bad.iter().map(|b| b.env).collect::<Vec<_>>());
+        Ok(bad)
     }
 
     /// `backward_sweep` on the GPU's tape: the same seeds, autoreset and clip conventions.
