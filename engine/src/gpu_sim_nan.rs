@@ -117,12 +117,9 @@ impl NanGuard {
             .map(|(_, s)| {
                 let mut v: Vec<usize> = Vec::new();
                 for a in s.access() {
-                    if a.access != Access::Read {
-                        if let Some(i) = layout.index_of(&a.name) {
-                            if !v.contains(&i) {
-                                v.push(i);
-                            }
-                        }
+                    let index = layout.index_of(&a.name).filter(|_| a.access != Access::Read);
+                    if let Some(i) = index.filter(|i| !v.contains(i)) {
+                        v.push(i);
                     }
                 }
                 v

@@ -91,10 +91,8 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         let mut g = g?;
         g.write_control(&control)?;
         let stepped = g.step();
-        if let Err(e) = &stepped {
-            if !matches!(e, EngineError::NonFinite { .. }) {
-                return stepped;
-            }
+        if stepped.as_ref().is_err_and(|e| !matches!(e, EngineError::NonFinite { .. })) {
+            return stepped;
         }
         let mut names = vec![self.spec.obs.clone(), self.spec.reward.clone()];
         names.extend(self.spec.terminated.clone());
