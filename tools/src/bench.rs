@@ -99,7 +99,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub profile: bool,
     /// Where to simulate: cpu, gpu (wgpu; errors without an adapter or GPU kernels), or auto.
-    /// GPU rows ignore --threads (one row per env count), --nan-check and --mode.
+    /// GPU rows ignore --threads (one row per env count) and --mode.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
     /// How the GPU's spring kernels reduce.
@@ -131,6 +131,14 @@ fn peak_rss() -> Option<u64> {
     Some(kib * 1024)
 }
 
+fn nan_check(mode: NanMode) -> NanCheck {
+    match mode {
+        NanMode::Step => NanCheck::EveryStep,
+        NanMode::System => NanCheck::EverySystem,
+        NanMode::Off => NanCheck::Off,
+    }
+}
+
 pub(crate) fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Result<Duration> {
     let mut best = Duration::MAX;
     for _ in 0..REPEATS {
@@ -143,11 +151,7 @@ pub(crate) fn best_of<F: FnMut() -> anyhow::Result<()>>(mut f: F) -> anyhow::Res
 
 fn measure(task: &Task, args: &BenchArgs, rng: &mut Rng) -> anyhow::Result<Measurement> {
     let mut sim: Sim<f32> = task.sim()?;
-    sim.schedule.nan_check = match args.nan_check {
-        NanMode::Step => NanCheck::EveryStep,
-        NanMode::System => NanCheck::EverySystem,
-        NanMode::Off => NanCheck::Off,
-    };
+    sim.schedule.nan_check = nan_check(args.nan_check);
     let envs = sim.num_envs();
     sim.state.get("reward").context("the task has no `reward` state column to seed backward with")?;
     let actions: Vec<Columns<f32>> =
@@ -341,11 +345,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 if gpu.is_some() && threads != args.threads[0] {
                     continue;
                 }
-                let backend = if gpu.is_some() { "gpu" } else { "cpu" };
-                let m = match gpu {
-                    Some(g) => {
-                        bench_gpu::measure(g, &task.sim()?, args.gpu_scatter, args.steps, args.horizon, &mut rng)
+                let mut backend = if gpu.is_some() { "gpu" } else { "cpu" };
+                let on_gpu = gpu.map(|g| -> anyhow::Result<Measurement> {
+                    let mut sim = task.sim()?;
+                    sim.schedule.nan_check = nan_check(args.nan_check);
+                    bench_gpu::measure(g, &sim, args.gpu_scatter, args.steps, args.horizon, &mut rng)
+                });
+                let m = match on_gpu {
+                    // auto: a task the GPU refuses (a scene its kernels lack, a device limit)
+                    // is timed on the CPU instead, saying why.
+                    Some(Err(e)) if args.backend == Backend::Auto => {
+                        eprintln!("note: --backend auto: `{name}` on the CPU: the GPU run failed: {e:#}");
+                        backend = "cpu";
+                        measure(&task, args, &mut rng)
                     }
+                    Some(m) => m,
                     None => measure(&task, args, &mut rng),
                 }
                 .with_context(|| format!("bench `{name}` with --envs {envs} --threads {threads} on the {backend}"))?;

@@ -8,9 +8,10 @@
 //!   adjoint with −1/(H·N) every step, one command buffer per step, the action gradients of all
 //!   H steps read back at the end.
 //!
-//! `--backend gpu` fails with the wgpu adapter error when no adapter exists, and names the
-//! first system without GPU kernels for tasks that have one; `auto` falls back to the CPU in
-//! both cases and says why.
+//! `--backend gpu` fails with the wgpu adapter error when no adapter exists, names the first
+//! system without GPU kernels for tasks that have one, and gives the GPU's error for a task it
+//! refuses when building its kernels (a scene the GPU mirror lacks, a device limit); `auto` falls
+//! back to the CPU in all three cases and says why on stderr.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use anyhow::Context;
 use clap::ValueEnum;
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
 use diffsim_engine::{Columns, Gpu, GpuSim, Sim};
+use diffsim_tasks::{Task, VecEnv};
 use diffsim_tests::Rng;
 
 use crate::bench::{ACTION_POOL, Measurement, best_of};
@@ -78,6 +80,26 @@ pub fn choose(device: &Device, backend: Backend, sim: &Sim<f32>, task: &str) -> 
             Ok(None)
         }
         (Device::Gpu(g), _, None) => Ok(Some(g.clone())),
+    }
+}
+
+/// Moves `env` onto the GPU where `choose` says so. A task the GPU refuses when its kernels are
+/// built is an error with `--backend gpu`; with `auto` it stays on the CPU, with a note naming why.
+pub fn place<T: Task>(
+    env: &mut VecEnv<T>,
+    device: &Device,
+    backend: Backend,
+    scatter: GpuScatter,
+    task: &str,
+) -> anyhow::Result<()> {
+    let Some(gpu) = choose(device, backend, env.sim(), task)? else { return Ok(()) };
+    match env.try_on_gpu(gpu, scatter.into()) {
+        Ok(()) => Ok(()),
+        Err(e) if backend == Backend::Auto => {
+            eprintln!("note: --backend auto: `{task}` on the CPU: the GPU refused it: {e}");
+            Ok(())
+        }
+        Err(e) => Err(anyhow::Error::new(e).context(format!("moving `{task}` onto the GPU"))),
     }
 }
 
@@ -144,4 +166,73 @@ pub fn measure(
         peak_rss: None,
         profile: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diffsim_engine::{ColumnAccess, ModelView, SimFactory, Stage, StepCx, System, View, ViewMut};
+    use diffsim_tasks::{ChainReach, ChainReachConfig};
+    use diffsim_tests::gpu::gpu_or_skip;
+
+    /// A system with no GPU mirror (every shipped task's systems have one).
+    struct NoKernels;
+    impl System<f32> for NoKernels {
+        fn name(&self) -> &str {
+            "test.no_kernels"
+        }
+        fn access(&self) -> Vec<ColumnAccess> {
+            Vec::new()
+        }
+        fn forward(&self, _: &StepCx, _: &ModelView, _: &View<f32>, _: &mut ViewMut<f32>) {}
+        fn adjoint(
+            &self,
+            _: &StepCx,
+            _: &ModelView,
+            _: &View<f32>,
+            _: &View<f32>,
+            _: &mut ViewMut<f32>,
+            _: &mut ViewMut<f32>,
+        ) {
+        }
+    }
+
+    fn chain(n: usize) -> ChainReach {
+        ChainReach::new(ChainReachConfig { num_envs: n, ..ChainReachConfig::default() })
+    }
+
+    #[test]
+    fn a_task_without_gpu_kernels_is_named_by_gpu_and_falls_back_under_auto() {
+        let Some(gpu) = gpu_or_skip("a_task_without_gpu_kernels_is_named_by_gpu_and_falls_back_under_auto") else {
+            return;
+        };
+        let device = Device::Gpu(gpu);
+        let mut sim: Sim<f32> = chain(1).sim().unwrap();
+        sim.schedule.push(Stage::Post, Box::new(NoKernels));
+        let err = choose(&device, Backend::Gpu, &sim, "chain-reach").unwrap_err().to_string();
+        assert!(err.contains("`chain-reach`") && err.contains("system `test.no_kernels` (post stage)"), "{err}");
+        assert!(err.contains("--backend cpu or auto"), "{err}");
+        assert!(choose(&device, Backend::Auto, &sim, "chain-reach").unwrap().is_none());
+        assert!(choose(&device, Backend::Cpu, &sim, "chain-reach").unwrap().is_none());
+    }
+
+    /// A device whose storage bindings are too small for the task: `GpuSim::new` refuses it.
+    /// `gpu` is that error; `auto` keeps the env on the CPU, where it still steps.
+    #[test]
+    fn a_task_the_gpu_refuses_is_an_error_under_gpu_and_runs_on_the_cpu_under_auto() {
+        if gpu_or_skip("a_task_the_gpu_refuses_is_an_error_under_gpu_and_runs_on_the_cpu_under_auto").is_none() {
+            return;
+        }
+        let tiny = Device::Gpu(Arc::new(Gpu::with_storage_binding_limit(16).unwrap()));
+        let mut env = VecEnv::new(chain(2)).unwrap();
+        env.reset(0).unwrap();
+        let err = place(&mut env, &tiny, Backend::Gpu, GpuScatter::Deterministic, "chain-reach").unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("moving `chain-reach` onto the GPU") && msg.contains("bytes"), "{msg}");
+        assert!(!env.is_on_gpu());
+        place(&mut env, &tiny, Backend::Auto, GpuScatter::Deterministic, "chain-reach").unwrap();
+        assert!(!env.is_on_gpu());
+        let out = env.step(ndarray::Array2::zeros((2, 3)).view()).unwrap();
+        assert!(out.obs.iter().all(|x| x.is_finite()));
+    }
 }

@@ -150,9 +150,7 @@ impl WithTask for Train {
             env.reset(cfg.run.seed)?
         };
         // After the restore: `on_gpu` mirrors the CPU state it finds, resumed or fresh.
-        if let Some(gpu) = bench_gpu::choose(&device, backend.0, env.sim(), &name)? {
-            env = env.on_gpu(gpu, backend.1.into()).with_context(|| format!("moving `{name}` onto the GPU"))?;
-        }
+        bench_gpu::place(&mut env, &device, backend.0, backend.1, &name)?;
         checkpoint::write_atomically(&config_path(&dir), cfg.to_toml().as_bytes())
             .with_context(|| format!("writing {}", config_path(&dir).display()))?;
         let start = learner.epoch;

@@ -25,6 +25,14 @@ impl<T: Task> VecEnv<T, f32> {
     /// Moves the physics onto `gpu` (every system of the task needs GPU kernels; the error names
     /// the first that has none). Any tape being recorded is dropped.
     pub fn on_gpu(mut self, gpu: Arc<Gpu>, scatter: Scatter) -> Result<Self, EngineError> {
+        self.try_on_gpu(gpu, scatter)?;
+        Ok(self)
+    }
+
+    /// `on_gpu` in place: on an error (no kernels, a scene the GPU mirror refuses, a device
+    /// limit) the env stays on its current backend with its state untouched, so a caller can
+    /// fall back to the CPU. Any tape being recorded is dropped either way.
+    pub fn try_on_gpu(&mut self, gpu: Arc<Gpu>, scatter: Scatter) -> Result<(), EngineError> {
         let mut readback = vec![self.spec.obs.clone(), self.spec.reward.clone()];
         if let Some(t) = &self.spec.terminated {
             readback.push(t.clone());
@@ -32,7 +40,7 @@ impl<T: Task> VecEnv<T, f32> {
         self.stop_recording();
         let g = GpuSim::new(gpu, &self.sim, GpuOptions { scatter, readback })?;
         self.gpu = Some(Mutex::new(g));
-        Ok(self)
+        Ok(())
     }
 }
 
