@@ -891,6 +891,27 @@ impl GpuSim {
         })
     }
 
+    /// Checks the live state now, without stepping (e.g. after `write_state` from a checkpoint):
+    /// every env holding a NaN/inf, named by its first such column in layout order and the
+    /// system `"(state check)"`. Runs whatever the `NanCheck` mode.
+    pub fn check_state(&mut self) -> Result<Vec<NonFiniteEnv>, EngineError> {
+        let mut ops = Vec::new();
+        self.nan.push_clear(&mut ops);
+        self.nan.push_end(&self.gpu, &mut ops, &self.states[0], 0)?;
+        self.submit("gpu check_state", ops, |_| {})?;
+        let flags = nan::parse_flags(&self.gpu.read_bytes(&self.nan.flags)?);
+        Ok(flags
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| **f != 0)
+            .map(|(env, &f)| NonFiniteEnv {
+                env,
+                system: "(state check)".into(),
+                column: self.state_layout.specs[self.nan.decode(f).1].name.clone(),
+            })
+            .collect())
+    }
+
     /// Replays the step just taken from its start (the tape checkpoint, or scratch slot 1) on
     /// scratch slot 2 with a NaN check after every system; returns the per-env flags.
     fn replay_checked(&mut self) -> Result<Vec<u32>, EngineError> {

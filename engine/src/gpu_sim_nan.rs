@@ -1,7 +1,7 @@
 //! The NaN/inf check of `GpuSim::step`, on the device, with the CPU `Schedule`'s `NanCheck`
 //! semantics (taken from the mirrored `Sim`'s schedule):
-//! - `EveryStep`: after the step's systems, one pass per state column flags every env whose rows
-//!   hold a NaN/inf (a `u32` per env, read back with the step's other columns: no extra round
+//! - `EveryStep`: after the step's systems, a pass over the state columns (six per dispatch)
+//!   flags every env whose rows hold a NaN/inf (a `u32` per env, read back with the step's other columns: no extra round
 //!   trip). On a hit the step is replayed from a copy of its start (the tape checkpoint while
 //!   recording, else a copy made before the step) with a check after every system, so the error
 //!   still names the system and column that produced the value, as the CPU's replay does.
@@ -49,6 +49,39 @@ fn check(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups)
 }
 "#;
 
+/// Columns one end-of-step dispatch checks: with the flags and the parameters that is 8 storage
+/// bindings, the WebGPU default per shader stage.
+const END_BATCH: usize = 6;
+
+/// The end-of-step check of up to `END_BATCH` columns in one dispatch (one dispatch per column
+/// cost ~20% of a chain_reach step on lavapipe, where every dispatch has a fixed cost).
+/// `q` holds `n[6]`, `per_env[6]`, `code[6]`; unused slots have n = 0 and a dummy buffer.
+const END_WGSL: &str = r#"
+@group(0) @binding(0) var<storage, read> x0: array<f32>;
+@group(0) @binding(1) var<storage, read> x1: array<f32>;
+@group(0) @binding(2) var<storage, read> x2: array<f32>;
+@group(0) @binding(3) var<storage, read> x3: array<f32>;
+@group(0) @binding(4) var<storage, read> x4: array<f32>;
+@group(0) @binding(5) var<storage, read> x5: array<f32>;
+@group(0) @binding(6) var<storage, read_write> flags: array<atomic<u32>>;
+@group(0) @binding(7) var<storage, read> q: array<u32>;
+fn flag(v: f32, i: u32, k: u32) {
+    if ((bitcast<u32>(v) & 0x7f800000u) == 0x7f800000u) {
+        atomicMax(&flags[i / q[6u + k]], 0xffffffffu - q[12u + k]);
+    }
+}
+@compute @workgroup_size(64)
+fn check(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i < q[0]) { flag(x0[i], i, 0u); }
+    if (i < q[1]) { flag(x1[i], i, 1u); }
+    if (i < q[2]) { flag(x2[i], i, 2u); }
+    if (i < q[3]) { flag(x3[i], i, 3u); }
+    if (i < q[4]) { flag(x4[i], i, 4u); }
+    if (i < q[5]) { flag(x5[i], i, 5u); }
+}
+"#;
+
 const TICK_WGSL: &str = r#"
 @group(0) @binding(0) var<storage, read_write> counter: array<u32>;
 @compute @workgroup_size(1)
@@ -71,6 +104,13 @@ struct Check {
     grid: [u32; 3],
 }
 
+/// One end-of-step dispatch: up to `END_BATCH` columns (layout indices) and their parameters.
+struct EndBatch {
+    columns: Vec<usize>,
+    params: wgpu::Buffer,
+    grid: [u32; 3],
+}
+
 /// Where a non-finite value of one env came from (see `GpuSim::non_finite`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NonFiniteEnv {
@@ -88,8 +128,11 @@ pub(super) struct NanGuard {
     tick_bind: wgpu::BindGroup,
     pub(super) flags: wgpu::Buffer,
     counter: wgpu::Buffer,
-    /// End-of-step checks, one per state column with data (layout order).
-    end: Vec<Check>,
+    end_check: GpuKernel,
+    /// Bound to the unused column slots of an end batch.
+    dummy: wgpu::Buffer,
+    /// End-of-step checks of every state column with data (layout order), in batches.
+    end: Vec<EndBatch>,
     /// Per system (schedule order): one check per declared written column, in `access()` order.
     per_system: Vec<Vec<Check>>,
     /// Per system: the layout indices of its declared written columns (`per_system`'s order).
@@ -148,10 +191,30 @@ impl NanGuard {
             let params = gpu.uniform("nan check params", &p)?;
             Ok(Some(Check { column, params, grid: gpu.grid(n.div_ceil(WORKGROUP_SIZE))? }))
         };
-        let end = (0..ncols)
-            .map(|c| check_of(c, end_base + c as u32, false))
-            .filter_map(Result::transpose)
-            .collect::<Result<_, _>>()?;
+        let with_data: Vec<usize> = (0..ncols).filter(|&c| layout.specs[c].per_env() > 0).collect();
+        let end = with_data
+            .chunks(END_BATCH)
+            .map(|cols| {
+                let mut q = [0u32; 3 * END_BATCH];
+                for (k, &c) in cols.iter().enumerate() {
+                    let per_env = layout.specs[c].per_env();
+                    q[k] = u32::try_from(per_env * num_envs).map_err(|_| {
+                        EngineError::Gpu(format!("NaN check: column `{}` exceeds u32", layout.specs[c].name))
+                    })?;
+                    q[END_BATCH + k] = per_env as u32;
+                    q[2 * END_BATCH + k] = end_base + c as u32;
+                }
+                let most = q[..END_BATCH].iter().copied().max().unwrap_or(0);
+                Ok(EndBatch {
+                    columns: cols.to_vec(),
+                    params: gpu.storage_u32("nan end check params", &q)?,
+                    grid: gpu.grid(most.div_ceil(WORKGROUP_SIZE))?,
+                })
+            })
+            .collect::<Result<_, EngineError>>()?;
+        let mut end_kinds = vec![BindKind::Read; END_BATCH];
+        end_kinds.extend([BindKind::ReadWrite, BindKind::Read]);
+        let end_check = GpuKernel::new(gpu, "nan end-of-step check", END_WGSL, "check", &end_kinds)?;
         let per_system = writes
             .iter()
             .map(|w| {
@@ -182,6 +245,8 @@ impl NanGuard {
             tick_bind,
             flags,
             counter,
+            end_check,
+            dummy: gpu.storage_f32("nan check dummy", &[0.0])?,
             end,
             per_system,
             writes,
@@ -207,7 +272,7 @@ impl NanGuard {
         slot: usize,
     ) -> Result<(), EngineError> {
         let (end, sys, j) = key;
-        let c = if end { &self.end[j] } else { &self.per_system[sys][j] };
+        let c = &self.per_system[sys][j];
         let grid = c.grid;
         let bg = match self.bind_groups.get(&(end, sys, j, slot)) {
             Some(b) => b.clone(),
@@ -258,7 +323,42 @@ impl NanGuard {
         slot: usize,
     ) -> Result<(), EngineError> {
         for j in 0..self.end.len() {
-            self.push_check(gpu, ops, (true, 0, j), state, slot)?;
+            let b = &self.end[j];
+            let bg = match self.bind_groups.get(&(true, 0, j, slot)) {
+                Some(bg) => bg.clone(),
+                None => {
+                    let mut xs = Vec::with_capacity(END_BATCH);
+                    for k in 0..END_BATCH {
+                        xs.push(match b.columns.get(k) {
+                            Some(&c) => state.buffer(&state.layout().specs[c].name)?,
+                            None => &self.dummy,
+                        });
+                    }
+                    let bg = gpu.scoped("nan end-of-step check: bind group", || {
+                        let mut entries: Vec<wgpu::BindGroupEntry> = xs
+                            .iter()
+                            .enumerate()
+                            .map(|(i, x)| wgpu::BindGroupEntry { binding: i as u32, resource: x.as_entire_binding() })
+                            .collect();
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: END_BATCH as u32,
+                            resource: self.flags.as_entire_binding(),
+                        });
+                        entries.push(wgpu::BindGroupEntry {
+                            binding: END_BATCH as u32 + 1,
+                            resource: b.params.as_entire_binding(),
+                        });
+                        gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                            label: Some("nan end-of-step check"),
+                            layout: &self.end_check.layout,
+                            entries: &entries,
+                        })
+                    })?;
+                    self.bind_groups.insert((true, 0, j, slot), bg.clone());
+                    bg
+                }
+            };
+            ops.push(Op::Dispatch(self.end_check.pipeline.clone(), bg, self.end[j].grid));
         }
         Ok(())
     }

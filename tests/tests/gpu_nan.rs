@@ -184,3 +184,59 @@ fn gpu_sim_every_system_check_names_the_system() {
 fn gpu_sim_nan_check_off_checks_nothing() {
     gpu_sim_catches(NanCheck::Off, "gpu_sim_nan_check_off_checks_nothing");
 }
+
+/// AntRun (more state columns than one end-of-step dispatch checks): a NaN written into each
+/// state column of env 1 in turn is found by `check_state` in that column, then one step each:
+/// wherever the CPU `Sim` reports it, the GPU
+/// reports the same system, column, env and step; where the CPU step is Ok, the NaN either
+/// vanished (an overwritten column: the GPU is Ok too) or sits in a column no system writes,
+/// which the CPU's check skips and the GPU's end-of-step pass names.
+#[test]
+fn gpu_sim_reports_a_nan_in_any_column_as_the_cpu() {
+    use diffsim_tasks::{AntRun, AntRunConfig};
+    let Some(gpu) = gpu_or_skip("gpu_sim_reports_a_nan_in_any_column_as_the_cpu") else { return };
+    let task = AntRun::new(AntRunConfig { num_envs: 2, substeps: 2, threads: 1, ..Default::default() });
+    let mut sim: Sim<f32> = task.sim().unwrap();
+    let init = sim.state.clone();
+    let mut g = GpuSim::new(gpu, &sim, GpuOptions { scatter: Scatter::Deterministic, readback: Vec::new() }).unwrap();
+    let names: Vec<String> = init.layout().specs.iter().filter(|s| s.per_env() > 0).map(|s| s.name.clone()).collect();
+    assert!(names.len() > 6, "{} columns: the end-of-step check needs several dispatches", names.len());
+    let mut caught = 0;
+    for name in &names {
+        sim.state = init.clone();
+        g.write_state(&init).unwrap();
+        let mut row = init.env(name, 1).unwrap().to_vec();
+        let last = row.len() - 1;
+        row[last] = f32::NAN;
+        sim.state.env_mut(name, 1).unwrap().copy_from_slice(&row);
+        g.write_state_row(name, 1, &row).unwrap();
+        let found = g.check_state().unwrap();
+        assert_eq!(found, [NonFiniteEnv { env: 1, system: "(state check)".into(), column: name.clone() }]);
+        let (want, got) = (sim.step(), g.step());
+        match (&want, &got) {
+            (Err(want), Err(got)) => {
+                let (
+                    EngineError::NonFinite { system: cs, column: cc, env: ce, step: ct, .. },
+                    EngineError::NonFinite { system: gs, column: gc, env: ge, step: gt, .. },
+                ) = (want, got)
+                else {
+                    panic!("{want} / {got}")
+                };
+                assert_eq!((gs, gc, ge, gt), (cs, cc, ce, ct), "NaN in `{name}`:\nGPU: {got}\nCPU: {want}");
+                assert_eq!(g.non_finite().iter().map(|b| b.env).collect::<Vec<_>>(), vec![1], "`{name}`");
+                caught += 1;
+            }
+            (Ok(()), Ok(())) => assert!(sim.non_finite_envs().is_empty(), "`{name}`: the CPU kept a NaN"),
+            (Ok(()), Err(got)) => {
+                assert_eq!(sim.non_finite_envs(), vec![1], "`{name}`: GPU {got}");
+                assert_eq!(
+                    g.non_finite(),
+                    &[NonFiniteEnv { env: 1, system: "(end of step)".into(), column: name.clone() }]
+                );
+            }
+            (Err(want), Ok(())) => panic!("NaN in `{name}`: the CPU reports {want}, the GPU nothing"),
+        }
+    }
+    // ant's joint coordinates and rates; every other column is overwritten before it is read.
+    assert!(caught >= 2, "only {caught} of {} columns carried the NaN into the step", names.len());
+}
