@@ -473,7 +473,7 @@ impl<T: Task, R: Real> VecEnv<T, R> {
                 env,
                 entity: 0,
                 component: k,
-                step: self.sim.steps_taken(),
+                step: self.steps_taken(),
                 value: x.to_f64(),
             });
         }

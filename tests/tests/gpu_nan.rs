@@ -12,7 +12,7 @@
 //! With no adapter each test prints `SKIPPED` (`DIFFSIM_REQUIRE_GPU=1` fails instead).
 
 use diffsim_engine::gpu_sim::{GpuOptions, NonFiniteEnv, Scatter};
-use diffsim_engine::{EngineError, GpuSim, NanCheck, Sim, SimFactory};
+use diffsim_engine::{ColumnSet, EngineError, GpuSim, NanCheck, Sim, SimFactory};
 use diffsim_tasks::vec_env::{NanEvent, VecEnv};
 use diffsim_tasks::{ChainReach, ChainReachConfig, TaskRng};
 use diffsim_tests::gpu::{self, gpu_or_skip};
@@ -128,6 +128,20 @@ fn gpu_vec_env_isolates_a_diverged_env_as_the_cpu() {
         assert!(e <= TOL, "∂L/∂act of step {t}: GPU vs CPU {e:e}");
     }
     assert!(g_grads[POISON + 1].row(1).iter().any(|&x| x != 0.0), "env 1's new episode has gradients");
+
+    // A NaN action stays an error (nothing to isolate), naming the env and the GPU's step count.
+    let mut env = on_gpu();
+    env.reset(5).unwrap();
+    let a = actions();
+    env.step(a[0].view()).unwrap();
+    env.step(a[1].view()).unwrap();
+    let mut bad = a[2].clone();
+    bad[[1, 2]] = f32::NAN;
+    let err = env.step(bad.view()).unwrap_err();
+    assert!(
+        matches!(&err, EngineError::NonFinite { env: 1, component: 2, step: 2, set: ColumnSet::Control, .. }),
+        "{err}"
+    );
 }
 
 /// `GpuSim` with no read-back columns and `mode`: a NaN in env 1's velocity is caught on the

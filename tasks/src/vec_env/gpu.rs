@@ -85,6 +85,15 @@ impl<T: Task, R: Real> VecEnv<T, R> {
         }
     }
 
+    /// Env steps taken since construction: the `GpuSim`'s count on the GPU, where the host `Sim`
+    /// is not stepped.
+    pub(super) fn steps_taken(&self) -> usize {
+        match self.gpu_lock() {
+            Some(Ok(g)) => g.steps_taken(),
+            _ => self.sim.steps_taken(),
+        }
+    }
+
     pub(super) fn gpu_tape_len(&self) -> Option<usize> {
         self.gpu_lock().map(|g| g.map_or(0, |g| g.tape_len()))
     }
