@@ -1,10 +1,11 @@
 //! The NaN/inf check of `GpuSim::step`, on the device, with the CPU `Schedule`'s `NanCheck`
 //! semantics (taken from the mirrored `Sim`'s schedule):
 //! - `EveryStep`: after the step's systems, a pass over the state columns (six per dispatch)
-//!   flags every env whose rows hold a NaN/inf (a `u32` per env, read back with the step's other columns: no extra round
-//!   trip). On a hit the step is replayed from a copy of its start (the tape checkpoint while
-//!   recording, else a copy made before the step) with a check after every system, so the error
-//!   still names the system and column that produced the value, as the CPU's replay does.
+//!   flags every env whose rows hold a NaN/inf (a `u32` per env, read back with the step's other
+//!   columns: no extra round trip). On a hit the step is replayed from a copy of its start (the
+//!   tape checkpoint while recording; otherwise the state is copied before every step, the one
+//!   per-step cost besides the pass) with a check after every system, so the error still names
+//!   the system and column that produced the value, as the CPU's replay does.
 //! - `EverySystem`: the per-system checks run in the step itself (a debug mode: one extra
 //!   dispatch per written column and system invocation).
 //! - `Off`: nothing is checked.
