@@ -1,10 +1,12 @@
 //! Shared pieces of the CPU/GPU parity tests (`tests/tests/gpu_*.rs`): the rule for a missing
-//! adapter, the relative error with a column-scale floor, and one system run on both sides from
-//! the same inputs.
+//! adapter, the relative error with a column-scale floor, one system run on both sides from the
+//! same inputs, every system of a schedule checked that way over random cases
+//! ([`for_each_system`]), and whole rollouts on both sides.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 
-use diffsim_engine::gpu_sim::Seeds;
+use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
 use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Gradients, ModelView, Real, Sim, StepCx, System};
 
 /// The GPU, or `None` (after saying so) when no adapter exists at all. With
@@ -79,6 +81,145 @@ pub fn run_system(
     g.adjoint_system(i, state)?;
     let (ga, gac) = g.read_adjoints()?;
     Ok(SystemRun { forward: [got, cpu], adjoint: [ga, a], adjoint_control: [gac, ac] })
+}
+
+/// `like` with every value uniform in [lo, hi).
+pub fn random_columns(rng: &mut crate::Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
+    let mut c = like.clone();
+    for (_, col) in c.columns_mut() {
+        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
+    }
+    c
+}
+
+/// (max relative error, floor): values below floor × the column's max |value| are compared
+/// against that (see [`max_rel_err`]).
+pub type Tol = (f64, f64);
+
+/// The inputs of one case of [`for_each_system`]: every system runs forward from `state` under
+/// `control`, and its adjoint (at `state`) is seeded with `adj` and `adj_control`.
+pub struct Case {
+    /// The seed the case's [`crate::Rng`] started from (printed in failures).
+    pub seed: u64,
+    pub state: Columns<f32>,
+    pub control: Columns<f32>,
+    pub adj: Columns<f32>,
+    pub adj_control: Columns<f32>,
+}
+
+/// One system of one case, as [`for_each_system`]'s hook sees it (before the comparisons).
+pub struct Visit<'a> {
+    pub case: &'a Case,
+    /// Its index in the schedule.
+    pub index: usize,
+    pub name: &'a str,
+    pub run: &'a SystemRun,
+}
+
+/// Which cases [`for_each_system`] draws.
+#[derive(Clone, Debug)]
+pub enum Cases {
+    /// `n` seeds drawn by proptest (no persistence: lavapipe is slow, so few cases per run and
+    /// new ones each run).
+    Random(u32),
+    /// These seeds, in order (tolerances measured on exactly them).
+    Seeds(std::ops::Range<u64>),
+}
+
+/// The worst error [`for_each_system`] saw of one system, with the column it was in.
+#[derive(Clone, Debug, Default)]
+pub struct SystemWorst {
+    pub name: String,
+    pub forward: (f64, String),
+    pub adjoint: (f64, String),
+}
+
+/// Every system of `sim`'s schedule whose name passes `only`, on the GPU (`GpuSim` in `scatter`
+/// mode, which must mirror the schedule in order) and on the CPU in f32, from the same random
+/// inputs: per case, `state(rng)` is the pre-state, then the control and both adjoint seeds are
+/// uniform in [−1, 1] from the same `rng`. Each system runs forward and adjoint on both sides
+/// ([`run_system`]); `hook` sees the outputs first (branch counters, exact checks of flags), then
+/// every column of the forward state and of the state and control adjoints is asserted within
+/// `tol(name)` = [forward, adjoint] ([`worst_column`]). Prints and returns each system's worst
+/// error and its column.
+#[allow(clippy::too_many_arguments)]
+pub fn for_each_system(
+    test: &str,
+    gpu: Arc<Gpu>,
+    sim: &Sim<f32>,
+    scatter: Scatter,
+    cases: Cases,
+    only: &dyn Fn(&str) -> bool,
+    state: impl Fn(&mut crate::Rng) -> Columns<f32>,
+    tol: impl Fn(&str) -> [Tol; 2],
+    hook: impl FnMut(&Visit),
+) -> Vec<SystemWorst> {
+    let g = GpuSim::new(gpu, sim, GpuOptions { scatter, readback: Vec::new() }).unwrap();
+    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
+    let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
+    assert_eq!(g.system_names(), names, "{test}: the GPU mirrors the schedule in order");
+    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+    let model = sim.model.view_all();
+    let worst: Vec<SystemWorst> =
+        names.iter().map(|n| SystemWorst { name: n.to_string(), ..SystemWorst::default() }).collect();
+    let (g, worst, hook) = (RefCell::new(g), RefCell::new(worst), RefCell::new(hook));
+    let run_case = |seed: u64| {
+        let mut rng = crate::Rng::new(seed);
+        let state = state(&mut rng);
+        let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
+        let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
+        let adj_control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
+        let case = Case { seed, state, control, adj, adj_control };
+        let mut g = g.borrow_mut();
+        g.write_control(&case.control).unwrap();
+        for (index, sys) in systems.iter().enumerate() {
+            let name = sys.name();
+            if !only(name) {
+                continue;
+            }
+            let run =
+                run_system(&mut g, index, *sys, &cx, &model, &case.control, &case.state, &case.adj, &case.adj_control)
+                    .unwrap();
+            (hook.borrow_mut())(&Visit { case: &case, index, name, run: &run });
+            let [(ft, ff), (at, af)] = tol(name);
+            let ([gs, cs], [ga, ca], [gc, cc]) = (&run.forward, &run.adjoint, &run.adjoint_control);
+            let w = &mut worst.borrow_mut()[index];
+            for (what, got, want, t, floor) in
+                [("forward", gs, cs, ft, ff), ("adjoint state", ga, ca, at, af), ("adjoint control", gc, cc, at, af)]
+            {
+                let (e, col) = worst_column(got, want, floor);
+                assert!(
+                    e <= t,
+                    "{test}: {name} {what} (seed {seed}): column `{col}`: max relative error {e:e} > {t:e}"
+                );
+                let worst = if what == "forward" { &mut w.forward } else { &mut w.adjoint };
+                if e > worst.0 {
+                    *worst = (e, col);
+                }
+            }
+        }
+    };
+    match cases {
+        Cases::Random(n) => {
+            use proptest::test_runner::{Config, TestRunner};
+            let mut runner = TestRunner::new(Config { cases: n, failure_persistence: None, ..Config::default() });
+            runner
+                .run(&proptest::num::u64::ANY, |seed| {
+                    run_case(seed);
+                    Ok(())
+                })
+                .unwrap();
+        }
+        Cases::Seeds(seeds) => seeds.for_each(run_case),
+    }
+    let worst = worst.into_inner();
+    for w in worst.iter().filter(|w| only(&w.name)) {
+        eprintln!(
+            "{test}: {}: max relative error forward {:e} (`{}`), adjoint {:e} (`{}`)",
+            w.name, w.forward.0, w.forward.1, w.adjoint.0, w.adjoint.1
+        );
+    }
+    worst
 }
 
 /// One rollout of the same actions on the GPU and on the CPU in f32 (and, when given, in f64),

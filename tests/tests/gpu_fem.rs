@@ -12,42 +12,22 @@
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, GpuSim, Sim, SimFactory};
 use diffsim_systems::fem::{self, BoxWithLegs};
 use diffsim_tasks::soft_jumper::JumperMesh;
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
-
-/// The largest error over the columns (and which), checked against `tol`.
-fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
-    let mut worst = 0.0f64;
-    for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = gpu::max_rel_err(g, c, floor);
-        assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
-        worst = worst.max(e);
-    }
-    worst
-}
+use diffsim_tests::gpu::{self, Cases, gpu_or_skip};
 
 fn jumper(num_envs: usize) -> SoftJumper {
     SoftJumper::new(SoftJumperConfig { num_envs, threads: 1, ..SoftJumperConfig::default() }).unwrap()
-}
-
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
-    }
-    c
 }
 
 /// A random deformed state: the rest mesh lowered so its feet straddle the contact radius, every
 /// vertex jittered by up to `jitter` (0.03 m: moderate strain; 0.3 m: inverted elements occur),
 /// velocities of order one, activations in Rewarped's ±0.3, forces of order five.
 fn random_state(rng: &mut Rng, rest: &Columns<f32>, jitter: f64) -> Columns<f32> {
-    let mut s = random_columns(rng, rest, -1.0, 1.0);
+    let mut s = gpu::random_columns(rng, rest, -1.0, 1.0);
     let drop = rng.uniform(0.15, 0.25);
     for ((i, x), &r) in s.get_mut("particle_q").unwrap().iter_mut().enumerate().zip(rest.get("particle_q").unwrap()) {
         let lower = if i % 3 == 1 { drop } else { 0.0 };
@@ -68,47 +48,19 @@ fn random_state(rng: &mut Rng, rest: &Columns<f32>, jitter: f64) -> Columns<f32>
 /// The other kernels are held to 1e-3 (measured: 0; observe's sin/cos ≤ 1.2e-7).
 const TET_FLOOR: f64 = 1e-2;
 
-/// Each system of `sim`'s schedule whose name passes `only`, forward and adjoint, GPU vs CPU.
+/// Each system of `sim`'s schedule whose name passes `only`, forward and adjoint, GPU vs CPU,
+/// over 6 random states, each with the small or (a coin toss) the large jitter.
 fn kernels_match_cpu(sim: &Sim<f32>, scatter: Scatter, only: &dyn Fn(&str) -> bool, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter, readback: Vec::new() }).unwrap());
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(
-        g.borrow().system_names(),
-        cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "the GPU mirrors the schedule in order"
-    );
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let worst = std::cell::Cell::new(0.0f64);
-    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&(proptest::num::u64::ANY, proptest::bool::ANY), |(seed, large)| {
-            let mut rng = Rng::new(seed);
-            let state = random_state(&mut rng, &sim.state, if large { 0.3 } else { 0.03 });
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in cpu_systems.iter().enumerate() {
-                let name = sys.name();
-                if !only(name) {
-                    continue;
-                }
-                let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                let mut w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, 1e-5, floor);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                w = w.max(columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, 1e-5, floor));
-                w = w.max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, 1e-5, floor));
-                worst.set(worst.get().max(w));
-            }
-            Ok(())
-        })
-        .unwrap();
-    eprintln!("{test}: {scatter:?}: max relative error over all kernels {:e}", worst.get());
+    let state = |rng: &mut Rng| {
+        let jitter = if rng.uniform(0.0, 1.0) < 0.5 { 0.3 } else { 0.03 };
+        random_state(rng, &sim.state, jitter)
+    };
+    let tol = |name: &str| {
+        let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
+        [(1e-5, floor); 2]
+    };
+    gpu::for_each_system(test, gpu, sim, scatter, Cases::Random(6), only, state, tol, |_| {});
 }
 
 #[test]

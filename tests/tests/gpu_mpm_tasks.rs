@@ -20,16 +20,14 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns, unless
 //! `DIFFSIM_REQUIRE_GPU=1`, where it fails.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig};
 use diffsim_tasks::{HandFlip, HandFlipConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip, worst_column as worst};
-use proptest::test_runner::{Config, TestRunner};
+use diffsim_tests::gpu::{self, Cases, Tol, Visit, gpu_or_skip};
 
 const CASES: u32 = 6;
 /// The FK kernels against the CPU's f32 forward and f64 reverse-tape adjoint: 24 joints of
@@ -62,14 +60,6 @@ fn small_fluid_move(num_envs: usize) -> FluidMove {
         substeps: 8,
         ..Default::default()
     })
-}
-
-fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(-1.0, 1.0) as f32);
-    }
-    c
 }
 
 /// Random FluidMove state: the container near its start, the water around and inside it (so
@@ -135,15 +125,16 @@ fn fluid_state(rng: &mut Rng, like: &Columns<f32>, np: usize) -> Columns<f32> {
 /// - the per-env kernels keep the CPU's order of f32 operations: held to 1e-5. FluidMove's
 ///   reward adjoint goes through s(1 − s)/w of the 1e-5-wide sigmoid at z up to ±3, where the
 ///   GPU's exp and the CPU's differ by an ulp or two: 1e-4 (measured 4.1e-6).
-fn tol(name: &str, transfer: f64) -> (f64, f64) {
-    match name {
-        "mpm.material" => (3e-3, 1e-3),
-        "mpm.transfer" => (transfer, 1e-3),
-        "mpm.collider_drive" | "mpm.joint_drive" => (1e-4, 1e-3),
-        "fluid_move.reward" => (1e-4, 1e-3),
-        "mpm.kinematic_fk" => (FK_TOL, 1e-3),
-        _ => (1e-5, 1e-3),
-    }
+fn tol(name: &str, transfer: f64) -> [Tol; 2] {
+    let t = match name {
+        "mpm.material" => 3e-3,
+        "mpm.transfer" => transfer,
+        "mpm.collider_drive" | "mpm.joint_drive" => 1e-4,
+        "fluid_move.reward" => 1e-4,
+        "mpm.kinematic_fk" => FK_TOL,
+        _ => 1e-5,
+    };
+    [(t, 1e-3); 2]
 }
 
 /// Every system of `sim`'s schedule, GPU vs CPU, over `CASES` random inputs from `random`:
@@ -157,63 +148,16 @@ fn kernels_match(
     transfer: f64,
     random: impl Fn(&mut Rng) -> Columns<f32>,
 ) -> usize {
-    let g = RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter: Scatter::Atomic, readback: Vec::new() }).unwrap());
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let worst_fwd = RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
-    let worst_adj = RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
-    let touched = RefCell::new(0usize);
-    let mut runner = TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let state = random(&mut rng);
-            let control = random_columns(&mut rng, &sim.control);
-            let adj = random_columns(&mut rng, &sim.state);
-            let adj_c = random_columns(&mut rng, &sim.control);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in cpu_systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                let (t, floor) = tol(name, transfer);
-                let (e, col) = worst(got, cpu, floor);
-                assert!(e <= t, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {t:e}");
-                let mut w = worst_fwd.borrow_mut();
-                if e > w[i].0 {
-                    w[i] = (e, col);
-                }
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                if name == "mpm.transfer" && a.get(pose).unwrap() != adj.get(pose).unwrap() {
-                    *touched.borrow_mut() += 1;
-                }
-                for (what, got, want) in [("state", ga, a), ("control", gac, ac)] {
-                    let (e, col) = worst(got, want, floor);
-                    assert!(
-                        e <= t,
-                        "{name} adjoint {what} (seed {seed}): column `{col}`: max relative error {e:e} > {t:e}"
-                    );
-                    let mut w = worst_adj.borrow_mut();
-                    if e > w[i].0 {
-                        w[i] = (e, col);
-                    }
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-    for (sys, (e, col)) in cpu_systems.iter().zip(worst_fwd.borrow().iter()) {
-        eprintln!("{test}: {} forward: max rel err {e:e} (column `{col}`)", sys.name());
-    }
-    for (sys, (e, col)) in cpu_systems.iter().zip(worst_adj.borrow().iter()) {
-        eprintln!("{test}: {} adjoint: max rel err {e:e} (column `{col}`)", sys.name());
-    }
-    let t = *touched.borrow();
-    eprintln!("{test}: the coupling touched the material in {t} of {CASES} cases");
-    t
+    let mut touched = 0;
+    let count = |v: &Visit| {
+        if v.name == "mpm.transfer" && v.run.adjoint[1].get(pose) != v.case.adj.get(pose) {
+            touched += 1;
+        }
+    };
+    let (cases, tol) = (Cases::Random(CASES), |name: &str| tol(name, transfer));
+    gpu::for_each_system(test, gpu, sim, Scatter::Atomic, cases, &|_| true, random, tol, count);
+    eprintln!("{test}: the coupling touched the material in {touched} of {CASES} cases");
+    touched
 }
 
 /// Every system of the debug FluidMove schedule (container drive, water, transfer against the

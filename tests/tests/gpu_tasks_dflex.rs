@@ -7,36 +7,45 @@
 //! With no adapter at all each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
-use diffsim_engine::gpu_sim::GpuOptions;
-use diffsim_engine::{Columns, GpuSim, Schedule, Sim, SimFactory, Stage, StepCx, System};
+use diffsim_engine::gpu_sim::Scatter;
+use diffsim_engine::{Columns, Schedule, Sim, SimFactory, Stage};
 use diffsim_tasks::hopper::{self, Observe, Reward, Terminate};
 use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig, humanoid};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
+use diffsim_tests::gpu::{self, Cases, Visit, gpu_or_skip};
 
 /// Per-system tolerance (relative; values below `FLOOR` × the column's max |value| are compared
 /// against that scale). See `gpu_hopper_task_systems_match_cpu`.
 const TOL: f64 = 1e-5;
 const FLOOR: f64 = 1e-4;
 
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
+/// A hook for [`gpu::for_each_system`] over a task's observe, reward and terminate on `n` envs
+/// whose torso heights `height(state, e)` sit on the reward's branches and edges: asserts that
+/// `terminate`'s flags are equal on both sides (exactly) and that env 5 is not terminated and
+/// env 6 is (the edges of the threshold), counts the flags set and clear into `flags` and the
+/// cases per branch of H (`branch` of the height) at `reward` into `branches`.
+fn flags_and_branches<'a>(
+    n: usize,
+    (terminate, reward): (&'a str, &'a str),
+    height: impl Fn(&Columns<f32>, usize) -> f32 + 'a,
+    branch: fn(f32) -> usize,
+    (flags, branches): (&'a mut [usize; 2], &'a mut [usize; 4]),
+) -> impl FnMut(&Visit) + 'a {
+    move |v: &Visit| {
+        let hs: Vec<f32> = (0..n).map(|e| height(&v.case.state, e)).collect();
+        if v.name == terminate {
+            let [got, cpu] = &v.run.forward;
+            let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
+            assert_eq!(t, tc, "terminate flags (seed {}), heights {hs:?}", v.case.seed);
+            let set = tc.iter().filter(|&&x| x == 1.0).count();
+            flags[0] += set;
+            flags[1] += n - set;
+            assert_eq!((tc[5], tc[6]), (0.0, 1.0), "the threshold's edges, heights {hs:?}");
+        }
+        if v.name == reward {
+            hs.iter().for_each(|&h| branches[branch(h)] += 1);
+        }
     }
-    c
-}
-
-/// The largest `max_rel_err` (with `floor`) over the columns of a set, checked against `tol`.
-fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
-    let mut worst = 0.0f64;
-    for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = gpu::max_rel_err(g, c, floor);
-        assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
-        worst = worst.max(e);
-    }
-    worst
 }
 
 /// Torso heights (joint_q[1], relative to the start) of the hopper parity test's first five envs
@@ -82,66 +91,26 @@ fn gpu_hopper_task_systems_match_cpu() {
         .with(Stage::Post, Observe)
         .with(Stage::Post, Reward)
         .with(Stage::Post, Terminate);
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions::default()).unwrap());
-    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
     let edges = [-0.45f32, (-0.45f32).next_down(), 0.0, -0.3, -1.3];
-    let worst = std::cell::Cell::new([0.0f64; 2]);
-    // Cases per branch of H, and flags set / clear, over all cases (CPU side).
-    let branches = std::cell::Cell::new([0usize; 4]);
-    let flags = std::cell::Cell::new([0usize; 2]);
-    let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let mut state = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let q = state.get_mut("joint_q").unwrap();
-            for e in 0..n {
-                q[6 * e + 1] = match e {
-                    0..5 => rng.uniform(HEIGHT_BANDS[e].0, HEIGHT_BANDS[e].1) as f32,
-                    _ => edges[e - 5],
-                };
-            }
-            let hs: Vec<f32> = (0..n).map(|e| q[6 * e + 1]).collect();
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                if name == "hopper.terminate" {
-                    let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
-                    assert_eq!(t, tc, "terminate flags (seed {seed}), heights {hs:?}");
-                    let set = tc.iter().filter(|&&x| x == 1.0).count();
-                    let f = flags.get();
-                    flags.set([f[0] + set, f[1] + n - set]);
-                    // The edges: −0.45 as f32 is above −0.45, the next f32 down below.
-                    assert_eq!((tc[5], tc[6]), (0.0, 1.0));
-                }
-                if name == "hopper.reward" {
-                    let mut b = branches.get();
-                    hs.iter().for_each(|&h| b[height_branch(h)] += 1);
-                    branches.set(b);
-                }
-                let w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, TOL, FLOOR);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                let wa = columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, TOL, FLOOR)
-                    .max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, TOL, FLOOR));
-                worst.set([worst.get()[0].max(w), worst.get()[1].max(wa)]);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (b, f) = (branches.get(), flags.get());
+    let state = |rng: &mut Rng| {
+        let mut state = gpu::random_columns(rng, &sim.state, -1.0, 1.0);
+        let q = state.get_mut("joint_q").unwrap();
+        for e in 0..n {
+            q[6 * e + 1] = match e {
+                0..5 => rng.uniform(HEIGHT_BANDS[e].0, HEIGHT_BANDS[e].1) as f32,
+                _ => edges[e - 5],
+            };
+        }
+        state
+    };
+    let height = |s: &Columns<f32>, e: usize| s.get("joint_q").unwrap()[6 * e + 1];
+    let (mut f, mut b) = ([0usize; 2], [0usize; 4]);
+    let hook = flags_and_branches(n, ("hopper.terminate", "hopper.reward"), height, height_branch, (&mut f, &mut b));
+    let tol = |_: &str| [(TOL, FLOOR); 2];
+    gpu::for_each_system(test, gpu, &sim, Scatter::Deterministic, Cases::Random(8), &|_| true, state, tol, hook);
     assert!(b.iter().all(|&k| k > 0), "branches of H (lower clip, quadratic, linear, upper clip): {b:?}");
     assert!(f[0] > 0 && f[1] > 0, "flags set / clear: {f:?}");
-    let [fw, aw] = worst.get();
-    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}; max relative error forward {fw:e}, adjoint {aw:e}");
+    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}");
 }
 
 /// Rollout tolerances (max relative error, floored at 1e-3 of each column's scale). The task
@@ -191,7 +160,7 @@ fn humanoid_branch(y: f32) -> usize {
 /// Random body poses (origins in a 2 m cube, uniformly random unit quaternions) and twists,
 /// with the torso (body 0) of env e at height `heights[e]`.
 fn humanoid_state(rng: &mut Rng, like: &Columns<f32>, nb: usize, heights: &[f32]) -> Columns<f32> {
-    let mut s = random_columns(rng, like, -1.0, 1.0);
+    let mut s = gpu::random_columns(rng, like, -1.0, 1.0);
     for b in s.get_mut("body_q").unwrap().chunks_exact_mut(7) {
         let q: [f64; 4] = std::array::from_fn(|_| rng.uniform(-1.0, 1.0));
         let n = q.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-3);
@@ -233,12 +202,7 @@ fn gpu_humanoid_task_systems_match_cpu() {
         .with(Stage::Post, HObserve)
         .with(Stage::Post, HReward)
         .with(Stage::Post, TorsoBelow { name: "humanoid.terminate", height: humanoid::TERMINATION_HEIGHT });
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions::default()).unwrap());
-    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let nb = model.count("joint_kind");
+    let nb = sim.model.view_all().count("joint_kind");
     let above = diffsim_tasks::ant_run_gpu::below_threshold(humanoid::TERMINATION_HEIGHT);
     let offset = (humanoid::TERMINATION_HEIGHT + 0.1) as f32;
     // The lowest f32 height whose f32 difference to the offset exceeds 0.1 in f64 (the
@@ -254,56 +218,24 @@ fn gpu_humanoid_task_systems_match_cpu() {
         low = low.next_down();
     }
     let edges = [above, above.next_down(), offset, clip, clip.next_down(), low];
-    let worst = std::cell::Cell::new([0.0f64; 2]);
-    let branches = std::cell::Cell::new([0usize; 4]);
-    let flags = std::cell::Cell::new([0usize; 2]);
-    let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let hs: Vec<f32> = (0..n)
-                .map(|e| match e {
-                    0..5 => rng.uniform(HUMANOID_BANDS[e].0, HUMANOID_BANDS[e].1) as f32,
-                    _ => edges[e - 5],
-                })
-                .collect();
-            let state = humanoid_state(&mut rng, &sim.state, nb, &hs);
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                if name == "humanoid.terminate" {
-                    let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
-                    assert_eq!(t, tc, "terminate flags (seed {seed}), heights {hs:?}");
-                    let set = tc.iter().filter(|&&x| x == 1.0).count();
-                    let f = flags.get();
-                    flags.set([f[0] + set, f[1] + n - set]);
-                    assert_eq!((tc[5], tc[6]), (0.0, 1.0));
-                }
-                if name == "humanoid.reward" {
-                    let mut b = branches.get();
-                    hs.iter().for_each(|&h| b[humanoid_branch(h)] += 1);
-                    branches.set(b);
-                }
-                let w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, TOL, 1e-2);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                let wa = columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, TOL, 1e-2)
-                    .max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, TOL, 1e-2));
-                worst.set([worst.get()[0].max(w), worst.get()[1].max(wa)]);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (b, f) = (branches.get(), flags.get());
+    let state = |rng: &mut Rng| {
+        let hs: Vec<f32> = (0..n)
+            .map(|e| match e {
+                0..5 => rng.uniform(HUMANOID_BANDS[e].0, HUMANOID_BANDS[e].1) as f32,
+                _ => edges[e - 5],
+            })
+            .collect();
+        humanoid_state(rng, &sim.state, nb, &hs)
+    };
+    let height = |s: &Columns<f32>, e: usize| s.get("body_q").unwrap()[7 * e * nb + 1];
+    let (mut f, mut b) = ([0usize; 2], [0usize; 4]);
+    let names = ("humanoid.terminate", "humanoid.reward");
+    let hook = flags_and_branches(n, names, height, humanoid_branch, (&mut f, &mut b));
+    let tol = |_: &str| [(TOL, 1e-2); 2];
+    gpu::for_each_system(test, gpu, &sim, Scatter::Deterministic, Cases::Random(8), &|_| true, state, tol, hook);
     assert!(b.iter().all(|&k| k > 0), "branches of H (lower clip, quadratic, linear, upper clip): {b:?}");
     assert!(f[0] > 0 && f[1] > 0, "flags set / clear: {f:?}");
-    let [fw, aw] = worst.get();
-    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}; max relative error forward {fw:e}, adjoint {aw:e}");
+    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}");
 }
 
 /// Humanoid rollout tolerances (max relative error, floored at 1e-3 of each column's scale). The
