@@ -46,6 +46,19 @@ pub fn worst_column(gpu: &Columns<f32>, cpu: &Columns<f32>, floor: f64) -> (f64,
         .fold((0.0, String::new()), |a, b| if b.0 > a.0 { b } else { a })
 }
 
+/// ‖a − b‖ / ‖b‖.
+pub fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
+    (num / den.max(1e-60)).sqrt()
+}
+
+/// max |a − b| / max |b|.
+pub fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
+    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())).max(1e-30);
+    a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
+}
+
 /// One system's outputs on both sides, each `[gpu, cpu]`.
 pub struct SystemRun {
     /// The state after the forward.
@@ -222,9 +235,57 @@ pub fn for_each_system(
     worst
 }
 
+/// The per-step records of [`steps`]: `obs` and `reward` after each step.
+pub struct Steps {
+    /// `[gpu, cpu]` of each step.
+    pub obs: Vec<[Vec<f32>; 2]>,
+    pub reward: Vec<[Vec<f32>; 2]>,
+    /// The f64 CPU rollout's, rounded to f32 (empty without one).
+    pub exact_obs: Vec<Vec<f32>>,
+    pub exact_reward: Vec<Vec<f32>>,
+}
+
+/// Records and steps `cpu` (and `exact`) and `g` through `actions` (control column `act`, all
+/// envs), keeping `obs` and `reward` of every step. `g` must read back `obs` and `reward`.
+pub fn steps(
+    g: &mut GpuSim,
+    cpu: &mut Sim<f32>,
+    mut exact: Option<&mut Sim<f64>>,
+    actions: &[Vec<f32>],
+) -> Result<Steps, EngineError> {
+    cpu.record();
+    g.record();
+    if let Some(e) = exact.as_deref_mut() {
+        e.record();
+    }
+    let h = actions.len();
+    let mut out = Steps {
+        obs: Vec::with_capacity(h),
+        reward: Vec::with_capacity(h),
+        exact_obs: Vec::new(),
+        exact_reward: Vec::new(),
+    };
+    let narrow = |c: &[f64]| c.iter().map(|&x| x as f32).collect::<Vec<_>>();
+    for a in actions {
+        cpu.set_control("act", a)?;
+        cpu.step()?;
+        g.set_control("act", a)?;
+        g.step()?;
+        if let Some(e) = exact.as_deref_mut() {
+            e.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>())?;
+            e.step()?;
+            out.exact_obs.push(narrow(e.state.get("obs")?));
+            out.exact_reward.push(narrow(e.state.get("reward")?));
+        }
+        out.obs.push([g.host("obs")?.to_vec(), cpu.state.get("obs")?.to_vec()]);
+        out.reward.push([g.host("reward")?.to_vec(), cpu.state.get("reward")?.to_vec()]);
+    }
+    Ok(out)
+}
+
 /// One rollout of the same actions on the GPU and on the CPU in f32 (and, when given, in f64),
-/// recording the `obs` and `reward` of every step, then a backward of the parity tests' loss
-/// L = −mean reward over the rollout + `obs_seed` · (last observation).
+/// recording the `obs` and `reward` of every step ([`steps`]), then a backward of the parity
+/// tests' loss L = −mean reward over the rollout + `obs_seed` · (last observation).
 pub struct Rollout {
     /// `obs` after each step, `[gpu, cpu]`.
     pub obs: Vec<[Vec<f32>; 2]>,
@@ -247,8 +308,7 @@ fn seed_loss<R: Real>(t: usize, h: usize, w: f64, obs_seed: &[f32], adj: &mut Co
     }
 }
 
-/// Steps `cpu` (and `exact`) and `g` through `actions` (control column `act`, all envs), then
-/// runs the backward of L on each. `g` must read back `obs` and `reward`.
+/// [`steps`] through `actions`, then the backward of L on each side.
 pub fn rollout(
     g: &mut GpuSim,
     cpu: &mut Sim<f32>,
@@ -257,24 +317,7 @@ pub fn rollout(
     obs_seed: &[f32],
 ) -> Result<Rollout, EngineError> {
     let h = actions.len();
-    cpu.record();
-    g.record();
-    if let Some(e) = exact.as_deref_mut() {
-        e.record();
-    }
-    let (mut obs, mut reward) = (Vec::with_capacity(h), Vec::with_capacity(h));
-    for a in actions {
-        cpu.set_control("act", a)?;
-        cpu.step()?;
-        g.set_control("act", a)?;
-        g.step()?;
-        if let Some(e) = exact.as_deref_mut() {
-            e.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>())?;
-            e.step()?;
-        }
-        obs.push([g.host("obs")?.to_vec(), cpu.state.get("obs")?.to_vec()]);
-        reward.push([g.host("reward")?.to_vec(), cpu.state.get("reward")?.to_vec()]);
-    }
+    let Steps { obs, reward, .. } = steps(g, cpu, exact.as_deref_mut(), actions)?;
     let w = -1.0 / (h * cpu.num_envs()) as f64;
     let cpu_grads = cpu.backward(|t, adj| seed_loss(t, h, w, obs_seed, adj))?;
     let exact = match exact {
@@ -340,6 +383,61 @@ pub fn worst_act(a: &Gradients<f32>, b: &Gradients<f32>, floor: f64) -> f64 {
             max_rel_err(x.get("act").expect("an `act` control"), y.get("act").expect("an `act` control"), floor)
         })
         .fold(0.0, f64::max)
+}
+
+/// The worst normwise relative error ([`norm_rel_err`]) of ∂L/∂act over the steps, `a`
+/// against `b`.
+pub fn worst_act_norm(a: &Gradients<f32>, b: &Gradients<f32>) -> f64 {
+    a.controls
+        .iter()
+        .zip(&b.controls)
+        .map(|(x, y)| norm_rel_err(x.get("act").expect("an `act` control"), y.get("act").expect("an `act` control")))
+        .fold(0.0, f64::max)
+}
+
+/// What [`normwise_check`] measured: obs and rewards (each step's worst, of the column's scale),
+/// ∂L/∂act (each step's, normwise) against the CPU and, `[gpu, cpu]`, against the f64 rollout,
+/// ∂L/∂(initial state) (each column's, normwise).
+#[derive(Clone, Debug)]
+pub struct Normwise {
+    pub obs: f64,
+    pub reward: f64,
+    pub act: f64,
+    pub act_f64: [f64; 2],
+    pub init: f64,
+}
+
+/// Asserts a rollout (with its f64 reference) of the smooth tasks at these tolerances: obs and
+/// reward of every step within `obs_tol` × the column's scale ([`scaled_err`]), ∂L/∂act of
+/// every step and each column of ∂L/∂(initial state) within `grad_tol` normwise
+/// ([`norm_rel_err`]; a column that is zero on the CPU, by scale), the GPU's ∂L/∂act of every
+/// step no farther from the f64 rollout's than 2 × the CPU f32 path's + 1e-5, and a non-zero
+/// gradient.
+pub fn normwise_check(run: &Rollout, obs_tol: f64, grad_tol: f64) -> Normwise {
+    let mut m = Normwise { obs: 0.0, reward: 0.0, act: 0.0, act_f64: [0.0; 2], init: 0.0 };
+    for (t, ([go, co], [gr, cr])) in run.obs.iter().zip(&run.reward).enumerate() {
+        let (eo, er) = (scaled_err(go, co), scaled_err(gr, cr));
+        assert!(eo <= obs_tol && er <= obs_tol, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
+        (m.obs, m.reward) = (m.obs.max(eo), m.reward.max(er));
+    }
+    let [gpu, cpu] = &run.grads;
+    let exact = run.exact.as_ref().expect("a rollout with its f64 reference");
+    for (t, ((g, c), x)) in gpu.controls.iter().zip(&cpu.controls).zip(&exact.controls).enumerate() {
+        let (ga, ca, xa) = (g.get("act").unwrap(), c.get("act").unwrap(), x.get("act").unwrap());
+        let e = norm_rel_err(ga, ca);
+        assert!(e <= grad_tol, "∂L/∂act of step {t}: normwise relative error {e:e}");
+        let (eg, ec) = (norm_rel_err(ga, xa), norm_rel_err(ca, xa));
+        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
+        m.act = m.act.max(e);
+        m.act_f64 = [m.act_f64[0].max(eg), m.act_f64[1].max(ec)];
+    }
+    for ((spec, ga), (_, ca)) in gpu.initial_state.columns().zip(cpu.initial_state.columns()) {
+        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
+        assert!(e <= grad_tol, "∂L/∂(initial state) `{}`: normwise relative error {e:e}", spec.name);
+        m.init = m.init.max(e);
+    }
+    assert!(cpu.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a zero gradient");
+    m
 }
 
 /// What [`deterministic_rollout`] measured: max relative errors, floored at 1e-3 of each

@@ -194,19 +194,6 @@ fn gpu_cartpole_kernels_match_cpu() {
     kernels_match_cpu(&cartpole(2).sim().unwrap(), 3, 1.0, "gpu_cartpole_kernels_match_cpu");
 }
 
-/// ‖a − b‖ / ‖b‖.
-fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den.max(1e-60)).sqrt()
-}
-
-/// max |a − b| / max |b|.
-fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())).max(1e-30);
-    a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
-}
-
 /// Rollout tolerances: obs, reward and state of every step within `OBS_TOL` × the column's scale
 /// (max |value|), ∂L/∂act of every step and ∂L/∂(initial state) within `GRAD_TOL` normwise, and
 /// the GPU's ∂L/∂act no farther from the f64 CPU rollout than 2 × the CPU f32 path's plus 1e-5.
@@ -220,7 +207,6 @@ const GRAD_TOL: f64 = 1e-4;
 
 #[test]
 fn gpu_cartpole_rollout_matches_cpu() {
-    use diffsim_engine::gpu_sim::Seeds;
     let test = "gpu_cartpole_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
     let (n, h) = (2, 32);
@@ -236,78 +222,14 @@ fn gpu_cartpole_rollout_matches_cpu() {
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
     let mut rng = Rng::new(5);
-    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, n);
     let obs_seed: Vec<f32> = (0..5 * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    cpu.record();
-    g.record();
-    exact.record();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, a) in actions.iter().enumerate() {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        exact.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
-        exact.step().unwrap();
-        let eo = scaled_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap());
-        let er = scaled_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
-        assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
-        worst_obs = worst_obs.max(eo);
-        worst_rew = worst_rew.max(er);
-    }
+    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut exact), &actions, &obs_seed).unwrap();
     // The pole swung: θ moved by more than 0.2 rad in some env.
     let th: Vec<f32> = cpu.state.get("joint_q").unwrap().iter().skip(1).step_by(2).copied().collect();
     assert!(th.iter().any(|&x| (x - (std::f32::consts::PI - 0.3)).abs() > 0.2), "θ {th:?}: the pole barely moved");
-    // L = −mean reward + a random linear function of the last observation.
-    let w = -1.0 / (h * n) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let exact_grads = exact
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
-            }
-        })
-        .unwrap();
-    let gpu_grads = g
-        .backward(|t, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
-    let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
-    for t in 0..h {
-        let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
-        let e = norm_rel_err(ga, ca);
-        assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
-        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
-        worst_grad = worst_grad.max(e);
-        gpu_f64 = gpu_f64.max(eg);
-        cpu_f64 = cpu_f64.max(ec);
-    }
-    let mut worst_s0 = 0.0f64;
-    for ((spec, ga), (_, ca)) in gpu_grads.initial_state.columns().zip(cpu_grads.initial_state.columns()) {
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
-        assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{}`: normwise relative error {e:e}", spec.name);
-        worst_s0 = worst_s0.max(e);
-    }
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a nonzero gradient");
-    eprintln!(
-        "{test}: ({h} steps × {} substeps, {n} envs) obs {worst_obs:e}, reward {worst_rew:e} of the scale; \
-         ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}",
-        task.cfg.substeps
-    );
+    let m = gpu::normwise_check(&run, OBS_TOL, GRAD_TOL);
+    eprintln!("{test}: ({h} steps × {} substeps, {n} envs) {m:?}", task.cfg.substeps);
 }
 
 /// `h` recorded steps of `cpu` (f32), `exact` (the same in f64) and the GPU with random actions,
@@ -340,7 +262,7 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     let got = g.read_state().unwrap();
     let mut worst_state = 0.0f64;
     for name in ["joint_q", "joint_qd", "body_q", "body_qd"] {
-        let e = scaled_err(got.get(name).unwrap(), cpu.state.get(name).unwrap());
+        let e = gpu::scaled_err(got.get(name).unwrap(), cpu.state.get(name).unwrap());
         assert!(e <= OBS_TOL, "final `{name}`: error {e:e} of the scale");
         worst_state = worst_state.max(e);
     }
@@ -381,9 +303,9 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     for t in 0..h {
         let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
         let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
-        let e = norm_rel_err(ga, ca);
+        let e = gpu::norm_rel_err(ga, ca);
         assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
+        let (eg, ec) = (gpu::norm_rel_err(ga, &xa), gpu::norm_rel_err(ca, &xa));
         assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
         worst_grad = worst_grad.max(e);
         gpu_f64 = gpu_f64.max(eg);
@@ -392,7 +314,7 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     let mut worst_s0 = 0.0f64;
     for name in ["joint_q", "joint_qd", "joint_tau", "body_f"] {
         let (ga, ca) = (gpu_grads.initial_state.get(name).unwrap(), cpu_grads.initial_state.get(name).unwrap());
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
+        let e = if ca.iter().any(|&x| x != 0.0) { gpu::norm_rel_err(ga, ca) } else { gpu::scaled_err(ga, ca) };
         assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{name}`: normwise relative error {e:e}");
         worst_s0 = worst_s0.max(e);
     }

@@ -122,13 +122,6 @@ fn small_jumper(num_envs: usize, episode_length: usize) -> SoftJumperConfig {
     }
 }
 
-/// ‖a − b‖ / ‖b‖.
-fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den.max(1e-60)).sqrt()
-}
-
 /// Rollout tolerances. FEM at this stiffness (μ = λ = 1000 on unit density, 80 substeps per
 /// step) amplifies last-bit differences: the GPU kernels agree with the CPU to ~4e-6 each
 /// (above), but lavapipe does not keep every f32 rounding of the CPU (see `TET_FLOOR`), and over
@@ -140,12 +133,6 @@ fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
 /// the GPU no farther from f64 than 2 × the CPU f32 path plus 1e-5.
 const OBS_TOL: f64 = 1e-3;
 const GRAD_TOL: f64 = 2e-3;
-
-/// max |a − b| / max |b|.
-fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())).max(1e-30);
-    a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
-}
 
 #[test]
 fn gpu_soft_jumper_rollout_matches_cpu() {
@@ -162,42 +149,11 @@ fn gpu_soft_jumper_rollout_matches_cpu() {
     let actions = gpu::random_actions(&mut rng, h, na * n);
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
     let run = gpu::rollout(&mut g, &mut cpu, Some(&mut exact), &actions, &obs_seed).unwrap();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, ([go, co], [gr, cr])) in run.obs.iter().zip(&run.reward).enumerate() {
-        let (eo, er) = (scaled_err(go, co), scaled_err(gr, cr));
-        assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
-        worst_obs = worst_obs.max(eo);
-        worst_rew = worst_rew.max(er);
-    }
+    let m = gpu::normwise_check(&run, OBS_TOL, GRAD_TOL);
     // The body fell onto the ground during the rollout (contacts are exercised).
     let min_y = cpu.state.get("particle_q").unwrap().iter().skip(1).step_by(3).fold(f32::MAX, |m, &y| m.min(y));
     assert!(min_y < task.cfg.radius, "lowest particle at {min_y}: no ground contact in the rollout");
-    let [gpu_grads, cpu_grads] = &run.grads;
-    let exact_grads = run.exact.as_ref().unwrap();
-    let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
-    for t in 0..h {
-        let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        let xa = exact_grads.controls[t].get("act").unwrap();
-        let e = norm_rel_err(ga, ca);
-        assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, xa), norm_rel_err(ca, xa));
-        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
-        worst_grad = worst_grad.max(e);
-        gpu_f64 = gpu_f64.max(eg);
-        cpu_f64 = cpu_f64.max(ec);
-    }
-    let mut worst_s0 = 0.0f64;
-    for ((spec, ga), (_, ca)) in gpu_grads.initial_state.columns().zip(cpu_grads.initial_state.columns()) {
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
-        assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{}`: normwise relative error {e:e}", spec.name);
-        worst_s0 = worst_s0.max(e);
-    }
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a nonzero gradient");
-    eprintln!(
-        "{test}: ({h} steps × {} substeps, {n} envs) obs {worst_obs:e}, reward {worst_rew:e} of the scale; \
-         ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}",
-        task.cfg.substeps
-    );
+    eprintln!("{test}: ({h} steps × {} substeps, {n} envs) {m:?}", task.cfg.substeps);
 }
 
 /// The SoftJumper `VecEnv` on the GPU against the CPU one (the smaller body): 6 steps of 4-step
@@ -224,8 +180,8 @@ fn gpu_soft_jumper_vec_env_matches_cpu() {
         let rg = g.step(a.view()).unwrap();
         assert_eq!(rg.truncated, rc.truncated, "step {t}");
         resets += rc.truncated.iter().filter(|&&x| x).count();
-        let eo = scaled_err(rg.obs.as_slice().unwrap(), rc.obs.as_slice().unwrap());
-        let er = scaled_err(rg.reward.as_slice().unwrap(), rc.reward.as_slice().unwrap());
+        let eo = gpu::scaled_err(rg.obs.as_slice().unwrap(), rc.obs.as_slice().unwrap());
+        let er = gpu::scaled_err(rg.reward.as_slice().unwrap(), rc.reward.as_slice().unwrap());
         assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs {eo:e}, reward {er:e} (of the scale)");
     }
     assert_eq!(resets, 2, "one autoreset of every env");
@@ -240,7 +196,7 @@ fn gpu_soft_jumper_vec_env_matches_cpu() {
     let gg = g.backward_sweep(seeds).unwrap();
     assert_eq!(gg.len(), h);
     for t in 0..h {
-        let e = norm_rel_err(gg[t].as_slice().unwrap(), gc[t].as_slice().unwrap());
+        let e = gpu::norm_rel_err(gg[t].as_slice().unwrap(), gc[t].as_slice().unwrap());
         assert!(e <= GRAD_TOL, "∂L/∂action of step {t}: normwise {e:e}");
     }
     assert!(gc[0].iter().any(|x| x.abs() > 1e-6));
