@@ -235,12 +235,18 @@ impl<R: Real> System<R> for Observe {
 #[derive(Clone, Copy, Debug)]
 pub struct Reward;
 
-/// The reward's terms without H (no branches) of env `e`: (v_x + 0.1 up_y + heading,
-/// 0.002 Σ a²). Kept apart so the forward adds H between them, in the order the GPU kernel uses.
-fn smooth_terms<R: Real>(bq: &[R], bqd: &[R], act: &[R], nb: usize, e: usize) -> (R, R) {
-    let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
-    let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
-    (v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X), R::from_f64(ACTION_PENALTY) * a2)
+/// Writes every env's reward with `h(height)` for H: v_x + 0.1 up_y + heading + h − 0.002 Σ a²
+/// (in the order the GPU kernel sums).
+fn write_rewards<R: Real>(model: &ModelView, control: &View<R>, state: &mut ViewMut<R>, h: impl Fn(R) -> R) {
+    let nb = model.count("joint_kind");
+    let act = control.col("act");
+    let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
+    for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
+        let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
+        let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
+        *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + h(p[1])
+            - R::from_f64(ACTION_PENALTY) * a2;
+    }
 }
 
 fn reward_access() -> Vec<ColumnAccess> {
@@ -260,13 +266,7 @@ impl<R: Real> System<R> for Reward {
         reward_access()
     }
     fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
-        let nb = model.count("joint_kind");
-        let act = control.col("act");
-        let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
-        for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
-            let (s, penalty) = smooth_terms(bq, bqd, act, nb, e);
-            *r = s + height_reward(bq[7 * e * nb + 1]).0 - penalty;
-        }
+        write_rewards(model, control, state, |y| height_reward(y).0);
     }
     /// The replay of [`SmoothReward`] (which clears r̄), then height̄ += H'(height) r̄.
     fn adjoint(
@@ -305,13 +305,7 @@ impl<R: Real> System<R> for SmoothReward {
         reward_access()
     }
     fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
-        let nb = model.count("joint_kind");
-        let act = control.col("act");
-        let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
-        for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
-            let (s, penalty) = smooth_terms(bq, bqd, act, nb, e);
-            *r = s - penalty;
-        }
+        write_rewards(model, control, state, |_| R::zero());
     }
     diffsim_engine::replay_adjoint_impl!();
 }
