@@ -22,12 +22,12 @@
 
 use std::sync::Arc;
 
-use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
+use diffsim_engine::gpu_sim::Scatter;
 use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig};
 use diffsim_tasks::{HandFlip, HandFlipConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, Cases, Tol, Visit, gpu_or_skip};
+use diffsim_tests::gpu::{self, Cases, RolloutSpec, Tol, Visit, gpu_or_skip};
 
 const CASES: u32 = 6;
 /// The FK kernels against the CPU's f32 forward and f64 reverse-tape adjoint: 24 joints of
@@ -174,57 +174,6 @@ fn gpu_fluid_move_kernels_match_cpu() {
     assert!(touched > 0, "no case exercised the container's projection");
 }
 
-/// Rollout parity: obs and rewards of every step, ∂L/∂act of every step (module docs).
-struct Rollout {
-    obs: f64,
-    reward: f64,
-    /// max |r_gpu − r_cpu| (HandFlip's r = 1 − dist/d0 ∈ [−1, 1] cancels to ~1e-2 early on).
-    reward_abs: f64,
-    act: f64,
-    /// CPU f32 vs CPU f64, ∂L/∂act (for scale).
-    f32_act: f64,
-    /// GPU vs CPU f64, ∂L/∂act.
-    gpu_f64_act: f64,
-    /// ∂L/∂act, the worst step's normwise relative error: GPU vs CPU f32, and `[gpu, cpu]`
-    /// against the f64 rollout.
-    act_norm: f64,
-    act_norm_f64: [f64; 2],
-}
-
-fn rollout<T: SimFactory>(gpu: Arc<Gpu>, task: &T, h: usize, na: usize, seed: u64, scatter: Scatter) -> Rollout {
-    let mut cpu: Sim<f32> = task.sim().unwrap();
-    let mut cpu64: Sim<f64> = task.sim().unwrap();
-    let readback = vec!["obs".to_string(), "reward".to_string()];
-    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter, readback }).unwrap();
-    let init = cpu.state.clone();
-    let mut rng = Rng::new(seed);
-    let actions = gpu::random_actions(&mut rng, h, na * cpu.num_envs());
-    let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut cpu64), &actions, &obs_seed).unwrap();
-    let reward_abs =
-        run.reward.iter().flat_map(|[g, c]| g.iter().zip(c).map(|(a, b)| f64::from((a - b).abs()))).fold(0.0, f64::max);
-    let [gpu_grads, cpu_grads] = &run.grads;
-    if scatter == Scatter::Deterministic {
-        // A fixed reduction order (P2G, reverse G2P and the bodies' pose adjoints): a rerun is
-        // bitwise equal.
-        let again = gpu::gpu_rerun(&mut g, &init, &actions, &obs_seed).unwrap();
-        assert_eq!(&again.controls, &gpu_grads.controls, "a deterministic rerun differs");
-        assert_eq!(&again.initial_state, &gpu_grads.initial_state, "a deterministic rerun differs");
-    }
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a trivially zero gradient");
-    let exact = run.exact.as_ref().unwrap();
-    Rollout {
-        obs: gpu::worst_step(&run.obs, 1e-3),
-        reward: gpu::worst_step(&run.reward, 1e-3),
-        reward_abs,
-        act: gpu::worst_act(gpu_grads, cpu_grads, 1e-3),
-        f32_act: gpu::worst_act(cpu_grads, exact, 1e-3),
-        gpu_f64_act: gpu::worst_act(gpu_grads, exact, 1e-3),
-        act_norm: gpu::worst_act_norm(gpu_grads, cpu_grads),
-        act_norm_f64: [gpu::worst_act_norm(gpu_grads, exact), gpu::worst_act_norm(cpu_grads, exact)],
-    }
-}
-
 /// Rollout tolerances. Obs and rewards: the atomics' order and the f32 SVD, carried over the
 /// rollout, measured below 1e-4 (`OBS_TOL`). ∂L/∂act: see each test.
 const OBS_TOL: f64 = 1e-4;
@@ -255,23 +204,11 @@ const FLUID_GRAD_TOL: f64 = 0.1;
 fn gpu_fluid_move_rollout_matches_cpu() {
     let test = "gpu_fluid_move_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let r = rollout(gpu, &small_fluid_move(2), 32, 3, 21, Scatter::Atomic);
-    eprintln!(
-        "{test}: (32 steps, 2 envs) max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e} (normwise {:e}); \
-         ∂L/∂act vs f64, CPU f32 / GPU: {:e} / {:e} (normwise {:e} / {:e})",
-        r.obs,
-        r.reward,
-        r.reward_abs,
-        r.act,
-        r.act_norm,
-        r.f32_act,
-        r.gpu_f64_act,
-        r.act_norm_f64[1],
-        r.act_norm_f64[0]
-    );
+    let spec = RolloutSpec { steps: 32, action_width: 3 * 2, seed: 21, scatter: Scatter::Atomic };
+    let r = gpu::task_rollout(test, gpu, &small_fluid_move(2), spec);
     assert!(r.obs <= OBS_TOL && r.reward_abs <= SPILL_REWARD_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act_norm <= FLUID_GRAD_TOL, "∂L/∂act: {:e} normwise", r.act_norm);
-    let [gpu_f64, cpu_f64] = r.act_norm_f64;
+    let [cpu_f64, gpu_f64] = r.act_norm_f64;
     assert!(gpu_f64 <= 2.0 * cpu_f64 + 1e-5, "∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}");
 }
 
@@ -379,12 +316,8 @@ fn gpu_hand_flip_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let task = small_hand_flip(2);
     let dof = task.tree().dof();
-    let r = rollout(gpu, &task, 32, dof, 23, Scatter::Deterministic);
-    eprintln!(
-        "{test}: (32 steps, 2 envs) max rel err obs {:e}, reward {:e} (abs {:e}), ∂L/∂act {:e}; ∂L/∂act vs f64: \
-         CPU f32 {:e}, GPU {:e}",
-        r.obs, r.reward, r.reward_abs, r.act, r.f32_act, r.gpu_f64_act
-    );
+    let spec = RolloutSpec { steps: 32, action_width: dof * 2, seed: 23, scatter: Scatter::Deterministic };
+    let r = gpu::task_rollout(test, gpu, &task, spec);
     assert!(r.obs <= OBS_TOL && r.reward_abs <= OBS_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act <= 5e-3, "∂L/∂act: {:e}", r.act);
 }
