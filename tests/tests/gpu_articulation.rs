@@ -266,30 +266,20 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
         assert!(e <= OBS_TOL, "final `{name}`: error {e:e} of the scale");
         worst_state = worst_state.max(e);
     }
-    let add = |adj: &mut Columns<f64>, name: &str, w: &[f32]| {
-        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += f64::from(*s));
-    };
-    let add32 = |adj: &mut Columns<f32>, name: &str, w: &[f32]| {
-        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += s);
-    };
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            add32(adj, "body_q", &w_body);
-            if t == h - 1 {
-                add32(adj, "joint_q", &w_q);
-                add32(adj, "joint_qd", &w_qd);
-            }
-        })
-        .unwrap();
-    let exact_grads = exact
-        .backward(|t, adj| {
-            add(adj, "body_q", &w_body);
-            if t == h - 1 {
-                add(adj, "joint_q", &w_q);
-                add(adj, "joint_qd", &w_qd);
-            }
-        })
-        .unwrap();
+    // L's seed into ∂L/∂(state after step t), in either precision.
+    fn seed<R: Real>(adj: &mut Columns<R>, last: bool, [w_body, w_q, w_qd]: [&[f32]; 3]) {
+        let mut add = |name: &str, w: &[f32]| {
+            adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += R::from_f64(f64::from(*s)));
+        };
+        add("body_q", w_body);
+        if last {
+            add("joint_q", w_q);
+            add("joint_qd", w_qd);
+        }
+    }
+    let w = [&w_body[..], &w_q[..], &w_qd[..]];
+    let cpu_grads = cpu.backward(|t, adj| seed(adj, t == h - 1, w)).unwrap();
+    let exact_grads = exact.backward(|t, adj| seed(adj, t == h - 1, w)).unwrap();
     let gpu_grads = g
         .backward(|t, seeds: &mut Seeds| {
             seeds.add("body_q", w_body.clone());
