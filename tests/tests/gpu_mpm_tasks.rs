@@ -34,8 +34,17 @@ const CASES: u32 = 6;
 /// quaternion products in f32 accumulate a few ulps per level (up to 6 deep): measured up to
 /// 2e-6 forward and 1.2e-4 adjoint (`kin_q`, where the two poses' shares cancel).
 const FK_TOL: f64 = 5e-4;
-/// Transfer with the container (FluidMove): measured up to 2.1e-4 over ~10 runs.
-const TRANSFER_TOL_RIGID: f64 = 1e-3;
+/// Transfer with the container (FluidMove): over 40 fixed seeds (6 cases per test run draw new
+/// ones) the worst column's error had median 7e-5 and maximum 3.4e-4, but random cases reach
+/// further: 1.06e-3 (`mpm_C`) in one run, and seed 13699807112761172128 gave 3.1e-3 and 4.2e-3
+/// on two runs (atomic order) in env 1's
+/// `collider_q` adjoint, where its seed −0.958 and the nodes' sum +0.94 cancel to −0.017 while the
+/// column's scale (env 0's entry) is 26: an absolute 1.1e-4 on a sum over the touched nodes of
+/// terms carrying 1/Δt (the container's node velocity, as `TRANSFER_TOL_BODIES` explains for the
+/// hand), summed in f32 with atomics on the GPU and in f64 on the CPU's tape. Held to 1e-2 as the
+/// hand's: a missing or wrong term of the pose adjoint shows as O(1) (the pose columns keep their
+/// seeds where the kernel does nothing). (It was 1e-3, which such cases failed.)
+const TRANSFER_TOL_RIGID: f64 = 1e-2;
 /// Transfer with the hand (HandFlip), on the well-conditioned poses of `hand_state`: over 150
 /// random states the worst column's error had median 1.0e-4, 99th percentile 1.6e-3, maximum
 /// 2.5e-3 (`mpm_C`); the CPU's own f32 path differs from f64 by up to 1.3e-3. The body velocity
