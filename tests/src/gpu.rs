@@ -7,7 +7,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter, Seeds};
-use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Gradients, ModelView, Real, Sim, SimFactory, StepCx, System};
+use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Gradients, ModelView, Real, Sim, StepCx, System};
 
 /// The GPU, or `None` (after saying so) when no adapter exists at all. With
 /// `DIFFSIM_REQUIRE_GPU=1` (CI, where lavapipe is installed) a missing adapter fails instead, so
@@ -473,13 +473,18 @@ pub struct RolloutSpec {
     pub scatter: Scatter,
 }
 
-/// A whole task on the GPU against the CPU: the rollout of `spec` through [`rollout`], with the
-/// task's f64 `Sim` as the reference. Asserts that every system has GPU kernels, that the gradient is
+/// A whole task on the GPU against the CPU: the rollout of `spec` through [`rollout`] from `cpu`'s
+/// state, with `cpu64` (the same task in f64) as the reference. Asserts that every system has GPU kernels, that the gradient is
 /// not trivially zero and, in `Scatter::Deterministic`, that a rerun reproduces the GPU's
 /// gradients bit for bit; prints the errors under `test` and returns them for the test's own
 /// tolerances.
-pub fn task_rollout(test: &str, gpu: Arc<Gpu>, task: &impl SimFactory, spec: RolloutSpec) -> RolloutErrors {
-    let (mut cpu, mut cpu64): (Sim<f32>, Sim<f64>) = (task.sim().unwrap(), task.sim().unwrap());
+pub fn task_rollout(
+    test: &str,
+    gpu: Arc<Gpu>,
+    mut cpu: Sim<f32>,
+    mut cpu64: Sim<f64>,
+    spec: RolloutSpec,
+) -> RolloutErrors {
     assert_eq!(GpuSim::first_without_kernels(&cpu), None);
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: spec.scatter, readback }).unwrap();
@@ -515,4 +520,18 @@ pub fn task_rollout(test: &str, gpu: Arc<Gpu>, task: &impl SimFactory, spec: Rol
     }
     assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "{test}: a zero gradient");
     e
+}
+
+/// [`task_rollout`] in `Scatter::Deterministic`: `h` steps, `width` actions per step, `seed`.
+pub fn deterministic_rollout(
+    test: &str,
+    gpu: Arc<Gpu>,
+    cpu: Sim<f32>,
+    cpu64: Sim<f64>,
+    h: usize,
+    width: usize,
+    seed: u64,
+) -> RolloutErrors {
+    let spec = RolloutSpec { steps: h, action_width: width, seed, scatter: Scatter::Deterministic };
+    task_rollout(test, gpu, cpu, cpu64, spec)
 }

@@ -5,9 +5,9 @@
 //! With no adapter at all the test prints `SKIPPED: ...` and returns; any other GPU failure
 //! fails it.
 
-use diffsim_engine::gpu_sim::Scatter;
+use diffsim_engine::SimFactory;
 use diffsim_tasks::{AntRun, AntRunConfig};
-use diffsim_tests::gpu::{self, RolloutSpec, gpu_or_skip};
+use diffsim_tests::gpu::{self, gpu_or_skip};
 
 /// Rollout tolerances (max relative error, floored at 1e-3 of each column's scale). The GPU's
 /// kernels each match the CPU's f32 path to ~1e-5 (contacts to 1e-4: `gpu_contact.rs`), and a
@@ -30,12 +30,7 @@ fn gpu_ant_run_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let n = 2;
     let task = AntRun::new(AntRunConfig { num_envs: n, threads: 1, ..AntRunConfig::default() });
-    let e = gpu::task_rollout(
-        test,
-        gpu,
-        &task,
-        RolloutSpec { steps: 32, action_width: 8 * n, seed: 5, scatter: Scatter::Deterministic },
-    );
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 32, 8 * n, 5);
     assert!(e.obs <= OBS_TOL && e.reward <= OBS_TOL, "{e:?}");
     assert!(e.act <= GRAD_TOL && e.init <= GRAD_TOL, "{e:?}");
     assert!(e.act_f64[1] <= 2.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");

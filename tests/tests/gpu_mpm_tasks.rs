@@ -214,7 +214,8 @@ fn gpu_fluid_move_rollout_matches_cpu() {
     let test = "gpu_fluid_move_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
     let spec = RolloutSpec { steps: 32, action_width: 3 * 2, seed: 21, scatter: Scatter::Atomic };
-    let r = gpu::task_rollout(test, gpu, &small_fluid_move(2), spec);
+    let task = small_fluid_move(2);
+    let r = gpu::task_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), spec);
     assert!(r.obs <= OBS_TOL && r.reward_abs <= SPILL_REWARD_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act_norm <= FLUID_GRAD_TOL, "∂L/∂act: {:e} normwise", r.act_norm);
     let [cpu_f64, gpu_f64] = r.act_norm_f64;
@@ -326,7 +327,7 @@ fn gpu_hand_flip_rollout_matches_cpu() {
     let task = small_hand_flip(2);
     let dof = task.tree().dof();
     let spec = RolloutSpec { steps: 32, action_width: dof * 2, seed: 23, scatter: Scatter::Deterministic };
-    let r = gpu::task_rollout(test, gpu, &task, spec);
+    let r = gpu::task_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), spec);
     assert!(r.obs <= OBS_TOL && r.reward_abs <= OBS_TOL, "obs {:e}, reward (abs) {:e}", r.obs, r.reward_abs);
     assert!(r.act <= 5e-3, "∂L/∂act: {:e}", r.act);
 }

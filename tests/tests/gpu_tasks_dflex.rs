@@ -12,7 +12,7 @@ use diffsim_engine::{Columns, Schedule, Sim, SimFactory, Stage};
 use diffsim_tasks::hopper::{self, Observe, Reward, Terminate};
 use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig, humanoid};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, Cases, RolloutSpec, Visit, gpu_or_skip};
+use diffsim_tests::gpu::{self, Cases, Visit, gpu_or_skip};
 
 /// Per-system tolerance (relative; values below `FLOOR` × the column's max |value| are compared
 /// against that scale). See `gpu_hopper_task_systems_match_cpu`.
@@ -134,12 +134,7 @@ fn gpu_hopper_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let n = 2;
     let task = Hopper::new(HopperConfig { num_envs: n, threads: 1, ..HopperConfig::default() });
-    let e = gpu::task_rollout(
-        test,
-        gpu,
-        &task,
-        RolloutSpec { steps: 32, action_width: 3 * n, seed: 7, scatter: Scatter::Deterministic },
-    );
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 32, 3 * n, 7);
     assert!(e.obs <= OBS_TOL && e.reward <= OBS_TOL, "{e:?}");
     assert!(e.act <= GRAD_TOL && e.init <= GRAD_TOL, "{e:?}");
     assert!(e.act_f64[1] <= 2.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
@@ -268,12 +263,7 @@ fn gpu_humanoid_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let n = 2;
     let task = Humanoid::new(HumanoidConfig { num_envs: n, threads: 1, ..HumanoidConfig::default() });
-    let e = gpu::task_rollout(
-        test,
-        gpu,
-        &task,
-        RolloutSpec { steps: 8, action_width: 21 * n, seed: 11, scatter: Scatter::Deterministic },
-    );
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 8, 21 * n, 11);
     assert!(e.obs <= HUMANOID_OBS_TOL && e.reward <= HUMANOID_OBS_TOL, "{e:?}");
     assert!(e.act <= HUMANOID_GRAD_TOL && e.init <= HUMANOID_GRAD_TOL, "{e:?}");
     assert!(e.act_f64[1] <= 3.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
