@@ -161,15 +161,22 @@ impl Task for Humanoid {
     }
 }
 
-/// H(height): c = clip(height − 0.84, −1, 0.1); 10 c if c > 0 else −200 c².
-fn height_reward<R: Real>(height: R) -> R {
+/// H(height) and dH/dheight: c = clip(height − 0.84, −1, 0.1); H = 10 c if c ≥ 0 else −200 c².
+/// The branch is picked from d = height − 0.84 computed in `R`, so the adjoint, which calls this
+/// in the same `R` on the same pre-state, differentiates the branch the forward took (see
+/// [`Reward`]).
+fn height_reward<R: Real>(height: R) -> (R, R) {
     let d = height - R::from_f64(TERMINATION_HEIGHT + HEIGHT_TOLERANCE);
-    let c = match d.to_f64() {
-        x if x < -1.0 => R::from_f64(-1.0),
-        x if x > HEIGHT_TOLERANCE => R::from_f64(HEIGHT_TOLERANCE),
-        _ => d,
+    let (c, dc) = match d.to_f64() {
+        x if x < -1.0 => (R::from_f64(-1.0), R::zero()),
+        x if x > HEIGHT_TOLERANCE => (R::from_f64(HEIGHT_TOLERANCE), R::zero()),
+        _ => (d, R::one()),
     };
-    if c.to_f64() < 0.0 { R::from_f64(-200.0) * c * c } else { R::from_f64(HEIGHT_REWARD_SCALE) * c }
+    if c.to_f64() < 0.0 {
+        (R::from_f64(-200.0) * c * c, R::from_f64(-400.0) * c * dc)
+    } else {
+        (R::from_f64(HEIGHT_REWARD_SCALE) * c, R::from_f64(HEIGHT_REWARD_SCALE) * dc)
+    }
 }
 
 /// `humanoid.observe` (see the module docs). Adjoint: recorded replay.
@@ -217,37 +224,171 @@ impl<R: Real> System<R> for Observe {
     diffsim_engine::replay_adjoint_impl!();
 }
 
-/// `humanoid.reward`: r = v_x + 0.1 up_y + heading + H(height) − 0.002 Σ a². Adjoint: recorded
-/// replay.
+/// `humanoid.reward`: r = v_x + 0.1 up_y + heading + H(height) − 0.002 Σ a².
+///
+/// Adjoint: the smooth part ([`SmoothReward`]) by recorded replay, H by hand in `R`. A replay
+/// re-runs the forward on an f64 tape, so it would pick H's branch from d recomputed in f64,
+/// and at the f32 edges that is the other branch: height = 0.84 as f32 gives d = 0 in f32 (the
+/// linear branch, H' = 10) but 0.84f32 − 0.84 = −2.4e-8 in f64 (the quadratic branch,
+/// H' ≈ 1e-5); likewise heights whose f32 difference rounds onto −1. H' from [`height_reward`]
+/// in `R` is the derivative of the branch the forward took, for every `R`.
 #[derive(Clone, Copy, Debug)]
 pub struct Reward;
+
+/// Writes every env's reward with `h(height)` for H: v_x + 0.1 up_y + heading + h − 0.002 Σ a²
+/// (in the order the GPU kernel sums).
+fn write_rewards<R: Real>(model: &ModelView, control: &View<R>, state: &mut ViewMut<R>, h: impl Fn(R) -> R) {
+    let nb = model.count("joint_kind");
+    let act = control.col("act");
+    let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
+    for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
+        let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
+        let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
+        *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + h(p[1])
+            - R::from_f64(ACTION_PENALTY) * a2;
+    }
+}
+
+fn reward_access() -> Vec<ColumnAccess> {
+    vec![
+        ColumnAccess::state("body_q", 7),
+        ColumnAccess::state("body_qd", 6),
+        ColumnAccess::control("act", HINGES),
+        ColumnAccess::write("reward", 1),
+    ]
+}
 
 impl<R: Real> System<R> for Reward {
     fn name(&self) -> &str {
         "humanoid.reward"
     }
     fn access(&self) -> Vec<ColumnAccess> {
-        vec![
-            ColumnAccess::state("body_q", 7),
-            ColumnAccess::state("body_qd", 6),
-            ColumnAccess::control("act", HINGES),
-            ColumnAccess::write("reward", 1),
-        ]
+        reward_access()
     }
     fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
+        write_rewards(model, control, state, |y| height_reward(y).0);
+    }
+    /// The replay of [`SmoothReward`] (which clears r̄), then height̄ += H'(height) r̄.
+    fn adjoint(
+        &self,
+        cx: &StepCx,
+        model: &ModelView,
+        control: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        adj_control: &mut ViewMut<R>,
+    ) {
         let nb = model.count("joint_kind");
-        let act = control.col("act");
-        let [bq, bqd, r] = state.cols_mut(["body_q", "body_qd", "reward"]);
-        for (e, r) in r.iter_mut().enumerate().take(model.num_envs()) {
-            let Torso { p, rot, v, .. } = torso(bq, bqd, nb, e);
-            let a2 = act[HINGES * e..HINGES * (e + 1)].iter().fold(R::zero(), |s, &a| s + a * a);
-            *r = v[0] + R::from_f64(0.1) * rot[1][1] + heading_to_target(p, &rot, TARGET_X) + height_reward(p[1])
-                - R::from_f64(ACTION_PENALTY) * a2;
+        let r_bar = adj.col("reward").to_vec();
+        diffsim_engine::replay_adjoint(&SmoothReward, cx, model, control, pre, adj, adj_control);
+        let (bq, abq) = (pre.col("body_q"), adj.col_mut("body_q"));
+        for (e, &g) in r_bar.iter().enumerate().take(model.num_envs()) {
+            let i = 7 * e * nb + 1;
+            abq[i] += height_reward(bq[i]).1 * g;
         }
     }
     /// `humanoid_gpu`: one invocation per env, forward and adjoint.
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(*self))
     }
+}
+
+/// [`Reward`] without H: what its adjoint replays.
+#[derive(Clone, Copy, Debug)]
+struct SmoothReward;
+
+impl<R: Real> System<R> for SmoothReward {
+    fn name(&self) -> &str {
+        "humanoid.reward.smooth"
+    }
+    fn access(&self) -> Vec<ColumnAccess> {
+        reward_access()
+    }
+    fn forward(&self, _: &StepCx, model: &ModelView, control: &View<R>, state: &mut ViewMut<R>) {
+        write_rewards(model, control, state, |_| R::zero());
+    }
     diffsim_engine::replay_adjoint_impl!();
+}
+
+#[cfg(test)]
+mod tests {
+    use diffsim_engine::{Columns, SimFactory};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const OFFSET: f32 = (TERMINATION_HEIGHT + HEIGHT_TOLERANCE) as f32;
+
+    /// dH/dheight of the branch an f32 forward takes at `y`, worked out here from
+    /// d = y − 0.84 rounded to f32 (the CPU's f32 forward and the GPU kernel both branch on it).
+    fn f32_branch_slope(y: f32) -> f64 {
+        let d = y - OFFSET;
+        match f64::from(d) {
+            x if x < -1.0 => 0.0,
+            x if x < 0.0 => -400.0 * x,
+            x if x <= HEIGHT_TOLERANCE => HEIGHT_REWARD_SCALE,
+            _ => 0.0,
+        }
+    }
+
+    /// The f32 heights where branching on d in f32 and in f64 disagree, and their neighbours:
+    /// 0.84 as f32 (d = 0 in f32, −2.4e-8 in f64), the highest height whose f32 d rounds onto −1
+    /// while the exact d is below it, and the lowest height whose d exceeds 0.1.
+    fn edges() -> Vec<f32> {
+        let mut low = -0.16f32;
+        while !(f64::from(low - OFFSET) == -1.0 && f64::from(low) - f64::from(OFFSET) < -1.0) {
+            low = low.next_down();
+            assert!(low > -0.2, "no f32 height rounds onto the lower clip");
+        }
+        let mut clip = 0.93f32;
+        while f64::from(clip - OFFSET) <= HEIGHT_TOLERANCE {
+            clip = clip.next_up();
+        }
+        vec![OFFSET, OFFSET.next_up(), OFFSET.next_down(), low, low.next_up(), low.next_down(), clip, clip.next_down()]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// `humanoid.reward`'s f32 adjoint at the torso height (r̄ seeded, every other cotangent
+        /// zero) is (∂v_x/∂height + H') r̄ = (−ω_z + H') r̄ with H' of the branch the f32 forward
+        /// took, at heights drawn from the edges where an f64 recomputation branches otherwise
+        /// (the replayed adjoint did: H' ≈ 1e-5 instead of 10 at 0.84 as f32, 0 instead of 400
+        /// at the lower edge) and from the four branches.
+        #[test]
+        fn reward_adjoint_differentiates_the_branch_the_f32_forward_took(
+            edge in 0usize..8,
+            on_edge in any::<bool>(),
+            inside in -0.5f32..1.5,
+            twist in proptest::array::uniform6(-1.0f32..1.0),
+            act in -1.0f32..1.0,
+            r_bar in 0.5f32..2.0,
+        ) {
+            let task = Humanoid::new(HumanoidConfig { num_envs: 1, threads: 1, ..HumanoidConfig::default() });
+            let sim: Sim<f32> = task.sim().unwrap();
+            let y = if on_edge { edges()[edge] } else { inside };
+            let mut state = sim.state.clone();
+            state.get_mut("body_q").unwrap()[1] = y;
+            state.get_mut("body_qd").unwrap()[..6].copy_from_slice(&twist);
+            let mut control = sim.control.clone();
+            control.get_mut("act").unwrap().fill(act);
+            let mut adj = Columns::zeros(sim.state.layout().clone(), 1);
+            adj.get_mut("reward").unwrap()[0] = r_bar;
+            let mut adj_c = Columns::zeros(sim.control.layout().clone(), 1);
+            let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+            let model = sim.model.view_all();
+            Reward.adjoint(
+                &cx,
+                &model,
+                &control.view_all(),
+                &state.view_all(),
+                &mut adj.view_all_mut(),
+                &mut adj_c.view_all_mut(),
+            );
+            let got = f64::from(adj.get("body_q").unwrap()[1]);
+            let want = (f32_branch_slope(y) - f64::from(twist[2])) * f64::from(r_bar);
+            prop_assert!((got - want).abs() <= 1e-5 * (1.0 + want.abs()), "height {y:e}: adjoint {got} != {want}");
+            prop_assert_eq!(adj.get("reward").unwrap()[0], 0.0);
+        }
+    }
 }

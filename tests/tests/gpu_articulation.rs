@@ -16,13 +16,13 @@
 use diffsim_engine::articulation::LimitGains;
 use diffsim_engine::components::{Body, Gravity, Joint, JointKind};
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{ColumnSpec, Columns, Cpu, GpuSim, Real, Scene, Sim, SimFactory, StepCx};
+use diffsim_engine::{ColumnSpec, Columns, Cpu, GpuSim, Real, Scene, Sim, SimFactory};
 use diffsim_systems::articulation::{self, Contacts, JointForces};
 use diffsim_tasks::{
     AntRun, AntRunConfig, Cartpole, CartpoleConfig, HandReorient, HandReorientConfig, Humanoid, HumanoidConfig,
 };
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
+use diffsim_tests::gpu::{self, Cases, gpu_or_skip};
 use glam::Vec3;
 
 /// `sim` with its schedule replaced by the articulation substep alone (no contacts: those are
@@ -88,21 +88,13 @@ fn rig_sim<R: Real>() -> Sim<R> {
     Sim::new(packed.model, state, packed.control, schedule, Cpu::new(1)).unwrap()
 }
 
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
-    }
-    c
-}
-
 /// A random state around `rest`: joint coordinates moved by up to ±0.4 (the rig's limits at
 /// −0.2/0.3 and −0.5/0.6 are crossed in about half the draws), the quaternions of every free
 /// and ball joint turned by a random rotation of up to ~0.5 rad and renormalized, velocities
 /// ±1.5, joint forces and external body forces ±5.
 fn random_state(rng: &mut Rng, sim: &Sim<f32>) -> Columns<f32> {
     use diffsim_engine::articulation::{KIND_BALL, KIND_FREE};
-    let mut s = random_columns(rng, &sim.state, -1.5, 1.5);
+    let mut s = gpu::random_columns(rng, &sim.state, -1.5, 1.5);
     let q0 = sim.state.get("joint_q").unwrap().to_vec();
     let q = s.get_mut("joint_q").unwrap();
     for (x, &r) in q.iter_mut().zip(&q0) {
@@ -132,17 +124,6 @@ fn random_state(rng: &mut Rng, sim: &Sim<f32>) -> Columns<f32> {
     s
 }
 
-/// The largest error over the columns (and which), checked against `tol`.
-fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
-    let mut worst = 0.0f64;
-    for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = gpu::max_rel_err(g, c, floor);
-        assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
-        worst = worst.max(e);
-    }
-    worst
-}
-
 /// Tolerances: forward outputs within 1e-5 of max(|value|, 1e-3 × the column's max |value|);
 /// adjoints within `adjoint_tol` of max(|value|, 1e-2 × the column's max |value|). The CPU
 /// computes its adjoints in f64 from the f32 state and the GPU in f32, and an adjoint entry is
@@ -160,47 +141,17 @@ fn adjoint_tol(name: &str) -> f64 {
 }
 
 /// Every system of `sim`'s schedule, forward and adjoint, GPU vs CPU, over `cases` random
-/// states, controls and adjoints.
+/// states, controls and adjoints (seeds 1000, 1001, …: the tolerances were measured on them).
 /// `conditioning` scales integrate's tolerances (forward and adjoint) for models whose mass
 /// matrix is ill-conditioned: the f32 Cholesky's error grows with κ(H) ε (see `rig_sim`).
 fn kernels_match_cpu(sim: &Sim<f32>, cases: u64, conditioning: f64, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let mut g = GpuSim::new(gpu, sim, GpuOptions { scatter: Scatter::Deterministic, readback: Vec::new() }).unwrap();
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(
-        g.system_names(),
-        cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "the GPU mirrors the schedule in order"
-    );
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let mut worst: Vec<(String, f64, f64)> = Vec::new();
-    for seed in 0..cases {
-        let mut rng = Rng::new(1000 + seed);
-        let state = random_state(&mut rng, sim);
-        let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-        let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-        let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-        g.write_control(&control).unwrap();
-        for (i, sys) in cpu_systems.iter().enumerate() {
-            let name = sys.name();
-            let scale = if name == "articulation.integrate" { conditioning } else { 1.0 };
-            let (ftol, atol) = (FORWARD_TOL * scale, adjoint_tol(name) * scale);
-            let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-            let [got, cpu] = &run.forward;
-            let wf = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, ftol, FORWARD_FLOOR);
-            let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-            let mut wa = columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, atol, ADJOINT_FLOOR);
-            wa = wa.max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, atol, ADJOINT_FLOOR));
-            match worst.iter_mut().find(|w| w.0 == name) {
-                Some(w) => (w.1, w.2) = (w.1.max(wf), w.2.max(wa)),
-                None => worst.push((name.to_string(), wf, wa)),
-            }
-        }
-    }
-    for (name, wf, wa) in worst {
-        eprintln!("{test}: {name}: max relative error forward {wf:e}, adjoint {wa:e}");
-    }
+    let tol = |name: &str| {
+        let scale = if name == "articulation.integrate" { conditioning } else { 1.0 };
+        [(FORWARD_TOL * scale, FORWARD_FLOOR), (adjoint_tol(name) * scale, ADJOINT_FLOOR)]
+    };
+    let (seeds, state) = (Cases::Seeds(1000..1000 + cases), |rng: &mut Rng| random_state(rng, sim));
+    gpu::for_each_system(test, gpu, sim, Scatter::Deterministic, seeds, &|_| true, state, tol, |_| {});
 }
 
 #[test]
@@ -243,19 +194,6 @@ fn gpu_cartpole_kernels_match_cpu() {
     kernels_match_cpu(&cartpole(2).sim().unwrap(), 3, 1.0, "gpu_cartpole_kernels_match_cpu");
 }
 
-/// ‖a − b‖ / ‖b‖.
-fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den.max(1e-60)).sqrt()
-}
-
-/// max |a − b| / max |b|.
-fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())).max(1e-30);
-    a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
-}
-
 /// Rollout tolerances: obs, reward and state of every step within `OBS_TOL` × the column's scale
 /// (max |value|), ∂L/∂act of every step and ∂L/∂(initial state) within `GRAD_TOL` normwise, and
 /// the GPU's ∂L/∂act no farther from the f64 CPU rollout than 2 × the CPU f32 path's plus 1e-5.
@@ -269,7 +207,6 @@ const GRAD_TOL: f64 = 1e-4;
 
 #[test]
 fn gpu_cartpole_rollout_matches_cpu() {
-    use diffsim_engine::gpu_sim::Seeds;
     let test = "gpu_cartpole_rollout_matches_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
     let (n, h) = (2, 32);
@@ -285,78 +222,14 @@ fn gpu_cartpole_rollout_matches_cpu() {
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
     let mut rng = Rng::new(5);
-    let actions: Vec<Vec<f32>> = (0..h).map(|_| (0..n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect()).collect();
+    let actions = gpu::random_actions(&mut rng, h, n);
     let obs_seed: Vec<f32> = (0..5 * n).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
-    cpu.record();
-    g.record();
-    exact.record();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, a) in actions.iter().enumerate() {
-        cpu.set_control("act", a).unwrap();
-        cpu.step().unwrap();
-        g.set_control("act", a).unwrap();
-        g.step().unwrap();
-        exact.set_control("act", &a.iter().map(|&x| f64::from(x)).collect::<Vec<_>>()).unwrap();
-        exact.step().unwrap();
-        let eo = scaled_err(g.host("obs").unwrap(), cpu.state.get("obs").unwrap());
-        let er = scaled_err(g.host("reward").unwrap(), cpu.state.get("reward").unwrap());
-        assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
-        worst_obs = worst_obs.max(eo);
-        worst_rew = worst_rew.max(er);
-    }
+    let run = gpu::rollout(&mut g, &mut cpu, Some(&mut exact), &actions, &obs_seed).unwrap();
     // The pole swung: θ moved by more than 0.2 rad in some env.
     let th: Vec<f32> = cpu.state.get("joint_q").unwrap().iter().skip(1).step_by(2).copied().collect();
     assert!(th.iter().any(|&x| (x - (std::f32::consts::PI - 0.3)).abs() > 0.2), "θ {th:?}: the pole barely moved");
-    // L = −mean reward + a random linear function of the last observation.
-    let w = -1.0 / (h * n) as f32;
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += w);
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += s);
-            }
-        })
-        .unwrap();
-    let exact_grads = exact
-        .backward(|t, adj| {
-            adj.get_mut("reward").unwrap().iter_mut().for_each(|x| *x += f64::from(w));
-            if t == h - 1 {
-                adj.get_mut("obs").unwrap().iter_mut().zip(&obs_seed).for_each(|(x, s)| *x += f64::from(*s));
-            }
-        })
-        .unwrap();
-    let gpu_grads = g
-        .backward(|t, seeds: &mut Seeds| {
-            seeds.add("reward", vec![w; n]);
-            if t == h - 1 {
-                seeds.add("obs", obs_seed.clone());
-            }
-        })
-        .unwrap();
-    let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
-    for t in 0..h {
-        let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
-        let e = norm_rel_err(ga, ca);
-        assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
-        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
-        worst_grad = worst_grad.max(e);
-        gpu_f64 = gpu_f64.max(eg);
-        cpu_f64 = cpu_f64.max(ec);
-    }
-    let mut worst_s0 = 0.0f64;
-    for ((spec, ga), (_, ca)) in gpu_grads.initial_state.columns().zip(cpu_grads.initial_state.columns()) {
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
-        assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{}`: normwise relative error {e:e}", spec.name);
-        worst_s0 = worst_s0.max(e);
-    }
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a nonzero gradient");
-    eprintln!(
-        "{test}: ({h} steps × {} substeps, {n} envs) obs {worst_obs:e}, reward {worst_rew:e} of the scale; \
-         ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}",
-        task.cfg.substeps
-    );
+    let m = gpu::normwise_check(&run, OBS_TOL, GRAD_TOL);
+    eprintln!("{test}: ({h} steps × {} substeps, {n} envs) {m:?}", task.cfg.substeps);
 }
 
 /// `h` recorded steps of `cpu` (f32), `exact` (the same in f64) and the GPU with random actions,
@@ -389,34 +262,24 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     let got = g.read_state().unwrap();
     let mut worst_state = 0.0f64;
     for name in ["joint_q", "joint_qd", "body_q", "body_qd"] {
-        let e = scaled_err(got.get(name).unwrap(), cpu.state.get(name).unwrap());
+        let e = gpu::scaled_err(got.get(name).unwrap(), cpu.state.get(name).unwrap());
         assert!(e <= OBS_TOL, "final `{name}`: error {e:e} of the scale");
         worst_state = worst_state.max(e);
     }
-    let add = |adj: &mut Columns<f64>, name: &str, w: &[f32]| {
-        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += f64::from(*s));
-    };
-    let add32 = |adj: &mut Columns<f32>, name: &str, w: &[f32]| {
-        adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += s);
-    };
-    let cpu_grads = cpu
-        .backward(|t, adj| {
-            add32(adj, "body_q", &w_body);
-            if t == h - 1 {
-                add32(adj, "joint_q", &w_q);
-                add32(adj, "joint_qd", &w_qd);
-            }
-        })
-        .unwrap();
-    let exact_grads = exact
-        .backward(|t, adj| {
-            add(adj, "body_q", &w_body);
-            if t == h - 1 {
-                add(adj, "joint_q", &w_q);
-                add(adj, "joint_qd", &w_qd);
-            }
-        })
-        .unwrap();
+    // L's seed into ∂L/∂(state after step t), in either precision.
+    fn seed<R: Real>(adj: &mut Columns<R>, last: bool, [w_body, w_q, w_qd]: [&[f32]; 3]) {
+        let mut add = |name: &str, w: &[f32]| {
+            adj.get_mut(name).unwrap().iter_mut().zip(w).for_each(|(x, s)| *x += R::from_f64(f64::from(*s)));
+        };
+        add("body_q", w_body);
+        if last {
+            add("joint_q", w_q);
+            add("joint_qd", w_qd);
+        }
+    }
+    let w = [&w_body[..], &w_q[..], &w_qd[..]];
+    let cpu_grads = cpu.backward(|t, adj| seed(adj, t == h - 1, w)).unwrap();
+    let exact_grads = exact.backward(|t, adj| seed(adj, t == h - 1, w)).unwrap();
     let gpu_grads = g
         .backward(|t, seeds: &mut Seeds| {
             seeds.add("body_q", w_body.clone());
@@ -430,9 +293,9 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     for t in 0..h {
         let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
         let xa: Vec<f32> = exact_grads.controls[t].get("act").unwrap().iter().map(|&x| x as f32).collect();
-        let e = norm_rel_err(ga, ca);
+        let e = gpu::norm_rel_err(ga, ca);
         assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, &xa), norm_rel_err(ca, &xa));
+        let (eg, ec) = (gpu::norm_rel_err(ga, &xa), gpu::norm_rel_err(ca, &xa));
         assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
         worst_grad = worst_grad.max(e);
         gpu_f64 = gpu_f64.max(eg);
@@ -441,7 +304,7 @@ fn rollout_matches_cpu(mut cpu: Sim<f32>, mut exact: Sim<f64>, h: usize, test: &
     let mut worst_s0 = 0.0f64;
     for name in ["joint_q", "joint_qd", "joint_tau", "body_f"] {
         let (ga, ca) = (gpu_grads.initial_state.get(name).unwrap(), cpu_grads.initial_state.get(name).unwrap());
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
+        let e = if ca.iter().any(|&x| x != 0.0) { gpu::norm_rel_err(ga, ca) } else { gpu::scaled_err(ga, ca) };
         assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{name}`: normwise relative error {e:e}");
         worst_s0 = worst_s0.max(e);
     }

@@ -12,42 +12,22 @@
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, GpuSim, Sim, SimFactory};
 use diffsim_systems::fem::{self, BoxWithLegs};
 use diffsim_tasks::soft_jumper::JumperMesh;
 use diffsim_tasks::{SoftJumper, SoftJumperConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
-
-/// The largest error over the columns (and which), checked against `tol`.
-fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
-    let mut worst = 0.0f64;
-    for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = gpu::max_rel_err(g, c, floor);
-        assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
-        worst = worst.max(e);
-    }
-    worst
-}
+use diffsim_tests::gpu::{self, Cases, gpu_or_skip};
 
 fn jumper(num_envs: usize) -> SoftJumper {
     SoftJumper::new(SoftJumperConfig { num_envs, threads: 1, ..SoftJumperConfig::default() }).unwrap()
-}
-
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
-    }
-    c
 }
 
 /// A random deformed state: the rest mesh lowered so its feet straddle the contact radius, every
 /// vertex jittered by up to `jitter` (0.03 m: moderate strain; 0.3 m: inverted elements occur),
 /// velocities of order one, activations in Rewarped's ±0.3, forces of order five.
 fn random_state(rng: &mut Rng, rest: &Columns<f32>, jitter: f64) -> Columns<f32> {
-    let mut s = random_columns(rng, rest, -1.0, 1.0);
+    let mut s = gpu::random_columns(rng, rest, -1.0, 1.0);
     let drop = rng.uniform(0.15, 0.25);
     for ((i, x), &r) in s.get_mut("particle_q").unwrap().iter_mut().enumerate().zip(rest.get("particle_q").unwrap()) {
         let lower = if i % 3 == 1 { drop } else { 0.0 };
@@ -68,47 +48,19 @@ fn random_state(rng: &mut Rng, rest: &Columns<f32>, jitter: f64) -> Columns<f32>
 /// The other kernels are held to 1e-3 (measured: 0; observe's sin/cos ≤ 1.2e-7).
 const TET_FLOOR: f64 = 1e-2;
 
-/// Each system of `sim`'s schedule whose name passes `only`, forward and adjoint, GPU vs CPU.
+/// Each system of `sim`'s schedule whose name passes `only`, forward and adjoint, GPU vs CPU,
+/// over 6 random states, each with the small or (a coin toss) the large jitter.
 fn kernels_match_cpu(sim: &Sim<f32>, scatter: Scatter, only: &dyn Fn(&str) -> bool, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter, readback: Vec::new() }).unwrap());
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(
-        g.borrow().system_names(),
-        cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "the GPU mirrors the schedule in order"
-    );
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let worst = std::cell::Cell::new(0.0f64);
-    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&(proptest::num::u64::ANY, proptest::bool::ANY), |(seed, large)| {
-            let mut rng = Rng::new(seed);
-            let state = random_state(&mut rng, &sim.state, if large { 0.3 } else { 0.03 });
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in cpu_systems.iter().enumerate() {
-                let name = sys.name();
-                if !only(name) {
-                    continue;
-                }
-                let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                let mut w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, 1e-5, floor);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                w = w.max(columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, 1e-5, floor));
-                w = w.max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, 1e-5, floor));
-                worst.set(worst.get().max(w));
-            }
-            Ok(())
-        })
-        .unwrap();
-    eprintln!("{test}: {scatter:?}: max relative error over all kernels {:e}", worst.get());
+    let state = |rng: &mut Rng| {
+        let jitter = if rng.uniform(0.0, 1.0) < 0.5 { 0.3 } else { 0.03 };
+        random_state(rng, &sim.state, jitter)
+    };
+    let tol = |name: &str| {
+        let floor = if name == "fem.tetrahedra" || name == "fem.fiber_muscles" { TET_FLOOR } else { 1e-3 };
+        [(1e-5, floor); 2]
+    };
+    gpu::for_each_system(test, gpu, sim, scatter, Cases::Random(6), only, state, tol, |_| {});
 }
 
 #[test]
@@ -170,13 +122,6 @@ fn small_jumper(num_envs: usize, episode_length: usize) -> SoftJumperConfig {
     }
 }
 
-/// ‖a − b‖ / ‖b‖.
-fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2)).sum();
-    let den: f64 = b.iter().map(|y| f64::from(*y).powi(2)).sum();
-    (num / den.max(1e-60)).sqrt()
-}
-
 /// Rollout tolerances. FEM at this stiffness (μ = λ = 1000 on unit density, 80 substeps per
 /// step) amplifies last-bit differences: the GPU kernels agree with the CPU to ~4e-6 each
 /// (above), but lavapipe does not keep every f32 rounding of the CPU (see `TET_FLOOR`), and over
@@ -188,12 +133,6 @@ fn norm_rel_err(a: &[f32], b: &[f32]) -> f64 {
 /// the GPU no farther from f64 than 2 × the CPU f32 path plus 1e-5.
 const OBS_TOL: f64 = 1e-3;
 const GRAD_TOL: f64 = 2e-3;
-
-/// max |a − b| / max |b|.
-fn scaled_err(a: &[f32], b: &[f32]) -> f64 {
-    let scale = b.iter().fold(0.0f64, |m, &x| m.max(f64::from(x).abs())).max(1e-30);
-    a.iter().zip(b).map(|(&x, &y)| (f64::from(x) - f64::from(y)).abs()).fold(0.0, f64::max) / scale
-}
 
 #[test]
 fn gpu_soft_jumper_rollout_matches_cpu() {
@@ -210,42 +149,11 @@ fn gpu_soft_jumper_rollout_matches_cpu() {
     let actions = gpu::random_actions(&mut rng, h, na * n);
     let obs_seed: Vec<f32> = (0..cpu.state.get("obs").unwrap().len()).map(|_| rng.uniform(-1.0, 1.0) as f32).collect();
     let run = gpu::rollout(&mut g, &mut cpu, Some(&mut exact), &actions, &obs_seed).unwrap();
-    let (mut worst_obs, mut worst_rew) = (0.0f64, 0.0f64);
-    for (t, ([go, co], [gr, cr])) in run.obs.iter().zip(&run.reward).enumerate() {
-        let (eo, er) = (scaled_err(go, co), scaled_err(gr, cr));
-        assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs err {eo:e}, reward err {er:e} (of the scale)");
-        worst_obs = worst_obs.max(eo);
-        worst_rew = worst_rew.max(er);
-    }
+    let m = gpu::normwise_check(&run, OBS_TOL, GRAD_TOL);
     // The body fell onto the ground during the rollout (contacts are exercised).
     let min_y = cpu.state.get("particle_q").unwrap().iter().skip(1).step_by(3).fold(f32::MAX, |m, &y| m.min(y));
     assert!(min_y < task.cfg.radius, "lowest particle at {min_y}: no ground contact in the rollout");
-    let [gpu_grads, cpu_grads] = &run.grads;
-    let exact_grads = run.exact.as_ref().unwrap();
-    let (mut worst_grad, mut gpu_f64, mut cpu_f64) = (0.0f64, 0.0f64, 0.0f64);
-    for t in 0..h {
-        let (ga, ca) = (gpu_grads.controls[t].get("act").unwrap(), cpu_grads.controls[t].get("act").unwrap());
-        let xa = exact_grads.controls[t].get("act").unwrap();
-        let e = norm_rel_err(ga, ca);
-        assert!(e <= GRAD_TOL, "∂L/∂act of step {t}: normwise relative error {e:e}");
-        let (eg, ec) = (norm_rel_err(ga, xa), norm_rel_err(ca, xa));
-        assert!(eg <= 2.0 * ec + 1e-5, "∂L/∂act of step {t}: GPU {eg:e} from f64, CPU f32 {ec:e}");
-        worst_grad = worst_grad.max(e);
-        gpu_f64 = gpu_f64.max(eg);
-        cpu_f64 = cpu_f64.max(ec);
-    }
-    let mut worst_s0 = 0.0f64;
-    for ((spec, ga), (_, ca)) in gpu_grads.initial_state.columns().zip(cpu_grads.initial_state.columns()) {
-        let e = if ca.iter().any(|&x| x != 0.0) { norm_rel_err(ga, ca) } else { scaled_err(ga, ca) };
-        assert!(e <= GRAD_TOL, "∂L/∂(initial state) `{}`: normwise relative error {e:e}", spec.name);
-        worst_s0 = worst_s0.max(e);
-    }
-    assert!(cpu_grads.controls[0].get("act").unwrap().iter().any(|x| x.abs() > 1e-6), "a nonzero gradient");
-    eprintln!(
-        "{test}: ({h} steps × {} substeps, {n} envs) obs {worst_obs:e}, reward {worst_rew:e} of the scale; \
-         ∂L/∂act {worst_grad:e}, ∂L/∂s0 {worst_s0:e} normwise; ∂L/∂act from f64: GPU {gpu_f64:e}, CPU f32 {cpu_f64:e}",
-        task.cfg.substeps
-    );
+    eprintln!("{test}: ({h} steps × {} substeps, {n} envs) {m:?}", task.cfg.substeps);
 }
 
 /// The SoftJumper `VecEnv` on the GPU against the CPU one (the smaller body): 6 steps of 4-step
@@ -272,8 +180,8 @@ fn gpu_soft_jumper_vec_env_matches_cpu() {
         let rg = g.step(a.view()).unwrap();
         assert_eq!(rg.truncated, rc.truncated, "step {t}");
         resets += rc.truncated.iter().filter(|&&x| x).count();
-        let eo = scaled_err(rg.obs.as_slice().unwrap(), rc.obs.as_slice().unwrap());
-        let er = scaled_err(rg.reward.as_slice().unwrap(), rc.reward.as_slice().unwrap());
+        let eo = gpu::scaled_err(rg.obs.as_slice().unwrap(), rc.obs.as_slice().unwrap());
+        let er = gpu::scaled_err(rg.reward.as_slice().unwrap(), rc.reward.as_slice().unwrap());
         assert!(eo <= OBS_TOL && er <= OBS_TOL, "step {t}: obs {eo:e}, reward {er:e} (of the scale)");
     }
     assert_eq!(resets, 2, "one autoreset of every env");
@@ -288,7 +196,7 @@ fn gpu_soft_jumper_vec_env_matches_cpu() {
     let gg = g.backward_sweep(seeds).unwrap();
     assert_eq!(gg.len(), h);
     for t in 0..h {
-        let e = norm_rel_err(gg[t].as_slice().unwrap(), gc[t].as_slice().unwrap());
+        let e = gpu::norm_rel_err(gg[t].as_slice().unwrap(), gc[t].as_slice().unwrap());
         assert!(e <= GRAD_TOL, "∂L/∂action of step {t}: normwise {e:e}");
     }
     assert!(gc[0].iter().any(|x| x.abs() > 1e-6));

@@ -18,13 +18,12 @@
 use std::sync::Arc;
 
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{Columns, Cpu, Gpu, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, Cpu, Gpu, GpuSim, Sim, SimFactory};
 use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
 use diffsim_systems::mpm::{self, Floor, Grid};
 use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip, worst_column as worst};
-use proptest::test_runner::{Config, TestRunner};
+use diffsim_tests::gpu::{self, Cases, Tol, Visit, gpu_or_skip, worst_column as worst};
 
 fn debug_task(num_envs: usize) -> RollingFlat {
     RollingFlat::new(RollingFlatConfig {
@@ -85,26 +84,19 @@ fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
     s
 }
 
-fn random_columns(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(-1.0, 1.0) as f32);
-    }
-    c
-}
-
-/// Forward tolerance per system: (max relative error, floor).
+/// Tolerance per system, [forward, adjoint]: (max relative error, floor).
 /// - material: f32 vs f64 SVD; σ near 1 carries a few ulps of absolute error, which moves
 ///   log σ (Hencky) by as much: measured up to 4.5e-4 (`mpm_stress`) on strains up to 0.3. On
 ///   strains of 3e-3 the same absolute error is 2–5e-2 of the small stresses (not tested here:
-///   that is f32 resolution of σ, not a kernel error);
-/// - transfer: atomic P2G order; measured up to 1.4e-4;
+///   that is f32 resolution of σ, not a kernel error). Its adjoint uses divided differences of
+///   the f32 singular values (see `material_adjoint.wgsl`): measured 2.1e-4 (`mpm_F`);
+/// - transfer: atomic P2G order; measured up to 1.4e-4 forward; its adjoint scatters v̄ into the
+///   grid and the roller's pose adjoint with atomics: 1.3e-4 (`mpm_x`);
 /// - the others keep the CPU's order of f32 operations: measured 0, held to 1e-5.
-fn forward_tol(name: &str) -> (f64, f64) {
+fn tol(name: &str) -> [Tol; 2] {
     match name {
-        "mpm.material" => (1e-3, 1e-3),
-        "mpm.transfer" => (1e-3, 1e-3),
-        _ => (1e-5, 1e-3),
+        "mpm.material" | "mpm.transfer" => [(1e-3, 1e-3); 2],
+        _ => [(1e-5, 1e-3); 2],
     }
 }
 
@@ -119,18 +111,6 @@ const GRAD_TOL: f64 = 5e-2;
 /// ∂L/∂(initial state) entries below this fraction of their column's scale are compared
 /// against it.
 const INIT_FLOOR: f64 = 0.1;
-
-/// Adjoint tolerance per system: (max relative error, floor). The material's adjoint uses
-/// divided differences of the f32 singular values (see `material_adjoint.wgsl`); the transfer's
-/// scatters v̄ into the grid and the roller's pose adjoint with atomics. Measured over random
-/// inputs: material 2.1e-4 (`mpm_F`), transfer 1.3e-4 (`mpm_x`), the rest 0.
-fn adjoint_tol(name: &str) -> (f64, f64) {
-    match name {
-        "mpm.material" => (1e-3, 1e-3),
-        "mpm.transfer" => (1e-3, 1e-3),
-        _ => (1e-5, 1e-3),
-    }
-}
 
 /// Every system of the debug RollingFlat schedule (mixed materials), GPU vs CPU, over random
 /// inputs: forward and adjoint.
@@ -173,66 +153,18 @@ fn gpu_mpm_kernels_match_cpu_without_collider() {
 }
 
 fn kernels_match(gpu: Arc<Gpu>, sim: &Sim<f32>, collider: bool, scatter: Scatter, test: &str) {
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, sim, GpuOptions { scatter, readback: Vec::new() }).unwrap());
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let worst_fwd = std::cell::RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
-    let worst_adj = std::cell::RefCell::new(vec![(0.0f64, String::new()); cpu_systems.len()]);
     // Cases where the roller touched grid nodes with mass (its pose got an adjoint).
-    let touched = std::cell::RefCell::new(0usize);
-    let mut runner = TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let state = random_state(&mut rng, &sim.state);
-            let control = random_columns(&mut rng, &sim.control);
-            let adj = random_columns(&mut rng, &sim.state);
-            let adj_c = random_columns(&mut rng, &sim.control);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in cpu_systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                let (tol, floor) = forward_tol(name);
-                let (e, col) = worst(got, cpu, floor);
-                assert!(e <= tol, "{name} forward (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}");
-                let mut w = worst_fwd.borrow_mut();
-                if e > w[i].0 {
-                    w[i] = (e, col);
-                }
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                if collider && name == "mpm.transfer" && a.get("collider_q").unwrap() != adj.get("collider_q").unwrap()
-                {
-                    *touched.borrow_mut() += 1;
-                }
-                let (tol, floor) = adjoint_tol(name);
-                for (what, got, want) in [("state", ga, a), ("control", gac, ac)] {
-                    let (e, col) = worst(got, want, floor);
-                    assert!(
-                        e <= tol,
-                        "{name} adjoint {what} (seed {seed}): column `{col}`: max relative error {e:e} > {tol:e}"
-                    );
-                    let mut w = worst_adj.borrow_mut();
-                    if e > w[i].0 {
-                        w[i] = (e, col);
-                    }
-                }
-            }
-            Ok(())
-        })
-        .unwrap();
-    for (sys, (e, col)) in cpu_systems.iter().zip(worst_fwd.borrow().iter()) {
-        eprintln!("{test}: {} forward: max rel err {e:e} (column `{col}`)", sys.name());
-    }
-    for (sys, (e, col)) in cpu_systems.iter().zip(worst_adj.borrow().iter()) {
-        eprintln!("{test}: {} adjoint: max rel err {e:e} (column `{col}`)", sys.name());
-    }
+    let mut touched = 0;
+    let count = |v: &Visit| {
+        if collider && v.name == "mpm.transfer" && v.run.adjoint[1].get("collider_q") != v.case.adj.get("collider_q") {
+            touched += 1;
+        }
+    };
+    let state = |rng: &mut Rng| random_state(rng, &sim.state);
+    gpu::for_each_system(test, gpu, sim, scatter, Cases::Random(CASES), &|_| true, state, tol, count);
     if collider {
-        eprintln!("{test}: the roller touched the material in {} of {CASES} cases", touched.borrow());
-        assert!(*touched.borrow() > 0, "no case exercised the collider projection");
+        eprintln!("{test}: the roller touched the material in {touched} of {CASES} cases");
+        assert!(touched > 0, "no case exercised the collider projection");
     }
 }
 

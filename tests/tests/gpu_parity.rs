@@ -14,8 +14,7 @@ use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
 use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_tasks::{ChainReach, ChainReachConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
+use diffsim_tests::gpu::{self, Cases, gpu_or_skip};
 
 /// `max_rel_err` with values below 1e-3 × the column's max |value| compared against that.
 fn max_rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -39,18 +38,10 @@ fn chain(num_envs: usize, links: usize) -> ChainReach {
     ChainReach::new(ChainReachConfig { num_envs, links, ..ChainReachConfig::default() })
 }
 
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
-    }
-    c
-}
-
 /// A random state near the ground: heights straddle the contact radius, so free, sticking and
 /// sliding particles all occur; velocities and forces of order one.
 fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
-    let mut s = random_columns(rng, like, -1.0, 1.0);
+    let mut s = gpu::random_columns(rng, like, -1.0, 1.0);
     for (i, y) in s.get_mut("particle_q").unwrap().iter_mut().enumerate() {
         *y = if i % 3 == 1 { rng.uniform(-0.01, 0.04) as f32 } else { rng.uniform(-0.5, 0.5) as f32 };
     }
@@ -70,40 +61,10 @@ fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
 fn kernels_match_cpu(scatter: Scatter, test: &str) {
     let floor = if scatter == Scatter::Atomic { 1e-2 } else { 1e-3 };
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let task = chain(3, 5);
-    let sim: Sim<f32> = task.sim().unwrap();
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions { scatter, readback: Vec::new() }).unwrap());
-    let cpu_systems: Vec<_> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(
-        g.borrow().system_names(),
-        cpu_systems.iter().map(|s| s.name()).collect::<Vec<_>>(),
-        "the GPU mirrors the schedule in order"
-    );
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let mut runner = TestRunner::new(Config { cases: 16, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let state = random_state(&mut rng, &sim.state);
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in cpu_systems.iter().enumerate() {
-                let name = sys.name();
-                // Forward.
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                assert_columns_close_floor(&format!("{name} forward (seed {seed})"), got, cpu, 1e-5, floor);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                assert_columns_close_floor(&format!("{name} adjoint state (seed {seed})"), ga, a, 1e-5, floor);
-                assert_columns_close_floor(&format!("{name} adjoint control (seed {seed})"), gac, ac, 1e-5, floor);
-            }
-            Ok(())
-        })
-        .unwrap();
+    let sim: Sim<f32> = chain(3, 5).sim().unwrap();
+    let tol = |_: &str| [(1e-5, floor); 2];
+    let cases = Cases::Random(16);
+    gpu::for_each_system(test, gpu, &sim, scatter, cases, &|_| true, |rng| random_state(rng, &sim.state), tol, |_| {});
 }
 
 #[test]

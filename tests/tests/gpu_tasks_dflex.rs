@@ -7,36 +7,45 @@
 //! With no adapter at all each test prints `SKIPPED: ...` and returns; with
 //! `DIFFSIM_REQUIRE_GPU=1` that fails instead. Any other GPU failure fails the test.
 
-use diffsim_engine::gpu_sim::GpuOptions;
-use diffsim_engine::{Columns, GpuSim, Schedule, Sim, SimFactory, Stage, StepCx, System};
+use diffsim_engine::gpu_sim::Scatter;
+use diffsim_engine::{Columns, Schedule, Sim, SimFactory, Stage};
 use diffsim_tasks::hopper::{self, Observe, Reward, Terminate};
 use diffsim_tasks::{Hopper, HopperConfig, Humanoid, HumanoidConfig, humanoid};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
+use diffsim_tests::gpu::{self, Cases, Visit, gpu_or_skip};
 
 /// Per-system tolerance (relative; values below `FLOOR` × the column's max |value| are compared
 /// against that scale). See `gpu_hopper_task_systems_match_cpu`.
 const TOL: f64 = 1e-5;
 const FLOOR: f64 = 1e-4;
 
-fn random_columns(rng: &mut Rng, like: &Columns<f32>, lo: f64, hi: f64) -> Columns<f32> {
-    let mut c = like.clone();
-    for (_, col) in c.columns_mut() {
-        col.iter_mut().for_each(|x| *x = rng.uniform(lo, hi) as f32);
+/// A hook for [`gpu::for_each_system`] over a task's observe, reward and terminate on `n` envs
+/// whose torso heights `height(state, e)` sit on the reward's branches and edges: asserts that
+/// `terminate`'s flags are equal on both sides (exactly) and that env 5 is not terminated and
+/// env 6 is (the edges of the threshold), counts the flags set and clear into `flags` and the
+/// cases per branch of H (`branch` of the height) at `reward` into `branches`.
+fn flags_and_branches<'a>(
+    n: usize,
+    (terminate, reward): (&'a str, &'a str),
+    height: impl Fn(&Columns<f32>, usize) -> f32 + 'a,
+    branch: fn(f32) -> usize,
+    (flags, branches): (&'a mut [usize; 2], &'a mut [usize; 4]),
+) -> impl FnMut(&Visit) + 'a {
+    move |v: &Visit| {
+        let hs: Vec<f32> = (0..n).map(|e| height(&v.case.state, e)).collect();
+        if v.name == terminate {
+            let [got, cpu] = &v.run.forward;
+            let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
+            assert_eq!(t, tc, "terminate flags (seed {}), heights {hs:?}", v.case.seed);
+            let set = tc.iter().filter(|&&x| x == 1.0).count();
+            flags[0] += set;
+            flags[1] += n - set;
+            assert_eq!((tc[5], tc[6]), (0.0, 1.0), "the threshold's edges, heights {hs:?}");
+        }
+        if v.name == reward {
+            hs.iter().for_each(|&h| branches[branch(h)] += 1);
+        }
     }
-    c
-}
-
-/// The largest `max_rel_err` (with `floor`) over the columns of a set, checked against `tol`.
-fn columns_err(what: &str, gpu: &Columns<f32>, cpu: &Columns<f32>, tol: f64, floor: f64) -> f64 {
-    let mut worst = 0.0f64;
-    for ((spec, g), (_, c)) in gpu.columns().zip(cpu.columns()) {
-        let e = gpu::max_rel_err(g, c, floor);
-        assert!(e <= tol, "{what}: column `{}`: max relative error {e:e} > {tol:e}", spec.name);
-        worst = worst.max(e);
-    }
-    worst
 }
 
 /// Torso heights (joint_q[1], relative to the start) of the hopper parity test's first five envs
@@ -82,81 +91,41 @@ fn gpu_hopper_task_systems_match_cpu() {
         .with(Stage::Post, Observe)
         .with(Stage::Post, Reward)
         .with(Stage::Post, Terminate);
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions::default()).unwrap());
-    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
     let edges = [-0.45f32, (-0.45f32).next_down(), 0.0, -0.3, -1.3];
-    let worst = std::cell::Cell::new([0.0f64; 2]);
-    // Cases per branch of H, and flags set / clear, over all cases (CPU side).
-    let branches = std::cell::Cell::new([0usize; 4]);
-    let flags = std::cell::Cell::new([0usize; 2]);
-    let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let mut state = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let q = state.get_mut("joint_q").unwrap();
-            for e in 0..n {
-                q[6 * e + 1] = match e {
-                    0..5 => rng.uniform(HEIGHT_BANDS[e].0, HEIGHT_BANDS[e].1) as f32,
-                    _ => edges[e - 5],
-                };
-            }
-            let hs: Vec<f32> = (0..n).map(|e| q[6 * e + 1]).collect();
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                if name == "hopper.terminate" {
-                    let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
-                    assert_eq!(t, tc, "terminate flags (seed {seed}), heights {hs:?}");
-                    let set = tc.iter().filter(|&&x| x == 1.0).count();
-                    let f = flags.get();
-                    flags.set([f[0] + set, f[1] + n - set]);
-                    // The edges: −0.45 as f32 is above −0.45, the next f32 down below.
-                    assert_eq!((tc[5], tc[6]), (0.0, 1.0));
-                }
-                if name == "hopper.reward" {
-                    let mut b = branches.get();
-                    hs.iter().for_each(|&h| b[height_branch(h)] += 1);
-                    branches.set(b);
-                }
-                let w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, TOL, FLOOR);
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                let wa = columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, TOL, FLOOR)
-                    .max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, TOL, FLOOR));
-                worst.set([worst.get()[0].max(w), worst.get()[1].max(wa)]);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (b, f) = (branches.get(), flags.get());
+    let state = |rng: &mut Rng| {
+        let mut state = gpu::random_columns(rng, &sim.state, -1.0, 1.0);
+        let q = state.get_mut("joint_q").unwrap();
+        for e in 0..n {
+            q[6 * e + 1] = match e {
+                0..5 => rng.uniform(HEIGHT_BANDS[e].0, HEIGHT_BANDS[e].1) as f32,
+                _ => edges[e - 5],
+            };
+        }
+        state
+    };
+    let height = |s: &Columns<f32>, e: usize| s.get("joint_q").unwrap()[6 * e + 1];
+    let (mut f, mut b) = ([0usize; 2], [0usize; 4]);
+    let hook = flags_and_branches(n, ("hopper.terminate", "hopper.reward"), height, height_branch, (&mut f, &mut b));
+    let tol = |_: &str| [(TOL, FLOOR); 2];
+    gpu::for_each_system(test, gpu, &sim, Scatter::Deterministic, Cases::Random(8), &|_| true, state, tol, hook);
     assert!(b.iter().all(|&k| k > 0), "branches of H (lower clip, quadratic, linear, upper clip): {b:?}");
     assert!(f[0] > 0 && f[1] > 0, "flags set / clear: {f:?}");
-    let [fw, aw] = worst.get();
-    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}; max relative error forward {fw:e}, adjoint {aw:e}");
+    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}");
 }
 
 /// Rollout tolerances (max relative error, floored at 1e-3 of each column's scale). The task
 /// kernels are bit-identical to the CPU's f32 path (above), the articulation kernels match it to
 /// ~1e-5 (`gpu_articulation.rs`) and the ground contact to 1e-4 (`gpu_contact.rs`); the stiff
 /// penalty contact (kₑ 2e4, k_d 1e3, 16 substeps) and the falling hopper's impacts grow those
-/// last-bit differences over the steps. Measured on lavapipe (16 steps, 2 envs): obs 2.1e-5,
-/// rewards 2.4e-6, ∂L/∂act 1.9e-5, ∂L/∂(initial state) 6.9e-6; against the f64 rollout the GPU's
-/// ∂L/∂act (2.7e-5) is as close as the CPU's f32 path (3.5e-5), which is asserted (up to 2× +
-/// 1e-5), so the difference is rounding, not a kernel error. The tolerances leave ~25× room for
-/// a GPU that rounds differently (FMA contraction, division).
+/// last-bit differences over the steps. Measured on lavapipe (32 steps, 2 envs): obs 1.1e-4,
+/// rewards 2.4e-6, ∂L/∂act 8.0e-5, ∂L/∂(initial state) 3.2e-5; against the f64 rollout the GPU's
+/// ∂L/∂act (1.5e-5) is closer than the CPU's f32 path (9.5e-5), which is asserted (up to 2× +
+/// 1e-5), so the difference is rounding, not a kernel error. The tolerances leave 5× (obs) and
+/// 12× (gradients) room for a GPU that rounds differently (FMA contraction, division).
 const OBS_TOL: f64 = 5e-4;
 const GRAD_TOL: f64 = 1e-3;
 
-/// Hopper whole on the GPU: 2 envs, 16 steps of random torques, GpuSim (deterministic scatter)
+/// Hopper whole on the GPU: 2 envs, 32 steps of random torques, GpuSim (deterministic scatter)
 /// against the CPU `Sim` in f32, and the f64 CPU rollout as the reference for the gradients; a
 /// rerun must reproduce the GPU's gradients bit for bit.
 #[test]
@@ -165,7 +134,7 @@ fn gpu_hopper_rollout_matches_cpu() {
     let Some(gpu) = gpu_or_skip(test) else { return };
     let n = 2;
     let task = Hopper::new(HopperConfig { num_envs: n, threads: 1, ..HopperConfig::default() });
-    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 16, 3 * n, 7);
+    let e = gpu::deterministic_rollout(test, gpu, task.sim().unwrap(), task.sim().unwrap(), 32, 3 * n, 7);
     assert!(e.obs <= OBS_TOL && e.reward <= OBS_TOL, "{e:?}");
     assert!(e.act <= GRAD_TOL && e.init <= GRAD_TOL, "{e:?}");
     assert!(e.act_f64[1] <= 2.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
@@ -177,30 +146,21 @@ fn gpu_hopper_rollout_matches_cpu() {
 /// c = clip(height − 0.84, −1, 0.1) and termination at height < 0.74.
 const HUMANOID_BANDS: [(f64, f64); 5] = [(-0.5, -0.17), (-0.15, 0.73), (0.75, 0.83), (0.85, 0.93), (0.95, 1.5)];
 
-/// The branch of the humanoid's H(height) in f64: 0 lower clip, 1 quadratic, 2 linear, 3 upper
-/// clip (its `d` is the f32 difference the CPU computes).
+/// The branch of the humanoid's H(height): 0 lower clip, 1 quadratic, 2 linear, 3 upper clip,
+/// from d = height − 0.84 computed in f32, as the CPU's f32 forward and the GPU compute it.
 fn humanoid_branch(y: f32) -> usize {
-    humanoid_dh(y, false).0
-}
-
-/// The branch of H (as [`humanoid_branch`]) and dH/dheight, from d = height − 0.84 computed in
-/// f32 (the CPU's f32 forward and the GPU) or in f64 (the CPU's adjoint, an f64 replay of the
-/// forward from the f32 state).
-fn humanoid_dh(y: f32, f64_replay: bool) -> (usize, f64) {
-    let offset = humanoid::TERMINATION_HEIGHT + 0.1;
-    let d = if f64_replay { f64::from(y) - offset } else { f64::from(y - offset as f32) };
-    match d {
-        d if d < -1.0 => (0, 0.0),
-        d if d < 0.0 => (1, -400.0 * d),
-        d if d <= 0.1 => (2, 10.0),
-        _ => (3, 0.0),
+    match f64::from(y - (humanoid::TERMINATION_HEIGHT + 0.1) as f32) {
+        d if d < -1.0 => 0,
+        d if d < 0.0 => 1,
+        d if d <= 0.1 => 2,
+        _ => 3,
     }
 }
 
 /// Random body poses (origins in a 2 m cube, uniformly random unit quaternions) and twists,
 /// with the torso (body 0) of env e at height `heights[e]`.
 fn humanoid_state(rng: &mut Rng, like: &Columns<f32>, nb: usize, heights: &[f32]) -> Columns<f32> {
-    let mut s = random_columns(rng, like, -1.0, 1.0);
+    let mut s = gpu::random_columns(rng, like, -1.0, 1.0);
     for b in s.get_mut("body_q").unwrap().chunks_exact_mut(7) {
         let q: [f64; 4] = std::array::from_fn(|_| rng.uniform(-1.0, 1.0));
         let n = q.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-3);
@@ -211,44 +171,38 @@ fn humanoid_state(rng: &mut Rng, like: &Columns<f32>, nb: usize, heights: &[f32]
     s
 }
 
-/// Humanoid's observe, reward and terminate (`TorsoBelow`) on 10 envs, GPU vs the CPU's f32 path,
+/// Humanoid's observe, reward and terminate (`TorsoBelow`) on 11 envs, GPU vs the CPU's f32 path,
 /// over random states, controls and adjoints. Envs 0–4 draw their torso height from
-/// [`HUMANOID_BANDS`]; envs 5–9 sit on the edges of the f32-against-f64 comparisons: the
+/// [`HUMANOID_BANDS`]; envs 5–10 sit on the edges of the f32-against-f64 comparisons: the
 /// smallest f32 ≥ 0.74 (not terminated) and the f32 below it (terminated), 0.84 as f32 (c = 0:
-/// the linear branch, dH = 10), and the lowest height whose d exceeds 0.1 (upper clip, dH = 0)
-/// and the f32 below it (linear). Every branch of H and both flag values are asserted
-/// to occur on the CPU side.
+/// the linear branch, dH = 10), the lowest height whose d exceeds 0.1 (upper clip, dH = 0)
+/// and the f32 below it (linear), and the highest height whose f32 d rounds onto −1 while the
+/// exact d is below it (quadratic in f32, dH = 400). Every branch of H and both flag values are
+/// asserted to occur on the CPU side.
 ///
 /// Tolerance 1e-5 relative, values below 1e-2 of the column's scale compared against that scale
 /// (as AntRun's in `gpu_contact.rs`: the heading's and the torso velocity's sums cancel). The
 /// CPU adjoints are recorded replays (an f64 tape from the f32 state), the GPU's hand-written in
 /// f32. Measured on lavapipe: see the printed line. The flag is compared exactly.
 ///
-/// At the edges the CPU is not consistent with itself: its forward branches on d computed in
-/// f32, its replayed adjoint on d recomputed in f64 (0.84 as f32 − 0.84 = −2.4e-8 < 0: the
-/// quadratic branch, where the forward took the linear one). The GPU's adjoint differentiates
-/// the branch its (and the CPU's) f32 forward took, so where the f64 replay's branch differs
-/// ([`humanoid_dh`]), the CPU's torso-height adjoint is corrected by (dH_f32 − dH_f64) r̄ before
-/// the comparison; every other entry is compared as computed.
+/// At these edges an f64 recomputation of d picks another branch than the f32 forward (0.84 as
+/// f32 − 0.84 = −2.4e-8 < 0); the CPU's reward adjoint takes H' in `R` from the forward's branch
+/// (`humanoid::Reward`, unit-tested there), as the GPU's does, so every entry is compared as
+/// computed.
 #[test]
 fn gpu_humanoid_task_systems_match_cpu() {
     use diffsim_tasks::humanoid::{Observe as HObserve, Reward as HReward};
     use diffsim_tasks::torso::TorsoBelow;
     let test = "gpu_humanoid_task_systems_match_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let n = 10;
+    let n = 11;
     let task = Humanoid::new(HumanoidConfig { num_envs: n, threads: 1, ..HumanoidConfig::default() });
     let mut sim: Sim<f32> = task.sim().unwrap();
     sim.schedule = Schedule::new(sim.schedule.dt, sim.schedule.substeps)
         .with(Stage::Post, HObserve)
         .with(Stage::Post, HReward)
         .with(Stage::Post, TorsoBelow { name: "humanoid.terminate", height: humanoid::TERMINATION_HEIGHT });
-    let g = std::cell::RefCell::new(GpuSim::new(gpu, &sim, GpuOptions::default()).unwrap());
-    let systems: Vec<&dyn System<f32>> = sim.schedule.systems().map(|(_, s)| s).collect();
-    assert_eq!(g.borrow().system_names(), systems.iter().map(|s| s.name()).collect::<Vec<_>>());
-    let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
-    let model = sim.model.view_all();
-    let nb = model.count("joint_kind");
+    let nb = sim.model.view_all().count("joint_kind");
     let above = diffsim_tasks::ant_run_gpu::below_threshold(humanoid::TERMINATION_HEIGHT);
     let offset = (humanoid::TERMINATION_HEIGHT + 0.1) as f32;
     // The lowest f32 height whose f32 difference to the offset exceeds 0.1 in f64 (the
@@ -257,76 +211,31 @@ fn gpu_humanoid_task_systems_match_cpu() {
     while f64::from(clip - offset) <= 0.1 {
         clip = clip.next_up();
     }
-    let edges = [above, above.next_down(), offset, clip, clip.next_down()];
-    let worst = std::cell::Cell::new([0.0f64; 2]);
-    let branches = std::cell::Cell::new([0usize; 4]);
-    let flags = std::cell::Cell::new([0usize; 2]);
-    let replay_branch_differs = std::cell::Cell::new(0usize);
-    let mut runner = TestRunner::new(Config { cases: 8, failure_persistence: None, ..Config::default() });
-    runner
-        .run(&proptest::num::u64::ANY, |seed| {
-            let mut rng = Rng::new(seed);
-            let hs: Vec<f32> = (0..n)
-                .map(|e| match e {
-                    0..5 => rng.uniform(HUMANOID_BANDS[e].0, HUMANOID_BANDS[e].1) as f32,
-                    _ => edges[e - 5],
-                })
-                .collect();
-            let state = humanoid_state(&mut rng, &sim.state, nb, &hs);
-            let control = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let adj = random_columns(&mut rng, &sim.state, -1.0, 1.0);
-            let adj_c = random_columns(&mut rng, &sim.control, -1.0, 1.0);
-            let mut g = g.borrow_mut();
-            g.write_control(&control).unwrap();
-            for (i, sys) in systems.iter().enumerate() {
-                let name = sys.name();
-                let run = gpu::run_system(&mut g, i, *sys, &cx, &model, &control, &state, &adj, &adj_c).unwrap();
-                let [got, cpu] = &run.forward;
-                if name == "humanoid.terminate" {
-                    let (t, tc) = (got.get("terminated").unwrap(), cpu.get("terminated").unwrap());
-                    assert_eq!(t, tc, "terminate flags (seed {seed}), heights {hs:?}");
-                    let set = tc.iter().filter(|&&x| x == 1.0).count();
-                    let f = flags.get();
-                    flags.set([f[0] + set, f[1] + n - set]);
-                    assert_eq!((tc[5], tc[6]), (0.0, 1.0));
-                }
-                if name == "humanoid.reward" {
-                    let mut b = branches.get();
-                    hs.iter().for_each(|&h| b[humanoid_branch(h)] += 1);
-                    branches.set(b);
-                }
-                let w = columns_err(&format!("{name} forward (seed {seed})"), got, cpu, TOL, 1e-2);
-                let mut run = run;
-                if name == "humanoid.reward" {
-                    let r_bar = adj.get("reward").unwrap();
-                    let a = run.adjoint[1].get_mut("body_q").unwrap();
-                    for (e, &y) in hs.iter().enumerate() {
-                        let ((b32, dh32), (b64, dh64)) = (humanoid_dh(y, false), humanoid_dh(y, true));
-                        if b32 != b64 {
-                            a[7 * e * nb + 1] += ((dh32 - dh64) * f64::from(r_bar[e])) as f32;
-                            let mut r = replay_branch_differs.get();
-                            r += 1;
-                            replay_branch_differs.set(r);
-                        }
-                    }
-                }
-                let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-                let wa = columns_err(&format!("{name} adjoint state (seed {seed})"), ga, a, TOL, 1e-2)
-                    .max(columns_err(&format!("{name} adjoint control (seed {seed})"), gac, ac, TOL, 1e-2));
-                worst.set([worst.get()[0].max(w), worst.get()[1].max(wa)]);
-            }
-            Ok(())
-        })
-        .unwrap();
-    let (b, f) = (branches.get(), flags.get());
+    // The highest f32 height whose f32 difference to the offset rounds onto −1 (the exact one is
+    // below −1).
+    let mut low = -0.16f32;
+    while !(low - offset == -1.0 && f64::from(low) - f64::from(offset) < -1.0) {
+        low = low.next_down();
+    }
+    let edges = [above, above.next_down(), offset, clip, clip.next_down(), low];
+    let state = |rng: &mut Rng| {
+        let hs: Vec<f32> = (0..n)
+            .map(|e| match e {
+                0..5 => rng.uniform(HUMANOID_BANDS[e].0, HUMANOID_BANDS[e].1) as f32,
+                _ => edges[e - 5],
+            })
+            .collect();
+        humanoid_state(rng, &sim.state, nb, &hs)
+    };
+    let height = |s: &Columns<f32>, e: usize| s.get("body_q").unwrap()[7 * e * nb + 1];
+    let (mut f, mut b) = ([0usize; 2], [0usize; 4]);
+    let names = ("humanoid.terminate", "humanoid.reward");
+    let hook = flags_and_branches(n, names, height, humanoid_branch, (&mut f, &mut b));
+    let tol = |_: &str| [(TOL, 1e-2); 2];
+    gpu::for_each_system(test, gpu, &sim, Scatter::Deterministic, Cases::Random(8), &|_| true, state, tol, hook);
     assert!(b.iter().all(|&k| k > 0), "branches of H (lower clip, quadratic, linear, upper clip): {b:?}");
     assert!(f[0] > 0 && f[1] > 0, "flags set / clear: {f:?}");
-    let [fw, aw] = worst.get();
-    let differs = replay_branch_differs.get();
-    eprintln!(
-        "{test}: branches {b:?}, flags set/clear {f:?}, {differs} env cases where the CPU's f64 replay branches \
-         differently; max relative error forward {fw:e}, adjoint {aw:e}"
-    );
+    eprintln!("{test}: branches {b:?}, flags set/clear {f:?}");
 }
 
 /// Humanoid rollout tolerances (max relative error, floored at 1e-3 of each column's scale). The
@@ -346,6 +255,8 @@ const HUMANOID_GRAD_TOL: f64 = 2e-2;
 /// Humanoid whole on the GPU (ground and self-collision contacts): 2 envs, 8 steps of random
 /// torques, GpuSim (deterministic scatter) against the CPU `Sim` in f32, and the f64 CPU rollout
 /// as the reference for the gradients; a rerun must reproduce the GPU's gradients bit for bit.
+/// 8 and not 32 steps: past 10–20 no f32 path follows the humanoid's gradient
+/// (`gpu_humanoid_32_steps_stay_within_f32_rounding` checks the 32-step forward and says why).
 #[test]
 fn gpu_humanoid_rollout_matches_cpu() {
     let test = "gpu_humanoid_rollout_matches_cpu";
@@ -356,4 +267,63 @@ fn gpu_humanoid_rollout_matches_cpu() {
     assert!(e.obs <= HUMANOID_OBS_TOL && e.reward <= HUMANOID_OBS_TOL, "{e:?}");
     assert!(e.act <= HUMANOID_GRAD_TOL && e.init <= HUMANOID_GRAD_TOL, "{e:?}");
     assert!(e.act_f64[1] <= 3.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
+}
+
+/// The steps of [`gpu_humanoid_rollout_matches_cpu`] continued to 32 (the same seed, so its
+/// first 8 steps are that test's), forward only, each side against the f64 CPU rollout.
+///
+/// Past 10–20 steps the humanoid is beyond what f32 can follow (the CPU's f32 obs leave 1e-2 of
+/// the f64 rollout's at step 16, 9, 18 and 22 for seeds 11, 1, 2 and 3): it falls and its limbs
+/// hit the ground and each other (penalty contacts kₑ 2e4 between bodies of a few kg), which amplifies
+/// any perturbation; in f64 alone, 1e-7 on the initial joint coordinates grows to 3e-3 of obs
+/// by step 27 and 3e-2 at the impact of step 28, and the CPU's own f32 rollout is 1.0 (max
+/// relative, floored at 1e-3 of the column's scale) from the f64 one by then. The gradient over
+/// 32 steps is not resolved in f32 at all (the CPU's f32 ∂L/∂act is 1.6 normwise from f64's;
+/// with other seeds ∂L/∂a₀ reaches 1e25), so it is checked over the 8 steps above, and here
+/// the forward is held to what f32 can do: at every step t, the GPU's worst distance from the
+/// f64 rollout over steps ≤ t is at most 10 × the CPU f32 path's + 1e-4 (obs and rewards), and
+/// the first 8 steps match the CPU within `HUMANOID_OBS_TOL`. Measured on lavapipe (seed 11): the
+/// first 8 steps 6.9e-4 GPU vs CPU; from f64 over 32 steps, GPU / CPU f32: obs 1.1 / 1.0,
+/// rewards 7.5e-4 / 2.6e-3; the largest ratio GPU / (CPU f32 + 1e-4) of the running maxima was
+/// 2.6 (at step 2, where both are ~1e-4), so 10× leaves ~4× room. A kernel error (a wrong term,
+/// O(1e-2) or more in one step) shows in the first steps, where the CPU's f32 path is within
+/// ~1e-4 of f64.
+#[test]
+fn gpu_humanoid_32_steps_stay_within_f32_rounding() {
+    use diffsim_engine::GpuSim;
+    use diffsim_engine::gpu_sim::GpuOptions;
+    let test = "gpu_humanoid_32_steps_stay_within_f32_rounding";
+    let Some(gpu) = gpu_or_skip(test) else { return };
+    let (n, h) = (2, 32);
+    let task = Humanoid::new(HumanoidConfig { num_envs: n, threads: 1, ..HumanoidConfig::default() });
+    let (mut cpu, mut exact): (Sim<f32>, Sim<f64>) = (task.sim().unwrap(), task.sim().unwrap());
+    let readback = vec!["obs".to_string(), "reward".to_string()];
+    let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
+    let actions = gpu::random_actions(&mut Rng::new(11), h, 21 * n);
+    let st = gpu::steps(&mut g, &mut cpu, Some(&mut exact), &actions).unwrap();
+    let (mut gpu_f64, mut cpu_f64, mut ratio, mut first8) = ([0.0f64; 2], [0.0f64; 2], 0.0f64, 0.0f64);
+    for t in 0..h {
+        let sides = [(&st.obs[t], &st.exact_obs[t]), (&st.reward[t], &st.exact_reward[t])];
+        for (k, ([gv, cv], x)) in sides.into_iter().enumerate() {
+            gpu_f64[k] = gpu_f64[k].max(gpu::max_rel_err(gv, x, 1e-3));
+            cpu_f64[k] = cpu_f64[k].max(gpu::max_rel_err(cv, x, 1e-3));
+            assert!(
+                gpu_f64[k] <= 10.0 * cpu_f64[k] + 1e-4,
+                "step {t}: the GPU's {} are {:e} from f64, the CPU f32 path's {:e}",
+                ["obs", "rewards"][k],
+                gpu_f64[k],
+                cpu_f64[k]
+            );
+            ratio = ratio.max(gpu_f64[k] / (cpu_f64[k] + 1e-4));
+            if t < 8 {
+                first8 = first8.max(gpu::max_rel_err(gv, cv, 1e-3));
+            }
+        }
+    }
+    assert!(first8 <= HUMANOID_OBS_TOL, "the first 8 steps, GPU vs CPU: {first8:e}");
+    eprintln!(
+        "{test}: ({h} steps, {n} envs) first 8 steps GPU vs CPU {first8:e}; over 32 steps from f64, GPU / CPU f32: \
+         obs {:e} / {:e}, rewards {:e} / {:e}; largest ratio of running maxima (with 1e-4) {ratio:.2}",
+        gpu_f64[0], cpu_f64[0], gpu_f64[1], cpu_f64[1]
+    );
 }
