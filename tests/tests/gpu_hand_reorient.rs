@@ -42,7 +42,7 @@ fn hand_cube_contacts(sim: &diffsim_engine::Sim<f32>, state: &Columns<f32>, pair
 ///
 /// 16 steps, not 32: at step 17 of this rollout a contact switches (the f64 rollout's hand
 /// rates jump 1e-2 away from both f32 paths', which still agree to 2e-5), and from step 18 on
-/// the two f32 paths part too (4e-3, then O(1) by step 26): the box contact's force jumps where
+/// the two f32 paths part too (4e-3 in the obs, 0.2 by step 26): the box contact's force jumps where
 /// a capsule core enters the cube or a box sample crosses a face (`shape_contact.rs`,
 /// Limitations), so last-bit differences decide which side of a jump a step lands on.
 const OBS_TOL: f64 = 2e-3;
