@@ -545,15 +545,21 @@ fn box_branches(sim: &Sim<f32>, state: &Columns<f32>) -> Branches {
                         out.min_dist = out.min_dist.min(fmin.sqrt());
                     }
                 }
-                (WorldShape::Box { centre: c1, rot: r1, half: h1 }, WorldShape::Box { centre: c2, rot: r2, half: h2 }) => {
-                    for (k, (ca, ra, ha, cb, rb, hb)) in [(c1, r1, h1, c2, r2, h2), (c2, r2, h2, c1, r1, h1)].into_iter().enumerate() {
+                (
+                    WorldShape::Box { centre: c1, rot: r1, half: h1 },
+                    WorldShape::Box { centre: c2, rot: r2, half: h2 },
+                ) => {
+                    for (k, (ca, ra, ha, cb, rb, hb)) in
+                        [(c1, r1, h1, c2, r2, h2), (c2, r2, h2, c1, r1, h1)].into_iter().enumerate()
+                    {
                         for v in 0..27i32 {
                             let c = [v % 3 - 1, v / 3 % 3 - 1, v / 9 - 1];
                             if c.iter().filter(|&&x| x == 0).count() > 1 {
                                 continue;
                             }
-                            let w: [f64; 3] =
-                                std::array::from_fn(|r| ca[r] + (0..3).map(|m| ra[r][m] * c[m] as f64 * ha[m]).sum::<f64>());
+                            let w: [f64; 3] = std::array::from_fn(|r| {
+                                ca[r] + (0..3).map(|m| ra[r][m] * c[m] as f64 * ha[m]).sum::<f64>()
+                            });
                             let dp = depths(local(w, cb, &rb), &hb);
                             if dp[0].0 > 0.0 {
                                 out.hits[2 + k] += 1;
@@ -621,8 +627,12 @@ fn box_kernels_match_cpu(scatter: Scatter, cases: u32, test: &str) {
         moved += usize::from(run.adjoint[1].get("body_q").unwrap() != adj.get("body_q").unwrap());
         let w = columns_err(&format!("{test} forward (case {case})"), got, cpu, CONTACT_FORWARD_TOL);
         let ([ga, a], [gac, ac]) = (&run.adjoint, &run.adjoint_control);
-        let wa = columns_err(&format!("{test} adjoint (case {case})"), ga, a, CONTACT_ADJOINT_TOL)
-            .max(columns_err(&format!("{test} adjoint control (case {case})"), gac, ac, CONTACT_ADJOINT_TOL));
+        let wa = columns_err(&format!("{test} adjoint (case {case})"), ga, a, CONTACT_ADJOINT_TOL).max(columns_err(
+            &format!("{test} adjoint control (case {case})"),
+            gac,
+            ac,
+            CONTACT_ADJOINT_TOL,
+        ));
         worst = [worst[0].max(w), worst[1].max(wa)];
     }
     eprintln!(
@@ -643,4 +653,3 @@ fn gpu_box_contact_kernels_match_cpu() {
 fn gpu_box_contact_kernels_match_cpu_atomic_mode() {
     box_kernels_match_cpu(Scatter::Atomic, 3, "gpu_box_contact_kernels_match_cpu_atomic_mode");
 }
-

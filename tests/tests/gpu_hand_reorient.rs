@@ -73,4 +73,3 @@ fn gpu_hand_reorient_rollout_matches_cpu() {
     assert!(e.act_f64[1] <= 2.0 * e.act_f64[0] + 1e-5, "∂L/∂act from f64: {e:?}");
     assert!(e.init_f64[1] <= 2.0 * e.init_f64[0] + 1e-5, "∂L/∂(initial state) from f64: {e:?}");
 }
-
