@@ -316,7 +316,7 @@ fn gpu_ant_run_task_systems_match_cpu() {
 /// - the rotation distance 2 asin |(q ⊗ q_goal⁻¹).xyz| comes from a difference of unit
 ///   quaternions whose xyz part cancels to ~rot/2, so its direction keeps ~eps/rot of relative
 ///   precision (2.3e-4 at rot = 0.009, hence rot ≥ 0.03 here): 5e-4 (measured ≤ 1.9e-4 with
-///   lavapipe's builtin asin, ≤ 2.1e-5 since the kernel refines it, `asin_precise`);
+///   lavapipe's builtin asin; ≤ 2.1e-5 over 6 cases since the kernel refines it, `asin_precise`);
 /// - on the slopes of the success bonus 250 σ(−|σ((0.1 − rot)/ε) − 1|/ε), ε = 1e-3, i.e. for
 ///   |rot| in [`STEEP`], two sigmoids of slope 1/ε each magnify a last-bit difference of rot by
 ///   ~1e6 in value and more in the adjoint: 0.5 (measured ≤ 0.27), a check of the formulas'
