@@ -225,3 +225,32 @@ fn pair_list_of_a_body_holds_exactly_its_pairs() {
     let pairs = ShapePairContact::involving_body(&packed.model, 1).pairs;
     assert_eq!(pairs, vec![(0, 2), (1, 2), (2, 3), (2, 4)]);
 }
+
+/// A capsule core through a box with both ends outside is "entering" (the sphere law at its
+/// ends, beyond reach here, and at its midpoint, deep inside) in f32 as in f64. Each interval of f with no coordinate outside its slab has f ≡ 0, but at its
+/// ends, face crossings, f32 leaves |x| − h at ±1 ulp, whose square (~1e-16) exceeded the 1e-18
+/// threshold: evaluating those intervals at their ends made f32 call such a core "outside", with
+/// one contact of penetration r at a face.
+#[test]
+fn core_through_a_box_enters_it_in_f32_as_in_f64() {
+    use diffsim_systems::articulation::shape_contact::segment_box;
+    let mut rng = Rng::new(7);
+    let half = [0.1, 0.08, 0.12];
+    let rot64: [[f64; 3]; 3] = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    let rot32 = rot64.map(|r| r.map(|x| x as f32));
+    for _ in 0..200 {
+        let dir = unit(&mut rng).normalize_or(Vec3::X);
+        let mid = unit(&mut rng) * 0.05;
+        let (p0, d) = (mid - dir * 0.4, dir * 0.8);
+        let mut out32 = Vec::new();
+        segment_box(p0.to_array(), d.to_array(), 0.02, [0.0f32; 3], &rot32, half, &mut out32);
+        let mut out64 = Vec::new();
+        let (p0, d) = (p0.as_dvec3().to_array(), d.as_dvec3().to_array());
+        segment_box(p0, d, 0.02, [0.0f64; 3], &rot64, half, &mut out64);
+        // The ends are outside, beyond the radius; the midpoint is inside at depth ≥ 0.03.
+        assert_eq!(out64.len(), 1, "{out64:?}");
+        assert!(out64[0].pen > 0.05, "{out64:?}");
+        assert_eq!(out32.len(), 1, "f32 gave {out32:?}");
+        assert!((f64::from(out32[0].pen) - out64[0].pen).abs() < 1e-6, "f32 gave {out32:?}, f64 {out64:?}");
+    }
+}

@@ -112,8 +112,8 @@ fn ppo_and_sac_train_from_the_command_line_and_write_a_log() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `--backend gpu` trains chain-reach with the physics on the GPU (lavapipe in CI), and names the
-/// first system without GPU kernels for a task that has one. With no adapter at all the test
+/// `--backend gpu` trains chain-reach and hand-reorient (box contacts) with the physics on the GPU
+/// (lavapipe in CI). With no adapter at all the test
 /// skips, unless `DIFFSIM_REQUIRE_GPU=1` (CI), where it must run.
 #[test]
 fn train_on_the_gpu_backend() {
@@ -152,12 +152,32 @@ fn train_on_the_gpu_backend() {
     assert!(out.contains("on the GPU"), "{out}");
     let csv = std::fs::read_to_string(dir.join("runs/gpu/log.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "header + 2 epochs: {csv}");
-    // Every task's systems have GPU kernels now, but hand-reorient's hand–cube contact has box
-    // pairs, whose narrow phase is not on the GPU: a clear error, not a silent CPU run.
-    let o =
-        diffsim(&dir, &["train", "--task", "hand-reorient", "--learner", "sapo", "--epochs", "1", "--backend", "gpu"]);
+    // hand-reorient, whose hand–cube contact has box pairs, runs on the GPU too (tiny sizes).
+    let args = [
+        "train",
+        "--task",
+        "hand-reorient",
+        "--learner",
+        "sapo",
+        "--envs",
+        "2",
+        "--epochs",
+        "1",
+        "--name",
+        "gpu-hand",
+        "--quiet",
+        "--backend",
+        "gpu",
+        "--set",
+        "learner.horizon=4",
+        "--set",
+        "learner.critic_iterations=1",
+    ];
+    let o = diffsim(&dir, &args);
     let out = text(&o);
-    assert!(!o.status.success() && out.contains("onto the GPU") && out.contains("involves a box"), "{out}");
+    assert!(o.status.success() && out.contains("on the GPU"), "{out}");
+    let csv = std::fs::read_to_string(dir.join("runs/gpu-hand/log.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2, "header + 1 epoch: {csv}");
     // The zeroth-order learners step on the CPU only.
     let o = diffsim(&dir, &["train", "--task", "cartpole", "--learner", "ppo", "--backend", "gpu"]);
     assert!(!o.status.success() && text(&o).contains("--backend gpu|auto is for the first-order learners"));

@@ -1,24 +1,33 @@
 //! GPU mirrors (`gpu_sim::GpuSystem`) of the articulation contact systems:
 //! `articulation.ground_contact` (`wgsl/contact_ground*.wgsl`) and `articulation.shape_contact` /
-//! `articulation.shape_pair_contact` between spheres and capsules (`wgsl/contact_pair*.wgsl`),
-//! forward and adjoint, with the same formulas and order of f32 operations as the CPU systems
-//! (`contact.rs`, `shape_contact.rs`). The shared WGSL (`wgsl/contact_common.wgsl`: the uniform
-//! block [`ContactParams`], rotations, the penalty law and its adjoint; `wgsl/contact_shapes.wgsl`:
-//! the shape columns) is assembled in front of each kernel by `particles::gpu::assemble`.
+//! `articulation.shape_pair_contact` between spheres, capsules and boxes (`wgsl/contact_pair*.wgsl`,
+//! `wgsl/contact_box.wgsl`), forward and adjoint, with the same formulas, branches and order of
+//! f32 operations as the CPU systems (`contact.rs`, `shape_contact.rs`). The shared WGSL
+//! (`wgsl/contact_common.wgsl`: the uniform block [`ContactParams`], rotations, the penalty law
+//! and its adjoint; `wgsl/contact_shapes.wgsl`: the shape columns) is assembled in front of each
+//! kernel by `particles::gpu::assemble`.
 //!
 //! Reductions, in every `Scatter` mode (they evaluate each contact once, so atomics have nothing
 //! to save and the results are reproducible):
 //! - ground: one invocation per body sums its shapes' wrenches in shape order (the CPU loop's).
 //! - shape pairs: one invocation per pair writes its wrench (or its 2 × 13 pose and twist
 //!   adjoints) into a scratch buffer, then one invocation per body adds its entries over a CSR
-//!   body → (pair, side) adjacency in pair order, as the CPU loop adds them.
+//!   body → (pair, side) adjacency in pair order, as the CPU loop adds them. A pair with a box
+//!   has several contact points (up to 3 for a capsule whose core enters the box, up to 40 for
+//!   two boxes); its invocation generates them one at a time in the CPU's order and adds their
+//!   forces from zero into the pair's one wrench, as `shape_contact::pair_wrench` does, so the
+//!   scratch keeps one fixed-size row per pair and the sums round as the CPU's.
+//!
+//! Adjoint of a box pair (`box_pair_adjoint`, by hand): point by point, the penalty law's
+//! adjoint, then the reverse of that point's geometry in the branch the forward took (nearest
+//! face and its sign, or the closest point with its clamped coordinates; the core parameter s of
+//! a capsule outside the box: constant 0 or 1, free −num/den, or clamped to a face crossing
+//! (σ hᵢ − aᵢ)/eᵢ; box–box: the sample's own box and the box it is inside), into each box's
+//! centre and rotation and the core's end and direction, then into the bodies' poses.
 //!
 //! The pair list (which shapes collide) is fixed by the model, so it is built once on the host by
 //! the CPU's own rule (`shape_contact::Shapes::pairs`), per env, with each pair's mean contact
-//! parameters and r_A + r_B computed in f64 and rounded once as the CPU's `from_f64` does.
-//!
-//! Not ported: the segment–box and box–box narrow phases. `build` fails with a typed error naming
-//! the first pair that involves a box (the ground contact handles boxes).
+//! parameters and radii computed in f64 and rounded once as the CPU's `from_f64` does.
 
 use diffsim_engine::articulation::{SHAPE_BOX, SHAPE_CAPSULE, SHAPE_SPHERE};
 use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, model, state, topology};
@@ -49,6 +58,7 @@ const GROUND_ADJOINT: &str = include_str!("wgsl/contact_ground_adjoint.wgsl");
 const PAIR: &str = include_str!("wgsl/contact_pair.wgsl");
 const PAIR_FORWARD: &str = include_str!("wgsl/contact_pair_forward.wgsl");
 const PAIR_ADJOINT: &str = include_str!("wgsl/contact_pair_adjoint.wgsl");
+const PAIR_BOX: &str = include_str!("wgsl/contact_box.wgsl");
 
 /// f32 values per pair in the pair-parameter buffer: kₑ, k_d, k_f, μ, reach, reach².
 const PAIR_C: usize = 6;
@@ -118,7 +128,8 @@ impl GpuSystem for GroundContactGpu {
 pub struct PairTable {
     /// Per pair (shape A, shape B, body A, body B), global indices (env · count + local).
     pub rows: Vec<u32>,
-    /// Per pair [`PAIR_C`] values: mean (kₑ, k_d, k_f, μ), r_A + r_B and its square.
+    /// Per pair [`PAIR_C`] values: mean (kₑ, k_d, k_f, μ), `reach` and its square: r_A + r_B
+    /// between two spheres or capsules, the segment's radius against a box, 0 for two boxes.
     pub params: Vec<f32>,
 }
 
@@ -132,7 +143,7 @@ impl PairTable {
 
     /// The pairs the CPU system tests (`pairs`, or every pair of unrelated bodies if None), env by
     /// env in the CPU's order. Pairs with a shape of unknown kind are dropped (the CPU skips
-    /// them); a pair with a box is an error (its narrow phase is not on the GPU).
+    /// them).
     pub fn new(system: &str, model: &Model, pairs: Option<&[(u32, u32)]>) -> Result<Self, EngineError> {
         let view = model.view_all();
         let sh = shape_contact::Shapes::of(&view);
@@ -148,21 +159,18 @@ impl PairTable {
                     )));
                 }
                 let (si, sj) = (e * sh.ns + i as usize, e * sh.ns + j as usize);
-                let segment = |s: usize| sh.kind[s] == SHAPE_SPHERE || sh.kind[s] == SHAPE_CAPSULE;
-                if sh.kind[si] == SHAPE_BOX || sh.kind[sj] == SHAPE_BOX {
-                    return Err(EngineError::Gpu(format!(
-                        "{system}: pair ({i}, {j}) of env {e} involves a box; the GPU mirror has only the \
-                         sphere/capsule narrow phase (expected shape_kind {SHAPE_SPHERE} or {SHAPE_CAPSULE})"
-                    )));
-                }
-                if !(segment(si) && segment(sj)) {
+                let known = |s: usize| [SHAPE_SPHERE, SHAPE_CAPSULE, SHAPE_BOX].contains(&sh.kind[s]);
+                if !(known(si) && known(sj)) {
                     continue;
                 }
                 let body = |s: usize| to_u32(e * sh.nb + sh.body[s] as usize, "global body index");
                 table.rows.extend([to_u32(si, "global shape index")?, to_u32(sj, "global shape index")?]);
                 table.rows.extend([body(si)?, body(sj)?]);
                 let c = sh.params(si, sj);
-                let reach = sh.size[3 * si] + sh.size[3 * sj];
+                // Segment–segment: r_A + r_B; segment–box: the segment's radius (the box's size
+                // is its half extents); box–box: unused.
+                let radius = |s: usize| if sh.kind[s] == SHAPE_BOX { 0.0 } else { sh.size[3 * s] };
+                let reach = radius(si) + radius(sj);
                 table.params.extend(c.iter().map(|&x| x as f32));
                 table.params.extend([reach as f32, (reach * reach) as f32]);
             }
@@ -252,8 +260,8 @@ impl GpuSystem for ShapeContactGpu {
             ]);
             b
         };
-        let fsrc = source(&[PAIR, PAIR_FORWARD]);
-        let asrc = source(&[PAIR, PAIR_ADJOINT]);
+        let fsrc = source(&[PAIR, PAIR_BOX, PAIR_FORWARD]);
+        let asrc = source(&[PAIR, PAIR_BOX, PAIR_ADJOINT]);
         let label = |what: &str| format!("{} {what}", self.name);
         Ok(GpuKernels {
             forward: vec![

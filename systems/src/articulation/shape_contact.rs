@@ -316,7 +316,11 @@ pub fn segment_box<R: Real>(
                 den += e[i] * e[i];
             }
         }
-        let s = if den.to_f64() > 1e-18 { (-num / den).max(lo).min(hi) } else { hi };
+        // With no coordinate outside its slab at the midpoint (den = 0), f is constant on the
+        // interval (0 if the core is inside there): take the midpoint, where that constant has no
+        // rounding from a face crossing (at a breakpoint |x| − h is ±1 ulp, which squared is
+        // ~1e-16 in f32, ≫ the 1e-18 below: a core through the box would count as outside).
+        let s = if den.to_f64() > 1e-18 { (-num / den).max(lo).min(hi) } else { (lo + hi) * R::from_f64(0.5) };
         let f = outside2(s);
         if f.to_f64() < best.1.to_f64() {
             best = (s, f);
@@ -569,7 +573,7 @@ impl<R: Real> System<R> for ShapeContact {
     ) {
         contacts_adjoint(model, pre, adj, None);
     }
-    /// `contact_gpu::ShapeContactGpu` (spheres and capsules).
+    /// `contact_gpu::ShapeContactGpu`.
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_contact", pairs: None }))
     }
@@ -596,7 +600,7 @@ impl<R: Real> System<R> for ShapePairContact {
     ) {
         contacts_adjoint(model, pre, adj, Some(&self.pairs));
     }
-    /// `contact_gpu::ShapeContactGpu` over `pairs` (spheres and capsules).
+    /// `contact_gpu::ShapeContactGpu` over `pairs`.
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         let pairs = Some(self.pairs.clone());
         Some(Box::new(super::contact_gpu::ShapeContactGpu { name: "articulation.shape_pair_contact", pairs }))

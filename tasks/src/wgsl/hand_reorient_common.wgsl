@@ -79,3 +79,13 @@ fn goal_dist(e: u32) -> f32 {
     let d = cube_p(e) - goal_p(e);
     return sqrt(d.x * d.x + d.y * d.y + d.z * d.z);
 }
+
+// asin to the CPU's precision: the WGSL builtin, then one Newton step on sin(y) = x. Vulkan lets
+// asin be as coarse as atan2(x, sqrt(1 − x²)), i.e. 4096 ulp; lavapipe's is off by ~7e-5 at
+// x = 0.71, which moved 1/(|rot| + 0.1) in the reward by 5e-5 at every step (the CPU's
+// correctly rounded f32 asin is matched to ~1 ulp after the step). cos(y) ≥ 0.04 below the
+// 0.999 cap where it is used.
+fn asin_precise(x: f32) -> f32 {
+    let y = asin(x);
+    return y - (sin(y) - x) / cos(y);
+}

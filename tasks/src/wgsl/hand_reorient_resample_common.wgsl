@@ -68,7 +68,7 @@ fn rot_dist(e: u32) -> f32 {
     let qd = quat_mul(cube_quat(e), conj(goal_quat(e)));
     let n2 = qd.x * qd.x + qd.y * qd.y + qd.z * qd.z;
     let n = select(0.0, sqrt(n2), n2 > 1e-30);
-    return 2.0 * asin(min(n, CAP));
+    return 2.0 * asin_precise(min(n, CAP));
 }
 
 

@@ -45,7 +45,7 @@ fn terms(e: u32) -> Terms {
     let n2 = t.qd.x * t.qd.x + t.qd.y * t.qd.y + t.qd.z * t.qd.z;
     t.n = select(0.0, sqrt(n2), n2 > 1e-30);
     t.m = min(t.n, ASIN_CAP);
-    t.rotd = 2.0 * asin(t.m);
+    t.rotd = 2.0 * asin_precise(t.m);
     t.rot = abs(t.rotd);
     var a2 = 0.0;
     for (var k = 0u; k < 16u; k++) {

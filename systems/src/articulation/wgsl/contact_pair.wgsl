@@ -16,6 +16,10 @@
 const PAIR_C: u32 = 6u;
 const EPS: f32 = 1e-12;
 
+fn pair_has_box(k: u32) -> bool {
+    return shape_kind[pairs[4u * k]] == SHAPE_BOX || shape_kind[pairs[4u * k + 1u]] == SHAPE_BOX;
+}
+
 fn body_x(b: u32) -> vec3<f32> {
     return vec3<f32>(bq[7u * b], bq[7u * b + 1u], bq[7u * b + 2u]);
 }

@@ -2,7 +2,8 @@
 // ȳ = ∂L/∂f_A − ∂L/∂f_B (B receives −wrench; body_f's adjoint passes through unchanged) back to
 // both bodies' poses and twists, by hand in reverse through the penalty law, the contact frame
 // (x = ½ (P + Q), n = (P − Q)/d, pen = reach − d), the closest points and the shapes' world
-// geometry, into the scratch (zeros without contact); then one invocation per body adds its
+// geometry (a pair with a box: `box_pair_adjoint`, point by point), into the scratch (zeros
+// without contact); then one invocation per body adds its
 // entries in pair order.
 @group(0) @binding(12) var<storage, read> abf: array<f32>;
 @group(0) @binding(13) var<storage, read_write> abq: array<f32>;
@@ -29,6 +30,22 @@ fn pair_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
         seeded = seeded || yb[i] != 0.0;
     }
     if (!seeded) {
+        return;
+    }
+    if (pair_has_box(k)) {
+        let g = box_pair_adjoint(k, vec3<f32>(yb[0], yb[1], yb[2]), vec3<f32>(yb[3], yb[4], yb[5]));
+        for (var i = 0u; i < 3u; i++) {
+            scratch[ADJ * k + i] = g.a.x[i];
+            scratch[ADJ * k + 7u + i] = g.wa[i];
+            scratch[ADJ * k + 10u + i] = g.va[i];
+            scratch[ADJ * k + 13u + i] = g.b.x[i];
+            scratch[ADJ * k + 20u + i] = g.wb[i];
+            scratch[ADJ * k + 23u + i] = g.vb[i];
+        }
+        for (var i = 0u; i < 4u; i++) {
+            scratch[ADJ * k + 3u + i] = g.a.q[i];
+            scratch[ADJ * k + 16u + i] = g.b.q[i];
+        }
         return;
     }
     let o = pair_contact(k);

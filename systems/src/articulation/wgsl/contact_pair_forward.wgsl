@@ -1,5 +1,6 @@
 // articulation.shape_contact forward in two passes (deterministic in every scatter mode): one
-// invocation per pair writes the wrench B exerts on A (zero without contact) into the scratch,
+// invocation per pair writes the wrench B exerts on A (zero without contact; a pair with a box
+// sums its contacts' in the CPU's point order, `box_pair_wrench`) into the scratch,
 // then one invocation per body adds its pairs' wrenches (+ as A, − as B) in pair order.
 @group(0) @binding(12) var<storage, read_write> bf: array<f32>;
 @group(0) @binding(13) var<uniform> p: Params;
@@ -10,12 +11,18 @@ fn pair_forces(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     if (k >= p.n) {
         return;
     }
-    let o = pair_contact(k);
     var torque = vec3<f32>(0.0);
     var force = vec3<f32>(0.0);
-    if (o.on) {
-        torque = cross3(o.x, o.f);
-        force = o.f;
+    if (pair_has_box(k)) {
+        let w = box_pair_wrench(k);
+        torque = w.torque;
+        force = w.force;
+    } else {
+        let o = pair_contact(k);
+        if (o.on) {
+            torque = cross3(o.x, o.f);
+            force = o.f;
+        }
     }
     for (var i = 0u; i < 3u; i++) {
         scratch[6u * k + i] = torque[i];
