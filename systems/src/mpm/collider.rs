@@ -29,6 +29,11 @@
 //! and its gradient depends on rounding. The union has no such structural kink.
 //! It is written once, generic over `Real`; the transfer's adjoint replays it per affected node on
 //! the reverse tape (a handful of nodes near the body, not the grid).
+//! Per env-substep (`Coupling::pose`) the one-body collider's sin θ, cos θ and, per shape, an
+//! enclosing capsule inflated by the influence reach are computed once; a node outside every
+//! inflated capsule skips the SDF (it would be left alone anyway, `Reach`), so the per-node
+//! cost away from the body is a few f64 multiply-adds and the results are bit for bit those of
+//! the unculled rule.
 
 use diffsim_engine::scalar::vec3;
 use diffsim_engine::{ColumnAccess, ModelView, Real, Rev, StepCx, System, View, ViewMut, vjp};
@@ -136,16 +141,33 @@ impl Collider {
     }
 
     /// Grid-node velocity after the body's boundary condition (module docs).
-    pub fn project<R: Real>(&self, x: [f64; 3], mut v: [R; 3], q: &[R; 4], qd: &[R; 4]) -> [R; 3] {
-        let (s, c) = q[3].sin_cos();
+    pub fn project<R: Real>(&self, x: [f64; 3], v: [R; 3], q: &[R; 4], qd: &[R; 4]) -> [R; 3] {
+        self.project_rotated(x, v, q, qd, q[3].sin_cos(), u64::MAX)
+    }
+
+    /// `project` with (sin θ, cos θ) of the pose given (`PosedRigid` computes them once per
+    /// env-substep, not per node) and only the shapes whose bit is set in `near` (shape i ≥ 64
+    /// always counts as near). Leaving out a shape that is farther than the influence reach
+    /// changes nothing: either another shape is nearer, or the nearest one is also beyond the
+    /// reach and the node is left alone (`PosedRigid::near`).
+    fn project_rotated<R: Real>(
+        &self,
+        x: [f64; 3],
+        mut v: [R; 3],
+        q: &[R; 4],
+        qd: &[R; 4],
+        (s, c): (R, R),
+        near: u64,
+    ) -> [R; 3] {
         let r = [R::from_f64(x[0]) - q[0], R::from_f64(x[1]) - q[1], R::from_f64(x[2]) - q[2]];
         // Rᵧ(θ)ᵀ r; Rᵧ = [[c, 0, s], [0, 1, 0], [−s, 0, c]].
         let l = [c * r[0] - s * r[2], r[1], s * r[0] + c * r[2]];
-        // ẋ + ω × r with ω = (0, θ̇, 0).
-        let vb = [qd[0] + qd[3] * r[2], qd[1], qd[2] - qd[3] * r[0]];
         // The body's SDF is the union of its shapes: the nearest (most negative) one decides.
         let mut nearest: Option<(R, [R; 3])> = None;
-        for shape in &self.shapes {
+        for (i, shape) in self.shapes.iter().enumerate() {
+            if i < 64 && near & (1 << i) == 0 {
+                continue;
+            }
             let (d, nl) = shape.sdf(l);
             if nearest.as_ref().is_none_or(|(dn, _)| d.to_f64() < dn.to_f64()) {
                 nearest = Some((d, nl));
@@ -153,9 +175,110 @@ impl Collider {
         }
         let Some((d, nl)) = nearest else { return v };
         let Some(infl) = influence(d, self.softness) else { return v };
+        // ẋ + ω × r with ω = (0, θ̇, 0).
+        let vb = [qd[0] + qd[3] * r[2], qd[1], qd[2] - qd[3] * r[0]];
         let n = [c * nl[0] + s * nl[2], nl[1], -s * nl[0] + c * nl[2]];
         v = coulomb(v, vb, n, infl, self.friction);
         v
+    }
+}
+
+/// Absolute slack (world units) added to the culling reach. It covers the rounding of the SDF
+/// evaluated in f32 (~1e-6 on the unit domain) against the f64 culling test, and the rounding
+/// of exp at the influence threshold: a culled node has d > reach + 1e-3, i.e. ι < 0.1 · e^{−1e-3·softness}.
+const CULL_MARGIN: f64 = 1e-3;
+
+/// A capsule enclosing one shape (segment from `a` along `ab`, world space, f64) inflated by
+/// the influence reach ln(1/0.1)/softness + `CULL_MARGIN`: for a node outside it the shape's
+/// SDF, which is the exact Euclidean distance outside every shape, exceeds the reach, so the
+/// shape cannot touch the node.
+#[derive(Clone, Copy, Debug)]
+struct Reach {
+    a: [f64; 3],
+    ab: [f64; 3],
+    /// 1/|ab|², 0 for a point.
+    inv_len2: f64,
+    /// Squared inflated radius (∞ when softness ≤ 0: then every node is touched).
+    r2: f64,
+}
+
+impl Reach {
+    fn new(shape: &Shape, softness: f64, pos: [f64; 3], (s, c): (f64, f64)) -> Self {
+        let (a, b, r) = shape.bounding_capsule();
+        // World point of body point l: Rᵧ(θ) l + x.
+        let world = |l: [f64; 3]| [c * l[0] + s * l[2] + pos[0], l[1] + pos[1], -s * l[0] + c * l[2] + pos[2]];
+        let (a, b) = (world(a), world(b));
+        let ab = vec3::sub(b, a);
+        let len2 = vec3::dot(ab, ab);
+        let reach = r + (1.0 / MIN_INFLUENCE).ln() / softness + CULL_MARGIN;
+        let r2 = if softness > 0.0 { reach * reach } else { f64::INFINITY };
+        Self { a, ab, inv_len2: if len2 > 0.0 { 1.0 / len2 } else { 0.0 }, r2 }
+    }
+
+    /// Whether `x` is outside the inflated capsule (squared distance to the segment, no root).
+    #[inline]
+    fn far(&self, x: [f64; 3]) -> bool {
+        let p = vec3::sub(x, self.a);
+        let t = (vec3::dot(p, self.ab) * self.inv_len2).clamp(0.0, 1.0);
+        let d = vec3::sub(p, vec3::scale(self.ab, t));
+        vec3::dot(d, d) > self.r2
+    }
+}
+
+/// The one-body collider at the pose of one env-substep: the pose, its velocity, (sin θ, cos θ)
+/// and each shape's [`Reach`].
+pub struct PosedRigid<'a, R> {
+    collider: &'a Collider,
+    q: [R; 4],
+    qd: [R; 4],
+    sin_cos: (R, R),
+    reach: Vec<Reach>,
+}
+
+impl<'a, R: Real> PosedRigid<'a, R> {
+    fn new(collider: &'a Collider, q: [R; 4], qd: [R; 4]) -> Self {
+        let sin_cos = q[3].sin_cos();
+        let (pos, sc) = ([q[0], q[1], q[2]].map(|x| x.to_f64()), (sin_cos.0.to_f64(), sin_cos.1.to_f64()));
+        let reach = collider.shapes.iter().map(|s| Reach::new(s, collider.softness, pos, sc)).collect();
+        Self { collider, q, qd, sin_cos, reach }
+    }
+
+    /// Bit i set: shape i may touch `x` (not culled by its `Reach`); shapes from the 64th on
+    /// are never culled.
+    #[inline]
+    fn near(&self, x: [f64; 3]) -> u64 {
+        let mut bits = if self.reach.len() > 64 { u64::MAX } else { 0 };
+        for (i, r) in self.reach.iter().take(64).enumerate() {
+            if !r.far(x) {
+                bits |= 1 << i;
+            }
+        }
+        bits
+    }
+
+    fn project(&self, x: [f64; 3], v: [R; 3]) -> [R; 3] {
+        let near = self.near(x);
+        if near == 0 {
+            return v;
+        }
+        self.collider.project_rotated(x, v, &self.q, &self.qd, self.sin_cos, near)
+    }
+}
+
+impl PosedRigid<'_, f64> {
+    /// `Collider::touches` at this pose, skipping the culled shapes (same answer).
+    fn touches(&self, x: [f64; 3]) -> bool {
+        let near = self.near(x);
+        if near == 0 {
+            return false;
+        }
+        let (s, c) = self.sin_cos;
+        let r = [x[0] - self.q[0], x[1] - self.q[1], x[2] - self.q[2]];
+        let l = [c * r[0] - s * r[2], r[1], s * r[0] + c * r[2]];
+        let shapes = self.collider.shapes.iter().enumerate();
+        let d = shapes.filter(|(i, _)| *i >= 64 || near & (1 << i) != 0).map(|(_, s)| s.sdf(l).0);
+        let d = d.fold(f64::INFINITY, f64::min);
+        d <= 0.0 || (-d * self.collider.softness).exp() > MIN_INFLUENCE
     }
 }
 
@@ -216,6 +339,19 @@ pub struct Bodies {
 }
 
 impl Shape {
+    /// A capsule enclosing the shape (body frame): segment ends and radius, for culling. A
+    /// flat-capped cylinder lies inside the capsule on its own axis segment with its radius; a
+    /// box inside its bounding sphere (a capsule of zero length).
+    pub fn bounding_capsule(&self) -> ([f64; 3], [f64; 3], f64) {
+        match *self {
+            Shape::Capsule { center: c, radius, half_height: h }
+            | Shape::Cylinder { center: c, radius, half_height: h } => {
+                ([c[0], c[1], c[2] - h], [c[0], c[1], c[2] + h], radius)
+            }
+            Shape::Box { center, .. } => (center, center, self.bounding_sphere().1),
+        }
+    }
+
     /// Centre and radius of a sphere enclosing the shape (body frame), for culling.
     pub fn bounding_sphere(&self) -> ([f64; 3], f64) {
         match *self {
@@ -274,7 +410,7 @@ impl<R: Real> Frame<R> {
 
 /// A coupling at the poses of one env-substep (built once per env, used at every node).
 pub enum Posed<'a, R> {
-    Rigid { collider: &'a Collider, q: [R; 4], qd: [R; 4] },
+    Rigid(PosedRigid<'a, R>),
     Bodies(PosedBodies<'a, R>),
 }
 
@@ -305,9 +441,7 @@ impl Coupling {
     /// the substep.
     pub fn pose<R: Real>(&self, s: &[R], dt: f64) -> Posed<'_, R> {
         match self {
-            Coupling::Rigid(c) => {
-                Posed::Rigid { collider: c, q: [s[0], s[1], s[2], s[3]], qd: [s[4], s[5], s[6], s[7]] }
-            }
+            Coupling::Rigid(c) => Posed::Rigid(PosedRigid::new(c, [s[0], s[1], s[2], s[3]], [s[4], s[5], s[6], s[7]])),
             Coupling::Bodies(b) => {
                 let nb = b.bodies;
                 let start: Vec<Frame<R>> = (0..nb).map(|k| Frame::from_pose(&s[7 * k..7 * k + 7])).collect();
@@ -379,7 +513,7 @@ impl<R: Real> Posed<'_, R> {
     /// Grid-node velocity at world point `x` after the bodies' boundary condition.
     pub fn project(&self, x: [f64; 3], v: [R; 3]) -> [R; 3] {
         match self {
-            Posed::Rigid { collider, q, qd } => collider.project(x, v, q, qd),
+            Posed::Rigid(pr) => pr.project(x, v),
             Posed::Bodies(pb) => match pb.nearest(x) {
                 None => v,
                 Some((i, l, d, nl)) => {
@@ -400,10 +534,11 @@ impl Posed<'_, f64> {
     /// picks one shape, so the others do not enter), 11 or 17 leaves per node.
     pub fn project_adjoint(&self, x: [f64; 3], v: [f64; 3], s: &[f64], vbar: [f64; 3], sbar: &mut [f64]) -> [f64; 3] {
         match self {
-            Posed::Rigid { collider, q, .. } => {
-                if !collider.touches(x, *q) {
+            Posed::Rigid(pr) => {
+                if !pr.touches(x) {
                     return vbar;
                 }
+                let collider = pr.collider;
                 let leaves: [f64; 11] = std::array::from_fn(|k| if k < 3 { v[k] } else { s[k - 3] });
                 let g = vjp(leaves, vbar, |a| {
                     let q = [a[3], a[4], a[5], a[6]];
@@ -552,5 +687,88 @@ impl<R: Real> System<R> for ColliderIntegrate {
     }
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(*self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roller() -> Collider {
+        Collider {
+            shapes: vec![
+                Shape::Capsule { center: [0.0; 3], radius: 0.03, half_height: 0.2 },
+                Shape::Capsule { center: [0.0; 3], radius: 0.012, half_height: 0.3 },
+                Shape::Box { center: [0.0, 0.05, 0.0], half_extents: [0.02, 0.03, 0.1] },
+                Shape::Cylinder { center: [0.06, 0.0, 0.0], radius: 0.04, half_height: 0.08 },
+            ],
+            friction: 0.9,
+            softness: 666.0,
+        }
+    }
+
+    /// The per-env-substep view (sin/cos once, shapes culled by their inflated bounding
+    /// capsules) returns bit for bit what `Collider::project` returns, in f64 and f32, and
+    /// `touches` agrees with `Collider::touches`; nodes are drawn around the body so that both
+    /// culled, touched and untouched-but-not-culled nodes occur (counted).
+    #[test]
+    fn posed_rigid_matches_unculled_projection() {
+        let c = roller();
+        let mut seed = 7u64;
+        let mut u = || {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+        };
+        let (mut culled, mut touched, mut near_untouched) = (0, 0, 0);
+        let coupling = Coupling::Rigid(c.clone());
+        for _ in 0..40 {
+            let q = [0.5 + 0.2 * u(), 0.3 + 0.2 * u(), 0.5 + 0.2 * u(), 4.0 * u()];
+            let qd = [u(), u(), u(), 3.0 * u()];
+            let s: Vec<f64> = q.iter().chain(&qd).copied().collect();
+            let posed = coupling.pose(&s, 1e-3);
+            let s32: Vec<f32> = s.iter().map(|&x| x as f32).collect();
+            let posed32 = coupling.pose(&s32, 1e-3);
+            let (Posed::Rigid(pr), Posed::Rigid(pr32)) = (&posed, &posed32) else { unreachable!() };
+            let (q32, qd32) = ([0, 1, 2, 3].map(|k| s32[k]), [0, 1, 2, 3].map(|k| s32[4 + k]));
+            for k in 0..500 {
+                // Half the nodes within ~0.1 of the roller's axis, half anywhere nearby.
+                let spread = if k % 2 == 0 { 0.1 } else { 0.8 };
+                let x = [q[0] + spread * u(), q[1] + spread * u(), q[2] + 0.7 * u()];
+                let v = [u(), u(), u()];
+                let full = c.project(x, v, &q, &qd);
+                assert_eq!(posed.project(x, v).map(f64::to_bits), full.map(f64::to_bits), "x {x:?} q {q:?}");
+                let v32 = v.map(|a| a as f32);
+                let full32 = c.project(x, v32, &q32, &qd32);
+                assert_eq!(posed32.project(x, v32).map(f32::to_bits), full32.map(f32::to_bits), "x {x:?}");
+                assert_eq!(pr.touches(x), c.touches(x, q), "x {x:?} q {q:?}");
+                match (pr.near(x) == 0, c.touches(x, q)) {
+                    (true, _) => culled += 1,
+                    (false, true) => touched += 1,
+                    (false, false) => near_untouched += 1,
+                }
+                assert!(pr32.near(x) != 0 || !c.touches(x, q), "culled a touched node at {x:?}");
+            }
+        }
+        assert!(culled > 1000 && touched > 500 && near_untouched > 500, "{culled} {touched} {near_untouched}");
+    }
+
+    /// A node just outside the inflated capsule is culled and untouched; one just inside the
+    /// influence reach of the shape is not culled.
+    #[test]
+    fn reach_is_conservative_at_its_edge() {
+        let c =
+            Collider { shapes: vec![Shape::Capsule { center: [0.0; 3], radius: 0.03, half_height: 0.2 }], ..roller() };
+        let q = [0.5, 0.3, 0.5, 0.4];
+        let coupling = Coupling::Rigid(c.clone());
+        let Posed::Rigid(pr) = coupling.pose(&[q[0], q[1], q[2], q[3], 0.0, 0.0, 0.0, 0.0], 1e-3) else {
+            unreachable!()
+        };
+        let range = (1.0 / MIN_INFLUENCE).ln() / c.softness;
+        // Straight up from the centre: world y is the body's y, radial to the capsule's axis.
+        for (extra, culled) in [(-1e-4, false), (CULL_MARGIN + 1e-6, true)] {
+            let x = [q[0], q[1] + 0.03 + range + extra, q[2]];
+            assert_eq!(pr.near(x) == 0, culled, "extra {extra}");
+            assert_eq!(c.touches(x, q), extra < 0.0, "extra {extra}");
+        }
     }
 }

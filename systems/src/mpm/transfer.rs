@@ -210,13 +210,16 @@ fn with_scratch<R: Real, T>(len: usize, f: impl FnOnce(&mut [R]) -> T) -> T {
 
 type M<R> = [[R; 3]; 3];
 
+#[inline(always)]
 fn load3<R: Real>(c: &[R], p: usize) -> [R; 3] {
     [c[3 * p], c[3 * p + 1], c[3 * p + 2]]
 }
+#[inline(always)]
 fn load9<R: Real>(c: &[R], p: usize) -> M<R> {
     let o = 9 * p;
     [[c[o], c[o + 1], c[o + 2]], [c[o + 3], c[o + 4], c[o + 5]], [c[o + 6], c[o + 7], c[o + 8]]]
 }
+#[inline(always)]
 fn store9<R: Real>(c: &mut [R], p: usize, m: &M<R>) {
     for i in 0..3 {
         for j in 0..3 {
@@ -224,6 +227,7 @@ fn store9<R: Real>(c: &mut [R], p: usize, m: &M<R>) {
         }
     }
 }
+#[inline(always)]
 fn matvec_t<R: Real>(a: &M<R>, v: [R; 3]) -> [R; 3] {
     [0, 1, 2].map(|j| a[0][j] * v[0] + a[1][j] * v[1] + a[2][j] * v[2])
 }
@@ -380,7 +384,7 @@ impl Transfer {
         let mut v = v;
         if let Some(c) = posed {
             let dx = self.grid.dx();
-            v = c.project(g.map(|i| i as f64 * dx), v);
+            v = c.project([g[0] as f64 * dx, g[1] as f64 * dx, g[2] as f64 * dx], v);
         }
         if let Some(s) = self.floor_scale(g, &v) {
             v = v.map(|x| x * s);
@@ -447,16 +451,22 @@ impl Transfer {
     fn grid_update<R: Real>(&self, dt: f64, reg: &Region, g: &mut [R], coupling: &[R]) {
         let posed = self.collider.as_ref().map(|c| c.pose(coupling, dt));
         let gdt = self.grid.gravity.map(|g| R::from_f64(g * dt));
-        for (k, node) in g.chunks_exact_mut(NODE).enumerate() {
-            let m = node[MASS];
-            if m.to_f64() <= MASS_EPS {
-                node[..3].fill(R::zero());
-                continue;
+        // Nodes in storage order (z fastest), their global index counted along (no divisions).
+        let mut nodes = g.chunks_exact_mut(NODE);
+        for a in reg.lo[0]..reg.lo[0] + reg.n[0] {
+            for b in reg.lo[1]..reg.lo[1] + reg.n[1] {
+                for (c, node) in (reg.lo[2]..reg.lo[2] + reg.n[2]).zip(nodes.by_ref()) {
+                    let m = node[MASS];
+                    if m.to_f64() <= MASS_EPS {
+                        node[..3].fill(R::zero());
+                        continue;
+                    }
+                    let inv = R::one() / m;
+                    let v = [node[0] * inv + gdt[0], node[1] * inv + gdt[1], node[2] * inv + gdt[2]];
+                    let v = self.node_op([a, b, c], v, posed.as_ref());
+                    node[..3].copy_from_slice(&v);
+                }
             }
-            let inv = R::one() / m;
-            let v = [0, 1, 2].map(|d| node[d] * inv + gdt[d]);
-            let v = self.node_op(reg.node(k), v, posed.as_ref());
-            node[..3].copy_from_slice(&v);
         }
     }
 
