@@ -8,13 +8,12 @@
 @group(0) @binding(2) var<storage, read> ccol: array<f32>;
 @group(0) @binding(3) var<storage, read> taucol: array<f32>;
 @group(0) @binding(4) var<storage, read> mass_vol: array<f32>;
-@group(0) @binding(5) var<storage, read> count: array<u32>;
-@group(0) @binding(6) var<storage, read> start: array<u32>;
-@group(0) @binding(7) var<storage, read> rowoff: array<u32>;
-@group(0) @binding(8) var<storage, read> sorted: array<u32>;
-@group(0) @binding(9) var<storage, read_write> gm: array<f32>;
-@group(0) @binding(10) var<storage, read_write> gmv: array<f32>;
-@group(0) @binding(11) var<uniform> p: Params;
+@group(0) @binding(5) var<storage, read> start: array<u32>;
+@group(0) @binding(6) var<storage, read> blocksum: array<u32>;
+@group(0) @binding(7) var<storage, read> sorted: array<u32>;
+@group(0) @binding(8) var<storage, read_write> gm: array<f32>;
+@group(0) @binding(9) var<storage, read_write> gmv: array<f32>;
+@group(0) @binding(10) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
