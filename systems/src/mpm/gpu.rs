@@ -276,6 +276,8 @@ impl TransferSources {
             include_str!("wgsl/collider_bodies.wgsl")
         );
         let bind = include_str!("wgsl/transfer_bind.wgsl");
+        let fbind = &bind.replace("GRID_T", "f32");
+        let update = include_str!("wgsl/grid_update.wgsl");
         let gather = include_str!("wgsl/gather_common.wgsl");
         // The row accumulators of the gathers hold G nodes.
         let row_nodes = format!(
@@ -309,7 +311,7 @@ impl TransferSources {
             )
         };
         Self {
-            forward: source(&[&bind.replace("GRID_T", "f32"), tc, sdf, include_str!("wgsl/transfer.wgsl")]),
+            forward: source(&[fbind, tc, sdf, update, include_str!("wgsl/transfer.wgsl")]),
             p2g: source(&[&atomic, tc, sdf, &p2g]),
             bin_count: source(&[
                 &row_nodes,
@@ -318,7 +320,7 @@ impl TransferSources {
                 include_str!("wgsl/bin_count.wgsl"),
             ]),
             bin: source(&[&row_nodes, &bin.replace("COUNT_T", "u32"), tc, gather, include_str!("wgsl/bin_passes.wgsl")]),
-            p2g_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/p2g_gather.wgsl")]),
+            p2g_gather: source(&[&row_nodes, fbind, tc, sdf, update, gather, include_str!("wgsl/p2g_gather.wgsl")]),
             vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
             vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
             g2p_adjoint,
@@ -523,19 +525,13 @@ impl Chunk {
                 Pass::new(cx, label, src, entry, binds, count)
             };
             let rows = self.envs * self.res * self.res;
-            let gather = vec![
-                Bind::read(state("mpm_x")),
-                Bind::read(state("mpm_v")),
-                Bind::read(state("mpm_C")),
-                Bind::read(state("mpm_stress")),
-                Bind::read(model("mpm_mass_vol")),
+            // The forward layout, then the bins: the gather also runs the grid update.
+            let mut gather = binds();
+            gather.extend([
                 Bind::read(self.own(own::START)),
                 Bind::read(self.own(own::BLOCKSUM)),
                 Bind::read(self.own(own::SORTED)),
-                Bind::rw(self.own(own::GM)),
-                Bind::rw(self.own(own::GMV)),
-                Bind::uniform(self.base + own::PARAMS),
-            ];
+            ]);
             vec![
                 bin("mpm.transfer bin_count", &srcs.bin_count, "bin_count", n)?,
                 bin("mpm.transfer scan_local", &srcs.bin, "scan_local", 64 * nodes.div_ceil(SCAN_BLOCK))?,
@@ -548,9 +544,9 @@ impl Chunk {
             vec![
                 pass("mpm.transfer grid_clear", &srcs.forward, "grid_clear", nodes)?,
                 pass("mpm.transfer p2g", &srcs.p2g, "p2g", n)?,
+                pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?,
             ]
         };
-        out.push(pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?);
         out.push(pass("mpm.transfer g2p", &srcs.forward, "g2p", n)?);
         Ok(out)
     }

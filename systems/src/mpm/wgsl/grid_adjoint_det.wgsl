@@ -19,7 +19,13 @@ fn grid_adjoint_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
         rowpose[base + c] = 0.0;
     }
     for (var z = 0u; z < p.res; z++) {
-        let pb = node_adjoint(row * p.res + z);
+        let k = row * p.res + z;
+        // An empty node (most of the grid) as node_adjoint treats it, without its PoseBar.
+        if (gm[k] <= MASS_EPS) {
+            gmbar[k] = 0.0;
+            continue;
+        }
+        let pb = node_adjoint(k);
         if (pb.body != NO_SHAPE) {
             let o = base + 2u * POSE_W * pb.body;
             for (var c = 0u; c < POSE_W; c++) {

@@ -2,18 +2,12 @@
 // grid row sums m_i = sum w m and (mv)_i = sum w (m v + A (x_i - x_p)) for its nodes over the
 // particles of their 27 cells in gather_common.wgsl's order, with p2g.wgsl's expressions (so
 // only the order of the additions differs from the CPU), and writes every node of the row (no
-// clear needed).
-@group(0) @binding(0) var<storage, read> xcol: array<f32>;
-@group(0) @binding(1) var<storage, read> vcol: array<f32>;
-@group(0) @binding(2) var<storage, read> ccol: array<f32>;
-@group(0) @binding(3) var<storage, read> taucol: array<f32>;
-@group(0) @binding(4) var<storage, read> mass_vol: array<f32>;
-@group(0) @binding(5) var<storage, read> start: array<u32>;
-@group(0) @binding(6) var<storage, read> blocksum: array<u32>;
-@group(0) @binding(7) var<storage, read> sorted: array<u32>;
-@group(0) @binding(8) var<storage, read_write> gm: array<f32>;
-@group(0) @binding(9) var<storage, read_write> gmv: array<f32>;
-@group(0) @binding(10) var<uniform> p: Params;
+// clear needed) and its grid update (grid_update.wgsl's update_node on the sums just written),
+// so the deterministic mode runs no per-node pass. Bindings: transfer_bind.wgsl's (GRID_T = f32),
+// then bin.wgsl's start, blocksum and sorted.
+@group(0) @binding(14) var<storage, read> start: array<u32>;
+@group(0) @binding(15) var<storage, read> blocksum: array<u32>;
+@group(0) @binding(16) var<storage, read> sorted: array<u32>;
 
 @compute @workgroup_size(64)
 fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -60,5 +54,6 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         gmv[3u * k] = acc[z].y;
         gmv[3u * k + 1u] = acc[z].z;
         gmv[3u * k + 2u] = acc[z].w;
+        update_node(k, acc[z].x, acc[z].yzw);
     }
 }
