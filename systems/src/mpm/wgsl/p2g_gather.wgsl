@@ -19,6 +19,9 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let cr = cell_rows(rc.y, rc.z);
     // (m, mv) of the row's nodes (zero-initialized).
     var acc: array<vec4<f32>, ROW_NODES>;
+    // The row's nodes zlo .. zhi - 1 are the ones particles reach (the others stay empty).
+    var zlo = p.res;
+    var zhi = 0u;
     for (var bx = cr.x; bx <= cr.z; bx++) {
         for (var by = cr.y; by <= cr.w; by++) {
             let r = row_range(rc.x, bx, by, 0u, p.res - 3u);
@@ -40,6 +43,8 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
                 let mvp = vec3<f32>(vcol[3u * i], vcol[3u * i + 1u], vcol[3u * i + 2u]) * s2;
                 let mij = mvp + a0 * wx.y + a1 * wy.y;
                 let bz = base_of(xz);
+                zlo = min(zlo, bz);
+                zhi = max(zhi, bz + 3u);
                 for (var o = 0u; o < 3u; o++) {
                     let wz = axis_weight(xz, bz + o);
                     let w = wx.x * wy.x * wz.x;
@@ -54,6 +59,16 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         gmv[3u * k] = acc[z].y;
         gmv[3u * k + 1u] = acc[z].z;
         gmv[3u * k + 2u] = acc[z].w;
-        update_node(k, acc[z].x, acc[z].yzw);
+        if (z < zlo || z >= zhi) {
+            gv[3u * k] = 0.0;
+            gv[3u * k + 1u] = 0.0;
+            gv[3u * k + 2u] = 0.0;
+        }
+    }
+    // The grid update (the collider's projection: long code) only over the reached nodes, in a
+    // loop: a CPU driver (lavapipe) runs both sides of a branch for its SIMD group under a mask,
+    // but skips a loop that no lane enters, so rows without particles cost only the writes.
+    for (var z = zlo; z < zhi; z++) {
+        update_node(row * p.res + z, acc[z].x, acc[z].yzw);
     }
 }
