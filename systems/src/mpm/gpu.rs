@@ -19,10 +19,14 @@
 //! in place into ∂L/∂momentum, and ∂L/∂mass: 11 floats per node, 4.9 MiB per env at G = 48). The
 //! CPU uses a bounding-box sub-grid with the same global node indices, so both see the same
 //! cells and boundary conditions. The grid is scratch: it never enters the state, the tape or
-//! the recompute buffers. Every node is visited by the clear and grid-update passes, which a real
-//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step. The
-//! deterministic reduction adds 2 u32 per node (cell counts and starts) and 16 u32 or floats
-//! per particle.
+//! the recompute buffers. With atomics every node is visited by the clear and grid-update
+//! passes, which a real GPU does in microseconds; deterministic, every node is written by its
+//! row's gather, which also runs the grid update (no per-node pass). On lavapipe the per-node
+//! work dominates a step even for empty nodes: its SIMD groups run both sides of every branch
+//! under a mask and skip only loops no lane enters, so the long per-node code (the collider's
+//! projection and its reverse) runs in loops over the nodes particles reach. The deterministic
+//! reduction adds 2 u32 per node (cell counts and starts), one per 1 024 nodes (scan blocks) and
+//! 16 u32 or floats per particle.
 //!
 //! **Reduction** (`Scatter`). P2G and the reverse G2P add many particles into each grid node,
 //! and the reverse grid update adds every node the roller touches into the env's pose adjoint.
@@ -44,14 +48,13 @@
 //!   The pose adjoint is summed per grid row in z order, then per env in row order
 //!   (`wgsl/grid_adjoint_det.wgsl`). Per-row gathers rather than per-node ones: a node's 27
 //!   cell lookups cost more than its particles on lavapipe, where per-node gathers made the
-//!   forward 8× slower than atomics.
+//!   forward 8× slower than atomics. Dispatches per substep: forward 6 (binning 5, gather with
+//!   grid update) + G2P; the adjoint's recompute the same but G2P.
 //!
-//! Cost of the fixed order, on lavapipe (2 shared cores, load average 11–14, debug binary; the
-//! kernels run in the driver either way): `diffsim bench --task rolling-flat --backend gpu
-//! --envs 8 --threads 1 --steps 2 --horizon 2 --gpu-scatter atomic|deterministic` (G = 48,
-//! 2 592 particles per env): atomic 0.79 fwd / 0.20 fwd+bwd env-steps/s, deterministic 0.56 /
-//! 0.12, i.e. ~1.4× slower forward and ~1.7× slower forward+backward (the binning runs again in
-//! the adjoint's recompute). A real GPU was not measured.
+//! Cost of the fixed order on lavapipe (per-pass profile and release benchmarks in
+//! /work/notes/gpuperf.md of the branch that made the binning parallel): before it, the
+//! deterministic mode was ~1.4× slower than atomics forward and ~1.7× forward+backward at 8
+//! RollingFlat envs. A real GPU was not measured.
 //!
 //! Either way each node's sum is added in another order than the CPU's (particle order within
 //! the env's sub-grid), so both differ from the CPU in the last bits (same tolerances).
@@ -319,7 +322,13 @@ impl TransferSources {
                 tc,
                 include_str!("wgsl/bin_count.wgsl"),
             ]),
-            bin: source(&[&row_nodes, &bin.replace("COUNT_T", "u32"), tc, gather, include_str!("wgsl/bin_passes.wgsl")]),
+            bin: source(&[
+                &row_nodes,
+                &bin.replace("COUNT_T", "u32"),
+                tc,
+                gather,
+                include_str!("wgsl/bin_passes.wgsl"),
+            ]),
             p2g_gather: source(&[&row_nodes, fbind, tc, sdf, update, gather, include_str!("wgsl/p2g_gather.wgsl")]),
             vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
             vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
