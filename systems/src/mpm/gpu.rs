@@ -51,10 +51,11 @@
 //!   forward 8× slower than atomics. Dispatches per substep: forward 6 (binning 5, gather with
 //!   grid update) + G2P; the adjoint's recompute the same but G2P.
 //!
-//! Cost of the fixed order on lavapipe (per-pass profile and release benchmarks in
-//! /work/notes/gpuperf.md of the branch that made the binning parallel): before it, the
-//! deterministic mode was ~1.4× slower than atomics forward and ~1.7× forward+backward at 8
-//! RollingFlat envs. A real GPU was not measured.
+//! Cost on lavapipe (per-pass wall time, each dispatch submitted and waited on alone, RollingFlat
+//! at 8 envs): before the parallel binning and the fused, range-limited grid update, the
+//! per-node grid_update (25 % of forward+backward), p2g_gather (24 %) and the reverse grid rows
+//! (15 %) dominated and the binning was ~10 %; after, p2g_gather is about half and the binning
+//! ~11 % of a smaller total. A real GPU was not measured.
 //!
 //! Either way each node's sum is added in another order than the CPU's (particle order within
 //! the env's sub-grid), so both differ from the CPU in the last bits (same tolerances).
