@@ -271,7 +271,7 @@ struct TransferSources {
 impl TransferSources {
     /// `gf`: the floor's friction coefficient; `coupling`: the WGSL constants of
     /// `wgsl/collider_bodies.wgsl`.
-    fn new(native: bool, det: bool, gf: f32, coupling: &str) -> Self {
+    fn new(native: bool, det: bool, res: usize, gf: f32, coupling: &str) -> Self {
         // The floor's friction coefficient is a constant of the kernels (0: slip or sticky).
         let tc = &format!("const GROUND_FRICTION: f32 = {gf:e};\n{}", include_str!("wgsl/transfer_common.wgsl"));
         let sdf = &format!(
@@ -283,8 +283,10 @@ impl TransferSources {
         let fbind = &bind.replace("GRID_T", "f32");
         let update = include_str!("wgsl/grid_update.wgsl");
         let gather = include_str!("wgsl/gather_common.wgsl");
-        // The binning's prefix-sum blocks (bin.wgsl, gather_common.wgsl).
-        let scan_consts = format!("const SCAN_PER: u32 = {SCAN_PER}u;\nconst SCAN_BLOCK: u32 = {SCAN_BLOCK}u;");
+        // The row accumulators of the gathers hold G nodes.
+        let row_nodes = format!(
+            "const ROW_NODES: u32 = {res}u;\nconst SCAN_PER: u32 = {SCAN_PER}u;\nconst SCAN_BLOCK: u32 = {SCAN_BLOCK}u;"
+        );
         let bin = include_str!("wgsl/bin.wgsl");
         let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
         let g2p_body = include_str!("wgsl/g2p_adjoint_body.wgsl");
@@ -316,20 +318,20 @@ impl TransferSources {
             forward: source(&[fbind, tc, sdf, update, include_str!("wgsl/transfer.wgsl")]),
             p2g: source(&[&atomic, tc, sdf, &p2g]),
             bin_count: source(&[
-                &scan_consts,
+                &row_nodes,
                 &bin.replace("COUNT_T", "atomic<u32>"),
                 tc,
                 include_str!("wgsl/bin_count.wgsl"),
             ]),
             bin: source(&[
-                &scan_consts,
+                &row_nodes,
                 &bin.replace("COUNT_T", "u32"),
                 tc,
                 gather,
                 include_str!("wgsl/bin_passes.wgsl"),
             ]),
-            p2g_gather: source(&[&scan_consts, fbind, tc, sdf, update, gather, include_str!("wgsl/p2g_gather.wgsl")]),
-            vbar_gather: source(&[&scan_consts, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
+            p2g_gather: source(&[&row_nodes, fbind, tc, sdf, update, gather, include_str!("wgsl/p2g_gather.wgsl")]),
+            vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
             vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
             g2p_adjoint,
             grid_adjoint,
@@ -405,7 +407,7 @@ impl GpuSystem for Transfer {
         let mut shapes_buf = shapes.clone();
         shapes_buf.resize(shapes.len().max(8), 0.0);
         let gf = if let Floor::Friction(gf) = g.floor { gf as f32 } else { 0.0 };
-        let srcs = TransferSources::new(cx.f32_atomics(), det, gf, &coupling);
+        let srcs = TransferSources::new(cx.f32_atomics(), det, g.res, gf, &coupling);
         // The pose columns, and the floats of one grid row's pose adjoint sum (deterministic):
         // q̄ and q̄d of the rigid collider (4 + 4), or both poses of every body (7 + 7 each).
         let pose = self.collider.as_ref().map(|c| {

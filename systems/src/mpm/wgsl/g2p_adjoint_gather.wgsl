@@ -20,14 +20,7 @@ fn vbar_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
     }
     let rc = row_coords(row);
     let cr = cell_rows(rc.y, rc.z);
-    // Summed in place in gvbar, which only this invocation writes (p2g_gather.wgsl: no array of
-    // G accumulators).
-    let k0 = row * p.res;
-    for (var z = 0u; z < p.res; z++) {
-        gvbar[3u * (k0 + z)] = 0.0;
-        gvbar[3u * (k0 + z) + 1u] = 0.0;
-        gvbar[3u * (k0 + z) + 2u] = 0.0;
-    }
+    var acc: array<vec3<f32>, ROW_NODES>;
     for (var bx = cr.x; bx <= cr.z; bx++) {
         for (var by = cr.y; by <= cr.w; by++) {
             let r = row_range(rc.x, bx, by, 0u, p.res - 3u);
@@ -49,13 +42,15 @@ fn vbar_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workg
                 for (var o = 0u; o < 3u; o++) {
                     let wz = axis_weight(xz, bz + o);
                     let w = wx.x * wy.x * wz.x;
-                    let vb = w * (vp + p.kc * (cxy + c2 * wz.y));
-                    let k = k0 + bz + o;
-                    gvbar[3u * k] += vb.x;
-                    gvbar[3u * k + 1u] += vb.y;
-                    gvbar[3u * k + 2u] += vb.z;
+                    acc[bz + o] += w * (vp + p.kc * (cxy + c2 * wz.y));
                 }
             }
         }
+    }
+    for (var z = 0u; z < p.res; z++) {
+        let k = row * p.res + z;
+        gvbar[3u * k] = acc[z].x;
+        gvbar[3u * k + 1u] = acc[z].y;
+        gvbar[3u * k + 2u] = acc[z].z;
     }
 }

@@ -3,11 +3,11 @@
 // per axis (a particle's stencil covers base .. base + 2). A gather runs one invocation per grid
 // row (e, gx, gy): it walks the (up to) 3 x 3 cell rows (bx, by) that reach it in increasing
 // order, each one's particles in `sorted` order (by bz, then by particle index: bin.wgsl), and
-// adds each particle's three z-nodes into the row's nodes in place (the invocation owns them).
-// So every node's sum is added in increasing cell index, then particle index: an order fixed by
-// the particle positions alone. Per row rather than per node, because a node's 27 cell lookups
-// cost more than its particles on CPU drivers (lavapipe), and a row's 9 lookups serve its G
-// nodes. SCAN_BLOCK is prepended by mpm/gpu.rs. Bindings start, blocksum and sorted (bin.wgsl's, read-only here)
+// adds each particle's three z-nodes into a row accumulator. So every node's sum is added in
+// increasing cell index, then particle index: an order fixed by the particle positions alone.
+// Per row rather than per node, because a node's 27 cell lookups cost more than its particles
+// on CPU drivers (lavapipe), and a row's 9 lookups serve its G nodes. ROW_NODES (= G) is
+// prepended by mpm/gpu.rs. Bindings start, blocksum and sorted (bin.wgsl's, read-only here)
 // are declared by the including kernel.
 
 // Start of local cell k's segment in `sorted` (chunk-global: bin.wgsl's two-level prefix sum).

@@ -17,16 +17,8 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     }
     let rc = row_coords(row);
     let cr = cell_rows(rc.y, rc.z);
-    // The row's (m, mv) are summed in place in gm, gmv, which only this invocation writes: a
-    // function-local array of G accumulators indexed by the particle's z would spill (GPU) or
-    // become a G-way branch ladder (lavapipe), and the sums are the same f32 additions from 0.
-    let k0 = row * p.res;
-    for (var z = 0u; z < p.res; z++) {
-        gm[k0 + z] = 0.0;
-        gmv[3u * (k0 + z)] = 0.0;
-        gmv[3u * (k0 + z) + 1u] = 0.0;
-        gmv[3u * (k0 + z) + 2u] = 0.0;
-    }
+    // (m, mv) of the row's nodes (zero-initialized).
+    var acc: array<vec4<f32>, ROW_NODES>;
     // The row's nodes zlo .. zhi - 1 are the ones particles reach (the others stay empty).
     var zlo = p.res;
     var zhi = 0u;
@@ -56,18 +48,17 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
                 for (var o = 0u; o < 3u; o++) {
                     let wz = axis_weight(xz, bz + o);
                     let w = wx.x * wy.x * wz.x;
-                    let k = k0 + bz + o;
-                    let mv = w * (mij + a2 * wz.y);
-                    gm[k] += w * s2;
-                    gmv[3u * k] += mv.x;
-                    gmv[3u * k + 1u] += mv.y;
-                    gmv[3u * k + 2u] += mv.z;
+                    acc[bz + o] += vec4<f32>(w * s2, w * (mij + a2 * wz.y));
                 }
             }
         }
     }
     for (var z = 0u; z < p.res; z++) {
-        let k = k0 + z;
+        let k = row * p.res + z;
+        gm[k] = acc[z].x;
+        gmv[3u * k] = acc[z].y;
+        gmv[3u * k + 1u] = acc[z].z;
+        gmv[3u * k + 2u] = acc[z].w;
         if (z < zlo || z >= zhi) {
             gv[3u * k] = 0.0;
             gv[3u * k + 1u] = 0.0;
@@ -78,7 +69,6 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     // loop: a CPU driver (lavapipe) runs both sides of a branch for its SIMD group under a mask,
     // but skips a loop that no lane enters, so rows without particles cost only the writes.
     for (var z = zlo; z < zhi; z++) {
-        let k = k0 + z;
-        update_node(k, gm[k], vec3<f32>(gmv[3u * k], gmv[3u * k + 1u], gmv[3u * k + 2u]));
+        update_node(row * p.res + z, acc[z].x, acc[z].yzw);
     }
 }
