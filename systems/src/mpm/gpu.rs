@@ -19,10 +19,14 @@
 //! in place into ∂L/∂momentum, and ∂L/∂mass: 11 floats per node, 4.9 MiB per env at G = 48). The
 //! CPU uses a bounding-box sub-grid with the same global node indices, so both see the same
 //! cells and boundary conditions. The grid is scratch: it never enters the state, the tape or
-//! the recompute buffers. Every node is visited by the clear and grid-update passes, which a real
-//! GPU does in microseconds; on lavapipe the ~6 dispatches per substep dominate a step. The
-//! deterministic reduction adds 2 u32 per node (cell counts and starts) and 14 u32 or floats
-//! per particle.
+//! the recompute buffers. With atomics every node is visited by the clear and grid-update
+//! passes, which a real GPU does in microseconds; deterministic, every node is written by its
+//! row's gather, which also runs the grid update (no per-node pass). On lavapipe the per-node
+//! work dominates a step even for empty nodes: its SIMD groups run both sides of every branch
+//! under a mask and skip only loops no lane enters, so the long per-node code (the collider's
+//! projection and its reverse) runs in loops over the nodes particles reach. The deterministic
+//! reduction adds 2 u32 per node (cell counts and starts), one per 1 024 nodes (scan blocks) and
+//! 16 u32 or floats per particle.
 //!
 //! **Reduction** (`Scatter`). P2G and the reverse G2P add many particles into each grid node,
 //! and the reverse grid update adds every node the roller touches into the env's pose adjoint.
@@ -33,24 +37,25 @@
 //! - `Scatter::Deterministic`: every sum has an order fixed by the particle positions, so runs
 //!   are bitwise reproducible whatever the scheduling (tests/tests/gpu_mpm_det.rs, also with
 //!   another chunking). Each substep first bins the particles of each env by cell (the cell of
-//!   a particle is its stencil base) with a counting sort (`wgsl/bin.wgsl`: count with integer
-//!   atomics, which commute exactly; prefix sums along grid rows, then over an env's rows; fill
-//!   by arrival slot; then an insertion sort of each cell by particle index, which removes the
-//!   arrival order). Then one invocation per grid row gathers its nodes' sums from the 3 × 3
+//!   a particle is its stencil base) with a counting sort whose passes are all parallel
+//!   (`wgsl/bin.wgsl`: count with integer atomics, which commute exactly; a two-level prefix
+//!   sum, per workgroup then over the workgroups' totals; fill by arrival slot; then each
+//!   particle's rank among the lower-index particles of its cell, which removes the arrival
+//!   order). Then one invocation per grid row gathers its nodes' sums from the 3 × 3
 //!   cell rows that reach it, cell by cell and particle by particle in index order
 //!   (`wgsl/gather_common.wgsl`, `p2g_gather.wgsl`; the reverse G2P splits into a particle pass
 //!   that keeps v̄_p, C̄_p and `g2p_adjoint_gather.wgsl`, on the bins of the recomputed P2G).
 //!   The pose adjoint is summed per grid row in z order, then per env in row order
 //!   (`wgsl/grid_adjoint_det.wgsl`). Per-row gathers rather than per-node ones: a node's 27
 //!   cell lookups cost more than its particles on lavapipe, where per-node gathers made the
-//!   forward 8× slower than atomics.
+//!   forward 8× slower than atomics. Dispatches per substep: forward 6 (binning 5, gather with
+//!   grid update) + G2P; the adjoint's recompute the same but G2P.
 //!
-//! Cost of the fixed order, on lavapipe (2 shared cores, load average 11–14, debug binary; the
-//! kernels run in the driver either way): `diffsim bench --task rolling-flat --backend gpu
-//! --envs 8 --threads 1 --steps 2 --horizon 2 --gpu-scatter atomic|deterministic` (G = 48,
-//! 2 592 particles per env): atomic 0.79 fwd / 0.20 fwd+bwd env-steps/s, deterministic 0.56 /
-//! 0.12, i.e. ~1.4× slower forward and ~1.7× slower forward+backward (the binning runs again in
-//! the adjoint's recompute). A real GPU was not measured.
+//! Cost on lavapipe (per-pass wall time, each dispatch submitted and waited on alone, RollingFlat
+//! at 8 envs): before the parallel binning and the fused, range-limited grid update, the
+//! per-node grid_update (25 % of forward+backward), p2g_gather (24 %) and the reverse grid rows
+//! (15 %) dominated and the binning was ~10 %; after, p2g_gather is about half and the binning
+//! ~11 % of a smaller total. A real GPU was not measured.
 //!
 //! Either way each node's sum is added in another order than the CPU's (particle order within
 //! the env's sub-grid), so both differ from the CPU in the last bits (same tolerances).
@@ -208,20 +213,28 @@ mod own {
     pub const GMBAR: usize = 5;
     pub const ATOMIC_LEN: usize = 6;
     /// Deterministic reduction only (`wgsl/bin.wgsl`): particles per cell, a cell's offset in
-    /// its grid row, a row's offset in its env, a particle's arrival slot in its cell, the
-    /// binned particle indices, the reverse G2P's v̄_p and C̄_p, the rows' pose adjoint sums.
+    /// its scan block, the scan blocks' offsets, a particle's arrival slot in its cell, the
+    /// binned particle indices, the reverse G2P's v̄_p and C̄_p, the rows' pose adjoint sums,
+    /// the particles in arrival order, each particle's cell.
     pub const COUNT: usize = 6;
     pub const START: usize = 7;
-    pub const ROWOFF: usize = 8;
+    pub const BLOCKSUM: usize = 8;
     pub const SLOT: usize = 9;
     pub const SORTED: usize = 10;
     pub const PSCR: usize = 11;
     pub const ROWPOSE: usize = 12;
-    pub const DET_LEN: usize = 13;
+    pub const ARRIVAL: usize = 13;
+    pub const CELLOF: usize = 14;
+    pub const DET_LEN: usize = 15;
 }
 
 /// Floats per particle of the reverse G2P's scratch (v̄_p, C̄_p), deterministic mode.
 const PSCR_PER_PARTICLE: usize = 12;
+
+/// Cells per invocation and per workgroup of the binning's first-level prefix sum
+/// (`wgsl/bin_passes.wgsl` `scan_local`; WGSL `SCAN_PER`, `SCAN_BLOCK`).
+const SCAN_PER: usize = 16;
+const SCAN_BLOCK: usize = 64 * SCAN_PER;
 
 /// The env chunks of the transfer's grids, `(first env, envs)`: as few equal chunks as keep
 /// every per-chunk buffer within `limit` bytes (the device's storage binding limit). The largest
@@ -267,9 +280,13 @@ impl TransferSources {
             include_str!("wgsl/collider_bodies.wgsl")
         );
         let bind = include_str!("wgsl/transfer_bind.wgsl");
+        let fbind = &bind.replace("GRID_T", "f32");
+        let update = include_str!("wgsl/grid_update.wgsl");
         let gather = include_str!("wgsl/gather_common.wgsl");
         // The row accumulators of the gathers hold G nodes.
-        let row_nodes = format!("const ROW_NODES: u32 = {res}u;");
+        let row_nodes = format!(
+            "const ROW_NODES: u32 = {res}u;\nconst SCAN_PER: u32 = {SCAN_PER}u;\nconst SCAN_BLOCK: u32 = {SCAN_BLOCK}u;"
+        );
         let bin = include_str!("wgsl/bin.wgsl");
         let g2p_adj = include_str!("wgsl/g2p_adjoint.wgsl");
         let g2p_body = include_str!("wgsl/g2p_adjoint_body.wgsl");
@@ -298,11 +315,22 @@ impl TransferSources {
             )
         };
         Self {
-            forward: source(&[&bind.replace("GRID_T", "f32"), tc, sdf, include_str!("wgsl/transfer.wgsl")]),
+            forward: source(&[fbind, tc, sdf, update, include_str!("wgsl/transfer.wgsl")]),
             p2g: source(&[&atomic, tc, sdf, &p2g]),
-            bin_count: source(&[&bin.replace("COUNT_T", "atomic<u32>"), tc, include_str!("wgsl/bin_count.wgsl")]),
-            bin: source(&[&bin.replace("COUNT_T", "u32"), tc, gather, include_str!("wgsl/bin_passes.wgsl")]),
-            p2g_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/p2g_gather.wgsl")]),
+            bin_count: source(&[
+                &row_nodes,
+                &bin.replace("COUNT_T", "atomic<u32>"),
+                tc,
+                include_str!("wgsl/bin_count.wgsl"),
+            ]),
+            bin: source(&[
+                &row_nodes,
+                &bin.replace("COUNT_T", "u32"),
+                tc,
+                gather,
+                include_str!("wgsl/bin_passes.wgsl"),
+            ]),
+            p2g_gather: source(&[&row_nodes, fbind, tc, sdf, update, gather, include_str!("wgsl/p2g_gather.wgsl")]),
             vbar_gather: source(&[&row_nodes, tc, gather, include_str!("wgsl/g2p_adjoint_gather.wgsl")]),
             vbar_clear: source(&[&g2p_adj.replace("VBAR_T", "f32"), tc, include_str!("wgsl/g2p_adjoint_clear.wgsl")]),
             g2p_adjoint,
@@ -449,13 +477,16 @@ impl Chunk {
         if det {
             let rows = self.envs * self.res * self.res;
             out.extend([
+                // Zeroed here, and zeroed again by every scan_local after bin_count's adds.
                 buf("mpm.transfer cell counts", nodes)?,
                 buf("mpm.transfer cell starts", nodes)?,
-                buf("mpm.transfer row offsets", rows)?,
+                buf("mpm.transfer scan block offsets", nodes.div_ceil(SCAN_BLOCK) + 1)?,
                 buf("mpm.transfer particle slots", n)?,
                 buf("mpm.transfer binned particles", n)?,
                 buf("mpm.transfer reverse g2p scratch", PSCR_PER_PARTICLE * n)?,
                 buf("mpm.transfer row pose adjoints", self.pose.map_or(0, |p| p.slots) * rows)?,
+                buf("mpm.transfer particles in arrival order", n)?,
+                buf("mpm.transfer particle cells", n)?,
             ]);
         }
         Ok(out)
@@ -494,44 +525,38 @@ impl Chunk {
                     Bind::read(state("mpm_x")),
                     Bind::rw(self.own(own::COUNT)),
                     Bind::rw(self.own(own::START)),
-                    Bind::rw(self.own(own::ROWOFF)),
+                    Bind::rw(self.own(own::BLOCKSUM)),
                     Bind::rw(self.own(own::SLOT)),
                     Bind::rw(self.own(own::SORTED)),
+                    Bind::rw(self.own(own::ARRIVAL)),
+                    Bind::rw(self.own(own::CELLOF)),
                     Bind::uniform(self.base + own::PARAMS),
                 ];
                 Pass::new(cx, label, src, entry, binds, count)
             };
             let rows = self.envs * self.res * self.res;
-            let gather = vec![
-                Bind::read(state("mpm_x")),
-                Bind::read(state("mpm_v")),
-                Bind::read(state("mpm_C")),
-                Bind::read(state("mpm_stress")),
-                Bind::read(model("mpm_mass_vol")),
-                Bind::read(self.own(own::COUNT)),
+            // The forward layout, then the bins: the gather also runs the grid update.
+            let mut gather = binds();
+            gather.extend([
                 Bind::read(self.own(own::START)),
-                Bind::read(self.own(own::ROWOFF)),
+                Bind::read(self.own(own::BLOCKSUM)),
                 Bind::read(self.own(own::SORTED)),
-                Bind::rw(self.own(own::GM)),
-                Bind::rw(self.own(own::GMV)),
-                Bind::uniform(self.base + own::PARAMS),
-            ];
+            ]);
             vec![
-                bin("mpm.transfer count_clear", &srcs.bin, "count_clear", nodes)?,
                 bin("mpm.transfer bin_count", &srcs.bin_count, "bin_count", n)?,
-                bin("mpm.transfer scan_rows", &srcs.bin, "scan_rows", rows)?,
-                bin("mpm.transfer scan_env", &srcs.bin, "scan_env", self.envs)?,
+                bin("mpm.transfer scan_local", &srcs.bin, "scan_local", 64 * nodes.div_ceil(SCAN_BLOCK))?,
+                bin("mpm.transfer scan_blocks", &srcs.bin, "scan_blocks", 64)?,
                 bin("mpm.transfer fill", &srcs.bin, "fill", n)?,
-                bin("mpm.transfer sort_cells", &srcs.bin, "sort_cells", nodes)?,
+                bin("mpm.transfer rank", &srcs.bin, "rank", n)?,
                 Pass::new(cx, "mpm.transfer p2g_gather", &srcs.p2g_gather, "p2g_gather", gather, rows)?,
             ]
         } else {
             vec![
                 pass("mpm.transfer grid_clear", &srcs.forward, "grid_clear", nodes)?,
                 pass("mpm.transfer p2g", &srcs.p2g, "p2g", n)?,
+                pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?,
             ]
         };
-        out.push(pass("mpm.transfer grid_update", &srcs.forward, "grid_update", nodes)?);
         out.push(pass("mpm.transfer g2p", &srcs.forward, "g2p", n)?);
         Ok(out)
     }
@@ -594,9 +619,8 @@ impl Chunk {
             let vbar = vec![
                 Bind::read(state("mpm_x")),
                 Bind::read(self.own(own::PSCR)),
-                Bind::read(self.own(own::COUNT)),
                 Bind::read(self.own(own::START)),
-                Bind::read(self.own(own::ROWOFF)),
+                Bind::read(self.own(own::BLOCKSUM)),
                 Bind::read(self.own(own::SORTED)),
                 Bind::rw(self.own(own::GVBAR)),
                 Bind::uniform(self.base + own::PARAMS),

@@ -5,5 +5,7 @@ fn bin_count(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (li >= p.n) {
         return;
     }
-    slot[li] = atomicAdd(&count[cell_of(li)], 1u);
+    let c = cell_of(li);
+    cellof[li] = c;
+    slot[li] = atomicAdd(&count[c], 1u);
 }

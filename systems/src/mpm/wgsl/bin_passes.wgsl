@@ -1,40 +1,74 @@
-// bin.wgsl's passes other than bin_count (COUNT_T = u32), with gather_common.wgsl's segment_start.
-@compute @workgroup_size(64)
-fn count_clear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let k = linear_index(gid, nwg);
-    if (k >= p.nodes) {
-        return;
+// bin.wgsl's passes other than bin_count (COUNT_T = u32), with gather_common.wgsl's
+// segment_start and segment_end.
+
+var<workgroup> wscan: array<u32, 64>;
+
+// Exclusive prefix sum of v over the workgroup's 64 invocations (t: local index), Hillis–Steele
+// in workgroup memory; wscan[63] holds the total afterwards. Integer sums: exact in any order.
+// Every invocation of the workgroup must call it (barriers).
+fn workgroup_scan(t: u32, v: u32) -> u32 {
+    wscan[t] = v;
+    workgroupBarrier();
+    for (var d = 1u; d < 64u; d <<= 1u) {
+        var add = 0u;
+        if (t >= d) {
+            add = wscan[t - d];
+        }
+        workgroupBarrier();
+        wscan[t] += add;
+        workgroupBarrier();
     }
-    count[k] = 0u;
+    return wscan[t] - v;
 }
 
 @compute @workgroup_size(64)
-fn scan_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let row = linear_index(gid, nwg);
-    if (row * p.res >= p.nodes) {
-        return;
-    }
+fn scan_local(
+    @builtin(global_invocation_id) gid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    // No early return: every invocation reaches the barriers; out-of-range cells count 0.
+    let b = linear_index(gid, nwg) / 64u;
+    let k0 = b * SCAN_BLOCK + t * SCAN_PER;
     var s = 0u;
-    for (var z = 0u; z < p.res; z++) {
-        let k = row * p.res + z;
-        start[k] = s;
-        s += count[k];
+    for (var j = 0u; j < SCAN_PER; j++) {
+        if (k0 + j < p.nodes) {
+            s += count[k0 + j];
+        }
     }
-    rowoff[row] = s;
+    var o = workgroup_scan(t, s);
+    for (var j = 0u; j < SCAN_PER; j++) {
+        let k = k0 + j;
+        if (k < p.nodes) {
+            let c = count[k];
+            start[k] = o;
+            o += c;
+            count[k] = 0u;
+        }
+    }
+    if (t == 63u && b * SCAN_BLOCK < p.nodes) {
+        blocksum[b] = o;
+    }
 }
 
 @compute @workgroup_size(64)
-fn scan_env(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let e = linear_index(gid, nwg);
-    let rows = p.res * p.res;
-    if (e * rows * p.res >= p.nodes) {
-        return;
-    }
+fn scan_blocks(@builtin(local_invocation_index) t: u32) {
+    let blocks = (p.nodes + SCAN_BLOCK - 1u) / SCAN_BLOCK;
+    let per = (blocks + 63u) / 64u;
+    let b0 = min(t * per, blocks);
+    let b1 = min(b0 + per, blocks);
     var s = 0u;
-    for (var r = 0u; r < rows; r++) {
-        let t = rowoff[e * rows + r];
-        rowoff[e * rows + r] = s;
-        s += t;
+    for (var b = b0; b < b1; b++) {
+        s += blocksum[b];
+    }
+    var o = workgroup_scan(t, s);
+    for (var b = b0; b < b1; b++) {
+        let c = blocksum[b];
+        blocksum[b] = o;
+        o += c;
+    }
+    if (t == 63u) {
+        blocksum[blocks] = o;
     }
 }
 
@@ -44,27 +78,21 @@ fn fill(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     if (li >= p.n) {
         return;
     }
-    sorted[segment_start(cell_of(li)) + slot[li]] = li;
+    arrival[segment_start(cellof[li]) + slot[li]] = li;
 }
 
 @compute @workgroup_size(64)
-fn sort_cells(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let k = linear_index(gid, nwg);
-    if (k >= p.nodes) {
+fn rank(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let li = linear_index(gid, nwg);
+    if (li >= p.n) {
         return;
     }
-    let n = count[k];
-    if (n < 2u) {
-        return;
+    let c = cellof[li];
+    let s0 = segment_start(c);
+    let s1 = segment_end(c);
+    var r = 0u;
+    for (var j = s0; j < s1; j++) {
+        r += u32(arrival[j] < li);
     }
-    let s0 = segment_start(k);
-    for (var a = 1u; a < n; a++) {
-        let key = sorted[s0 + a];
-        var b = a;
-        while (b > 0u && sorted[s0 + b - 1u] > key) {
-            sorted[s0 + b] = sorted[s0 + b - 1u];
-            b--;
-        }
-        sorted[s0 + b] = key;
-    }
+    sorted[s0 + r] = li;
 }

@@ -8,6 +8,43 @@ struct Sdf {
     n: vec3<f32>,
 }
 
+// What the cylinder's distance and its adjoint share, at pp (relative to the centre) for the
+// shape at row offset o: rho = |pp_xy|, the radial unit vector (x on the axis), the side of the
+// nearer cap sz and its normal, and the distances a = rho - radius, b = |pp_z| - half height.
+struct CylinderFrame {
+    rho: f32,
+    radial: vec3<f32>,
+    sz: f32,
+    axial: vec3<f32>,
+    a: f32,
+    b: f32,
+}
+
+fn cylinder_frame(o: u32, pp: vec3<f32>) -> CylinderFrame {
+    let rho = sqrt(pp.x * pp.x + pp.y * pp.y);
+    var radial = vec3<f32>(1.0, 0.0, 0.0);
+    if (rho > 1e-12) {
+        radial = vec3<f32>(pp.x / rho, pp.y / rho, 0.0);
+    }
+    var sz = 1.0;
+    if (pp.z < 0.0) {
+        sz = -1.0;
+    }
+    return CylinderFrame(rho, radial, sz, vec3<f32>(0.0, 0.0, sz), rho - shapes[o + 4u], pp.z * sz - shapes[o + 5u]);
+}
+
+// The box's nearest face from inside (the last of equal ones, as the CPU's `max_by`), for
+// q = |pp| - half extents.
+fn box_face(q: vec3<f32>) -> u32 {
+    var k2 = 0u;
+    for (var d = 1u; d < 3u; d++) {
+        if (q[d] >= q[k2]) {
+            k2 = d;
+        }
+    }
+    return k2;
+}
+
 fn shape_sdf(k: u32, l: vec3<f32>) -> Sdf {
     let o = 8u * k;
     let kind = shapes[o];
@@ -22,18 +59,11 @@ fn shape_sdf(k: u32, l: vec3<f32>) -> Sdf {
         }
         return Sdf(len - shapes[o + 4u], dd * (1.0 / len));
     } else if (kind == 1.0) {
-        let rho = sqrt(pp.x * pp.x + pp.y * pp.y);
-        var radial = vec3<f32>(1.0, 0.0, 0.0);
-        if (rho > 1e-12) {
-            radial = vec3<f32>(pp.x / rho, pp.y / rho, 0.0);
-        }
-        var sz = 1.0;
-        if (pp.z < 0.0) {
-            sz = -1.0;
-        }
-        let a = rho - shapes[o + 4u];
-        let b = pp.z * sz - shapes[o + 5u];
-        let axial = vec3<f32>(0.0, 0.0, sz);
+        let cy = cylinder_frame(o, pp);
+        let radial = cy.radial;
+        let a = cy.a;
+        let b = cy.b;
+        let axial = cy.axial;
         if (a > 0.0 && b > 0.0) {
             let len = sqrt(a * a + b * b);
             return Sdf(len, (radial * a + axial * b) * (1.0 / len));
@@ -55,13 +85,8 @@ fn shape_sdf(k: u32, l: vec3<f32>) -> Sdf {
         }
         return Sdf(lo, n / lo);
     }
-    // Inside: the nearest face (the last of equal ones, as the CPU's `max_by`).
-    var k2 = 0u;
-    for (var d = 1u; d < 3u; d++) {
-        if (q[d] >= q[k2]) {
-            k2 = d;
-        }
-    }
+    // Inside: the nearest face.
+    let k2 = box_face(q);
     var n = vec3<f32>(0.0);
     n[k2] = select(1.0, -1.0, pp[k2] < 0.0);
     return Sdf(q[k2], n);
@@ -144,18 +169,13 @@ fn shape_sdf_vjp(k: u32, l: vec3<f32>, dbar: f32, nbar: vec3<f32>) -> vec3<f32> 
         }
         return ddbar;
     } else if (kind == 1.0) {
-        let rho = sqrt(pp.x * pp.x + pp.y * pp.y);
-        var radial = vec3<f32>(1.0, 0.0, 0.0);
-        if (rho > 1e-12) {
-            radial = vec3<f32>(pp.x / rho, pp.y / rho, 0.0);
-        }
-        var sz = 1.0;
-        if (pp.z < 0.0) {
-            sz = -1.0;
-        }
-        let a = rho - shapes[o + 4u];
-        let b = pp.z * sz - shapes[o + 5u];
-        let axial = vec3<f32>(0.0, 0.0, sz);
+        let cy = cylinder_frame(o, pp);
+        let rho = cy.rho;
+        let radial = cy.radial;
+        let sz = cy.sz;
+        let a = cy.a;
+        let b = cy.b;
+        let axial = cy.axial;
         var abar = 0.0;
         var bbar = 0.0;
         var rbar = vec3<f32>(0.0);
@@ -199,12 +219,7 @@ fn shape_sdf_vjp(k: u32, l: vec3<f32>, dbar: f32, nbar: vec3<f32>) -> vec3<f32> 
         let osbar = dbar * n + (nbar - n * dot(n, nbar)) / lo;
         return select(vec3<f32>(0.0), osbar, q > vec3<f32>(0.0));
     }
-    var k2 = 0u;
-    for (var d = 1u; d < 3u; d++) {
-        if (q[d] >= q[k2]) {
-            k2 = d;
-        }
-    }
+    let k2 = box_face(q);
     var lbar = vec3<f32>(0.0);
     lbar[k2] = dbar * select(1.0, -1.0, pp[k2] < 0.0);
     return lbar;

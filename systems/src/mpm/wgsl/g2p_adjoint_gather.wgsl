@@ -6,12 +6,11 @@
 // the row.
 @group(0) @binding(0) var<storage, read> xcol: array<f32>;
 @group(0) @binding(1) var<storage, read> pscr: array<f32>;
-@group(0) @binding(2) var<storage, read> count: array<u32>;
-@group(0) @binding(3) var<storage, read> start: array<u32>;
-@group(0) @binding(4) var<storage, read> rowoff: array<u32>;
-@group(0) @binding(5) var<storage, read> sorted: array<u32>;
-@group(0) @binding(6) var<storage, read_write> gvbar: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(2) var<storage, read> start: array<u32>;
+@group(0) @binding(3) var<storage, read> blocksum: array<u32>;
+@group(0) @binding(4) var<storage, read> sorted: array<u32>;
+@group(0) @binding(5) var<storage, read_write> gvbar: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn vbar_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -7,21 +7,27 @@
 // increasing cell index, then particle index: an order fixed by the particle positions alone.
 // Per row rather than per node, because a node's 27 cell lookups cost more than its particles
 // on CPU drivers (lavapipe), and a row's 9 lookups serve its G nodes. ROW_NODES (= G) is
-// prepended by mpm/gpu.rs. Bindings count, start, rowoff and sorted (bin.wgsl's, read-only
-// here) are declared by the including kernel.
+// prepended by mpm/gpu.rs. Bindings start, blocksum and sorted (bin.wgsl's, read-only here)
+// are declared by the including kernel.
 
-// Start of local cell k's segment in `sorted`.
+// Start of local cell k's segment in `sorted` (chunk-global: bin.wgsl's two-level prefix sum).
 fn segment_start(k: u32) -> u32 {
-    return (k / (p.res * p.res * p.res)) * p.np + rowoff[k / p.res] + start[k];
+    return blocksum[k / SCAN_BLOCK] + start[k];
+}
+
+// End of local cell k's segment: the next cell's start, or n after the chunk's last cell.
+fn segment_end(k: u32) -> u32 {
+    if (k + 1u >= p.nodes) {
+        return p.n;
+    }
+    return segment_start(k + 1u);
 }
 
 // The particles of cells (bx, by, zlo ..= zhi) of local env e: one contiguous range of `sorted`
 // (start, end), since a row's cells are consecutive there.
 fn row_range(e: u32, bx: u32, by: u32, zlo: u32, zhi: u32) -> vec2<u32> {
     let row = (e * p.res + bx) * p.res + by;
-    let base = e * p.np + rowoff[row];
-    let khi = row * p.res + zhi;
-    return vec2<u32>(base + start[row * p.res + zlo], base + start[khi] + count[khi]);
+    return vec2<u32>(segment_start(row * p.res + zlo), segment_end(row * p.res + zhi));
 }
 
 // The B-spline weight of node coordinate gd along one axis for a particle at xd, and

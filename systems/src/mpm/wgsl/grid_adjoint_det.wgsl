@@ -18,8 +18,26 @@ fn grid_adjoint_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     for (var c = 0u; c < POSE_SLOTS; c++) {
         rowpose[base + c] = 0.0;
     }
+    // Empty nodes (most of the grid) as node_adjoint treats them, and the range zlo .. zhi - 1
+    // that holds the others: the long reverse projection runs in a loop over that range only
+    // (a CPU driver runs both sides of a branch under a mask, but skips a loop no lane enters).
+    var zlo = p.res;
+    var zhi = 0u;
     for (var z = 0u; z < p.res; z++) {
-        let pb = node_adjoint(row * p.res + z);
+        let k = row * p.res + z;
+        if (gm[k] <= MASS_EPS) {
+            gmbar[k] = 0.0;
+        } else {
+            zlo = min(zlo, z);
+            zhi = z + 1u;
+        }
+    }
+    for (var z = zlo; z < zhi; z++) {
+        let k = row * p.res + z;
+        if (gm[k] <= MASS_EPS) {
+            continue;
+        }
+        let pb = node_adjoint(k);
         if (pb.body != NO_SHAPE) {
             let o = base + 2u * POSE_W * pb.body;
             for (var c = 0u; c < POSE_W; c++) {

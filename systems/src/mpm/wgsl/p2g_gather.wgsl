@@ -2,19 +2,12 @@
 // grid row sums m_i = sum w m and (mv)_i = sum w (m v + A (x_i - x_p)) for its nodes over the
 // particles of their 27 cells in gather_common.wgsl's order, with p2g.wgsl's expressions (so
 // only the order of the additions differs from the CPU), and writes every node of the row (no
-// clear needed).
-@group(0) @binding(0) var<storage, read> xcol: array<f32>;
-@group(0) @binding(1) var<storage, read> vcol: array<f32>;
-@group(0) @binding(2) var<storage, read> ccol: array<f32>;
-@group(0) @binding(3) var<storage, read> taucol: array<f32>;
-@group(0) @binding(4) var<storage, read> mass_vol: array<f32>;
-@group(0) @binding(5) var<storage, read> count: array<u32>;
-@group(0) @binding(6) var<storage, read> start: array<u32>;
-@group(0) @binding(7) var<storage, read> rowoff: array<u32>;
-@group(0) @binding(8) var<storage, read> sorted: array<u32>;
-@group(0) @binding(9) var<storage, read_write> gm: array<f32>;
-@group(0) @binding(10) var<storage, read_write> gmv: array<f32>;
-@group(0) @binding(11) var<uniform> p: Params;
+// clear needed) and its grid update (grid_update.wgsl's update_node on the sums just written),
+// so the deterministic mode runs no per-node pass. Bindings: transfer_bind.wgsl's (GRID_T = f32),
+// then bin.wgsl's start, blocksum and sorted.
+@group(0) @binding(14) var<storage, read> start: array<u32>;
+@group(0) @binding(15) var<storage, read> blocksum: array<u32>;
+@group(0) @binding(16) var<storage, read> sorted: array<u32>;
 
 @compute @workgroup_size(64)
 fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -26,6 +19,9 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let cr = cell_rows(rc.y, rc.z);
     // (m, mv) of the row's nodes (zero-initialized).
     var acc: array<vec4<f32>, ROW_NODES>;
+    // The row's nodes zlo .. zhi - 1 are the ones particles reach (the others stay empty).
+    var zlo = p.res;
+    var zhi = 0u;
     for (var bx = cr.x; bx <= cr.z; bx++) {
         for (var by = cr.y; by <= cr.w; by++) {
             let r = row_range(rc.x, bx, by, 0u, p.res - 3u);
@@ -47,6 +43,8 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
                 let mvp = vec3<f32>(vcol[3u * i], vcol[3u * i + 1u], vcol[3u * i + 2u]) * s2;
                 let mij = mvp + a0 * wx.y + a1 * wy.y;
                 let bz = base_of(xz);
+                zlo = min(zlo, bz);
+                zhi = max(zhi, bz + 3u);
                 for (var o = 0u; o < 3u; o++) {
                     let wz = axis_weight(xz, bz + o);
                     let w = wx.x * wy.x * wz.x;
@@ -61,5 +59,16 @@ fn p2g_gather(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         gmv[3u * k] = acc[z].y;
         gmv[3u * k + 1u] = acc[z].z;
         gmv[3u * k + 2u] = acc[z].w;
+        if (z < zlo || z >= zhi) {
+            gv[3u * k] = 0.0;
+            gv[3u * k + 1u] = 0.0;
+            gv[3u * k + 2u] = 0.0;
+        }
+    }
+    // The grid update (the collider's projection: long code) only over the reached nodes, in a
+    // loop: a CPU driver (lavapipe) runs both sides of a branch for its SIMD group under a mask,
+    // but skips a loop that no lane enters, so rows without particles cost only the writes.
+    for (var z = zlo; z < zhi; z++) {
+        update_node(row * p.res + z, acc[z].x, acc[z].yzw);
     }
 }

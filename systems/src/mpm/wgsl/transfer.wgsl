@@ -1,6 +1,7 @@
 // mpm.transfer forward kernels, dispatched in this order per substep (transfer.rs):
 // grid_clear (per node), p2g (per particle, atomic scatter), grid_update (per node), g2p (per
-// particle). Bindings: transfer_bind.wgsl.
+// particle); the deterministic mode replaces the first three by bin.wgsl and p2g_gather.wgsl.
+// Bindings: transfer_bind.wgsl.
 
 @compute @workgroup_size(64)
 fn grid_clear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -14,31 +15,14 @@ fn grid_clear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     gmv[3u * k + 2u] = 0.0;
 }
 
-// v = mv / m + g dt, then the collider, the floor's friction, the walls; empty nodes get v = 0.
+// grid_update.wgsl's update_node at every node of the chunk.
 @compute @workgroup_size(64)
 fn grid_update(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let k = linear_index(gid, nwg);
     if (k >= p.nodes) {
         return;
     }
-    let m = gm[k];
-    if (m <= MASS_EPS) {
-        gv[3u * k] = 0.0;
-        gv[3u * k + 1u] = 0.0;
-        gv[3u * k + 2u] = 0.0;
-        return;
-    }
-    let e = p.e0 + k / (p.res * p.res * p.res);
-    let inv = 1.0 / m;
-    var v = vec3<f32>(gmv[3u * k] * inv + p.gdt_x, gmv[3u * k + 1u] * inv + p.gdt_y, gmv[3u * k + 2u] * inv + p.gdt_z);
-    let g = node_coords(k);
-    v = couple(node_position(g), v, e);
-    v = floor_friction(g, v);
-    let keep = wall_keep(g, v);
-    v = select(vec3<f32>(0.0), v, keep);
-    gv[3u * k] = v.x;
-    gv[3u * k + 1u] = v.y;
-    gv[3u * k + 2u] = v.z;
+    update_node(k, gm[k], vec3<f32>(gmv[3u * k], gmv[3u * k + 1u], gmv[3u * k + 2u]));
 }
 
 // v_p = sum w v_i, C_p = 4/dx^2 sum w v_i (x_i - x_p)^T, x <- clamp(x + dt v_p), F <- (I + dt C) Fp.
