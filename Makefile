@@ -50,6 +50,7 @@ test: setup
 	# build, so the host side is slow: compare GPU rows with each other, not with release numbers.
 	cargo run -q -p diffsim-tools --bin diffsim -- bench --task chain-reach --backend gpu --envs 16,256 --steps 32 --horizon 16
 	cargo run -q -p diffsim-tools --bin diffsim -- bench --task ant-run --backend gpu --envs 64 --steps 8 --horizon 8
+	cargo run -q -p diffsim-tools --bin diffsim -- bench --task rolling-flat --backend gpu --envs 8 --steps 1 --horizon 1
 
 train: setup
 	cargo run --release -p diffsim-tools --bin diffsim -- train --task $(TASK) --learner $(LEARNER) $(ARGS)

@@ -245,6 +245,12 @@ fn cell(v: Option<f64>, digits: usize) -> String {
     v.map_or("–".to_string(), |v| format!("{v:.digits$}"))
 }
 
+/// An env-steps/s cell: whole numbers from 10 up, two decimals below, so the slow MPM rows
+/// (under 1 env-step/s on a software GPU) do not print as "0".
+fn rate_cell(v: Option<f64>) -> String {
+    cell(v, if v.is_some_and(|v| v < 10.0) { 2 } else { 0 })
+}
+
 /// One row of a report: a (task, envs, threads) point.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BenchRow {
@@ -367,8 +373,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 let rss = m.peak_rss.map(|b| b as f64 / MIB);
                 println!(
                     "| {envs} | {threads_cell} | {} | {} | {} | {} | {} |",
-                    cell(m.fwd, 0),
-                    cell(m.fwd_bwd, 0),
+                    rate_cell(m.fwd),
+                    rate_cell(m.fwd_bwd),
                     cell(m.tape_bytes.map(|b| b as f64 / MIB), 3),
                     cell(m.tape_per_env_step, 0),
                     cell(rss, 1)
@@ -436,3 +442,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
+
+#[cfg(test)]
+mod tests {
+    use super::rate_cell;
+
+    #[test]
+    fn rates_below_ten_keep_two_decimals() {
+        assert_eq!(rate_cell(Some(0.673)), "0.67");
+        assert_eq!(rate_cell(Some(9.994)), "9.99");
+        assert_eq!(rate_cell(Some(64.6)), "65");
+        assert_eq!(rate_cell(None), "–");
+    }
+}
