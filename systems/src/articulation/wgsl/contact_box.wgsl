@@ -30,10 +30,6 @@ fn box_adjoint(s: u32, b: u32, g: BoxBar) -> PoseBar {
     return PoseBar(g.c, quat_to_mat_adjoint(body_quat(b), rot_bar));
 }
 
-fn abs_of(x: f32) -> f32 {
-    return select(x, -x, x < 0.0);
-}
-
 fn unit(axis: u32) -> vec3<f32> {
     var u = vec3<f32>(0.0);
     u[axis] = 1.0;
@@ -64,9 +60,9 @@ struct Depth {
 }
 
 fn depth(p: vec3<f32>, h: vec3<f32>) -> Depth {
-    var best = Depth(h[0] - abs_of(p[0]), 0u);
+    var best = Depth(h[0] - abs(p[0]), 0u);
     for (var i = 1u; i < 3u; i++) {
-        let g = h[i] - abs_of(p[i]);
+        let g = h[i] - abs(p[i]);
         if (g < best.g) {
             best = Depth(g, i);
         }
@@ -242,7 +238,7 @@ fn outside2(a: vec3<f32>, e: vec3<f32>, h: vec3<f32>, s: f32) -> f32 {
     let p = a + e * s;
     var acc = 0.0;
     for (var i = 0u; i < 3u; i++) {
-        let o = abs_of(p[i]) - h[i];
+        let o = abs(p[i]) - h[i];
         if (o > 0.0) {
             acc = acc + o * o;
         }
@@ -266,7 +262,7 @@ fn segment_box_setup(sg: Segment, bx: Box, r2: f32) -> SegBox {
     var n = 2u;
     var moving = false;
     for (var i = 0u; i < 3u; i++) {
-        if (abs_of(o.e[i]) > 1e-12) {
+        if (abs(o.e[i]) > 1e-12) {
             moving = true;
             for (var k = 0u; k < 2u; k++) {
                 let sign = select(-1.0, 1.0, k == 1u);
@@ -305,7 +301,7 @@ fn segment_box_setup(sg: Segment, bx: Box, r2: f32) -> SegBox {
         var outm = vec3<bool>(false);
         for (var i = 0u; i < 3u; i++) {
             let x = o.a[i] + mid * o.e[i];
-            if (abs_of(x) > h[i]) {
+            if (abs(x) > h[i]) {
                 side[i] = select(h[i], -h[i], x < 0.0);
                 outm[i] = true;
                 num = num + o.e[i] * (o.a[i] - side[i]);
