@@ -112,6 +112,7 @@ const CLEAR: &str = include_str!("wgsl/clear.wgsl");
 const BEGIN_ENV: &str = include_str!("wgsl/begin_env.wgsl");
 const FK: &str = include_str!("wgsl/fk.wgsl");
 const FK_ADJOINT: &str = include_str!("wgsl/fk_adjoint.wgsl");
+const JOINT_FORCES_COMMON: &str = include_str!("wgsl/joint_forces_common.wgsl");
 const JOINT_FORCES: &str = include_str!("wgsl/joint_forces.wgsl");
 const JOINT_FORCES_ADJOINT: &str = include_str!("wgsl/joint_forces_adjoint.wgsl");
 const INTEGRATE: &str = include_str!("wgsl/integrate.wgsl");
@@ -369,8 +370,8 @@ impl GpuSystem for JointForces {
             Bind::rw(adj_state("joint_qd")),
             Bind::rw(act_bar),
         ]);
-        let fsrc = source(&[JOINT_FORCES]);
-        let asrc = source(&[JOINT_FORCES_ADJOINT]);
+        let fsrc = source(&[JOINT_FORCES_COMMON, JOINT_FORCES]);
+        let asrc = source(&[JOINT_FORCES_COMMON, JOINT_FORCES_ADJOINT]);
         Ok(GpuKernels {
             forward: vec![Pass::new(cx, "articulation.joint_forces", &fsrc, "joint_forces_forward", fwd, n)?],
             adjoint: vec![Pass::new(cx, "articulation.joint_forces adjoint", &asrc, "joint_forces_adjoint", adj, n)?],

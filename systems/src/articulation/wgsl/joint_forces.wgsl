@@ -2,14 +2,7 @@
 // prismatic joint add τ += gain a_k (gain = scale · gear of the k-th actuated joint, rounded on
 // the host as the CPU's `R::from_f64`), the limit penalty when q is outside [lo, hi], and
 // −damping q̇ into their one dof of joint_tau.
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> topo: array<u32>;
-@group(0) @binding(2) var<storage, read> actuator: array<u32>;
-@group(0) @binding(3) var<storage, read> gain: array<f32>;
-@group(0) @binding(4) var<storage, read> limit: array<f32>;
-@group(0) @binding(5) var<storage, read> damping: array<f32>;
-@group(0) @binding(6) var<storage, read> gains: array<f32>;
-@group(0) @binding(7) var<storage, read> jq: array<f32>;
+// Bindings 0–7: joint_forces_common.wgsl.
 @group(0) @binding(8) var<storage, read> jqd: array<f32>;
 @group(0) @binding(9) var<storage, read> act: array<f32>;
 @group(0) @binding(10) var<storage, read_write> jtau: array<f32>;
@@ -17,16 +10,13 @@
 @compute @workgroup_size(64)
 fn joint_forces_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let b = linear_index(gid, nwg);
-    if (b >= p.n) {
+    let dof = joint_dof(b);
+    if (!dof.on) {
         return;
     }
-    let kind = topo[4u * b + 1u];
-    if (kind != KIND_REVOLUTE && kind != KIND_PRISMATIC) {
-        return;
-    }
-    let e = b / p.nb;
-    let qi = e * p.nq + topo[4u * b + 2u];
-    let di = e * p.nd + topo[4u * b + 3u];
+    let e = dof.e;
+    let qi = dof.qi;
+    let di = dof.di;
     let x = jq[qi];
     let v = jqd[di];
     var t = -damping[b] * v;

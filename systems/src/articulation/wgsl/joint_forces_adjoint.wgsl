@@ -1,14 +1,7 @@
 // articulation.joint_forces adjoint, one invocation per (env, body): τ̄ passes through (τ is
 // accumulated); ā_k += gain τ̄, q̇̄ −= damping τ̄, and in a violated limit q̄ −= kₑ τ̄,
 // q̇̄ −= k_d τ̄.
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> topo: array<u32>;
-@group(0) @binding(2) var<storage, read> actuator: array<u32>;
-@group(0) @binding(3) var<storage, read> gain: array<f32>;
-@group(0) @binding(4) var<storage, read> limit: array<f32>;
-@group(0) @binding(5) var<storage, read> damping: array<f32>;
-@group(0) @binding(6) var<storage, read> gains: array<f32>;
-@group(0) @binding(7) var<storage, read> jq: array<f32>;
+// Bindings 0–7: joint_forces_common.wgsl.
 @group(0) @binding(8) var<storage, read> a_jtau: array<f32>;
 @group(0) @binding(9) var<storage, read_write> a_jq: array<f32>;
 @group(0) @binding(10) var<storage, read_write> a_jqd: array<f32>;
@@ -17,16 +10,13 @@
 @compute @workgroup_size(64)
 fn joint_forces_adjoint(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let b = linear_index(gid, nwg);
-    if (b >= p.n) {
+    let dof = joint_dof(b);
+    if (!dof.on) {
         return;
     }
-    let kind = topo[4u * b + 1u];
-    if (kind != KIND_REVOLUTE && kind != KIND_PRISMATIC) {
-        return;
-    }
-    let e = b / p.nb;
-    let qi = e * p.nq + topo[4u * b + 2u];
-    let di = e * p.nd + topo[4u * b + 3u];
+    let e = dof.e;
+    let qi = dof.qi;
+    let di = dof.di;
     let g = a_jtau[di];
     a_jqd[di] = a_jqd[di] - damping[b] * g;
     let a = actuator[b];
