@@ -383,7 +383,11 @@ impl<R: Real> System<R> for Observe {
 }
 
 /// `hand_reorient.reward` (`compute_hand_reward_smooth`, see the module docs). Adjoint: recorded
-/// replay.
+/// replay on the f64 tape from the pre-state. Unlike `resample_goal`'s decision, its branches are
+/// kinks of a continuous reward (|s − 1| at s = 1, the clamp at 1 − 1e-3), so the replay gives
+/// the derivative of the exact reward at the f32 inputs, from the side f64 finds them on. Where
+/// the f32 forward rounds s to exactly 1 (|rot| ≲ 0.083) that is the saturated bonus's tiny f64
+/// slope, where an f32 adjoint (the GPU's) gives 0.
 #[derive(Clone, Debug)]
 pub struct Reward {
     pub layout: HandLayout,
@@ -466,11 +470,24 @@ fn goal_stream(key: f64, successes: f64) -> TaskRng {
 }
 
 /// `hand_reorient.resample_goal`: where |rot_dist| ≤ `SUCCESS_TOLERANCE`, a new goal rotation
-/// (position kept) from `goal_rng` = [key, successes], and successes += 1. Adjoint: recorded
-/// replay (a resampled goal is a constant, so its old value gets no cotangent).
+/// (position kept) from `goal_rng` = [key, successes], and successes += 1.
+///
+/// Adjoint, by hand: a resampled goal rotation is a constant, so the old rotation's cotangent is
+/// cleared; everything else passes through, and `joint_q` gets nothing (it only decides). The
+/// decision is [`ResampleGoal::resamples`] in the system's own `R`, as the forward made it. A
+/// replay on the f64 tape would decide from rot recomputed in f64, which at rot within an ulp of
+/// the tolerance in f32 is the other branch: the old goal's cotangent cleared for a step the
+/// forward did not resample, or passed through one it did.
 #[derive(Clone, Debug)]
 pub struct ResampleGoal {
     pub layout: HandLayout,
+}
+
+impl ResampleGoal {
+    /// Whether env `e`'s goal is reached (|rot_dist| ≤ tolerance), computed in `R`.
+    pub fn resamples<R: Real>(&self, q: &[R], goal: &[R], e: usize) -> bool {
+        CubeGoal::read(&self.layout, q, goal, e).rot_dist().to_f64().abs() <= SUCCESS_TOLERANCE
+    }
 }
 
 impl<R: Real> System<R> for ResampleGoal {
@@ -489,8 +506,7 @@ impl<R: Real> System<R> for ResampleGoal {
     fn forward(&self, _: &StepCx, model: &ModelView, _: &View<R>, state: &mut ViewMut<R>) {
         let [q, goal, key] = state.cols_mut(["joint_q", "goal", "goal_rng"]);
         for e in 0..model.num_envs() {
-            let rot = CubeGoal::read(&self.layout, q, goal, e).rot_dist();
-            if rot.to_f64().abs() > SUCCESS_TOLERANCE {
+            if !self.resamples(q, goal, e) {
                 continue;
             }
             let (k, n) = (key[2 * e].to_f64(), key[2 * e + 1].to_f64());
@@ -500,9 +516,101 @@ impl<R: Real> System<R> for ResampleGoal {
             key[2 * e + 1] += R::one();
         }
     }
+    fn adjoint(
+        &self,
+        _: &StepCx,
+        model: &ModelView,
+        _: &View<R>,
+        pre: &View<R>,
+        adj: &mut ViewMut<R>,
+        _: &mut ViewMut<R>,
+    ) {
+        let (q, goal) = (pre.col("joint_q"), pre.col("goal"));
+        let agoal = adj.col_mut("goal");
+        for e in 0..model.num_envs() {
+            if self.resamples(q, goal, e) {
+                agoal[7 * e + 3..7 * e + 7].fill(R::zero());
+            }
+        }
+    }
     /// `hand_reorient_gpu`: one invocation per env, forward and adjoint.
     fn gpu(&self) -> Option<Box<dyn diffsim_engine::gpu_sim::GpuSystem>> {
         Some(Box::new(self.clone()))
     }
-    diffsim_engine::replay_adjoint_impl!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f32 states whose rot_dist lies within rounding of the tolerance, where deciding in f32 and
+    /// in f64 (from the same f32 inputs) disagree: `(joint_q, goal, resampled in f32)`. Found by
+    /// sweeping random axes at angles within 1e-6 of the tolerance, goal rotation random too.
+    fn straddling_states(sim: &Sim<f32>, sys: &ResampleGoal) -> Vec<(Vec<f32>, Vec<f32>, bool)> {
+        let mut rng = TaskRng::new(7);
+        let mut found = Vec::new();
+        let (mut f32_only, mut f64_only) = (0, 0);
+        for _ in 0..200_000 {
+            let mut axis = [0.0; 3].map(|_: f64| rng.uniform(-1.0, 1.0));
+            let norm = axis.iter().map(|a| a * a).sum::<f64>().sqrt();
+            axis.iter_mut().for_each(|a| *a /= norm);
+            let angle = SUCCESS_TOLERANCE + rng.uniform(-1e-6, 1e-6);
+            let goal_rot = Quat::from_axis_angle(Vec3::X, rng.uniform(-3.0, 3.0) as f32);
+            let offset = Quat::from_axis_angle(Vec3::new(axis[0] as f32, axis[1] as f32, axis[2] as f32), angle as f32);
+            let mut q = sim.state.get("joint_q").unwrap().to_vec();
+            let mut goal = sim.state.get("goal").unwrap().to_vec();
+            q[sys.layout.cube_q + 3..sys.layout.cube_q + 7].copy_from_slice(&(offset * goal_rot).to_array());
+            goal[3..7].copy_from_slice(&goal_rot.to_array());
+            let in_f32 = sys.resamples(&q, &goal, 0);
+            let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+            if in_f32 != sys.resamples(&wide(&q), &wide(&goal), 0) {
+                if in_f32 {
+                    f32_only += 1
+                } else {
+                    f64_only += 1
+                }
+                found.push((q, goal, in_f32));
+            }
+        }
+        assert!(f32_only > 0 && f64_only > 0, "states resampled only in f32: {f32_only}, only in f64: {f64_only}");
+        found
+    }
+
+    /// At rot within rounding of the tolerance the f32 adjoint clears the old goal rotation's
+    /// cotangent exactly when the f32 forward resampled (the f64 replay this replaced followed
+    /// the f64 decision there), and always passes the goal position and stream through.
+    #[test]
+    fn resample_adjoint_follows_the_decision_the_f32_forward_made() {
+        let task = HandReorient::new(HandReorientConfig { num_envs: 1, threads: 1, ..Default::default() });
+        let sim: Sim<f32> = task.sim().unwrap();
+        let sys = ResampleGoal { layout: task.layout().unwrap().clone() };
+        let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+        let model = sim.model.view_all();
+        let states = straddling_states(&sim, &sys);
+        for (q, goal, resampled) in &states {
+            let mut pre = sim.state.clone();
+            pre.get_mut("joint_q").unwrap().copy_from_slice(q);
+            pre.get_mut("goal").unwrap().copy_from_slice(goal);
+            let mut post = pre.clone();
+            System::<f32>::forward(&sys, &cx, &model, &sim.control.view_all(), &mut post.view_all_mut());
+            assert_eq!(post.get("goal").unwrap()[3..7] != goal[3..7], *resampled, "the forward's decision");
+            let mut adj = Columns::zeros(sim.state.layout().clone(), 1);
+            adj.get_mut("goal").unwrap().fill(1.0);
+            adj.get_mut("goal_rng").unwrap().fill(1.0);
+            let mut adj_c = Columns::zeros(sim.control.layout().clone(), 1);
+            sys.adjoint(
+                &cx,
+                &model,
+                &sim.control.view_all(),
+                &pre.view_all(),
+                &mut adj.view_all_mut(),
+                &mut adj_c.view_all_mut(),
+            );
+            let rotation = if *resampled { 0.0 } else { 1.0 };
+            assert_eq!(adj.get("goal").unwrap(), &[1.0, 1.0, 1.0, rotation, rotation, rotation, rotation]);
+            assert_eq!(adj.get("goal_rng").unwrap(), &[1.0, 1.0]);
+            assert!(adj.get("joint_q").unwrap().iter().all(|&x| x == 0.0));
+        }
+        eprintln!("{} straddling states checked", states.len());
+    }
 }
