@@ -76,7 +76,7 @@ impl Gpu {
     /// `vulkan` or `gl`; all backends when unset) and requests a device with the adapter's own
     /// limits (wgpu's defaults are lower, e.g. for the storage binding size).
     pub fn new() -> Result<Gpu, EngineError> {
-        Self::open(None)
+        Self::open(None, true)
     }
 
     /// [`Gpu::new`] with the storage binding limit lowered to at most `bytes` (wgpu then rejects
@@ -84,10 +84,17 @@ impl Gpu {
     /// over several bindings (`mpm.transfer`'s env chunks) without allocating what a real limit
     /// takes (128 MiB on lavapipe).
     pub fn with_storage_binding_limit(bytes: u64) -> Result<Gpu, EngineError> {
-        Self::open(Some(bytes))
+        Self::open(Some(bytes), true)
     }
 
-    fn open(storage_binding_limit: Option<u64>) -> Result<Gpu, EngineError> {
+    /// [`Gpu::new`] without `SHADER_FLOAT32_ATOMIC`, even where the adapter has it, so the
+    /// `Scatter::Atomic` kernels take their compare-exchange loop on the u32 bits: the path of
+    /// adapters without native f32 atomics, tested on one that has them (lavapipe, NVIDIA).
+    pub fn without_f32_atomics() -> Result<Gpu, EngineError> {
+        Self::open(None, false)
+    }
+
+    fn open(storage_binding_limit: Option<u64>, f32_atomics: bool) -> Result<Gpu, EngineError> {
         let backends = wgpu::Backends::from_env().unwrap_or(wgpu::Backends::all());
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
         desc.backends = backends;
@@ -113,7 +120,11 @@ impl Gpu {
                 label: Some("diffsim"),
                 // Native f32 atomics where the adapter has them (Vulkan/lavapipe, most GPUs); the
                 // scatter kernels fall back to a compare-exchange loop on the u32 bits otherwise.
-                required_features: adapter.features() & wgpu::Features::SHADER_FLOAT32_ATOMIC,
+                required_features: if f32_atomics {
+                    adapter.features() & wgpu::Features::SHADER_FLOAT32_ATOMIC
+                } else {
+                    wgpu::Features::empty()
+                },
                 required_limits: {
                     let mut limits = adapter.limits();
                     if let Some(b) = storage_binding_limit {

@@ -13,7 +13,19 @@ use diffsim_engine::{Columns, EngineError, Gpu, GpuSim, Gradients, ModelView, Re
 /// `DIFFSIM_REQUIRE_GPU=1` (CI, where lavapipe is installed) a missing adapter fails instead, so
 /// a broken driver install cannot turn the suite green by skipping; any other GPU failure fails.
 pub fn gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
-    match Gpu::new() {
+    open_or_skip(test, Gpu::new)
+}
+
+/// [`gpu_or_skip`] for a device opened without native f32 atomics ([`Gpu::without_f32_atomics`]),
+/// so `Scatter::Atomic` kernels run their compare-exchange loop.
+pub fn compare_exchange_gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
+    let gpu = open_or_skip(test, Gpu::without_f32_atomics)?;
+    assert!(!gpu.has_f32_atomics(), "{test}: the device kept native f32 atomics");
+    Some(gpu)
+}
+
+fn open_or_skip(test: &str, open: fn() -> Result<Gpu, EngineError>) -> Option<Arc<Gpu>> {
+    match open() {
         Ok(g) => Some(Arc::new(g)),
         Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
             panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")

@@ -23,7 +23,7 @@ use diffsim_systems::mpm::material::{COROTATED, NEO_HOOKEAN, PLASTICINE, WATER};
 use diffsim_systems::mpm::{self, Floor, Grid};
 use diffsim_tasks::{RollingFlat, RollingFlatConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, Cases, Tol, Visit, gpu_or_skip, worst_column as worst};
+use diffsim_tests::gpu::{self, Cases, Tol, Visit, compare_exchange_gpu_or_skip, gpu_or_skip, worst_column as worst};
 
 fn debug_task(num_envs: usize) -> RollingFlat {
     RollingFlat::new(RollingFlatConfig {
@@ -118,6 +118,17 @@ const INIT_FLOOR: f64 = 0.1;
 fn gpu_mpm_kernels_match_cpu() {
     let test = "gpu_mpm_kernels_match_cpu";
     let Some(gpu) = gpu_or_skip(test) else { return };
+    let mut sim = mixed_sim(2);
+    mix_materials(&mut sim);
+    kernels_match(gpu, &sim, true, Scatter::Atomic, test);
+}
+
+/// As `gpu_mpm_kernels_match_cpu`, with the atomic adds as compare-exchange loops on the u32
+/// bits (adapters without native f32 atomics), forced on a device that has them.
+#[test]
+fn gpu_mpm_kernels_match_cpu_atomic_compare_exchange() {
+    let test = "gpu_mpm_kernels_match_cpu_atomic_compare_exchange";
+    let Some(gpu) = compare_exchange_gpu_or_skip(test) else { return };
     let mut sim = mixed_sim(2);
     mix_materials(&mut sim);
     kernels_match(gpu, &sim, true, Scatter::Atomic, test);

@@ -10,11 +10,13 @@
 //! With no adapter at all, each test prints `SKIPPED: ...` and returns; any other GPU failure
 //! (device creation, shader compilation, validation) fails the test.
 
+use std::sync::Arc;
+
 use diffsim_engine::gpu_sim::{GpuOptions, Scatter};
-use diffsim_engine::{Columns, GpuSim, Sim, SimFactory, StepCx};
+use diffsim_engine::{Columns, Gpu, GpuSim, Sim, SimFactory, StepCx};
 use diffsim_tasks::{ChainReach, ChainReachConfig};
 use diffsim_tests::Rng;
-use diffsim_tests::gpu::{self, Cases, gpu_or_skip};
+use diffsim_tests::gpu::{self, Cases, compare_exchange_gpu_or_skip, gpu_or_skip};
 
 /// `max_rel_err` with values below 1e-3 × the column's max |value| compared against that.
 fn max_rel_err(a: &[f32], b: &[f32]) -> f64 {
@@ -58,9 +60,9 @@ fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
 /// result, so there values are compared relative to max(|value|, 1e-2 × the column's scale)
 /// (measured: up to 1.4e-5 against 1e-3 × scale, from cancellation in ∂L/∂q). Deterministic
 /// mode keeps the CPU's order and is held to 1e-3 × scale.
-fn kernels_match_cpu(scatter: Scatter, test: &str) {
+fn kernels_match_cpu(scatter: Scatter, gpu: Option<Arc<Gpu>>, test: &str) {
     let floor = if scatter == Scatter::Atomic { 1e-2 } else { 1e-3 };
-    let Some(gpu) = gpu_or_skip(test) else { return };
+    let Some(gpu) = gpu else { return };
     let sim: Sim<f32> = chain(3, 5).sim().unwrap();
     let tol = |_: &str| [(1e-5, floor); 2];
     let cases = Cases::Random(16);
@@ -69,12 +71,22 @@ fn kernels_match_cpu(scatter: Scatter, test: &str) {
 
 #[test]
 fn gpu_kernels_match_cpu_deterministic() {
-    kernels_match_cpu(Scatter::Deterministic, "gpu_kernels_match_cpu_deterministic");
+    let test = "gpu_kernels_match_cpu_deterministic";
+    kernels_match_cpu(Scatter::Deterministic, gpu_or_skip(test), test);
 }
 
 #[test]
 fn gpu_kernels_match_cpu_atomic() {
-    kernels_match_cpu(Scatter::Atomic, "gpu_kernels_match_cpu_atomic");
+    let test = "gpu_kernels_match_cpu_atomic";
+    kernels_match_cpu(Scatter::Atomic, gpu_or_skip(test), test);
+}
+
+/// Atomic scatter through the compare-exchange loop on the u32 bits (adapters without native
+/// f32 atomics), forced on a device that has them.
+#[test]
+fn gpu_kernels_match_cpu_atomic_compare_exchange() {
+    let test = "gpu_kernels_match_cpu_atomic_compare_exchange";
+    kernels_match_cpu(Scatter::Atomic, compare_exchange_gpu_or_skip(test), test);
 }
 
 /// Rollout tolerance (max relative error, floored at 1e-3 of each column's scale) of obs,

@@ -19,6 +19,10 @@ pub fn run() -> ExitCode {
     println!("backend:      {:?}", info.backend);
     println!("device type:  {:?}", info.device_type);
     println!("driver:       {} {}", info.driver, info.driver_info);
+    println!(
+        "f32 atomics:  {}",
+        if gpu.has_f32_atomics() { "native (SHADER_FLOAT32_ATOMIC)" } else { "compare-exchange on u32 bits" }
+    );
     println!("limits:");
     let rows: [(&str, u64); 8] = [
         ("max_buffer_size", l.max_buffer_size),
