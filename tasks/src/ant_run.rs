@@ -60,7 +60,7 @@ impl Default for AntRunConfig {
             action_scale: -200.0,
             threads: 2,
             contact: ContactParams::default(),
-            asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/ant.xml"),
+            asset: crate::asset("ant.xml"),
         }
     }
 }

@@ -101,7 +101,7 @@ impl Default for HandReorientConfig {
             limits: LimitGains { ke: 100.0, kd: 10.0 },
             position_noise: 0.01,
             dof_noise: 0.2,
-            asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/allegro_hand.xml"),
+            asset: crate::asset("allegro_hand.xml"),
         }
     }
 }

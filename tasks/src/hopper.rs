@@ -83,7 +83,7 @@ impl Default for HopperConfig {
             threads: 2,
             contact: ContactParams { ke: 2.0e4, kd: 1.0e3, kf: 1.0e3, mu: 0.9 },
             init_noise: [0.05, 0.05, 0.05, 0.05],
-            asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/hopper.xml"),
+            asset: crate::asset("hopper.xml"),
         }
     }
 }

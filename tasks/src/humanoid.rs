@@ -88,7 +88,7 @@ impl Default for HumanoidConfig {
             contact: ContactParams { ke: 2.0e4, kd: 5.0e3, kf: 1.0e3, mu: 0.75 },
             start_height: 1.35,
             self_collision: true,
-            asset: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../assets/humanoid.xml"),
+            asset: crate::asset("humanoid.xml"),
         }
     }
 }

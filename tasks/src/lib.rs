@@ -31,6 +31,16 @@ pub use rolling_flat::{RollingFlat, RollingFlatConfig};
 pub use soft_jumper::{SoftJumper, SoftJumperConfig};
 pub use vec_env::{NanEvent, StepResult, StepSeeds, Task, TaskRng, TaskSpec, VecEnv};
 
+/// The path of a bundled asset (`assets/<name>`, an MJCF model): under `$DIFFSIM_ASSETS` when it
+/// is set, for a binary run away from the source tree it was built in (a copied `diffsim` or
+/// test binary on another machine); else in this repository's `assets/`.
+pub fn asset(name: &str) -> std::path::PathBuf {
+    match std::env::var_os("DIFFSIM_ASSETS") {
+        Some(dir) => std::path::PathBuf::from(dir).join(name),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets").join(name),
+    }
+}
+
 /// Task names the CLI accepts (it also accepts them with `_` for `-`).
 pub const TASKS: &[&str] = &[
     "chain-reach",
