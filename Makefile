@@ -14,7 +14,7 @@ TASK ?= ant-run
 LEARNER ?= sapo
 ARGS ?= --envs 64 --horizon 32 --epochs 100 --threads 2
 
-.PHONY: test train setup apt torch fmt lint bench check-grad
+.PHONY: test train setup apt torch fmt lint bench check-grad device-pack
 
 setup: apt torch
 
@@ -42,6 +42,8 @@ lint:
 test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	# The libtorch-free CLI of the real-GPU kit (make device-pack) must keep building.
+	cargo clippy -p diffsim-tools --no-default-features -- -D warnings
 	cargo nextest run --workspace --no-fail-fast
 	# Doctests of the crates that do not link libtorch: `cargo test --doc` on the tch crates rebuilds
 	# torch-sys's C++ shim (~1-2 min) for crates that have no doctests.
@@ -60,3 +62,8 @@ check-grad: setup
 
 bench: setup
 	cargo run --release -p diffsim-tools --bin diffsim -- bench --task $(TASK)
+
+# What a GPU machine without Rust or libtorch needs to run the GPU checks: see README
+# "Checking on a real GPU" (tools/scripts/device_check.sh runs there).
+device-pack: setup
+	tools/scripts/device_pack.sh

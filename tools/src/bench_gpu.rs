@@ -85,6 +85,7 @@ pub fn choose(device: &Device, backend: Backend, sim: &Sim<f32>, task: &str) -> 
 
 /// Moves `env` onto the GPU where `choose` says so. A task the GPU refuses when its kernels are
 /// built is an error with `--backend gpu`; with `auto` it stays on the CPU, with a note naming why.
+#[cfg_attr(not(feature = "learn"), allow(dead_code))] // used by `train`
 pub fn place<T: Task>(
     env: &mut VecEnv<T>,
     device: &Device,

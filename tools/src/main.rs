@@ -9,18 +9,25 @@
 //!   GIF or PNG frames;
 //! - `gpu-info`: the wgpu adapter and its limits.
 //!
+//! `train`, `eval` and `render` need the `learn` feature (default; libtorch).
+//!
 //! Exit codes: 0 success, 1 an error or a failed gradient check, 2 bad flags (clap) or no GPU.
 
 mod bench;
 mod bench_gpu;
 mod check_grad;
+#[cfg(feature = "learn")]
 mod eval;
 mod gpu_info;
 mod parse;
+#[cfg(feature = "learn")]
 mod render;
 mod task;
+#[cfg(feature = "learn")]
 mod train;
+#[cfg(feature = "learn")]
 mod train_rl;
+#[cfg(feature = "learn")]
 mod train_zo;
 
 use std::process::ExitCode;
@@ -41,10 +48,13 @@ enum Command {
     /// Forward and forward+backward env-steps/s, tape memory and peak RSS (build with --release).
     Bench(bench::BenchArgs),
     /// Open-loop trajectory optimization, or SAPO/SHAC/APG policy training (--learner).
+    #[cfg(feature = "learn")]
     Train(train::TrainArgs),
     /// Mean ± 95% CI episode return of a checkpoint's policy.
+    #[cfg(feature = "learn")]
     Eval(eval::EvalArgs),
     /// Render a rollout headless (wgpu) into an animated GIF or a directory of PNG frames.
+    #[cfg(feature = "learn")]
     Render(render::RenderArgs),
     /// The wgpu adapter the GPU backend would use, and its limits.
     GpuInfo,
@@ -54,8 +64,11 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::CheckGrad(a) => check_grad::run(&a),
         Command::Bench(a) => bench::run(&a),
+        #[cfg(feature = "learn")]
         Command::Train(a) => train::run(&a),
+        #[cfg(feature = "learn")]
         Command::Eval(a) => eval::run(&a),
+        #[cfg(feature = "learn")]
         Command::Render(a) => render::run(&a),
         Command::GpuInfo => Ok(gpu_info::run()),
     };
@@ -107,6 +120,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "learn")]
     fn bad_lists_and_values_are_rejected_with_the_flag_named() {
         for bad in [
             &["bench", "--envs", "1,x,64"][..],
@@ -133,6 +147,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "learn")]
     fn train_defaults_are_the_tested_configuration() {
         let Ok(Command::Train(t)) = parse(&["train", "--task", "chain_reach"]) else { panic!("train did not parse") };
         assert_eq!((t.iterations, t.lr, t.horizon, t.envs), (60, 100.0, None, None));

@@ -21,6 +21,7 @@ fn at_least(s: &str, min: usize) -> Result<usize, String> {
 }
 
 /// A finite number > 0 (learning rates).
+#[cfg_attr(not(feature = "learn"), allow(dead_code))] // used by `train`
 pub fn positive_f64(s: &str) -> Result<f64, String> {
     let x: f64 = s.trim().parse().map_err(|e| format!("`{s}` is not a number: {e}"))?;
     if !(x.is_finite() && x > 0.0) {
