@@ -286,6 +286,28 @@ pub struct GpuKernels {
     pub adjoint: Vec<Pass>,
 }
 
+impl GpuKernels {
+    /// The usual shape of a task's observe/reward/flag kernels: one forward and one adjoint pass
+    /// of one invocation per env, labelled `name` and "`name` adjoint", with entry points
+    /// `{entry}_forward` and `{entry}_adjoint` of the WGSL sources given with their bindings;
+    /// `buffers` are the system's own (`Src::Own(i)`, a uniform block first as a rule).
+    pub fn per_env(
+        cx: &GpuBuildCx,
+        name: &str,
+        entry: &str,
+        buffers: Vec<wgpu::Buffer>,
+        (fsrc, fwd): (&str, Vec<Bind>),
+        (asrc, adj): (&str, Vec<Bind>),
+    ) -> Result<Self, EngineError> {
+        let n = cx.num_envs;
+        Ok(Self {
+            forward: vec![Pass::new(cx, name, fsrc, &format!("{entry}_forward"), fwd, n)?],
+            adjoint: vec![Pass::new(cx, &format!("{name} adjoint"), asrc, &format!("{entry}_adjoint"), adj, n)?],
+            buffers,
+        })
+    }
+}
+
 /// The GPU mirror of a CPU `System`: same name, same semantics. Obtained from
 /// `System::gpu()`.
 pub trait GpuSystem: Send + Sync {

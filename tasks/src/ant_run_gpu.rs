@@ -8,7 +8,7 @@
 //! kinematics, heading and their adjoints).
 
 use diffsim_engine::EngineError;
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_control, adj_state, control, state};
 
 use crate::ant_run::{HINGES, Observe, Reward, TARGET_X, TERMINATION_HEIGHT};
 use crate::torso::TorsoBelow;
@@ -71,7 +71,6 @@ pub(crate) fn locomotion_observe(
     na: usize,
     target_x: f64,
 ) -> Result<GpuKernels, EngineError> {
-    let n = cx.num_envs;
     let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
     let mut fwd = body.to_vec();
     fwd.extend([
@@ -94,11 +93,14 @@ pub(crate) fn locomotion_observe(
     let na = format!("const NA: u32 = {na}u;");
     let fsrc = source(&[BODY, &na, include_str!("wgsl/locomotion_observe.wgsl")]);
     let asrc = source(&[BODY, &na, include_str!("wgsl/locomotion_observe_adjoint.wgsl")]);
-    Ok(GpuKernels {
-        buffers: vec![cx.uniform(name, &TorsoParams::of(cx, target_x, 0.0)?)?],
-        forward: vec![Pass::new(cx, name, &fsrc, "observe_forward", fwd, n)?],
-        adjoint: vec![Pass::new(cx, &format!("{name} adjoint"), &asrc, "observe_adjoint", adj, n)?],
-    })
+    GpuKernels::per_env(
+        cx,
+        name,
+        "observe",
+        vec![cx.uniform(name, &TorsoParams::of(cx, target_x, 0.0)?)?],
+        (&fsrc, fwd),
+        (&asrc, adj),
+    )
 }
 
 impl GpuSystem for Observe {
@@ -116,7 +118,6 @@ impl GpuSystem for Reward {
         "ant_run.reward"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let body = [Bind::read(state("body_q")), Bind::read(state("body_qd"))];
         let mut fwd = body.to_vec();
         fwd.extend([Bind::rw(state("reward")), Bind::uniform(0)]);
@@ -129,11 +130,14 @@ impl GpuSystem for Reward {
         ]);
         let fsrc = source(&[BODY, include_str!("wgsl/ant_run_reward.wgsl")]);
         let asrc = source(&[BODY, include_str!("wgsl/ant_run_reward_adjoint.wgsl")]);
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("ant_run.reward", &TorsoParams::of(cx, TARGET_X, TERMINATION_HEIGHT as f32)?)?],
-            forward: vec![Pass::new(cx, "ant_run.reward", &fsrc, "reward_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "ant_run.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "ant_run.reward",
+            "reward",
+            vec![cx.uniform("ant_run.reward", &TorsoParams::of(cx, TARGET_X, TERMINATION_HEIGHT as f32)?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
 
@@ -143,15 +147,17 @@ impl GpuSystem for TorsoBelow {
         self.name
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let src = source(&[include_str!("wgsl/torso_below.wgsl")]);
         let fwd = vec![Bind::read(state("body_q")), Bind::rw(state("terminated")), Bind::uniform(0)];
         let adj = vec![Bind::read(state("body_q")), Bind::rw(adj_state("terminated")), Bind::uniform(0)];
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform(self.name, &TorsoParams::of(cx, TARGET_X, below_threshold(self.height))?)?],
-            forward: vec![Pass::new(cx, self.name, &src, "terminate_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, &format!("{} adjoint", self.name), &src, "terminate_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            self.name,
+            "terminate",
+            vec![cx.uniform(self.name, &TorsoParams::of(cx, TARGET_X, below_threshold(self.height))?)?],
+            (&src, fwd),
+            (&src, adj),
+        )
     }
 }
 

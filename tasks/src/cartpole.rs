@@ -15,7 +15,7 @@
 //! so with the articulation kernels the whole task runs on `GpuSim`.
 
 use diffsim_engine::components::{Body, Joint, JointKind};
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
     ViewMut,
@@ -247,12 +247,14 @@ impl GpuSystem for Observe {
         ];
         let fsrc = cartpole_source(include_str!("wgsl/cartpole_observe.wgsl"));
         let asrc = cartpole_source(include_str!("wgsl/cartpole_observe_adjoint.wgsl"));
-        let n = cx.num_envs;
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "cartpole.observe", &fsrc, "observe_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "cartpole.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
-            buffers: vec![cx.uniform("cartpole.observe", &env_params(cx, "cartpole.observe")?)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "cartpole.observe",
+            "observe",
+            vec![cx.uniform("cartpole.observe", &env_params(cx, "cartpole.observe")?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
 
@@ -278,11 +280,13 @@ impl GpuSystem for Reward {
         ];
         let fsrc = cartpole_source(include_str!("wgsl/cartpole_reward.wgsl"));
         let asrc = cartpole_source(include_str!("wgsl/cartpole_reward_adjoint.wgsl"));
-        let n = cx.num_envs;
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "cartpole.reward", &fsrc, "reward_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "cartpole.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
-            buffers: vec![cx.uniform("cartpole.reward", &env_params(cx, "cartpole.reward")?)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "cartpole.reward",
+            "reward",
+            vec![cx.uniform("cartpole.reward", &env_params(cx, "cartpole.reward")?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }

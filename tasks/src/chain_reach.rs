@@ -7,9 +7,7 @@
 
 use diffsim_engine::Cpu;
 use diffsim_engine::components::Ground;
-use diffsim_engine::gpu_sim::{
-    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, model, state,
-};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_control, adj_state, control, model, state};
 use diffsim_engine::scalar::vec3;
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System,
@@ -305,11 +303,7 @@ impl GpuSystem for Observe {
         ];
         let fsrc = chain_reach_source(include_str!("wgsl/chain_reach_observe.wgsl"));
         let asrc = chain_reach_source(include_str!("wgsl/chain_reach_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "chain_reach.observe", &fsrc, "observe_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "chain_reach.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "chain_reach.observe", "observe", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }
 
@@ -344,11 +338,7 @@ impl GpuSystem for Reward {
         ];
         let fsrc = chain_reach_source(include_str!("wgsl/chain_reach_reward.wgsl"));
         let asrc = chain_reach_source(include_str!("wgsl/chain_reach_reward_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "chain_reach.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "chain_reach.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "chain_reach.reward", "reward", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }
 

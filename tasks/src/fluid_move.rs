@@ -27,7 +27,7 @@
 //! reward here, `wgsl/fluid_move_*.wgsl`, one invocation per env summing in the CPU's order), so
 //! the task runs on `GpuSim` (parity: tests/tests/gpu_mpm_tasks.rs).
 
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx,
     System, View, ViewMut,
@@ -482,11 +482,7 @@ impl GpuSystem for Observe {
         ];
         let fsrc = fluid_move_source(include_str!("wgsl/fluid_move_observe.wgsl"));
         let asrc = fluid_move_source(include_str!("wgsl/fluid_move_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "fluid_move.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "fluid_move.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "fluid_move.observe", "observe", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }
 
@@ -516,10 +512,6 @@ impl GpuSystem for Reward {
         ];
         let fsrc = fluid_move_source(include_str!("wgsl/fluid_move_reward.wgsl"));
         let asrc = fluid_move_source(include_str!("wgsl/fluid_move_reward_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "fluid_move.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "fluid_move.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "fluid_move.reward", "reward", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }

@@ -606,11 +606,7 @@ impl GpuSystem for Observe {
         ];
         let fsrc = hand_flip_source(include_str!("wgsl/hand_flip_observe.wgsl"));
         let asrc = hand_flip_source(include_str!("wgsl/hand_flip_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "hand_flip.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "hand_flip.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "hand_flip.observe", "observe", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }
 

@@ -203,7 +203,6 @@ impl GpuSystem for ResampleGoal {
         "hand_reorient.resample_goal"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let common = include_str!("wgsl/hand_reorient_resample_common.wgsl");
         let fsrc = source(&format!("{common}\n{}", include_str!("wgsl/hand_reorient_resample.wgsl")))
             .replace("var<storage, read> goal:", "var<storage, read_write> goal:");
@@ -212,11 +211,14 @@ impl GpuSystem for ResampleGoal {
             vec![Bind::read(state("joint_q")), Bind::rw(state("goal")), Bind::rw(state("goal_rng")), Bind::uniform(0)];
         let mut adj = cube_goal().to_vec();
         adj.extend([Bind::rw(adj_state("goal")), Bind::uniform(0)]);
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hand_reorient.resample_goal", &HandParams::of(cx, &self.layout)?)?],
-            forward: vec![Pass::new(cx, "hand_reorient.resample_goal", &fsrc, "resample_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "hand_reorient.resample_goal adjoint", &asrc, "resample_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "hand_reorient.resample_goal",
+            "resample",
+            vec![cx.uniform("hand_reorient.resample_goal", &HandParams::of(cx, &self.layout)?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
 

@@ -9,7 +9,7 @@
 //! every f32 input ([`below_threshold`], [`above_threshold`]), so branches agree bit for bit.
 
 use diffsim_engine::EngineError;
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_control, adj_state, control, state};
 
 use crate::ant_run_gpu::below_threshold;
 use crate::hopper::{
@@ -73,7 +73,6 @@ impl GpuSystem for Observe {
         "hopper.observe"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let fwd =
             vec![Bind::read(state("joint_q")), Bind::read(state("joint_qd")), Bind::rw(state("obs")), Bind::uniform(0)];
         let adj = vec![
@@ -84,11 +83,14 @@ impl GpuSystem for Observe {
         ];
         let fsrc = source(include_str!("wgsl/hopper_observe.wgsl"));
         let asrc = source(include_str!("wgsl/hopper_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hopper.observe", &HopperParams::of(cx, "hopper.observe")?)?],
-            forward: vec![Pass::new(cx, "hopper.observe", &fsrc, "observe_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "hopper.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "hopper.observe",
+            "observe",
+            vec![cx.uniform("hopper.observe", &HopperParams::of(cx, "hopper.observe")?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
 
@@ -98,7 +100,6 @@ impl GpuSystem for Reward {
         "hopper.reward"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let fwd = vec![
             Bind::read(state("joint_q")),
             Bind::read(state("joint_qd")),
@@ -117,11 +118,14 @@ impl GpuSystem for Reward {
         ];
         let fsrc = source(include_str!("wgsl/hopper_reward.wgsl"));
         let asrc = source(include_str!("wgsl/hopper_reward_adjoint.wgsl"));
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hopper.reward", &HopperParams::of(cx, "hopper.reward")?)?],
-            forward: vec![Pass::new(cx, "hopper.reward", &fsrc, "reward_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "hopper.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "hopper.reward",
+            "reward",
+            vec![cx.uniform("hopper.reward", &HopperParams::of(cx, "hopper.reward")?)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
 
@@ -132,15 +136,17 @@ impl GpuSystem for Terminate {
         "hopper.terminate"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let src = source(include_str!("wgsl/hopper_terminate.wgsl"));
         let fwd = vec![Bind::read(state("joint_q")), Bind::rw(state("terminated")), Bind::uniform(0)];
         let adj = vec![Bind::read(state("joint_q")), Bind::rw(adj_state("terminated")), Bind::uniform(0)];
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hopper.terminate", &HopperParams::of(cx, "hopper.terminate")?)?],
-            forward: vec![Pass::new(cx, "hopper.terminate", &src, "terminate_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "hopper.terminate adjoint", &src, "terminate_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "hopper.terminate",
+            "terminate",
+            vec![cx.uniform("hopper.terminate", &HopperParams::of(cx, "hopper.terminate")?)?],
+            (&src, fwd),
+            (&src, adj),
+        )
     }
 }
 

@@ -16,7 +16,7 @@
 //! Init noise: the block shifted by ±0.1 in x and z and +0..0.05 in y, scaled by 1 ± 10% about
 //! its centre (rounded to 1e-3; particle masses and volumes are not rescaled).
 
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_state, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, Columns, Cpu, EngineError, ModelView, Real, Scene, Sim, SimFactory, Stage, StepCx, System, View,
     ViewMut,
@@ -370,11 +370,7 @@ impl GpuSystem for Observe {
         ];
         let fsrc = rolling_flat_source(include_str!("wgsl/rolling_flat_observe.wgsl"));
         let asrc = rolling_flat_source(include_str!("wgsl/rolling_flat_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "rolling_flat.observe", &fsrc, "observe_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "rolling_flat.observe adjoint", &asrc, "observe_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "rolling_flat.observe", "observe", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }
 
@@ -394,10 +390,6 @@ impl GpuSystem for Reward {
         ];
         let fsrc = rolling_flat_source(include_str!("wgsl/rolling_flat_reward.wgsl"));
         let asrc = rolling_flat_source(include_str!("wgsl/rolling_flat_reward_adjoint.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "rolling_flat.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "rolling_flat.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
-            buffers: vec![params],
-        })
+        GpuKernels::per_env(cx, "rolling_flat.reward", "reward", vec![params], (&fsrc, fwd), (&asrc, adj))
     }
 }

@@ -598,10 +598,13 @@ impl GpuSystem for Reward {
         ];
         let fsrc = soft_jumper_source(&[MEAN_WGSL, include_str!("wgsl/soft_jumper_reward.wgsl")]);
         let asrc = soft_jumper_source(&[include_str!("wgsl/soft_jumper_reward_adjoint.wgsl")]);
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "soft_jumper.reward", &fsrc, "reward_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "soft_jumper.reward adjoint", &asrc, "reward_adjoint", adj, cx.num_envs)?],
-            buffers: vec![cx.uniform("soft_jumper.reward", &params)?],
-        })
+        GpuKernels::per_env(
+            cx,
+            "soft_jumper.reward",
+            "reward",
+            vec![cx.uniform("soft_jumper.reward", &params)?],
+            (&fsrc, fwd),
+            (&asrc, adj),
+        )
     }
 }
