@@ -91,11 +91,16 @@ fn random_state(rng: &mut Rng, like: &Columns<f32>) -> Columns<f32> {
 ///   that is f32 resolution of σ, not a kernel error). Its adjoint uses divided differences of
 ///   the f32 singular values (see `material_adjoint.wgsl`): measured 2.1e-4 (`mpm_F`);
 /// - transfer: atomic P2G order; measured up to 1.4e-4 forward; its adjoint scatters v̄ into the
-///   grid and the roller's pose adjoint with atomics: 1.3e-4 (`mpm_x`);
+///   grid and the roller's pose adjoint with atomics (or sums them per row in deterministic
+///   mode). Over 50 runs × 6 cases of each mode: typically ≤ 3.3e-4 (`mpm_x`), but 1 case in
+///   ~150 reaches 1.4e-3 in the roller's pose adjoint (`collider_q`): a sum over the ~10³ nodes
+///   the roller touches whose terms cancel, added in f32 on the GPU and in f64 on the CPU. The
+///   adjoint is held to 5e-3 (at 1e-3 the test failed about once in 30 runs);
 /// - the others keep the CPU's order of f32 operations: measured 0, held to 1e-5.
 fn tol(name: &str) -> [Tol; 2] {
     match name {
-        "mpm.material" | "mpm.transfer" => [(1e-3, 1e-3); 2],
+        "mpm.material" => [(1e-3, 1e-3); 2],
+        "mpm.transfer" => [(1e-3, 1e-3), (5e-3, 1e-3)],
         _ => [(1e-5, 1e-3); 2],
     }
 }

@@ -133,6 +133,17 @@ struct Stencil<R> {
     dpos: [[R; 3]; 3],
 }
 
+/// The stencil's base node along one axis, ⌊xs − ½⌋ clamped at 0, from xs = x/Δx as computed in
+/// the system's own `R`. [`stencil`] and [`Transfer::region`] both take it from here, so they
+/// agree even where xs − ½ is within rounding of an integer: recomputing xs in f64 from an f32 x
+/// put such a particle's base one node below the one its f32 stencil used, so that stencil ran
+/// past the region's last node (a panic in a RollingFlat training run at epoch 225).
+#[inline(always)]
+fn base_of<R: Real>(xs: R) -> usize {
+    // Truncation is floor here: the argument is clamped to ≥ 0 first.
+    (xs.to_f64() - 0.5).max(0.0) as usize
+}
+
 // Inlined so that the forward, which never reads `dw`, does not compute it.
 #[inline(always)]
 fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
@@ -144,8 +155,7 @@ fn stencil<R: Real>(x: [R; 3], inv_dx: f64) -> Stencil<R> {
     let dx = R::from_f64(1.0 / inv_dx);
     for d in 0..3 {
         let xs = x[d] * inv;
-        // Truncation is floor here: the argument is clamped to ≥ 0 first.
-        let bi = (xs.to_f64() - 0.5).max(0.0) as usize;
+        let bi = base_of(xs);
         let b = bi as f64;
         base[d] = bi;
         let fx = xs - R::from_f64(b);
@@ -264,12 +274,12 @@ impl Transfer {
     }
 
     fn region<R: Real>(&self, x: &[R]) -> Region {
-        let inv = self.inv_dx();
+        let inv = R::from_f64(self.inv_dx());
         let mut lo = [usize::MAX; 3];
         let mut hi = [0usize; 3];
         for p in 0..x.len() / 3 {
             for d in 0..3 {
-                let b = (x[3 * p + d].to_f64() * inv - 0.5).max(0.0) as usize;
+                let b = base_of(x[3 * p + d] * inv);
                 lo[d] = lo[d].min(b);
                 hi[d] = hi[d].max(b + 2);
             }
@@ -990,6 +1000,59 @@ mod tests {
         for bad in [-0.1, f64::NAN] {
             let e = Floor::from_ground_friction(bad).unwrap_err();
             assert!(e.to_string().contains("ground_friction"), "{e}");
+        }
+    }
+
+    /// f32 coordinates where x/Δx − ½ rounds onto an integer k in f32 but is below k exactly,
+    /// for every k a particle can have as its base at G = 48: the f32 stencil's base is k, an f64
+    /// recomputation's k − 1.
+    fn rounding_edges(res: usize) -> Vec<f32> {
+        let inv = res as f32;
+        let mut edges = Vec::new();
+        for k in 1..res - 2 {
+            let mut x = ((k as f64 + 0.5) / res as f64) as f32;
+            while x * inv >= k as f32 + 0.5 {
+                if f64::from(x) * res as f64 - 0.5 < k as f64 {
+                    edges.push(x);
+                }
+                x = x.next_down();
+            }
+        }
+        edges
+    }
+
+    /// The region holds every node of every particle's stencil, also at rounding edges of the
+    /// base (the regression: the region's base came from an f64 recomputation, one below the f32
+    /// stencil's, and P2G indexed past the region), and P2G over them runs and conserves mass.
+    #[test]
+    fn region_holds_the_stencils_of_particles_at_rounding_edges() {
+        let t = Transfer {
+            grid: Grid { res: 48, bound: 3, gravity: [0.0; 3], floor: Floor::Slip },
+            collider: None,
+            threads: 1,
+        };
+        let edges = rounding_edges(48);
+        assert!(edges.len() >= 10, "only {} edge coordinates found", edges.len());
+        for (i, &e) in edges.iter().enumerate() {
+            // The edge on one axis at a time, the others mid-cell; the edge particle is the one
+            // with the highest base on that axis, so it sets the region's upper end.
+            let d = i % 3;
+            let mut x = [0.2f32; 3];
+            x[d] = e;
+            let xs = [x.to_vec(), vec![0.1f32; 3]].concat();
+            let reg = t.region(&xs);
+            let st = stencil([x[0], x[1], x[2]], t.inv_dx());
+            for a in 0..3 {
+                assert!(reg.lo[a] <= st.base[a], "x = {e:e}: base {:?} below region {:?}", st.base, reg.lo);
+                assert!(st.base[a] + 2 < reg.lo[a] + reg.n[a], "x = {e:e}: stencil {:?} past region", st.base);
+            }
+            let (v, c, tau) = (vec![0.0f32; 6], vec![0.0f32; 18], vec![0.0f32; 18]);
+            let mass_vol = [1.0, 1e-3, 2.0, 1e-3];
+            let inp = EnvIn { x: &xs, v: &v, c: &c, tau: &tau, mass_vol: &mass_vol, coupling: Vec::new() };
+            let mut grid = vec![0.0f32; NODE * reg.len()];
+            t.p2g(1e-3, &inp, &reg, &mut grid);
+            let m: f32 = grid.chunks(NODE).map(|node| node[MASS]).sum();
+            assert!((m - 3.0).abs() < 1e-5, "x = {e:e}: grid mass {m}");
         }
     }
 
