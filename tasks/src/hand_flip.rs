@@ -38,7 +38,7 @@
 //! one invocation per env summing in the CPU's order), so the task runs on `GpuSim` (parity:
 //! tests/tests/gpu_mpm_tasks.rs).
 
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_state, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Src, adj_state, state};
 use diffsim_engine::{
     ColumnAccess, ColumnSpec, Columns, Cpu, EngineError, ModelView, Real, Scene, Schedule, Sim, SimFactory, Stage,
     StepCx, System, View, ViewMut,
@@ -624,11 +624,7 @@ impl GpuSystem for ArmD0 {
         let fwd = vec![Bind::rw(state("flip_d0")), Bind::rw(Src::Own(1)), Bind::uniform(0)];
         let adj = vec![Bind::rw(state("flip_d0")), Bind::rw(adj_state("flip_d0")), Bind::uniform(0)];
         let src = hand_flip_source(include_str!("wgsl/hand_flip_arm_d0.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "hand_flip.arm_d0", &src, "arm_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "hand_flip.arm_d0 adjoint", &src, "arm_adjoint", adj, cx.num_envs)?],
-            buffers,
-        })
+        GpuKernels::per_env(cx, "hand_flip.arm_d0", "arm", buffers, (&src, fwd), (&src, adj))
     }
 }
 
@@ -658,10 +654,6 @@ impl GpuSystem for Reward {
             Bind::rw(adj_state("flip_d0")),
         ];
         let src = hand_flip_source(include_str!("wgsl/hand_flip_reward.wgsl"));
-        Ok(GpuKernels {
-            forward: vec![Pass::new(cx, "hand_flip.reward", &src, "reward_forward", fwd, cx.num_envs)?],
-            adjoint: vec![Pass::new(cx, "hand_flip.reward adjoint", &src, "reward_adjoint", adj, cx.num_envs)?],
-            buffers,
-        })
+        GpuKernels::per_env(cx, "hand_flip.reward", "reward", buffers, (&src, fwd), (&src, adj))
     }
 }

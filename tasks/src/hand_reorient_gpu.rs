@@ -10,9 +10,7 @@
 //! or two of the CPU's angle, and the success test is exact.
 
 use diffsim_engine::EngineError;
-use diffsim_engine::gpu_sim::{
-    Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, Src, adj_control, adj_state, control, state,
-};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Src, adj_control, adj_state, control, state};
 
 use crate::ant_run_gpu::below_threshold;
 use crate::hand_reorient::{
@@ -114,14 +112,9 @@ impl GpuSystem for Observe {
             Bind::read(Src::Own(2)),
             Bind::uniform(0),
         ]);
-        let n = cx.num_envs;
         let fsrc = source(include_str!("wgsl/hand_reorient_observe.wgsl"));
         let asrc = source(include_str!("wgsl/hand_reorient_observe_adjoint.wgsl"));
-        Ok(GpuKernels {
-            buffers,
-            forward: vec![Pass::new(cx, "hand_reorient.observe", &fsrc, "observe_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "hand_reorient.observe adjoint", &asrc, "observe_adjoint", adj, n)?],
-        })
+        GpuKernels::per_env(cx, "hand_reorient.observe", "observe", buffers, (&fsrc, fwd), (&asrc, adj))
     }
 }
 
@@ -143,20 +136,10 @@ impl GpuSystem for Reward {
             ]);
             b
         };
-        let n = cx.num_envs;
         let src = source(include_str!("wgsl/hand_reorient_reward.wgsl"));
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hand_reorient.reward", &HandParams::of(cx, &self.layout)?)?],
-            forward: vec![Pass::new(cx, "hand_reorient.reward", &src, "reward_forward", binds(state("reward")), n)?],
-            adjoint: vec![Pass::new(
-                cx,
-                "hand_reorient.reward adjoint",
-                &src,
-                "reward_adjoint",
-                binds(adj_state("reward")),
-                n,
-            )?],
-        })
+        let params = cx.uniform("hand_reorient.reward", &HandParams::of(cx, &self.layout)?)?;
+        let (fwd, adj) = (binds(state("reward")), binds(adj_state("reward")));
+        GpuKernels::per_env(cx, "hand_reorient.reward", "reward", vec![params], (&src, fwd), (&src, adj))
     }
 }
 
@@ -171,27 +154,10 @@ impl GpuSystem for Terminate {
             b.extend([Bind::rw(flag), Bind::uniform(0)]);
             b
         };
-        let n = cx.num_envs;
         let src = source(include_str!("wgsl/hand_reorient_terminate.wgsl"));
-        Ok(GpuKernels {
-            buffers: vec![cx.uniform("hand_reorient.terminate", &HandParams::of(cx, &self.layout)?)?],
-            forward: vec![Pass::new(
-                cx,
-                "hand_reorient.terminate",
-                &src,
-                "terminate_forward",
-                binds(state("terminated")),
-                n,
-            )?],
-            adjoint: vec![Pass::new(
-                cx,
-                "hand_reorient.terminate adjoint",
-                &src,
-                "terminate_adjoint",
-                binds(adj_state("terminated")),
-                n,
-            )?],
-        })
+        let params = cx.uniform("hand_reorient.terminate", &HandParams::of(cx, &self.layout)?)?;
+        let (fwd, adj) = (binds(state("terminated")), binds(adj_state("terminated")));
+        GpuKernels::per_env(cx, "hand_reorient.terminate", "terminate", vec![params], (&src, fwd), (&src, adj))
     }
 }
 

@@ -11,7 +11,7 @@
 //! [`above_threshold`]`(0.1)`, which gives the same answer for every f32.
 
 use diffsim_engine::EngineError;
-use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, Pass, adj_control, adj_state, control, state};
+use diffsim_engine::gpu_sim::{Bind, GpuBuildCx, GpuKernels, GpuSystem, adj_control, adj_state, control, state};
 
 use crate::ant_run_gpu::{BODY, TorsoParams, locomotion_observe, source};
 use crate::hopper_gpu::above_threshold;
@@ -59,7 +59,6 @@ impl GpuSystem for Reward {
         "humanoid.reward"
     }
     fn build(&self, cx: &GpuBuildCx) -> Result<GpuKernels, EngineError> {
-        let n = cx.num_envs;
         let head = [Bind::read(state("body_q")), Bind::read(state("body_qd")), Bind::read(control("act"))];
         let mut fwd = head.to_vec();
         fwd.extend([Bind::rw(state("reward")), Bind::uniform(0), Bind::uniform(1)]);
@@ -75,16 +74,13 @@ impl GpuSystem for Reward {
         let common = include_str!("wgsl/humanoid_reward_common.wgsl");
         let fsrc = source(&[BODY, common, include_str!("wgsl/humanoid_reward.wgsl")]);
         let asrc = source(&[BODY, common, include_str!("wgsl/humanoid_reward_adjoint.wgsl")]);
-        Ok(GpuKernels {
-            buffers: vec![
-                cx.uniform(
-                    "humanoid.reward",
-                    &TorsoParams::of(cx, TARGET_X, (TERMINATION_HEIGHT + HEIGHT_TOLERANCE) as f32)?,
-                )?,
-                cx.uniform("humanoid.reward task", &HumanoidParams::new())?,
-            ],
-            forward: vec![Pass::new(cx, "humanoid.reward", &fsrc, "reward_forward", fwd, n)?],
-            adjoint: vec![Pass::new(cx, "humanoid.reward adjoint", &asrc, "reward_adjoint", adj, n)?],
-        })
+        let buffers = vec![
+            cx.uniform(
+                "humanoid.reward",
+                &TorsoParams::of(cx, TARGET_X, (TERMINATION_HEIGHT + HEIGHT_TOLERANCE) as f32)?,
+            )?,
+            cx.uniform("humanoid.reward task", &HumanoidParams::new())?,
+        ];
+        GpuKernels::per_env(cx, "humanoid.reward", "reward", buffers, (&fsrc, fwd), (&asrc, adj))
     }
 }
