@@ -46,7 +46,8 @@ pub struct AntRunConfig {
     pub threads: usize,
     /// Penalty contact of every shape with the ground (Rewarped: ke 4e3, kd 1e3, kf 3e2, μ 0.75).
     pub contact: ContactParams,
-    /// The MJCF file; defaults to `assets/ant.xml` at the repository root.
+    /// The MJCF file; defaults to `assets/ant.xml` at the repository root, or under
+    /// `$DIFFSIM_ASSETS` ([`crate::asset`]).
     pub asset: PathBuf,
 }
 

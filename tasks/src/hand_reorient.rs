@@ -84,7 +84,8 @@ pub struct HandReorientConfig {
     /// Cube position noise per axis (m) and hand-angle noise (fraction of the limit range).
     pub position_noise: f64,
     pub dof_noise: f64,
-    /// The MJCF file; defaults to `assets/allegro_hand.xml` at the repository root.
+    /// The MJCF file; defaults to `assets/allegro_hand.xml` at the repository root, or under
+    /// `$DIFFSIM_ASSETS` ([`crate::asset`]).
     pub asset: PathBuf,
 }
 

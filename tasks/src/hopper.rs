@@ -68,7 +68,8 @@ pub struct HopperConfig {
     pub contact: ContactParams,
     /// Half-widths of the uniform init noise on (x, h), θ, hinge angles, velocities.
     pub init_noise: [f64; 4],
-    /// The MJCF file; defaults to `assets/hopper.xml` at the repository root.
+    /// The MJCF file; defaults to `assets/hopper.xml` at the repository root, or under
+    /// `$DIFFSIM_ASSETS` ([`crate::asset`]).
     pub asset: PathBuf,
 }
 

@@ -72,7 +72,8 @@ pub struct HumanoidConfig {
     pub start_height: f32,
     /// Contact between the shapes of bodies that are not jointed to each other (Rewarped: on).
     pub self_collision: bool,
-    /// The MJCF file; defaults to `assets/humanoid.xml` at the repository root.
+    /// The MJCF file; defaults to `assets/humanoid.xml` at the repository root, or under
+    /// `$DIFFSIM_ASSETS` ([`crate::asset`]).
     pub asset: PathBuf,
 }
 
