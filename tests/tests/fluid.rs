@@ -5,10 +5,10 @@
 //! column that stops as a pile with a finite slope, a confined layer that stays at rest.
 
 use diffsim_engine::{Columns, Cpu, EngineError, Real, Scene, Sim, SimFactory, StepCx};
-use diffsim_systems::mpm::{self, Floor, Grid, Material, MpmMaterial, MpmParticle, sand};
+use diffsim_systems::mpm::{self, Floor, Grid, Material, MpmMaterial, sand};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig, Observe, Reward};
+use diffsim_tests::mpm_scene::{Jitter, ParticleBlock, random_rotation, sand_case_strains};
 use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
-use glam::Vec3;
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -167,34 +167,16 @@ struct Drop {
 
 impl Drop {
     fn scene(&self) -> Scene {
-        let mut rng = Rng::new(1);
-        let n = self.per_axis;
-        let vol = self.size.iter().product::<f64>() / (n[0] * n[1] * n[2]) as f64;
-        let mut scene = Scene::new();
-        scene.spawn_envs(1, |env| {
-            let mut slot = 0;
-            for i in 0..n[0] {
-                for j in 0..n[1] {
-                    for k in 0..n[2] {
-                        let mut f = |a: usize, na: usize, d: usize| {
-                            let u = (a as f64 + 0.5 + 0.3 * rng.uniform(-1.0, 1.0)) / na as f64 - 0.5;
-                            (self.center[d] + u * self.size[d]) as f32
-                        };
-                        let x = Vec3::new(f(i, n[0], 0), f(j, n[1], 1), f(k, n[2], 2));
-                        let p = MpmParticle {
-                            x,
-                            v: Vec3::ZERO,
-                            mass: vol * self.density,
-                            volume: vol,
-                            material: self.material,
-                        };
-                        mpm::spawn(env, slot, p);
-                        slot += 1;
-                    }
-                }
-            }
-        });
-        scene
+        let block = ParticleBlock {
+            per_axis: self.per_axis,
+            center: self.center,
+            size: self.size,
+            jitter: Jitter::Cells(0.3),
+            density: self.density,
+            v: [0.0; 3],
+            material: self.material,
+        };
+        block.scene(1, &mut Rng::new(1))
     }
 }
 
@@ -464,46 +446,6 @@ fn sand_layer_stays_at_rest() {
     assert!(mean_speed < 0.1, "particles still move at {mean_speed} m/s on average");
 }
 
-/// A random rotation (Rodrigues formula of a random axis-angle).
-fn rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
-    let w = [rng.uniform(-3.0, 3.0), rng.uniform(-3.0, 3.0), rng.uniform(-3.0, 3.0)];
-    let th = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt().max(1e-9);
-    let k = w.map(|x| x / th);
-    let (s, c) = th.sin_cos();
-    let mut r = [[0.0; 3]; 3];
-    let kx = [[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = if i == j { c } else { 0.0 } + s * kx[i][j] + (1.0 - c) * k[i] * k[j];
-        }
-    }
-    r
-}
-
-/// Principal log strains of one trial F for a case of the return mapping, away (≥ 0.01 in
-/// strain) from the switches between cases: 0 elastic, 1 projected to the tip, 2 returned to the
-/// cone; 3 and 4 near rest (deviator 1e-7, all σ nearly equal) on either side of the tip.
-fn case_strains(case: usize, a: f64, c: f64, rng: &mut Rng) -> [f64; 3] {
-    let mut d = [rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)];
-    let m = (d[0] + d[1] + d[2]) / 3.0;
-    d = d.map(|x| x - m);
-    let dn = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt().max(1e-12);
-    let (tr, n) = match case {
-        0 => {
-            let tr = c - rng.uniform(0.05, 0.3);
-            (tr, rng.uniform(0.0, a * (c - tr) - 0.01))
-        }
-        1 => (c + rng.uniform(0.01, 0.3), rng.uniform(0.0, 0.3)),
-        2 => {
-            let tr = c - rng.uniform(0.01, 0.3);
-            (tr, a * (c - tr) + rng.uniform(0.01, 0.3))
-        }
-        3 => (c - rng.uniform(0.01, 0.1), 1e-7),
-        _ => (c + rng.uniform(0.01, 0.1), 1e-7),
-    };
-    [0, 1, 2].map(|i| tr / 3.0 + n * d[i] / dn)
-}
-
 proptest! {
     #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
@@ -531,13 +473,13 @@ proptest! {
         let mut rng = Rng::new(seed);
         let mut s = sim.state.clone();
         for fm in s.get_mut("mpm_F").unwrap().chunks_exact_mut(9) {
-            let eps = case_strains(case, a, c, &mut rng);
+            let eps = sand_case_strains(case, a, c, &mut rng);
             let want = match case {
                 0 | 3 => sand::Case::Elastic,
                 1 | 4 => sand::Case::Tip,
                 _ => sand::Case::Cone,
             };
-            let (u, v) = (rotation(&mut rng), rotation(&mut rng));
+            let (u, v) = (random_rotation(&mut rng), random_rotation(&mut rng));
             let sig = eps.map(f64::exp);
             for i in 0..3 {
                 for j in 0..3 {

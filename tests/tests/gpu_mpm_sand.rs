@@ -28,6 +28,7 @@ use diffsim_engine::{Columns, Cpu, GpuSim, Scene, Sim, StepCx};
 use diffsim_systems::mpm::{self, Floor, Grid, MpmMaterial, MpmParticle, material, sand};
 use diffsim_tests::Rng;
 use diffsim_tests::gpu::{self, gpu_or_skip, worst_column as worst};
+use diffsim_tests::mpm_scene::{random_rotation, sand_case_strains};
 use glam::Vec3;
 
 const PER_ENV: usize = 40;
@@ -64,45 +65,6 @@ fn sim() -> Sim<f32> {
     sim
 }
 
-/// A random rotation (Rodrigues formula of a random axis-angle).
-fn rotation(rng: &mut Rng) -> [[f64; 3]; 3] {
-    let w = [rng.uniform(-3.0, 3.0), rng.uniform(-3.0, 3.0), rng.uniform(-3.0, 3.0)];
-    let th = (w[0] * w[0] + w[1] * w[1] + w[2] * w[2]).sqrt().max(1e-9);
-    let k = w.map(|x| x / th);
-    let (s, c) = th.sin_cos();
-    let kx = [[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]];
-    let mut r = [[0.0; 3]; 3];
-    for i in 0..3 {
-        for j in 0..3 {
-            r[i][j] = if i == j { c } else { 0.0 } + s * kx[i][j] + (1.0 - c) * k[i] * k[j];
-        }
-    }
-    r
-}
-
-/// Principal log strains for case `case` (0 elastic, 1 tip, 2 cone, 3/4 near rest inside the
-/// cone / beyond the tip), ≥ 0.01 in strain from the switches between cases (`fluid.rs`).
-fn case_strains(case: usize, a: f64, c: f64, rng: &mut Rng) -> [f64; 3] {
-    let mut d = [rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0), rng.uniform(-1.0, 1.0)];
-    let m = (d[0] + d[1] + d[2]) / 3.0;
-    d = d.map(|x| x - m);
-    let dn = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt().max(1e-12);
-    let (tr, n) = match case {
-        0 => {
-            let tr = c - rng.uniform(0.05, 0.3);
-            (tr, rng.uniform(0.0, a * (c - tr) - 0.01))
-        }
-        1 => (c + rng.uniform(0.01, 0.3), rng.uniform(0.0, 0.3)),
-        2 => {
-            let tr = c - rng.uniform(0.01, 0.3);
-            (tr, a * (c - tr) + rng.uniform(0.01, 0.3))
-        }
-        3 => (c - rng.uniform(0.01, 0.1), 1e-7),
-        _ => (c + rng.uniform(0.01, 0.1), 1e-7),
-    };
-    [0, 1, 2].map(|i| tr / 3.0 + n * d[i] / dn)
-}
-
 /// The state with every particle's trial F in the case `p % 5` (asserted with `sand::classify`).
 fn state(rng: &mut Rng, sim: &Sim<f32>) -> (Columns<f32>, [usize; 3]) {
     let MpmMaterial::Sand { mu, lambda, friction_angle, .. } = sand_material() else { unreachable!() };
@@ -113,8 +75,8 @@ fn state(rng: &mut Rng, sim: &Sim<f32>) -> (Columns<f32>, [usize; 3]) {
     for (p, fm) in s.get_mut("mpm_F").unwrap().chunks_exact_mut(9).enumerate() {
         let c = if p % 2 == 1 { COHESION } else { 0.0 };
         let case = (p / 2) % 5;
-        let eps = case_strains(case, a, c, rng);
-        let (u, v) = (rotation(rng), rotation(rng));
+        let eps = sand_case_strains(case, a, c, rng);
+        let (u, v) = (random_rotation(rng), random_rotation(rng));
         let sig = eps.map(f64::exp);
         for i in 0..3 {
             for j in 0..3 {

@@ -7,12 +7,12 @@
 use diffsim_engine::{ColumnSpec, Columns, Cpu, EngineError, Real, Scene, Schedule, Sim, SimFactory, Stage, StepCx};
 use diffsim_systems::mpm::{
     self, Bodies, BodyShape, Coupling, Floor, Grid, Hinge, JointDrive, JointIntegrate, KinematicFk, KinematicTree,
-    Material, MpmMaterial, MpmParticle, Shape, Transfer,
+    Material, MpmMaterial, Shape, Transfer,
 };
 use diffsim_tasks::hand_flip::{ArmD0, Observe, Reward};
 use diffsim_tasks::{HandFlip, HandFlipConfig, Task};
+use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
 use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
-use glam::Vec3;
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -46,34 +46,16 @@ struct Slab {
 
 impl Slab {
     fn scene(&self) -> Scene {
-        let mut rng = Rng::new(self.seed);
-        let n = self.per_axis;
-        let vol = self.size.iter().product::<f64>() / (n[0] * n[1] * n[2]) as f64;
-        let mut scene = Scene::new();
-        scene.spawn_envs(1, |env| {
-            let mut slot = 0;
-            for i in 0..n[0] {
-                for j in 0..n[1] {
-                    for k in 0..n[2] {
-                        let x = [i, j, k].map(|a| a as f64).iter().enumerate().fold([0.0; 3], |mut x, (d, &a)| {
-                            let u = (a + 0.5) / n[d] as f64 - 0.5;
-                            x[d] = self.center[d] + u * self.size[d] + 0.01 * rng.uniform(-1.0, 1.0);
-                            x
-                        });
-                        let p = MpmParticle {
-                            x: Vec3::new(x[0] as f32, x[1] as f32, x[2] as f32),
-                            v: Vec3::ZERO,
-                            mass: vol,
-                            volume: vol,
-                            material: self.material,
-                        };
-                        mpm::spawn(env, slot, p);
-                        slot += 1;
-                    }
-                }
-            }
-        });
-        scene
+        let block = ParticleBlock {
+            per_axis: self.per_axis,
+            center: self.center,
+            size: self.size,
+            jitter: Jitter::Metres(0.01),
+            density: 1.0,
+            v: [0.0; 3],
+            material: self.material,
+        };
+        block.scene(1, &mut Rng::new(self.seed))
     }
 }
 

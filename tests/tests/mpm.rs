@@ -5,10 +5,10 @@
 
 use diffsim_engine::{Cpu, EngineError, Real, Scene, Sim, SimFactory, StepCx};
 use diffsim_systems::mpm::{
-    self, Collider, ColliderDrive, ColliderIntegrate, Floor, Grid, Material, MpmMaterial, MpmParticle, Shape, Transfer,
+    self, Collider, ColliderDrive, ColliderIntegrate, Floor, Grid, Material, MpmMaterial, Shape, Transfer,
 };
+use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
 use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
-use glam::Vec3;
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -73,35 +73,16 @@ impl Block {
         }
     }
     fn scene(&self) -> Scene {
-        let mut rng = Rng::new(self.jitter_seed);
-        let n = self.per_axis;
-        let count = n[0] * n[1] * n[2];
-        let vol = (self.size[0] * self.size[1] * self.size[2]) as f64 / count as f64;
-        let mut scene = Scene::new();
-        scene.spawn_envs(self.num_envs, |env| {
-            let mut slot = 0;
-            for i in 0..n[0] {
-                for j in 0..n[1] {
-                    for k in 0..n[2] {
-                        let mut f = |a: usize, na: usize, d: usize| {
-                            let u = (a as f32 + 0.5) / na as f32 - 0.5;
-                            self.center[d] + u * self.size[d] + 0.02 * rng.uniform(-1.0, 1.0) as f32
-                        };
-                        let x = Vec3::new(f(i, n[0], 0), f(j, n[1], 1), f(k, n[2], 2));
-                        let p = MpmParticle {
-                            x,
-                            v: Vec3::from_array(self.v0),
-                            mass: vol * self.density,
-                            volume: vol,
-                            material: self.material,
-                        };
-                        mpm::spawn(env, slot, p);
-                        slot += 1;
-                    }
-                }
-            }
-        });
-        scene
+        let block = ParticleBlock {
+            per_axis: self.per_axis,
+            center: self.center.map(f64::from),
+            size: self.size.map(f64::from),
+            jitter: Jitter::Metres(0.02),
+            density: self.density,
+            v: self.v0,
+            material: self.material,
+        };
+        block.scene(self.num_envs, &mut Rng::new(self.jitter_seed))
     }
 }
 
