@@ -305,7 +305,9 @@ fn gpu_ant_run_task_systems_match_cpu() {
 /// cubes within 0.35 m of the goal (the termination distance is 0.24) and rotated from the goal's
 /// orientation by 0.03 to 0.3 rad (the success tolerance is 0.1), so that the reward's smooth
 /// success bonus is met on its slopes as well as on its plateaus, and some goals are reached
-/// (resampled from their env's stream [key, successes], random).
+/// (resampled from their env's stream [key, successes], random). In every case one env is
+/// terminated and one resampled: drawn at random, all 24 envs of a run were near their goal
+/// about once in 200 runs (P(far) = 0.2 each), which failed the coverage assertion.
 ///
 /// Tolerances (per env; measured over 600 cases, 3 runs of 200, on lavapipe): 1e-5 for observe
 /// (measured ≤ 5.1e-6) and terminate (exact); 5e-5 for resample_goal (measured ≤ 1.2e-5 over 600
@@ -355,8 +357,14 @@ fn gpu_hand_reorient_task_systems_match_cpu() {
                 let goal_rot = Quat::from_axis_angle(axis, 3.0 * v()).normalize();
                 let goal_p = Vec3::new(v(), v(), v());
                 let axis = Vec3::new(v(), v(), v()).normalize_or(Vec3::X);
-                let cube_rot = (Quat::from_axis_angle(axis, 0.03 + 0.135 * (1.0 + v())) * goal_rot).normalize();
-                let cube_p = goal_p + Vec3::new(v(), v(), v()) * 0.2;
+                // Env 1 of every case has reached its goal (angle ≤ 0.08 < 0.1), env 0 is past
+                // the termination distance (0.26 to 0.34 > 0.24), so both branches are met
+                // whatever the draw; the rest are random around those thresholds.
+                let angle = if e == 1 { 0.03 + 0.025 * (1.0 + v()) } else { 0.03 + 0.135 * (1.0 + v()) };
+                let cube_rot = (Quat::from_axis_angle(axis, angle) * goal_rot).normalize();
+                let offset = Vec3::new(v(), v(), v()) * 0.2;
+                let offset = if e == 0 { offset.normalize_or(Vec3::X) * (0.3 + 0.04 * v()) } else { offset };
+                let cube_p = goal_p + offset;
                 goals.push((goal_p, goal_rot));
                 let q = &mut state.get_mut("joint_q").unwrap()[e * nq + cq..e * nq + cq + 7];
                 q[..3].copy_from_slice(&cube_p.to_array());
