@@ -114,6 +114,29 @@ pub struct SystemCheck<'a> {
     pub h: f64,
 }
 
+impl<'a> SystemCheck<'a> {
+    /// A check of a system of `sim`'s schedule at `state` and `control`, at the schedule's
+    /// substep dt (step 0, substep 0).
+    pub fn on(sim: &'a Sim<f64>, state: &'a Columns<f64>, control: &'a Columns<f64>, h: f64) -> Self {
+        let cx = StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 };
+        Self { model: &sim.model, state, control, cx, h }
+    }
+}
+
+/// [`SystemCheck::on`] `sim` at `state` with a control drawn from `rng`, then the directions
+/// from `rng`, at step `h`; panics with the harness's message (a column the system writes
+/// without declaring it).
+pub fn check_at<S: System<f64> + System<Dual>>(
+    sim: &Sim<f64>,
+    sys: &S,
+    state: &Columns<f64>,
+    rng: &mut Rng,
+    h: f64,
+) -> GradReport {
+    let control = rng.like(&sim.control);
+    SystemCheck::on(sim, state, &control, h).run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
+}
+
 impl SystemCheck<'_> {
     fn forward<R: Real>(&self, sys: &dyn System<R>, state: &Columns<R>, control: &Columns<R>) -> Columns<R> {
         let mut out = state.clone();

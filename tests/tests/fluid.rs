@@ -4,11 +4,11 @@
 //! (Drucker–Prager): the material's adjoint in each case of the return mapping, a collapsing
 //! column that stops as a pile with a finite slope, a confined layer that stays at rest.
 
-use diffsim_engine::{Columns, Cpu, EngineError, Real, Scene, Sim, SimFactory, StepCx};
+use diffsim_engine::{Cpu, EngineError, Real, Scene, Sim, SimFactory};
 use diffsim_systems::mpm::{self, Floor, Grid, Material, MpmMaterial, sand};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig, Observe, Reward};
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock, random_rotation, sand_case_strains};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{Rng, RolloutCheck, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -25,24 +25,6 @@ fn small_fluid_move(num_envs: usize) -> FluidMove {
         substeps: 8,
         ..Default::default()
     })
-}
-
-fn check_at(
-    sim: &Sim<f64>,
-    sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
-    s: &Columns<f64>,
-    rng: &mut Rng,
-    h: f64,
-) -> GradReport {
-    let c = rng.like(&sim.control);
-    let check = SystemCheck {
-        model: &sim.model,
-        state: s,
-        control: &c,
-        cx: StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 },
-        h,
-    };
-    check.run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
 }
 
 proptest! {

@@ -68,14 +68,7 @@ fn check<S: System<f64> + System<Dual>>(
     c: &Columns<f64>,
     rng: &mut Rng,
 ) -> GradReport {
-    let check = SystemCheck {
-        model: &sim.model,
-        state: s,
-        control: c,
-        cx: StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 },
-        h: 1e-6,
-    };
-    check.run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
+    SystemCheck::on(sim, s, c, 1e-6).run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Distance of a particle state from the ground-contact switching surfaces (relative).

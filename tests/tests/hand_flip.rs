@@ -4,7 +4,7 @@
 //! reward; a 32-step rollout of a debug-sized HandFlip through the tape; and physical checks
 //! that a rotated capsule and the hand's fingers push material.
 
-use diffsim_engine::{ColumnSpec, Columns, Cpu, EngineError, Real, Scene, Schedule, Sim, SimFactory, Stage, StepCx};
+use diffsim_engine::{ColumnSpec, Cpu, EngineError, Real, Scene, Schedule, Sim, SimFactory, Stage, StepCx};
 use diffsim_systems::mpm::{
     self, Bodies, BodyShape, Coupling, Floor, Grid, Hinge, JointDrive, JointIntegrate, KinematicFk, KinematicTree,
     Material, MpmMaterial, Shape, Transfer,
@@ -12,7 +12,7 @@ use diffsim_systems::mpm::{
 use diffsim_tasks::hand_flip::{ArmD0, Observe, Reward};
 use diffsim_tasks::{HandFlip, HandFlipConfig, Task};
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -155,24 +155,6 @@ fn random_slab(seed: u64) -> Slab {
         substeps: 2,
         seed,
     }
-}
-
-fn check_at(
-    sim: &Sim<f64>,
-    sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
-    s: &Columns<f64>,
-    rng: &mut Rng,
-    h: f64,
-) -> GradReport {
-    let c = rng.like(&sim.control);
-    let check = SystemCheck {
-        model: &sim.model,
-        state: s,
-        control: &c,
-        cx: StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 },
-        h,
-    };
-    check.run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The central difference agrees with the adjoint to 1e-4, or to rounding: the state holds

@@ -3,12 +3,12 @@
 //! and physical sanity (an elastic cube bounces and keeps its volume; pressed plasticine stays
 //! deformed).
 
-use diffsim_engine::{Cpu, EngineError, Real, Scene, Sim, SimFactory, StepCx};
+use diffsim_engine::{Cpu, EngineError, Real, Scene, Sim, SimFactory};
 use diffsim_systems::mpm::{
     self, Collider, ColliderDrive, ColliderIntegrate, Floor, Grid, Material, MpmMaterial, Shape, Transfer,
 };
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -137,25 +137,6 @@ fn random_state(sim: &Sim<f64>, rng: &mut Rng, amp: f64) -> diffsim_engine::Colu
         *x = 100.0 * rng.uniform(-1.0, 1.0);
     }
     s
-}
-
-/// `SystemCheck` at step `h` (directions drawn from `rng`).
-fn check_at(
-    sim: &Sim<f64>,
-    sys: &(impl diffsim_engine::System<f64> + diffsim_engine::System<diffsim_engine::Dual>),
-    s: &diffsim_engine::Columns<f64>,
-    rng: &mut Rng,
-    h: f64,
-) -> GradReport {
-    let c = rng.like(&sim.control);
-    let check = SystemCheck {
-        model: &sim.model,
-        state: s,
-        control: &c,
-        cx: StepCx { dt: sim.schedule.substep_dt(), step: 0, substep: 0 },
-        h,
-    };
-    check.run(sys, rng).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn check(
