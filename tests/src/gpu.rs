@@ -24,10 +24,25 @@ pub fn compare_exchange_gpu_or_skip(test: &str) -> Option<Arc<Gpu>> {
     Some(gpu)
 }
 
+/// Whether `DIFFSIM_REQUIRE_GPU=1`: a missing adapter fails a GPU test instead of skipping it.
+pub fn gpu_required() -> bool {
+    std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1")
+}
+
+/// For a test that runs `diffsim` with a GPU backend: true (after saying so) when the command
+/// failed only for want of an adapter and none is required, so the test should stop there.
+pub fn command_skips_without_adapter(test: &str, succeeded: bool, output: &str) -> bool {
+    let skip = !succeeded && output.contains("no wgpu adapter") && !gpu_required();
+    if skip {
+        eprintln!("SKIPPED {test}: no wgpu adapter: {output}");
+    }
+    skip
+}
+
 fn open_or_skip(test: &str, open: fn() -> Result<Gpu, EngineError>) -> Option<Arc<Gpu>> {
     match open() {
         Ok(g) => Some(Arc::new(g)),
-        Err(e) if std::env::var("DIFFSIM_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+        Err(e) if gpu_required() => {
             panic!("{test}: DIFFSIM_REQUIRE_GPU=1 but no GPU device: {e}")
         }
         Err(e) if e.to_string().contains("no wgpu adapter found") => {
@@ -141,6 +156,20 @@ pub struct Visit<'a> {
     pub run: &'a SystemRun,
 }
 
+/// Proptest's runner for `n` random cases of a GPU parity test, or `$DIFFSIM_PARITY_CASES` of
+/// them where that is set: a soak run. Each test draws few cases per run (lavapipe is slow) and
+/// new ones every run, so a case that fails once in thousands shows in CI only now and then;
+/// `DIFFSIM_PARITY_CASES=300` finds it on one machine in one go. No failure persistence: the
+/// failing seed is in the assertion's message, and `Cases::Seeds` replays it.
+pub fn case_runner(n: u32) -> proptest::test_runner::TestRunner {
+    use proptest::test_runner::{Config, TestRunner};
+    let cases = match std::env::var("DIFFSIM_PARITY_CASES") {
+        Ok(v) => v.parse().unwrap_or_else(|_| panic!("DIFFSIM_PARITY_CASES={v:?}: expected a case count")),
+        Err(_) => n,
+    };
+    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+}
+
 /// Which cases [`for_each_system`] draws.
 #[derive(Clone, Debug)]
 pub enum Cases {
@@ -226,8 +255,7 @@ pub fn for_each_system(
     };
     match cases {
         Cases::Random(n) => {
-            use proptest::test_runner::{Config, TestRunner};
-            let mut runner = TestRunner::new(Config { cases: n, failure_persistence: None, ..Config::default() });
+            let mut runner = case_runner(n);
             runner
                 .run(&proptest::num::u64::ANY, |seed| {
                     run_case(seed);

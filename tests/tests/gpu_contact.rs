@@ -28,7 +28,6 @@ use diffsim_tasks::torso::TorsoBelow;
 use diffsim_tasks::{AntRun, AntRunConfig};
 use diffsim_tests::Rng;
 use diffsim_tests::gpu::{self, gpu_or_skip};
-use proptest::test_runner::{Config, TestRunner};
 
 /// Tolerance of every column (relative, with values below `FLOOR` × the column's max |value|
 /// compared against that scale, `gpu::max_rel_err`).
@@ -169,7 +168,7 @@ fn kernels_match_cpu(
     let worst = std::cell::Cell::new([0.0f64; 2]);
     // Per active system: bodies pushed, bodies free, cases whose adjoint moved a pose adjoint.
     let counts = std::cell::RefCell::new(std::collections::BTreeMap::<String, [usize; 3]>::new());
-    let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+    let mut runner = gpu::case_runner(cases);
     runner
         .run(&proptest::num::u64::ANY, |seed| {
             let mut rng = Rng::new(seed);
@@ -344,7 +343,7 @@ fn gpu_hand_reorient_task_systems_match_cpu() {
     let model = sim.model.view_all();
     let (worst, flags) = (std::cell::Cell::new([0.0f64; 5]), std::cell::Cell::new([0usize; 2]));
     let resampled = std::cell::Cell::new(0usize);
-    let mut runner = TestRunner::new(Config { cases: 6, failure_persistence: None, ..Config::default() });
+    let mut runner = gpu::case_runner(6);
     runner
         .run(&proptest::num::u64::ANY, |seed| {
             let mut rng = Rng::new(seed);

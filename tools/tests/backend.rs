@@ -6,6 +6,8 @@
 
 use std::process::{Command, Output};
 
+use diffsim_tests::gpu::command_skips_without_adapter;
+
 /// Selects only a backend with no adapter on Linux, so `Gpu::new` fails as on a GPU-less machine.
 const NO_ADAPTER: (&str, &str) = ("WGPU_BACKEND", "dx12");
 
@@ -77,11 +79,7 @@ fn backend_auto_without_an_adapter_runs_on_the_cpu_and_says_why() {
 fn bench_backend_gpu_times_a_gpu_row() {
     let o = diffsim(&[&BENCH[..], &["--backend", "gpu", "--nan-check", "system"]].concat(), None);
     let (out, err) = text(&o);
-    if !o.status.success()
-        && err.contains("no wgpu adapter")
-        && std::env::var("DIFFSIM_REQUIRE_GPU").as_deref() != Ok("1")
-    {
-        eprintln!("SKIPPED: no wgpu adapter: {err}");
+    if command_skips_without_adapter("bench_backend_gpu_times_a_gpu_row", o.status.success(), &err) {
         return;
     }
     assert!(o.status.success(), "{out}{err}");

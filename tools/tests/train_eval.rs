@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use diffsim_tests::gpu::command_skips_without_adapter;
+
 fn diffsim(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_diffsim")).current_dir(dir).args(args).output().expect("runs diffsim")
 }
@@ -141,11 +143,7 @@ fn train_on_the_gpu_backend() {
     ];
     let o = diffsim(&dir, &args);
     let out = text(&o);
-    if !o.status.success()
-        && out.contains("no wgpu adapter")
-        && std::env::var("DIFFSIM_REQUIRE_GPU").as_deref() != Ok("1")
-    {
-        eprintln!("SKIPPED: no wgpu adapter: {out}");
+    if command_skips_without_adapter("train_on_the_gpu_backend", o.status.success(), &out) {
         return;
     }
     assert!(o.status.success(), "{out}");
