@@ -156,18 +156,12 @@ pub struct Visit<'a> {
     pub run: &'a SystemRun,
 }
 
-/// Proptest's runner for `n` random cases of a GPU parity test, or `$DIFFSIM_PARITY_CASES` of
-/// them where that is set: a soak run. Each test draws few cases per run (lavapipe is slow) and
-/// new ones every run, so a case that fails once in thousands shows in CI only now and then;
-/// `DIFFSIM_PARITY_CASES=300` finds it on one machine in one go. No failure persistence: the
-/// failing seed is in the assertion's message, and `Cases::Seeds` replays it.
+/// Proptest's runner for `n` random cases of a GPU parity test ([`crate::cases`]: times
+/// `$DIFFSIM_SOAK`), without failure persistence: the failing seed is in the assertion's
+/// message, and `Cases::Seeds` replays it.
 pub fn case_runner(n: u32) -> proptest::test_runner::TestRunner {
-    use proptest::test_runner::{Config, TestRunner};
-    let cases = match std::env::var("DIFFSIM_PARITY_CASES") {
-        Ok(v) => v.parse().unwrap_or_else(|_| panic!("DIFFSIM_PARITY_CASES={v:?}: expected a case count")),
-        Err(_) => n,
-    };
-    TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() })
+    let config = proptest::test_runner::Config { failure_persistence: None, ..crate::cases(n) };
+    proptest::test_runner::TestRunner::new(config)
 }
 
 /// Which cases [`for_each_system`] draws.

@@ -17,6 +17,18 @@ pub mod mpm_scene;
 use diffsim_engine::columns::dot;
 use diffsim_engine::{Access, Columns, Dual, EngineError, Model, Real, Sim, SimFactory, StepCx, System};
 
+/// The proptest config of a property test of `n` cases, times `$DIFFSIM_SOAK` where that is set:
+/// a soak run. Each run draws new random cases, so a case that fails once in thousands shows in
+/// CI only now and then; `DIFFSIM_SOAK=30 make test`-style runs find it on one machine in one go
+/// (the failing seed is printed, and proptest's regression files keep the CPU tests' ones).
+pub fn cases(n: u32) -> proptest::test_runner::Config {
+    let soak = match std::env::var("DIFFSIM_SOAK") {
+        Ok(v) => v.parse::<u32>().unwrap_or_else(|_| panic!("DIFFSIM_SOAK={v:?}: expected a whole number ≥ 1")),
+        Err(_) => 1,
+    };
+    proptest::test_runner::Config { cases: n * soak.max(1), ..proptest::test_runner::Config::default() }
+}
+
 /// A deterministic generator for test data (SplitMix64); proptest chooses the seed.
 #[derive(Clone, Debug)]
 pub struct Rng(u64);

@@ -10,7 +10,7 @@ use diffsim_systems::articulation::spatial::{dot6, mat6_vec};
 use diffsim_systems::articulation::{
     self, ClearForces, Contacts, ForwardKinematics, GroundContact, Integrate, JointForces, ShapeContact,
 };
-use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{Rng, RolloutCheck, SystemCheck, cases};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
 
@@ -235,7 +235,7 @@ fn random_point(rig: &Rig, rng: &mut Rng) -> (Sim<f64>, Columns<f64>, Columns<f6
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn articulation_systems_pass_dot_product_and_fd(seed in any::<u64>(), free in any::<bool>(), limits in any::<bool>(), ball in any::<bool>()) {
@@ -342,7 +342,7 @@ fn colliding_capsules_conserve_linear_momentum_and_bounce() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(cases(64))]
 
     #[test]
     fn shape_contact_passes_dot_product_and_fd(seed in any::<u64>()) {

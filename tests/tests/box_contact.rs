@@ -8,7 +8,7 @@ use diffsim_engine::components::{Body, Geometry, Gravity, Joint, JointKind, Shap
 use diffsim_engine::{Cpu, Scene, Sim, StepCx};
 use diffsim_systems::articulation::shape_contact::{ShapePairContact, WorldShape, pair_contacts};
 use diffsim_systems::articulation::{self, Contacts, JointForces, ShapeContact};
-use diffsim_tests::{GradReport, Rng, SystemCheck};
+use diffsim_tests::{GradReport, Rng, SystemCheck, cases};
 use glam::{Quat, Vec3};
 use proptest::prelude::*;
 
@@ -120,7 +120,7 @@ fn contacts(sim: &Sim<f64>) -> usize {
 type Check<'a> = dyn Fn(&SystemCheck, &mut Rng) -> Result<GradReport, String> + 'a;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(cases(24))]
 
     #[test]
     fn box_contacts_pass_dot_product_and_fd(seed in any::<u64>(), which in 0u32..4) {

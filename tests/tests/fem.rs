@@ -9,7 +9,7 @@ use diffsim_engine::{ColumnSpec, Columns, Cpu, Dual, EngineError, Real, Scene, S
 use diffsim_systems::fem::tetrahedra::tet_energy;
 use diffsim_systems::fem::{self, Activation, BoxWithLegs, FiberMuscles, TetMesh, Tetrahedra};
 use diffsim_systems::particles::GroundContact;
-use diffsim_tests::{GradReport, Rng, SystemCheck};
+use diffsim_tests::{GradReport, Rng, SystemCheck, cases};
 use glam::Vec3;
 use proptest::prelude::*;
 
@@ -116,7 +116,7 @@ fn check<S: System<f64> + System<Dual>>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(cases(64))]
 
     /// Moderate deformations (jitter 0.2 of a cell) and large ones (1.0, which inverts elements).
     #[test]
@@ -162,7 +162,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(cases(16))]
 
     /// The hand-written adjoint equals the recorded-replay (`Rev` tape) adjoint of the same forward.
     #[test]
@@ -400,7 +400,7 @@ fn small_jumper(num_envs: usize) -> SoftJumper {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(cases(64))]
 
     #[test]
     fn soft_jumper_systems_pass_dot_product_and_fd(seed in any::<u64>(), num_envs in 1usize..3) {

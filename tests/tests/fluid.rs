@@ -8,7 +8,7 @@ use diffsim_engine::{Cpu, EngineError, Real, Scene, Sim, SimFactory};
 use diffsim_systems::mpm::{self, Floor, Grid, Material, MpmMaterial, sand};
 use diffsim_tasks::fluid_move::{self, FluidMove, FluidMoveConfig, Observe, Reward};
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock, random_rotation, sand_case_strains};
-use diffsim_tests::{Rng, RolloutCheck, check_at};
+use diffsim_tests::{Rng, RolloutCheck, cases, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -28,7 +28,7 @@ fn small_fluid_move(num_envs: usize) -> FluidMove {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    #![proptest_config(cases(32))]
 
     /// Observation and reward at a random container pose and target (half the cases within the
     /// doubled-reward radius 0.02), with every third particle moved to within ±3e-5 of the
@@ -429,7 +429,7 @@ fn sand_layer_stays_at_rest() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+    #![proptest_config(cases(40))]
 
     /// `mpm.material` on sand: trial F = U diag(exp ε) Vᵀ (random rotations) with every
     /// particle in the chosen case of the return mapping (asserted), cohesion 0 or 0.05.

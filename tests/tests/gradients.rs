@@ -7,15 +7,11 @@ use diffsim_engine::{Columns, Cpu, Dual, Real, Sim, SimFactory, StepCx, System};
 use diffsim_systems::particles::{Actuation, ClearForces, Gravity, GroundContact, Integrate, Springs};
 use diffsim_tasks::chain_reach::{Observe, Reward};
 use diffsim_tasks::{ChainReach, ChainReachConfig};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck, cases};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
 const FD_TOL: f64 = 1e-4;
-
-fn cases() -> ProptestConfig {
-    ProptestConfig { cases: 256, ..ProptestConfig::default() }
-}
 
 /// A task whose steps are split across two threads however small they are.
 struct Threaded(ChainReach);
@@ -93,7 +89,7 @@ fn contact_margin(sim: &Sim<f64>, s: &Columns<f64>) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(cases())]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn particle_systems_pass_dot_product_and_fd(cfg in config(), seed in any::<u64>()) {
@@ -223,7 +219,7 @@ fn assert_same(name: &str, [hand, replay]: [(Columns<f64>, Columns<f64>); 2]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(cases(64))]
 
     /// The recorded-replay adjoint agrees with every hand-written one: it is a valid oracle and
     /// a valid adjoint for systems that do not have a hand-written one yet.

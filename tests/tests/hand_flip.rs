@@ -12,7 +12,7 @@ use diffsim_systems::mpm::{
 use diffsim_tasks::hand_flip::{ArmD0, Observe, Reward};
 use diffsim_tasks::{HandFlip, HandFlipConfig, Task};
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, check_at};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, cases, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -163,10 +163,6 @@ fn random_slab(seed: u64) -> Slab {
 /// the terms cancel to a small sum.
 fn fd_ok(r: &GradReport) -> bool {
     r.fd_err() < FD_TOL || (r.fd - r.adjoint).abs() < 1e-8 * r.scale
-}
-
-fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig { cases: n, ..ProptestConfig::default() }
 }
 
 /// A debug-sized HandFlip: 16³ grid, 2 × 60 particles, 4 substeps of 5e-4 s, the disc starting

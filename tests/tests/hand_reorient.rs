@@ -7,7 +7,7 @@
 use diffsim_engine::{Columns, EngineError, Real, Sim, SimFactory, StepCx, System};
 use diffsim_tasks::hand_reorient::{FALL_DISTANCE, HandLayout, Observe, ResampleGoal, Reward, Terminate};
 use diffsim_tasks::{HandReorient, HandReorientConfig, Task, VecEnv};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, SystemCheck, cases};
 use glam::{Quat, Vec3};
 use ndarray::Array2;
 use proptest::prelude::*;
@@ -90,7 +90,7 @@ fn random_state(layout: &HandLayout, sim: &Sim<f64>, rng: &mut Rng) -> (Columns<
 type Check<'a> = dyn Fn(&SystemCheck, &mut Rng) -> Result<GradReport, String> + 'a;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+    #![proptest_config(cases(16))]
 
     #[test]
     fn observe_reward_terminate_resample_pass_dot_product_and_fd(seed in any::<u64>()) {

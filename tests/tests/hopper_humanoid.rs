@@ -9,7 +9,7 @@ use diffsim_engine::{Columns, Sim, SimFactory, StepCx};
 use diffsim_tasks::hopper::{self, Hopper, HopperConfig};
 use diffsim_tasks::humanoid::{self, Humanoid, HumanoidConfig};
 use diffsim_tasks::{Task, VecEnv};
-use diffsim_tests::{Rng, RolloutCheck, SystemCheck};
+use diffsim_tests::{Rng, RolloutCheck, SystemCheck, cases};
 use ndarray::Array2;
 use proptest::prelude::*;
 
@@ -59,7 +59,7 @@ fn random_point<F: SimFactory>(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+    #![proptest_config(cases(8))]
 
     #[test]
     fn hopper_observe_and_reward_pass_dot_product_and_fd(seed in any::<u64>()) {

@@ -8,7 +8,7 @@ use diffsim_systems::mpm::{
     self, Collider, ColliderDrive, ColliderIntegrate, Floor, Grid, Material, MpmMaterial, Shape, Transfer,
 };
 use diffsim_tests::mpm_scene::{Jitter, ParticleBlock};
-use diffsim_tests::{GradReport, Rng, RolloutCheck, check_at};
+use diffsim_tests::{GradReport, Rng, RolloutCheck, cases, check_at};
 use proptest::prelude::*;
 
 const DUAL_TOL: f64 = 1e-10;
@@ -172,10 +172,6 @@ fn smaller_step(
         }
     }
     None
-}
-
-fn cases(n: u32) -> ProptestConfig {
-    ProptestConfig { cases: n, ..ProptestConfig::default() }
 }
 
 proptest! {

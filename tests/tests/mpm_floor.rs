@@ -6,7 +6,7 @@
 
 use diffsim_engine::{Cpu, Real, Scene, Sim, StepCx};
 use diffsim_systems::mpm::{self, Floor, Grid, MpmMaterial, MpmParticle, Transfer};
-use diffsim_tests::{Rng, SystemCheck};
+use diffsim_tests::{Rng, SystemCheck, cases};
 use glam::Vec3;
 use proptest::prelude::*;
 
@@ -53,7 +53,7 @@ fn scale(gf: f64, v: [f64; 3]) -> f64 {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(cases(24))]
 
     /// `mpm.transfer` with a friction floor: both branches occur (asserted on the node velocities
     /// the clusters give, ≥ 0.1 away from the switch s = 0 so that no step of the check crosses
