@@ -269,6 +269,71 @@ pub fn for_each_system(
     worst
 }
 
+/// What [`within_f32_rounding`] measured.
+#[derive(Clone, Debug, Default)]
+pub struct F32Rounding {
+    /// GPU against the CPU's f32 path over the first `first` steps (obs and rewards).
+    pub first: f64,
+    /// The running maxima at the last step, GPU / CPU f32, each against the f64 rollout:
+    /// [obs, rewards].
+    pub gpu_f64: [f64; 2],
+    pub cpu_f64: [f64; 2],
+    /// The largest ratio GPU / (CPU f32 + 1e-4) of the running maxima over the steps.
+    pub ratio: f64,
+}
+
+/// A long forward rollout of a task beyond what f32 can follow (contacts that amplify any
+/// perturbation), each side against the f64 CPU rollout: `g`, `cpu` and `exact` step through
+/// `actions`; at every step t the GPU's worst distance from f64 over steps ≤ t (obs and rewards,
+/// [`max_rel_err`] floored at 1e-3) must be at most 10 × the CPU f32 path's + 1e-4, and over
+/// the first `first` steps the GPU must match the CPU within `first_tol`. A kernel error (a
+/// wrong term, O(1e-2) or more in one step) shows in the first steps, where the CPU's f32 path
+/// is still within ~1e-4 of f64.
+pub fn within_f32_rounding(
+    test: &str,
+    g: &mut GpuSim,
+    cpu: &mut Sim<f32>,
+    exact: &mut Sim<f64>,
+    actions: &[Vec<f32>],
+    first: usize,
+    first_tol: f64,
+) -> F32Rounding {
+    let st = steps(g, cpu, Some(exact), actions).unwrap();
+    let mut m = F32Rounding::default();
+    for t in 0..actions.len() {
+        let sides = [(&st.obs[t], &st.exact_obs[t]), (&st.reward[t], &st.exact_reward[t])];
+        for (k, ([gv, cv], x)) in sides.into_iter().enumerate() {
+            m.gpu_f64[k] = m.gpu_f64[k].max(max_rel_err(gv, x, 1e-3));
+            m.cpu_f64[k] = m.cpu_f64[k].max(max_rel_err(cv, x, 1e-3));
+            assert!(
+                m.gpu_f64[k] <= 10.0 * m.cpu_f64[k] + 1e-4,
+                "{test}: step {t}: the GPU's {} are {:e} from f64, the CPU f32 path's {:e}",
+                ["obs", "rewards"][k],
+                m.gpu_f64[k],
+                m.cpu_f64[k]
+            );
+            m.ratio = m.ratio.max(m.gpu_f64[k] / (m.cpu_f64[k] + 1e-4));
+            if t < first {
+                m.first = m.first.max(max_rel_err(gv, cv, 1e-3));
+            }
+        }
+    }
+    assert!(m.first <= first_tol, "{test}: the first {first} steps, GPU vs CPU: {:e} > {first_tol:e}", m.first);
+    eprintln!(
+        "{test}: ({} steps, {} envs) first {first} steps GPU vs CPU {:e}; from f64, GPU / CPU f32: obs {:e} / {:e}, \
+         rewards {:e} / {:e}; largest ratio of running maxima (with 1e-4) {:.2}",
+        actions.len(),
+        cpu.num_envs(),
+        m.first,
+        m.gpu_f64[0],
+        m.cpu_f64[0],
+        m.gpu_f64[1],
+        m.cpu_f64[1],
+        m.ratio
+    );
+    m
+}
+
 /// The per-step records of [`steps`]: `obs` and `reward` after each step.
 pub struct Steps {
     /// `[gpu, cpu]` of each step.

@@ -44,7 +44,13 @@ fn hand_cube_contacts(sim: &diffsim_engine::Sim<f32>, state: &Columns<f32>, pair
 /// rates jump 1e-2 away from both f32 paths', which still agree to 2e-5), and from step 18 on
 /// the two f32 paths part too (4e-3 in the obs, 0.2 by step 26): the box contact's force jumps where
 /// a capsule core enters the cube or a box sample crosses a face (`shape_contact.rs`,
-/// Limitations), so last-bit differences decide which side of a jump a step lands on.
+/// Limitations), so last-bit differences decide which side of a jump a step lands on. Measured
+/// over seeds 1–8 at 32 steps: GPU vs CPU f32, obs up to 3.5 and ∂L/∂act up to 6.8; against the
+/// f64 rollout the CPU's own f32 ∂L/∂act is 0.22 to 1066 off (so this task's 32-step gradient is
+/// rounding, not signal, in f32). Holding the GPU's 32-step forward to 10 × the CPU f32 path's
+/// distance from f64 (as Humanoid's is, `gpu_tasks_dflex.rs`) is a coin toss here: it held for
+/// seeds 1–8 (ratio ≤ 6.8) and failed seed 9 at step 18, where the GPU landed on the far side of
+/// a jump (0.17 from f64) and the CPU on the near side (7e-4).
 const OBS_TOL: f64 = 2e-3;
 const GRAD_TOL: f64 = 5e-3;
 

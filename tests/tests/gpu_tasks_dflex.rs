@@ -300,30 +300,5 @@ fn gpu_humanoid_32_steps_stay_within_f32_rounding() {
     let readback = vec!["obs".to_string(), "reward".to_string()];
     let mut g = GpuSim::new(gpu, &cpu, GpuOptions { scatter: Scatter::Deterministic, readback }).unwrap();
     let actions = gpu::random_actions(&mut Rng::new(11), h, 21 * n);
-    let st = gpu::steps(&mut g, &mut cpu, Some(&mut exact), &actions).unwrap();
-    let (mut gpu_f64, mut cpu_f64, mut ratio, mut first8) = ([0.0f64; 2], [0.0f64; 2], 0.0f64, 0.0f64);
-    for t in 0..h {
-        let sides = [(&st.obs[t], &st.exact_obs[t]), (&st.reward[t], &st.exact_reward[t])];
-        for (k, ([gv, cv], x)) in sides.into_iter().enumerate() {
-            gpu_f64[k] = gpu_f64[k].max(gpu::max_rel_err(gv, x, 1e-3));
-            cpu_f64[k] = cpu_f64[k].max(gpu::max_rel_err(cv, x, 1e-3));
-            assert!(
-                gpu_f64[k] <= 10.0 * cpu_f64[k] + 1e-4,
-                "step {t}: the GPU's {} are {:e} from f64, the CPU f32 path's {:e}",
-                ["obs", "rewards"][k],
-                gpu_f64[k],
-                cpu_f64[k]
-            );
-            ratio = ratio.max(gpu_f64[k] / (cpu_f64[k] + 1e-4));
-            if t < 8 {
-                first8 = first8.max(gpu::max_rel_err(gv, cv, 1e-3));
-            }
-        }
-    }
-    assert!(first8 <= HUMANOID_OBS_TOL, "the first 8 steps, GPU vs CPU: {first8:e}");
-    eprintln!(
-        "{test}: ({h} steps, {n} envs) first 8 steps GPU vs CPU {first8:e}; over 32 steps from f64, GPU / CPU f32: \
-         obs {:e} / {:e}, rewards {:e} / {:e}; largest ratio of running maxima (with 1e-4) {ratio:.2}",
-        gpu_f64[0], cpu_f64[0], gpu_f64[1], cpu_f64[1]
-    );
+    gpu::within_f32_rounding(test, &mut g, &mut cpu, &mut exact, &actions, 8, HUMANOID_OBS_TOL);
 }
