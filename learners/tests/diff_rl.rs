@@ -214,8 +214,12 @@ proptest::proptest! {
             .expect("three learners");
         let (exact, _, fd, spread) = gradient_check_seeded::<f32>(cfg, s, Kind::Float, EPS);
         // 2% relative, plus the noise floor of the extrapolated difference: the rollout loss is
-        // f32 (≈1e-6 of rounding over 10 steps), over 2ε = 4e-3 and × 4/3 → ≈3e-4 absolute.
-        let tol = 0.02 * fd.abs() + 3e-4;
+        // f32 (a few 1e-6 of rounding over 10 steps), over 2ε = 4e-3 and × 4/3 (Richardson):
+        // ~1e-3 absolute. Measured off kinks (s = 9352, 399, 1234, 77 at seven ε from 1e-3 to
+        // 6e-3): the differences scatter by up to 6.4e-4 around the bridge, with no trend in ε;
+        // s = 9352 (SHAC, |fd| ≈ 0.008) at ε = 2e-3 was 5.7e-4 off against the 3e-4 floor this
+        // had before. The f64 test below holds the bridge to 1e-6.
+        let tol = 0.02 * fd.abs() + 1e-3;
         // Differences that change with ε by more than the tolerance straddle a kink (the cart's
         // position limit; e.g. s = 8752, where ε = 2e-4 instead agrees to 4e-4): no derivative to
         // compare with there.
