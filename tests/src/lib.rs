@@ -351,6 +351,20 @@ mod tests {
         assert!(bad.dual_err() > 1e-3 && bad.fd_err() > 1e-3, "{bad:?}");
     }
 
+    /// The central difference's rounding allowance only forgives its own size: a difference of
+    /// many noise units still reads as an error, and the dot-product test forgives nothing.
+    #[test]
+    fn fd_noise_forgives_only_rounding() {
+        let r = GradReport { adjoint: 1.0, dual: 1.0, fd: 1.0 + 5.0 * 1e-6, scale: 1.0, fd_noise: 1e-6 };
+        assert_eq!(r.fd_err(), 0.0, "{r:?}");
+        let r = GradReport { fd: 1.0 + 1e-3, ..r };
+        assert!((r.fd_err() - (1e-3 - FD_NOISE_ULPS * 1e-6) / (1.0 + 1e-3)).abs() < 1e-12, "{r:?}");
+        let r = GradReport { dual: 1.0 + 5.0 * 1e-6, ..r };
+        assert!(r.dual_err() > 4e-6, "{r:?}");
+        let good = check(&Square { k: 2.0, sneaky: false }).unwrap();
+        assert!(good.fd_noise > 0.0 && FD_NOISE_ULPS * good.fd_noise < 1e-6 * good.adjoint.abs(), "{good:?}");
+    }
+
     #[test]
     fn an_undeclared_write_is_named() {
         let err = check(&Square { k: 2.0, sneaky: true }).unwrap_err();
