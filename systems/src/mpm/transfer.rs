@@ -936,6 +936,11 @@ impl Transfer {
 mod tests {
     use super::*;
 
+    /// A single-threaded transfer on a `res`³ grid without gravity or a collider.
+    fn bare(res: usize, bound: usize, floor: Floor) -> Transfer {
+        Transfer { grid: Grid { res, bound, gravity: [0.0; 3], floor }, collider: None, threads: 1 }
+    }
+
     /// The floor's friction law at one floor node (`node_op` without a collider, then
     /// `node_op_adjoint`): the adjoint against dual tangents and central differences in f64, on
     /// random velocities in the friction branch (s > 0), on the clamp (s = 0), above the floor
@@ -945,11 +950,7 @@ mod tests {
     fn floor_friction_adjoint_matches_duals_and_differences() {
         use diffsim_engine::Dual;
         let gf = 3.0;
-        let t = Transfer {
-            grid: Grid { res: 16, bound: 3, gravity: [0.0; 3], floor: Floor::Friction(gf) },
-            collider: None,
-            threads: 1,
-        };
+        let t = bare(16, 3, Floor::Friction(gf));
         let mut seed = 99u64;
         let mut u = || {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
@@ -1026,11 +1027,7 @@ mod tests {
     /// stencil's, and P2G indexed past the region), and P2G over them runs and conserves mass.
     #[test]
     fn region_holds_the_stencils_of_particles_at_rounding_edges() {
-        let t = Transfer {
-            grid: Grid { res: 48, bound: 3, gravity: [0.0; 3], floor: Floor::Slip },
-            collider: None,
-            threads: 1,
-        };
+        let t = bare(48, 3, Floor::Slip);
         let edges = rounding_edges(48);
         assert!(edges.len() >= 10, "only {} edge coordinates found", edges.len());
         for (i, &e) in edges.iter().enumerate() {
@@ -1060,11 +1057,7 @@ mod tests {
     /// rounding) and momentum up to the affine term, whose stencil moments vanish.
     #[test]
     fn p2g_conserves_mass_and_momentum() {
-        let t = Transfer {
-            grid: Grid { res: 16, bound: 2, gravity: [0.0; 3], floor: Floor::Slip },
-            collider: None,
-            threads: 1,
-        };
+        let t = bare(16, 2, Floor::Slip);
         let mut s = 12345u64;
         let mut u = || {
             s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
